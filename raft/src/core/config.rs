@@ -1,0 +1,157 @@
+//! Protocol configuration and its validation.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Timing and flow-control settings of one node. Build one with [`Config::default`] and
+/// adjust fields, then [`Config::validate`] (the core validates on construction too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Lower bound of the randomized election timeout (§5.2). Default 150 ms.
+    pub election_timeout_min: Duration,
+    /// Exclusive upper bound of the randomized election timeout. Default 300 ms.
+    pub election_timeout_max: Duration,
+    /// How often a leader sends heartbeats. Must be at most half of
+    /// `election_timeout_min`, so that one lost heartbeat does not start an election.
+    /// Default 50 ms.
+    pub heartbeat_interval: Duration,
+    /// Ask "could I win?" before raising the term (Pre-Vote), so that a node that was cut
+    /// off cannot disrupt a stable leader when it returns. Default on.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a majority within an election timeout steps
+    /// down, and a follower that heard from a live leader within the minimum election
+    /// timeout refuses to vote for anyone else. Default on.
+    pub check_quorum: bool,
+    /// Most entries carried by one AppendEntries. Default 1024.
+    pub max_append_entries: usize,
+    /// Most payload bytes carried by one AppendEntries (a single larger entry is still
+    /// sent, alone). Default 1 MiB.
+    pub max_append_bytes: usize,
+    /// Most AppendEntries in flight to one follower before the leader waits for a reply.
+    /// Default 64.
+    pub max_inflight_appends: usize,
+    /// Most payload bytes in flight to one follower. Default 16 MiB.
+    pub max_inflight_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            heartbeat_interval: Duration::from_millis(50),
+            pre_vote: true,
+            check_quorum: true,
+            max_append_entries: 1024,
+            max_append_bytes: 1 << 20,
+            max_inflight_appends: 64,
+            max_inflight_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    /// The election timeout range is empty or starts at zero.
+    #[error("election timeout range {min:?}..{max:?} is empty: need 0 < min < max")]
+    EmptyElectionRange {
+        /// The configured minimum.
+        min: Duration,
+        /// The configured maximum.
+        max: Duration,
+    },
+    /// The heartbeat interval is zero or not well below the minimum election timeout.
+    #[error(
+        "heartbeat interval {heartbeat:?} must be non-zero and at most half of the minimum election timeout {min:?}"
+    )]
+    HeartbeatTooSlow {
+        /// The configured heartbeat interval.
+        heartbeat: Duration,
+        /// The configured minimum election timeout.
+        min: Duration,
+    },
+    /// A count or byte limit is zero.
+    #[error("limit `{name}` must be positive")]
+    ZeroLimit {
+        /// Name of the field.
+        name: &'static str,
+    },
+}
+
+impl Config {
+    /// Checks the invariants listed on each field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let (min, max) = (self.election_timeout_min, self.election_timeout_max);
+        if min.is_zero() || min >= max {
+            return Err(ConfigError::EmptyElectionRange { min, max });
+        }
+        let hb = self.heartbeat_interval;
+        if hb.is_zero() || hb * 2 > min {
+            return Err(ConfigError::HeartbeatTooSlow { heartbeat: hb, min });
+        }
+        for (name, v) in [
+            ("max_append_entries", self.max_append_entries),
+            ("max_append_bytes", self.max_append_bytes),
+            ("max_inflight_appends", self.max_inflight_appends),
+            ("max_inflight_bytes", self.max_inflight_bytes),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::ZeroLimit { name });
+            }
+        }
+        Ok(())
+    }
+
+    /// A configuration with the given election range and a heartbeat of a quarter of
+    /// its minimum, other fields at their defaults. Handy for tests and benches.
+    pub fn with_election_range(min: Duration, max: Duration) -> Self {
+        Self {
+            election_timeout_min: min,
+            election_timeout_max: max,
+            heartbeat_interval: min / 4,
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_ranges_and_limits() {
+        let mut c = Config {
+            election_timeout_max: Duration::from_millis(150),
+            ..Config::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::EmptyElectionRange { .. })
+        ));
+        c = Config {
+            heartbeat_interval: Duration::from_millis(100),
+            ..Config::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::HeartbeatTooSlow { .. })
+        ));
+        c = Config {
+            max_inflight_appends: 0,
+            ..Config::default()
+        };
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::ZeroLimit {
+                name: "max_inflight_appends"
+            })
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Leader election (§5.2, §5.4.1), Pre-Vote and the CheckQuorum lease.
+
+use std::time::Duration;
+
+use super::message::{AppendReply, AppendResult, ConflictHint, Message, VoteReply, VoteRequest};
+use super::output::{Event, VoteRefusal};
+use super::progress::Progress;
+use super::types::{NodeId, Payload, Role, Term};
+use super::RaftCore;
+
+impl RaftCore {
+    /// CheckQuorum's lease: a leader, or a follower that heard from its leader within the
+    /// minimum election timeout, refuses to help anyone else win an election.
+    pub(super) fn in_lease(&self) -> bool {
+        if !self.config.check_quorum {
+            return false;
+        }
+        match (self.role, self.leader, self.leader_contact) {
+            (Role::Leader, _, _) => true,
+            (_, Some(_), Some(at)) => self.now < at + self.config.election_timeout_min,
+            _ => false,
+        }
+    }
+
+    /// Does a majority, this node included, count as heard from within the minimum
+    /// election timeout?
+    pub(super) fn quorum_active(&self) -> bool {
+        let window = self.config.election_timeout_min;
+        let heard = self
+            .progress
+            .values()
+            .filter(|p| self.now.saturating_sub(p.last_heard) < window)
+            .count();
+        heard + 1 >= self.quorum()
+    }
+
+    /// The election timer fired with Pre-Vote on: ask whether we could win in the next
+    /// term, without raising our own.
+    pub(super) fn start_pre_vote(&mut self) {
+        let term = self.term() + 1;
+        tracing::debug!(node = self.id, term, "election timeout, starting pre-vote");
+        if self.leader.is_some() {
+            self.set_leader(None);
+        }
+        self.set_role(Role::PreCandidate);
+        self.granted.clear();
+        self.refused.clear();
+        self.granted.insert(self.id);
+        self.reset_election_timer();
+        self.events.push(Event::ElectionStarted {
+            term,
+            pre_vote: true,
+        });
+        let req = VoteRequest {
+            term,
+            last_log: self.log.last_id(),
+        };
+        for peer in self.peers().collect::<Vec<_>>() {
+            self.send(peer, Message::PreVote(req.clone()));
+        }
+        if self.granted.len() >= self.quorum() {
+            self.start_election();
+        }
+    }
+
+    /// Becomes a candidate (§5.2): new term, vote for self, ask every peer in parallel.
+    /// The requests leave only once the new term and vote are durable.
+    pub(super) fn start_election(&mut self) {
+        let term = self.term() + 1;
+        tracing::debug!(node = self.id, term, "starting election");
+        self.hard.current_term = term;
+        self.hard.voted_for = Some(self.id);
+        self.leader_contact = None;
+        self.events.push(Event::TermChanged { term });
+        self.set_leader(None);
+        self.set_role(Role::Candidate);
+        self.granted.clear();
+        self.refused.clear();
+        self.granted.insert(self.id);
+        self.reset_election_timer();
+        self.events.push(Event::ElectionStarted {
+            term,
+            pre_vote: false,
+        });
+        let req = VoteRequest {
+            term,
+            last_log: self.log.last_id(),
+        };
+        for peer in self.peers().collect::<Vec<_>>() {
+            self.send_after_persist(peer, Message::RequestVote(req.clone()));
+        }
+        if self.granted.len() >= self.quorum() {
+            self.become_leader();
+        }
+    }
+
+    fn become_leader(&mut self) {
+        tracing::info!(node = self.id, term = self.term(), "became leader");
+        self.set_role(Role::Leader);
+        self.set_leader(Some(self.id));
+        self.became_leader_at = self.now;
+        self.granted.clear();
+        self.refused.clear();
+        let next = self.log.last_index() + 1;
+        let now = self.now;
+        self.progress = self
+            .peers()
+            .map(|p| (p, Progress::new(next, now)))
+            .collect();
+        self.heartbeat_deadline = now + self.config.heartbeat_interval;
+        self.election_deadline = Duration::MAX;
+        // §8: a no-op of the new term lets earlier entries commit without a client.
+        self.append_local(Payload::Noop);
+        self.maybe_commit();
+    }
+
+    pub(super) fn handle_vote_request(&mut self, from: NodeId, req: VoteRequest, pre_vote: bool) {
+        let ours = self.log.last_id();
+        let up_to_date = req.last_log.is_at_least_as_up_to_date_as(&ours);
+        let refusal = if pre_vote {
+            if req.term <= self.term() {
+                Some(VoteRefusal::StaleTerm)
+            } else if self.in_lease() {
+                Some(VoteRefusal::LeaderLease {
+                    leader: self.leader.unwrap_or(self.id),
+                })
+            } else if !up_to_date {
+                Some(VoteRefusal::LogNotUpToDate {
+                    ours,
+                    theirs: req.last_log,
+                })
+            } else {
+                None
+            }
+        } else {
+            match (self.hard.voted_for, self.leader) {
+                (Some(v), _) if v != from => Some(VoteRefusal::AlreadyVoted { voted_for: v }),
+                (None, Some(leader)) => Some(VoteRefusal::HasLeader { leader }),
+                _ if !up_to_date => Some(VoteRefusal::LogNotUpToDate {
+                    ours,
+                    theirs: req.last_log,
+                }),
+                _ => None,
+            }
+        };
+        if let Some(reason) = refusal {
+            self.refuse_vote(from, req.term, pre_vote, reason);
+            return;
+        }
+        self.events.push(Event::VoteGranted {
+            candidate: from,
+            term: req.term,
+            pre_vote,
+        });
+        if pre_vote {
+            let reply = VoteReply {
+                term: req.term,
+                granted: true,
+            };
+            self.send(from, Message::PreVoteReply(reply));
+        } else {
+            tracing::debug!(
+                node = self.id,
+                term = self.term(),
+                candidate = from,
+                "granting vote"
+            );
+            self.hard.voted_for = Some(from);
+            self.reset_election_timer();
+            let reply = VoteReply {
+                term: self.term(),
+                granted: true,
+            };
+            // The vote must be durable before the candidate can count it.
+            self.send_after_persist(from, Message::RequestVoteReply(reply));
+        }
+    }
+
+    pub(super) fn refuse_vote(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        pre_vote: bool,
+        reason: VoteRefusal,
+    ) {
+        tracing::debug!(
+            node = self.id,
+            term,
+            candidate = from,
+            pre_vote,
+            ?reason,
+            "refusing vote"
+        );
+        self.events.push(Event::VoteRefused {
+            candidate: from,
+            term,
+            pre_vote,
+            reason,
+        });
+        let reply = VoteReply {
+            term: self.term(),
+            granted: false,
+        };
+        let message = if pre_vote {
+            Message::PreVoteReply(reply)
+        } else {
+            Message::RequestVoteReply(reply)
+        };
+        self.send(from, message);
+    }
+
+    pub(super) fn handle_vote_reply(&mut self, from: NodeId, rep: VoteReply, pre_vote: bool) {
+        let current = if pre_vote {
+            self.role == Role::PreCandidate && (!rep.granted || rep.term == self.term() + 1)
+        } else {
+            self.role == Role::Candidate && rep.term == self.term()
+        };
+        if !current {
+            return;
+        }
+        if rep.granted {
+            self.granted.insert(from);
+        } else {
+            self.refused.insert(from);
+        }
+        if self.granted.len() >= self.quorum() {
+            if pre_vote {
+                self.start_election();
+            } else {
+                self.become_leader();
+            }
+        } else if self.refused.len() > self.members.len() - self.quorum() {
+            // A majority said no: this round is lost. Wait for the next timeout.
+            self.become_follower(self.term(), None);
+        }
+    }
+
+    /// Answers a message from a lower term so that its sender learns the current term.
+    pub(super) fn reply_stale(&mut self, from: NodeId, message: &Message) {
+        match message {
+            Message::AppendEntries(req) => {
+                let reply = AppendReply {
+                    term: self.term(),
+                    result: AppendResult::Conflict {
+                        rejected: req.prev_log.index,
+                        hint: ConflictHint {
+                            term: None,
+                            index: self.log.last_index() + 1,
+                        },
+                    },
+                };
+                self.send(from, Message::AppendEntriesReply(reply));
+            }
+            Message::RequestVote(req) => {
+                self.refuse_vote(from, req.term, false, VoteRefusal::StaleTerm)
+            }
+            Message::PreVote(req) => self.refuse_vote(from, req.term, true, VoteRefusal::StaleTerm),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The core's in-memory view of the log: every entry after the compacted prefix, whether
+//! or not it is durable yet.
+
+use super::types::{Entry, LogId, LogIndex, Term};
+
+/// The log as the core sees it. Entries are contiguous from `prefix.index + 1`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RaftLog {
+    /// Last id of the compacted prefix: entries up to it are gone from memory and are
+    /// known to be committed.
+    prefix: LogId,
+    entries: Vec<Entry>,
+}
+
+impl RaftLog {
+    /// A log holding `entries`, which must follow `prefix` contiguously.
+    pub(crate) fn new(prefix: LogId, entries: Vec<Entry>) -> Self {
+        debug_assert!(entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.index == prefix.index + 1 + i as u64));
+        Self { prefix, entries }
+    }
+
+    pub(crate) fn prefix(&self) -> LogId {
+        self.prefix
+    }
+
+    pub(crate) fn last_id(&self) -> LogId {
+        self.entries.last().map_or(self.prefix, Entry::log_id)
+    }
+
+    pub(crate) fn last_index(&self) -> LogIndex {
+        self.prefix.index + self.entries.len() as u64
+    }
+
+    /// The term of the entry at `index`, `None` when the index is past the end or inside
+    /// the compacted prefix (other than its last position).
+    pub(crate) fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.prefix.index {
+            return Some(self.prefix.term);
+        }
+        self.get(index).map(|e| e.term)
+    }
+
+    pub(crate) fn get(&self, index: LogIndex) -> Option<&Entry> {
+        if index <= self.prefix.index {
+            return None;
+        }
+        self.entries.get((index - self.prefix.index - 1) as usize)
+    }
+
+    /// Clones entries `from..=to`, stopping early at `max_count` entries or once
+    /// `max_bytes` is exceeded (one entry is always taken when the range is not empty).
+    pub(crate) fn slice(
+        &self,
+        from: LogIndex,
+        to: LogIndex,
+        max_count: usize,
+        max_bytes: usize,
+    ) -> Vec<Entry> {
+        let mut out = Vec::new();
+        if from <= self.prefix.index || from > to {
+            return out;
+        }
+        let mut bytes = 0usize;
+        let start = (from - self.prefix.index - 1) as usize;
+        let end = ((to - self.prefix.index) as usize).min(self.entries.len());
+        for e in self.entries.get(start..end).unwrap_or(&[]) {
+            let size = e.size_hint();
+            if !out.is_empty() && (out.len() >= max_count || bytes + size > max_bytes) {
+                break;
+            }
+            bytes += size;
+            out.push(e.clone());
+        }
+        out
+    }
+
+    /// Entries `from..=to` by reference.
+    pub(crate) fn range(&self, from: LogIndex, to: LogIndex) -> &[Entry] {
+        if from > to || from <= self.prefix.index {
+            return &[];
+        }
+        let start = (from - self.prefix.index - 1) as usize;
+        let end = ((to - self.prefix.index) as usize).min(self.entries.len());
+        self.entries.get(start..end).unwrap_or(&[])
+    }
+
+    pub(crate) fn push(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.index, self.last_index() + 1);
+        self.entries.push(entry);
+    }
+
+    /// Removes every entry at or after `index`.
+    pub(crate) fn truncate_from(&mut self, index: LogIndex) {
+        debug_assert!(index > self.prefix.index);
+        self.entries
+            .truncate(index.saturating_sub(self.prefix.index + 1) as usize);
+    }
+
+    /// The first index of the run of `term` that contains `index` (walking back).
+    pub(crate) fn first_index_of_term_run(&self, index: LogIndex, term: Term) -> LogIndex {
+        let mut i = index;
+        while i > self.prefix.index + 1 && self.term_at(i - 1) == Some(term) {
+            i -= 1;
+        }
+        i
+    }
+
+    /// The last index holding an entry of `term`, if the log holds any.
+    pub(crate) fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
+        // Terms are non-decreasing along the log: binary search for the last entry with
+        // a term <= `term`, then check it.
+        let pos = self.entries.partition_point(|e| e.term <= term);
+        if pos == 0 {
+            return (self.prefix.term == term && self.prefix.index > 0)
+                .then_some(self.prefix.index);
+        }
+        let e = &self.entries[pos - 1];
+        (e.term == term).then_some(e.index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::types::Payload;
+
+    fn log_of(terms: &[Term]) -> RaftLog {
+        let entries = terms
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| Entry {
+                term: t,
+                index: i as u64 + 1,
+                payload: Payload::Noop,
+            })
+            .collect();
+        RaftLog::new(LogId::default(), entries)
+    }
+
+    #[test]
+    fn terms_and_runs() {
+        let log = log_of(&[1, 1, 2, 2, 2, 4]);
+        assert_eq!(log.last_id(), LogId::new(4, 6));
+        assert_eq!(log.term_at(0), Some(0));
+        assert_eq!(log.term_at(7), None);
+        assert_eq!(log.first_index_of_term_run(5, 2), 3);
+        assert_eq!(log.last_index_of_term(2), Some(5));
+        assert_eq!(log.last_index_of_term(3), None);
+        assert_eq!(log.slice(2, 6, 2, usize::MAX).len(), 2);
+    }
+
+    #[test]
+    fn truncate_and_prefix() {
+        let mut log = log_of(&[1, 1, 2, 2]);
+        log.truncate_from(3);
+        assert_eq!(log.last_id(), LogId::new(1, 2));
+        let log = RaftLog::new(LogId::new(1, 1), log.range(2, 2).to_vec());
+        assert_eq!(log.prefix(), LogId::new(1, 1));
+        assert_eq!(log.term_at(1), Some(1));
+        assert_eq!(log.term_at(2), Some(1));
+        assert!(log.get(1).is_none());
+        assert_eq!(log.range(2, 2).len(), 1);
+    }
+}

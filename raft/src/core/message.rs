@@ -1,0 +1,141 @@
+//! The RPCs nodes exchange (Figure 2), plus Pre-Vote. Every message carries the sender's
+//! term; the envelope carries the sender and the recipient.
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{Entry, LogId, LogIndex, NodeId, Term};
+
+/// A message addressed from one node to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The sending node.
+    pub from: NodeId,
+    /// The node the message is for.
+    pub to: NodeId,
+    /// The RPC itself.
+    pub message: Message,
+}
+
+/// One Raft RPC or RPC reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// A candidate asks for a vote (§5.2).
+    RequestVote(VoteRequest),
+    /// A voter answers a [`Message::RequestVote`].
+    RequestVoteReply(VoteReply),
+    /// A would-be candidate asks whether it could win, without raising any term.
+    PreVote(VoteRequest),
+    /// A voter answers a [`Message::PreVote`].
+    PreVoteReply(VoteReply),
+    /// The leader replicates entries; with no entries it is a heartbeat (§5.3).
+    AppendEntries(AppendRequest),
+    /// A follower answers an [`Message::AppendEntries`].
+    AppendEntriesReply(AppendReply),
+}
+
+impl Message {
+    /// The term the message carries.
+    pub fn term(&self) -> Term {
+        match self {
+            Message::RequestVote(m) | Message::PreVote(m) => m.term,
+            Message::RequestVoteReply(m) | Message::PreVoteReply(m) => m.term,
+            Message::AppendEntries(m) => m.term,
+            Message::AppendEntriesReply(m) => m.term,
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::RequestVote(_) => "RequestVote",
+            Message::RequestVoteReply(_) => "RequestVoteReply",
+            Message::PreVote(_) => "PreVote",
+            Message::PreVoteReply(_) => "PreVoteReply",
+            Message::AppendEntries(_) => "AppendEntries",
+            Message::AppendEntriesReply(_) => "AppendEntriesReply",
+        }
+    }
+
+    /// True for the small, latency-critical messages (votes, replies, heartbeats) that a
+    /// transport should never queue behind a large AppendEntries.
+    pub fn is_urgent(&self) -> bool {
+        match self {
+            Message::AppendEntries(m) => m.entries.is_empty(),
+            _ => true,
+        }
+    }
+}
+
+/// Arguments of RequestVote and of PreVote.
+///
+/// For PreVote, `term` is the term the sender *would* campaign in (its current term + 1);
+/// nobody adopts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    /// Candidate's term (for PreVote: the proposed next term).
+    pub term: Term,
+    /// The candidate's last log entry, for the §5.4.1 up-to-date check.
+    pub last_log: LogId,
+}
+
+/// Reply to RequestVote or PreVote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteReply {
+    /// For a granted PreVote, the term asked about; otherwise the voter's current term.
+    pub term: Term,
+    /// True when the vote is granted.
+    pub granted: bool,
+}
+
+/// Arguments of AppendEntries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendRequest {
+    /// Leader's term.
+    pub term: Term,
+    /// The entry just before `entries`, for the consistency check.
+    pub prev_log: LogId,
+    /// Entries to store; empty for a heartbeat.
+    pub entries: Vec<Entry>,
+    /// Leader's commit index.
+    pub leader_commit: LogIndex,
+}
+
+/// Reply to AppendEntries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendReply {
+    /// The follower's current term.
+    pub term: Term,
+    /// On success, the follower's log matches the leader's up to here, and every entry up
+    /// to here is durable on the follower.
+    pub result: AppendResult,
+}
+
+/// Outcome of an AppendEntries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendResult {
+    /// The consistency check passed; the follower's log matches the leader's up to
+    /// `match_index` and those entries are durable.
+    Success {
+        /// Last index known to match the leader's log.
+        match_index: LogIndex,
+    },
+    /// The consistency check failed at `rejected` (the request's `prev_log.index`).
+    Conflict {
+        /// The `prev_log.index` that did not match.
+        rejected: LogIndex,
+        /// Where the leader should look next.
+        hint: ConflictHint,
+    },
+}
+
+/// The fast back-up hint of a rejected AppendEntries: it lets the leader skip a whole
+/// conflicting term per round trip instead of one index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictHint {
+    /// The term of the follower's entry at the rejected index, or `None` when the
+    /// follower's log is shorter than that index.
+    pub term: Option<Term>,
+    /// With `term`: the first index the follower holds in that term. Without: the
+    /// follower's last index + 1.
+    pub index: LogIndex,
+}

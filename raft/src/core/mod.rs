@@ -1,0 +1,543 @@
+//! The Raft protocol as a deterministic, sans-IO state machine.
+//!
+//! [`RaftCore`] holds one node's protocol state. It performs no IO, reads no clock and
+//! owns no global randomness: its driver feeds it the time, inbound messages, proposals
+//! and storage completions, and executes the [`Ready`] batches it hands back. The same
+//! core runs inside the actix node, the simulator and the unit tests.
+
+mod config;
+mod election;
+mod error;
+mod log;
+mod message;
+mod output;
+mod progress;
+mod replication;
+pub(crate) mod rng;
+mod types;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use config::{Config, ConfigError};
+pub use error::{InitError, ProposeError, StepError};
+pub use message::{
+    AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, VoteReply,
+    VoteRequest,
+};
+pub use output::{Event, Ready, Status, VoteRefusal};
+pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
+
+use log::RaftLog;
+use progress::Progress;
+use rng::SplitMix64;
+
+/// What a node recovered from stable storage when it (re)starts.
+#[derive(Debug, Clone, Default)]
+pub struct InitialState {
+    /// The durable term and vote.
+    pub hard_state: HardState,
+    /// The last id of the compacted prefix of the log (default: the empty log). Every
+    /// entry up to it must be committed and applied.
+    pub log_prefix: LogId,
+    /// Every stored entry after `log_prefix`, contiguous and in order. They are all
+    /// durable, so they count as persisted.
+    pub entries: Vec<Entry>,
+    /// The highest index the state machine has applied (from a durable state machine;
+    /// 0 for one rebuilt from the log). Committed entries above it are handed out again.
+    pub applied_index: LogIndex,
+}
+
+/// One Raft node's protocol state machine (Figure 2 of the Raft paper, plus Pre-Vote and
+/// CheckQuorum).
+///
+/// # Driving contract
+///
+/// The driver owns the clock, the network, the storage and the state machine. Time is a
+/// [`Duration`] since any origin the driver picks, and never goes backwards.
+///
+/// 1. **Build** the core with [`RaftCore::new`] from the durable [`InitialState`], the
+///    member ids and a seed for its election timeouts.
+/// 2. **Feed inputs**, in any order and as many as you like before the next step:
+///    - [`tick`](Self::tick) when the clock passes [`next_deadline`](Self::next_deadline)
+///      (calling it more often is harmless);
+///    - [`step`](Self::step) for every message the transport delivers;
+///    - [`propose`](Self::propose) for every client command (leader only);
+///    - [`persisted`](Self::persisted) when a write from an earlier `Ready` is durable;
+///    - [`applied`](Self::applied) when the state machine has applied entries.
+/// 3. **Take a batch** with [`ready`](Self::ready) whenever [`has_ready`](Self::has_ready)
+///    is true. Proposals fed since the last batch leave in one AppendEntries per
+///    follower, so feeding many inputs before calling `ready` groups them.
+/// 4. **Execute the batch**, in this order:
+///    1. start one durable write holding, atomically if the storage can: remove entries
+///       from [`Ready::truncate_from`], append [`Ready::entries`], save
+///       [`Ready::hard_state`]. Writes must become durable in the order the batches were
+///       taken;
+///    2. send [`Ready::messages`] now, even while the write is in flight;
+///    3. once the write is durable, call [`persisted`](Self::persisted) with
+///       [`Ready::persist_ack`] (when it is `Some`) and only then send
+///       [`Ready::persisted_messages`];
+///    4. apply [`Ready::committed`] to the state machine in order, and report progress
+///       with [`applied`](Self::applied);
+///    5. look at [`Ready::events`] for role, term and leader changes.
+/// 5. **Sleep** until a message, a proposal, a completion or
+///    [`next_deadline`](Self::next_deadline), then go back to step 2.
+///
+/// # Example
+///
+/// A single-node cluster, driven by hand with a storage that is durable at once:
+///
+/// ```
+/// use std::time::Duration;
+/// use actraft::core::{Config, InitialState, Payload, RaftCore, Role};
+///
+/// let mut core = RaftCore::new(1, vec![1], Config::default(), InitialState::default(), 7)
+///     .unwrap();
+/// let mut now = Duration::ZERO;
+/// let mut applied = Vec::new();
+/// let mut drive = |core: &mut RaftCore, applied: &mut Vec<_>| {
+///     while core.has_ready() {
+///         let ready = core.ready();
+///         // 1. write (a no-op here: this "storage" is durable immediately)
+///         // 2. send ready.messages (a single node has no peers)
+///         // 3. the write is durable: acknowledge it, then send ready.persisted_messages
+///         if let Some(ack) = ready.persist_ack() {
+///             core.persisted(ack);
+///         }
+///         // 4. apply
+///         for entry in &ready.committed {
+///             if let Payload::Command(cmd) = &entry.payload {
+///                 applied.push(cmd.clone());
+///             }
+///             core.applied(entry.index);
+///         }
+///     }
+/// };
+/// // Nothing happens until the election timeout passes.
+/// now = core.next_deadline();
+/// core.tick(now);
+/// drive(&mut core, &mut applied);
+/// assert_eq!(core.status().role, Role::Leader);
+///
+/// core.propose("set x = 1".into()).unwrap();
+/// drive(&mut core, &mut applied);
+/// assert_eq!(applied, vec![bytes::Bytes::from("set x = 1")]);
+/// ```
+#[derive(Debug)]
+pub struct RaftCore {
+    id: NodeId,
+    /// Every member, this node included, sorted.
+    members: Vec<NodeId>,
+    config: Config,
+    rng: SplitMix64,
+
+    hard: HardState,
+    log: RaftLog,
+
+    role: Role,
+    leader: Option<NodeId>,
+    commit: LogIndex,
+    persisted: LogIndex,
+    applied: LogIndex,
+    /// Last index handed out in `Ready::committed`.
+    handed: LogIndex,
+
+    now: Duration,
+    election_deadline: Duration,
+    heartbeat_deadline: Duration,
+    became_leader_at: Duration,
+    /// When this node last heard from the leader of its term (the CheckQuorum lease).
+    leader_contact: Option<Duration>,
+
+    /// Granted (pre-)votes, this node's own included, and refusals.
+    granted: BTreeSet<NodeId>,
+    refused: BTreeSet<NodeId>,
+    /// The leader's view of each follower.
+    progress: BTreeMap<NodeId, Progress>,
+    /// The leader has entries that were not yet offered to followers.
+    pending_broadcast: bool,
+
+    // The next Ready, being assembled.
+    saved_hard: HardState,
+    unstable_from: LogIndex,
+    pending_truncate: Option<LogIndex>,
+    messages: Vec<Envelope>,
+    persisted_messages: Vec<Envelope>,
+    events: Vec<Event>,
+}
+
+impl RaftCore {
+    /// Builds a node's core from what its storage recovered. `members` lists every
+    /// voter, `id` included; `seed` drives the election timeouts (give each node its own).
+    /// The node starts as a follower whose election timer runs from time zero.
+    pub fn new(
+        id: NodeId,
+        members: Vec<NodeId>,
+        config: Config,
+        state: InitialState,
+        seed: u64,
+    ) -> Result<Self, InitError> {
+        config.validate()?;
+        let mut members = members;
+        members.sort_unstable();
+        members.dedup();
+        if !members.contains(&id) {
+            return Err(InitError::NotAMember { id, members });
+        }
+        for (i, e) in state.entries.iter().enumerate() {
+            let want = state.log_prefix.index + 1 + i as u64;
+            if e.index != want {
+                return Err(InitError::BrokenLog { index: want });
+            }
+        }
+        let log = RaftLog::new(state.log_prefix, state.entries);
+        let last = log.last_index();
+        let applied = state.applied_index.max(state.log_prefix.index).min(last);
+        let mut core = Self {
+            id,
+            members,
+            rng: SplitMix64::new(seed ^ id.wrapping_mul(0x2545_F491_4F6C_DD1D)),
+            hard: state.hard_state,
+            role: Role::Follower,
+            leader: None,
+            commit: applied,
+            persisted: last,
+            applied,
+            handed: applied,
+            now: Duration::ZERO,
+            election_deadline: Duration::ZERO,
+            heartbeat_deadline: Duration::MAX,
+            became_leader_at: Duration::ZERO,
+            leader_contact: None,
+            granted: BTreeSet::new(),
+            refused: BTreeSet::new(),
+            progress: BTreeMap::new(),
+            pending_broadcast: false,
+            saved_hard: state.hard_state,
+            unstable_from: last + 1,
+            pending_truncate: None,
+            messages: Vec::new(),
+            persisted_messages: Vec::new(),
+            events: Vec::new(),
+            log,
+            config,
+        };
+        core.reset_election_timer();
+        Ok(core)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// Every member of the cluster, this node included.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The node's current state.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id,
+            role: self.role,
+            term: self.hard.current_term,
+            voted_for: self.hard.voted_for,
+            leader: self.leader,
+            last_log: self.log.last_id(),
+            commit_index: self.commit,
+            persisted_index: self.persisted,
+            applied_index: self.applied,
+        }
+    }
+
+    /// The term of the entry at `index` in this node's log, if it holds one there.
+    pub fn log_term(&self, index: LogIndex) -> Option<Term> {
+        self.log.term_at(index)
+    }
+
+    /// Entries `from..=to` of this node's in-memory log (durable or not).
+    pub fn log_entries(&self, from: LogIndex, to: LogIndex) -> &[Entry] {
+        self.log.range(from, to)
+    }
+
+    /// The moment the core next needs a [`tick`](Self::tick).
+    pub fn next_deadline(&self) -> Duration {
+        match self.role {
+            Role::Leader => self.heartbeat_deadline,
+            _ => self.election_deadline,
+        }
+    }
+
+    /// Advances the clock to `now` and fires the election or heartbeat timer if due.
+    pub fn tick(&mut self, now: Duration) {
+        self.advance(now);
+        match self.role {
+            Role::Leader => {
+                if now >= self.heartbeat_deadline {
+                    self.heartbeat_deadline = now + self.config.heartbeat_interval;
+                    if self.config.check_quorum && !self.quorum_active() {
+                        tracing::info!(
+                            node = self.id,
+                            term = self.term(),
+                            "lost quorum, stepping down"
+                        );
+                        self.events.push(Event::QuorumLost { term: self.term() });
+                        self.become_follower(self.term(), None);
+                        return;
+                    }
+                    self.broadcast_heartbeat();
+                }
+            }
+            _ => {
+                if now >= self.election_deadline {
+                    if self.config.pre_vote {
+                        self.start_pre_vote();
+                    } else {
+                        self.start_election();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Feeds one inbound message. `now` is the current time.
+    pub fn step(&mut self, now: Duration, envelope: Envelope) -> Result<(), StepError> {
+        self.advance(now);
+        if envelope.to != self.id {
+            return Err(StepError::WrongRecipient {
+                to: envelope.to,
+                this: self.id,
+            });
+        }
+        let from = envelope.from;
+        if from == self.id || self.members.binary_search(&from).is_err() {
+            return Err(StepError::UnknownPeer { from });
+        }
+        let message = envelope.message;
+        let term = message.term();
+        if term > self.term() {
+            match &message {
+                // A pre-vote request proposes a term nobody has yet; a granted pre-vote
+                // echoes it. Neither raises anyone's term.
+                Message::PreVote(_) | Message::PreVoteReply(VoteReply { granted: true, .. }) => {}
+                Message::RequestVote(req) if self.in_lease() => {
+                    let leader = self.leader.unwrap_or(self.id);
+                    self.refuse_vote(from, req.term, false, VoteRefusal::LeaderLease { leader });
+                    return Ok(());
+                }
+                Message::AppendEntries(_) => self.become_follower(term, Some(from)),
+                _ => self.become_follower(term, None),
+            }
+        } else if term < self.term() {
+            self.reply_stale(from, &message);
+            return Ok(());
+        }
+        if let Some(p) = self.progress.get_mut(&from) {
+            p.last_heard = self.now;
+        }
+        match message {
+            Message::RequestVote(req) => self.handle_vote_request(from, req, false),
+            Message::PreVote(req) => self.handle_vote_request(from, req, true),
+            Message::RequestVoteReply(rep) => self.handle_vote_reply(from, rep, false),
+            Message::PreVoteReply(rep) => self.handle_vote_reply(from, rep, true),
+            Message::AppendEntries(req) => self.handle_append(from, req),
+            Message::AppendEntriesReply(rep) => self.handle_append_reply(from, rep),
+        }
+        Ok(())
+    }
+
+    /// Appends a client command to the leader's log. It leaves for the followers with
+    /// the next [`ready`](Self::ready), batched with every other proposal fed before it.
+    pub fn propose(&mut self, command: Bytes) -> Result<LogId, ProposeError> {
+        if self.role != Role::Leader {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        Ok(self.append_local(Payload::Command(command)))
+    }
+
+    /// Reports that the write whose last entry is `last` is durable. A stale report (the
+    /// entry was replaced since) is ignored.
+    pub fn persisted(&mut self, last: LogId) {
+        if last.index <= self.persisted || self.log.term_at(last.index) != Some(last.term) {
+            return;
+        }
+        self.persisted = last.index;
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+    }
+
+    /// Reports that the state machine has applied every entry up to `index`.
+    pub fn applied(&mut self, index: LogIndex) {
+        if index > self.applied && index <= self.handed {
+            self.applied = index;
+        }
+    }
+
+    /// True when [`ready`](Self::ready) has something for the driver.
+    pub fn has_ready(&self) -> bool {
+        self.pending_broadcast
+            || self.hard != self.saved_hard
+            || self.pending_truncate.is_some()
+            || self.unstable_from <= self.log.last_index()
+            || !self.messages.is_empty()
+            || !self.persisted_messages.is_empty()
+            || !self.events.is_empty()
+            || self.handed < self.commit.min(self.persisted)
+    }
+
+    /// Takes the next batch of work. See the driving contract on [`RaftCore`].
+    pub fn ready(&mut self) -> Ready {
+        if self.pending_broadcast {
+            self.pending_broadcast = false;
+            self.broadcast_append();
+        }
+        let hard_state = (self.hard != self.saved_hard).then_some(self.hard);
+        self.saved_hard = self.hard;
+        let last = self.log.last_index();
+        let entries = if self.unstable_from <= last {
+            self.log.range(self.unstable_from, last).to_vec()
+        } else {
+            Vec::new()
+        };
+        self.unstable_from = last + 1;
+        let apply_to = self.commit.min(self.persisted);
+        let committed = if self.handed < apply_to {
+            let c = self.log.range(self.handed + 1, apply_to).to_vec();
+            self.handed = apply_to;
+            c
+        } else {
+            Vec::new()
+        };
+        Ready {
+            hard_state,
+            truncate_from: self.pending_truncate.take(),
+            entries,
+            messages: std::mem::take(&mut self.messages),
+            persisted_messages: std::mem::take(&mut self.persisted_messages),
+            committed,
+            events: std::mem::take(&mut self.events),
+        }
+    }
+
+    // ----- shared helpers -------------------------------------------------------------
+
+    fn term(&self) -> Term {
+        self.hard.current_term
+    }
+
+    fn quorum(&self) -> usize {
+        self.members.len() / 2 + 1
+    }
+
+    fn advance(&mut self, now: Duration) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        self.messages.push(Envelope {
+            from: self.id,
+            to,
+            message,
+        });
+    }
+
+    fn send_after_persist(&mut self, to: NodeId, message: Message) {
+        self.persisted_messages.push(Envelope {
+            from: self.id,
+            to,
+            message,
+        });
+    }
+
+    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let id = self.id;
+        self.members.iter().copied().filter(move |&m| m != id)
+    }
+
+    fn reset_election_timer(&mut self) {
+        let min = self.config.election_timeout_min.as_nanos() as u64;
+        let max = self.config.election_timeout_max.as_nanos() as u64;
+        let timeout = min + self.rng.below(max - min);
+        self.election_deadline = self.now + Duration::from_nanos(timeout);
+    }
+
+    /// Appends an entry of the current term to the local log (leader only).
+    fn append_local(&mut self, payload: Payload) -> LogId {
+        let id = LogId::new(self.term(), self.log.last_index() + 1);
+        self.log.push(Entry {
+            term: id.term,
+            index: id.index,
+            payload,
+        });
+        self.pending_broadcast = true;
+        id
+    }
+
+    /// Removes the local suffix from `index` on (a follower replacing conflicting
+    /// entries), keeping the Ready bookkeeping in step.
+    fn truncate_local(&mut self, index: LogIndex) {
+        debug_assert!(index > self.commit, "never truncate committed entries");
+        self.log.truncate_from(index);
+        self.pending_truncate = Some(self.pending_truncate.map_or(index, |t| t.min(index)));
+        self.unstable_from = self.unstable_from.min(index);
+        self.persisted = self.persisted.min(index - 1);
+    }
+
+    fn set_role(&mut self, role: Role) {
+        if self.role != role {
+            self.role = role;
+            self.events.push(Event::RoleChanged {
+                role,
+                term: self.term(),
+            });
+        }
+    }
+
+    fn set_leader(&mut self, leader: Option<NodeId>) {
+        if self.leader != leader {
+            self.leader = leader;
+            self.events.push(Event::LeaderChanged {
+                leader,
+                term: self.term(),
+            });
+        }
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term() {
+            self.hard.current_term = term;
+            self.hard.voted_for = None;
+            self.leader_contact = None;
+            self.events.push(Event::TermChanged { term });
+            // Whatever leader we knew belonged to the old term.
+            self.set_leader(leader);
+        } else if leader.is_some() {
+            self.set_leader(leader);
+        } else if self.leader == Some(self.id) {
+            self.set_leader(None);
+        }
+        self.set_role(Role::Follower);
+        self.progress.clear();
+        self.granted.clear();
+        self.refused.clear();
+        self.pending_broadcast = false;
+        self.heartbeat_deadline = Duration::MAX;
+        self.reset_election_timer();
+    }
+}
+
+#[cfg(test)]
+mod tests;

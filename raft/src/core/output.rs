@@ -1,0 +1,168 @@
+//! What the core hands its driver: the [`Ready`] batch, events and status.
+
+use serde::{Deserialize, Serialize};
+
+use super::message::Envelope;
+use super::types::{Entry, HardState, LogId, LogIndex, NodeId, Role, Term};
+
+/// Everything the driver must do after feeding the core some inputs. See the driving
+/// contract on [`RaftCore`](super::RaftCore) for the order in which to do it.
+#[derive(Debug, Default)]
+#[must_use = "a Ready holds writes and messages that must be executed"]
+pub struct Ready {
+    /// The hard state to make durable, when it changed since the last `Ready`.
+    pub hard_state: Option<HardState>,
+    /// Remove every stored entry at or after this index before appending `entries`
+    /// (a conflicting suffix replaced by the leader's entries, §5.3).
+    pub truncate_from: Option<LogIndex>,
+    /// Entries to append to stable storage, contiguous and in order.
+    pub entries: Vec<Entry>,
+    /// Messages that may be sent right away, before the write above is durable.
+    pub messages: Vec<Envelope>,
+    /// Messages that may leave only once the write above (hard state and entries) is
+    /// durable: granted votes, vote requests, and acknowledgements of appended entries.
+    pub persisted_messages: Vec<Envelope>,
+    /// Newly committed entries to apply to the state machine, in order.
+    pub committed: Vec<Entry>,
+    /// What changed, for the driver's bookkeeping and for observers.
+    pub events: Vec<Event>,
+}
+
+impl Ready {
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state.is_none()
+            && self.truncate_from.is_none()
+            && self.entries.is_empty()
+            && self.messages.is_empty()
+            && self.persisted_messages.is_empty()
+            && self.committed.is_empty()
+            && self.events.is_empty()
+    }
+
+    /// True when this batch carries a write for stable storage.
+    pub fn has_write(&self) -> bool {
+        self.hard_state.is_some() || self.truncate_from.is_some() || !self.entries.is_empty()
+    }
+
+    /// The id to pass to [`RaftCore::persisted`](super::RaftCore::persisted) once the
+    /// write is durable: the last entry written, if any.
+    pub fn persist_ack(&self) -> Option<LogId> {
+        self.entries.last().map(Entry::log_id)
+    }
+}
+
+/// Why a vote (or pre-vote) was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VoteRefusal {
+    /// The request's term is behind the voter's.
+    StaleTerm,
+    /// The voter already voted for another candidate in this term (§5.2).
+    AlreadyVoted {
+        /// Who got the vote.
+        voted_for: NodeId,
+    },
+    /// The voter knows a leader for this term.
+    HasLeader {
+        /// The leader.
+        leader: NodeId,
+    },
+    /// The voter heard from a live leader within the minimum election timeout
+    /// (CheckQuorum's leader lease).
+    LeaderLease {
+        /// The leader.
+        leader: NodeId,
+    },
+    /// The candidate's log is less up to date than the voter's (§5.4.1).
+    LogNotUpToDate {
+        /// The voter's last log id.
+        ours: LogId,
+        /// The candidate's last log id.
+        theirs: LogId,
+    },
+}
+
+/// A change inside the core, reported in [`Ready::events`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// The node now plays `role` in `term`.
+    RoleChanged {
+        /// The new role.
+        role: Role,
+        /// The term it plays it in.
+        term: Term,
+    },
+    /// The node adopted a higher term.
+    TermChanged {
+        /// The new term.
+        term: Term,
+    },
+    /// The node's idea of the leader changed.
+    LeaderChanged {
+        /// The leader, if one is known.
+        leader: Option<NodeId>,
+        /// The term of that knowledge.
+        term: Term,
+    },
+    /// The node's election timer fired and it asks for (pre-)votes.
+    ElectionStarted {
+        /// The term campaigned in (for a pre-vote: the term it would campaign in).
+        term: Term,
+        /// True for the Pre-Vote phase.
+        pre_vote: bool,
+    },
+    /// This node granted its (pre-)vote.
+    VoteGranted {
+        /// The candidate.
+        candidate: NodeId,
+        /// The request's term.
+        term: Term,
+        /// True for a pre-vote.
+        pre_vote: bool,
+    },
+    /// This node refused a (pre-)vote.
+    VoteRefused {
+        /// The candidate.
+        candidate: NodeId,
+        /// The request's term.
+        term: Term,
+        /// True for a pre-vote.
+        pre_vote: bool,
+        /// Why.
+        reason: VoteRefusal,
+    },
+    /// A leader stepped down because it had not heard from a majority within the
+    /// minimum election timeout (CheckQuorum).
+    QuorumLost {
+        /// The term it led.
+        term: Term,
+    },
+    /// The commit index advanced.
+    Committed {
+        /// The new commit index.
+        index: LogIndex,
+    },
+}
+
+/// A snapshot of a node's volatile and persistent state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its current term.
+    pub term: Term,
+    /// Whom it voted for in this term.
+    pub voted_for: Option<NodeId>,
+    /// The leader it knows of in this term.
+    pub leader: Option<NodeId>,
+    /// Its last log id (durable or not).
+    pub last_log: LogId,
+    /// Highest index known committed.
+    pub commit_index: LogIndex,
+    /// Highest index the driver reported durable.
+    pub persisted_index: LogIndex,
+    /// Highest index the driver reported applied.
+    pub applied_index: LogIndex,
+}

@@ -1,0 +1,249 @@
+//! Log replication (§5.3) and commitment (§5.4.2): the leader's pipelined AppendEntries
+//! with fast back-up, and the follower's consistency check.
+
+use super::message::{AppendReply, AppendRequest, AppendResult, ConflictHint, Message};
+use super::output::Event;
+use super::progress::Mode;
+use super::types::{LogId, NodeId, Role};
+use super::RaftCore;
+
+impl RaftCore {
+    /// Offers every follower the entries it has not been sent, up to its pipeline bound.
+    pub(super) fn broadcast_append(&mut self) {
+        for peer in self.peers().collect::<Vec<_>>() {
+            self.send_pipelined(peer);
+        }
+    }
+
+    /// Sends as many AppendEntries to `peer` as its window allows.
+    fn send_pipelined(&mut self, peer: NodeId) {
+        let last = self.log.last_index();
+        loop {
+            let Some(p) = self.progress.get(&peer) else {
+                return;
+            };
+            if p.next > last
+                || !p.can_send(
+                    self.config.max_inflight_appends,
+                    self.config.max_inflight_bytes,
+                )
+            {
+                return;
+            }
+            if !self.send_append(peer, false) {
+                return;
+            }
+        }
+    }
+
+    /// Sends one AppendEntries from `peer`'s next index. With `allow_empty` it goes out
+    /// even with no entries (a probe). Returns false when nothing was sent.
+    fn send_append(&mut self, peer: NodeId, allow_empty: bool) -> bool {
+        let Some(p) = self.progress.get(&peer) else {
+            return false;
+        };
+        let next = p.next;
+        let prev_index = next - 1;
+        let Some(prev_term) = self.log.term_at(prev_index) else {
+            // Never expected: `next` stays within the log. Resynchronise from the end.
+            let last = self.log.last_index();
+            if let Some(p) = self.progress.get_mut(&peer) {
+                p.probe_from(last + 1);
+            }
+            return false;
+        };
+        let entries = self.log.slice(
+            next,
+            self.log.last_index(),
+            self.config.max_append_entries,
+            self.config.max_append_bytes,
+        );
+        if entries.is_empty() && !allow_empty {
+            return false;
+        }
+        let bytes: usize = entries.iter().map(|e| e.size_hint()).sum();
+        let last_sent = prev_index + entries.len() as u64;
+        let req = AppendRequest {
+            term: self.term(),
+            prev_log: LogId::new(prev_term, prev_index),
+            entries,
+            leader_commit: self.commit,
+        };
+        if let Some(p) = self.progress.get_mut(&peer) {
+            if p.mode == Mode::Probe || last_sent > prev_index {
+                p.sent(last_sent, bytes);
+            }
+        }
+        self.send(peer, Message::AppendEntries(req));
+        true
+    }
+
+    /// The heartbeat timer fired: assert leadership to every follower (§5.2), re-probe
+    /// followers whose probe or pipeline went unanswered.
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        let stall = self.config.heartbeat_interval * 2;
+        for peer in self.peers().collect::<Vec<_>>() {
+            let Some(p) = self.progress.get_mut(&peer) else {
+                continue;
+            };
+            if p.mode == Mode::Replicate
+                && !p.inflight.is_empty()
+                && self.now.saturating_sub(p.last_ack) >= stall
+            {
+                // Replies stopped coming: something was lost. Start over from the match.
+                let from = p.matched + 1;
+                p.probe_from(from);
+            }
+            if p.mode == Mode::Probe {
+                p.probe_sent = false;
+                self.send_append(peer, true);
+                continue;
+            }
+            let matched = p.matched;
+            let req = AppendRequest {
+                term: self.term(),
+                prev_log: LogId::new(self.log.term_at(matched).unwrap_or(0), matched),
+                entries: Vec::new(),
+                leader_commit: self.commit,
+            };
+            self.send(peer, Message::AppendEntries(req));
+            self.send_pipelined(peer);
+        }
+    }
+
+    /// Commits the highest index stored on a majority, if its entry is of the current
+    /// term (§5.4.2). The leader counts itself only up to what is durable locally.
+    pub(super) fn maybe_commit(&mut self) {
+        let mut matched: Vec<u64> = self.progress.values().map(|p| p.matched).collect();
+        matched.push(self.persisted);
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[self.quorum() - 1];
+        if candidate > self.commit && self.log.term_at(candidate) == Some(self.term()) {
+            self.commit = candidate;
+            self.events.push(Event::Committed { index: candidate });
+        }
+    }
+
+    pub(super) fn handle_append_reply(&mut self, from: NodeId, rep: AppendReply) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let now = self.now;
+        let Some(p) = self.progress.get_mut(&from) else {
+            return;
+        };
+        p.last_ack = now;
+        match rep.result {
+            AppendResult::Success { match_index } => {
+                let match_index = match_index.min(self.log.last_index());
+                if p.acked(match_index) {
+                    self.maybe_commit();
+                }
+                self.send_pipelined(from);
+            }
+            AppendResult::Conflict { rejected, hint } => {
+                if rejected <= p.matched || (p.mode == Mode::Probe && rejected + 1 != p.next) {
+                    return; // a stale rejection
+                }
+                let next = match hint.term {
+                    None => hint.index,
+                    Some(t) => match self.log.last_index_of_term(t) {
+                        Some(last_of_term) => last_of_term + 1,
+                        None => hint.index,
+                    },
+                };
+                let next = next.min(rejected).max(1);
+                let Some(p) = self.progress.get_mut(&from) else {
+                    return;
+                };
+                p.probe_from(next);
+                self.send_append(from, true);
+            }
+        }
+    }
+
+    pub(super) fn handle_append(&mut self, from: NodeId, req: AppendRequest) {
+        match self.role {
+            Role::Leader => {
+                tracing::error!(
+                    node = self.id,
+                    term = self.term(),
+                    other = from,
+                    "two leaders in one term"
+                );
+                return;
+            }
+            Role::Candidate | Role::PreCandidate => self.become_follower(self.term(), Some(from)),
+            Role::Follower => self.set_leader(Some(from)),
+        }
+        self.leader_contact = Some(self.now);
+        self.reset_election_timer();
+
+        let last_new = req.prev_log.index + req.entries.len() as u64;
+        let prefix = self.log.prefix();
+        let (prev, skip) = if req.prev_log.index < prefix.index {
+            // Everything up to the compacted prefix is committed and so identical.
+            (prefix, (prefix.index - req.prev_log.index) as usize)
+        } else {
+            (req.prev_log, 0)
+        };
+        let hint = match self.log.term_at(prev.index) {
+            None => Some(ConflictHint {
+                term: None,
+                index: self.log.last_index() + 1,
+            }),
+            Some(t) if t != prev.term => Some(ConflictHint {
+                term: Some(t),
+                index: self.log.first_index_of_term_run(prev.index, t),
+            }),
+            Some(_) => None,
+        };
+        if let Some(hint) = hint {
+            let reply = AppendReply {
+                term: self.term(),
+                result: AppendResult::Conflict {
+                    rejected: prev.index,
+                    hint,
+                },
+            };
+            self.send(from, Message::AppendEntriesReply(reply));
+            return;
+        }
+        for entry in req.entries.into_iter().skip(skip) {
+            match self.log.term_at(entry.index) {
+                Some(t) if t == entry.term => continue,
+                Some(_) => {
+                    if entry.index <= self.commit {
+                        tracing::error!(
+                            node = self.id,
+                            index = entry.index,
+                            "leader asked to overwrite a committed entry; ignoring"
+                        );
+                        return;
+                    }
+                    self.truncate_local(entry.index);
+                }
+                None => {}
+            }
+            self.log.push(entry);
+        }
+        if req.leader_commit > self.commit {
+            let commit = req.leader_commit.min(last_new);
+            if commit > self.commit {
+                self.commit = commit;
+                self.events.push(Event::Committed { index: commit });
+            }
+        }
+        let reply = AppendReply {
+            term: self.term(),
+            result: AppendResult::Success {
+                match_index: last_new,
+            },
+        };
+        if last_new <= self.persisted {
+            self.send(from, Message::AppendEntriesReply(reply));
+        } else {
+            self.send_after_persist(from, Message::AppendEntriesReply(reply));
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! actraft: Raft consensus for replicated services.
+#![warn(missing_docs)]
+
+pub mod core;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -1,0 +1,4 @@
+//! Reusable test support (cargo feature `testkit`): the deterministic simulator and its
+//! Figure 3 checker.
+
+pub mod sim;

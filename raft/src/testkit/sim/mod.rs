@@ -1,0 +1,694 @@
+//! A deterministic simulator: many [`RaftCore`]s over a seeded, faulty network, checked
+//! against the Figure 3 properties after every step.
+//!
+//! Everything — message delays, drops, duplicates, partitions, crashes, disk latency,
+//! client proposals, election timeouts — comes from one seed, so a failing seed replays
+//! exactly. A crashed node loses everything but what its simulated disk made durable.
+
+mod checker;
+mod trace;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use checker::{Checker, EntryPrint, Violation};
+pub use trace::TraceEvent;
+
+use crate::core::rng::SplitMix64;
+use crate::core::{
+    Config, Entry, Envelope, Event, HardState, InitialState, LogId, LogIndex, NodeId, RaftCore,
+    Role,
+};
+
+/// The knobs of one simulated run.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed for everything random in the run.
+    pub seed: u64,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Protocol configuration of every node.
+    pub raft: Config,
+    /// How long faults are injected before the liveness check starts.
+    pub fault_time: Duration,
+    /// Mean time between fault events (crash, restart, partition, heal).
+    pub fault_interval: Duration,
+    /// Probability, in parts per thousand, that a message is lost.
+    pub drop_per_mille: u64,
+    /// Probability, in parts per thousand, that a message is delivered twice.
+    pub duplicate_per_mille: u64,
+    /// Network delay range; random delays also reorder messages.
+    pub delay: (Duration, Duration),
+    /// Largest time a disk write takes to become durable.
+    pub disk_delay_max: Duration,
+    /// Mean time between client proposals.
+    pub propose_interval: Duration,
+    /// Once every node is up and connected, a leader must be elected and a new proposal
+    /// commit within this much simulated time.
+    pub liveness_bound: Duration,
+    /// Give up (as a liveness failure) after this many steps.
+    pub max_steps: u64,
+}
+
+impl SimConfig {
+    /// The standard configuration for `seed`: 3, 5 or 7 nodes (by seed), every fault on.
+    pub fn for_seed(seed: u64) -> Self {
+        let nodes = [3, 5, 7][(seed % 3) as usize];
+        let raft = Config::default();
+        Self {
+            seed,
+            nodes,
+            raft,
+            fault_time: Duration::from_secs(3),
+            fault_interval: Duration::from_millis(250),
+            drop_per_mille: 50,
+            duplicate_per_mille: 20,
+            delay: (Duration::from_millis(1), Duration::from_millis(12)),
+            disk_delay_max: Duration::from_millis(4),
+            propose_interval: Duration::from_millis(25),
+            liveness_bound: Duration::from_secs(5),
+            max_steps: 2_000_000,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// Events processed.
+    pub steps: u64,
+    /// Leaders elected.
+    pub elections: u64,
+    /// Entries known committed at the end.
+    pub committed: u64,
+    /// The first property broken, if any, with the tail of the trace.
+    pub failure: Option<SimFailure>,
+}
+
+/// A broken property and how the run got there.
+#[derive(Debug, Clone)]
+pub struct SimFailure {
+    /// What was broken.
+    pub property: String,
+    /// The last events before it, oldest first.
+    pub trace: Vec<String>,
+}
+
+#[derive(Debug)]
+enum Action {
+    Deliver(Envelope),
+    WriteDone { node: usize, incarnation: u64 },
+    Propose,
+    Fault,
+    Restart { node: usize },
+    StartLiveness,
+}
+
+#[derive(Debug)]
+struct Write {
+    hard_state: Option<HardState>,
+    truncate_from: Option<LogIndex>,
+    entries: Vec<Entry>,
+    ack: Option<LogId>,
+    after: Vec<Envelope>,
+}
+
+#[derive(Debug, Default)]
+struct Disk {
+    hard: HardState,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct SimNode {
+    id: NodeId,
+    core: Option<RaftCore>,
+    disk: Disk,
+    writes: VecDeque<Write>,
+    last_write_done: Duration,
+    incarnation: u64,
+    group: u32,
+    was_leader: bool,
+}
+
+/// One simulated cluster. Build it with [`Simulation::new`] and call [`Simulation::run`].
+#[derive(Debug)]
+pub struct Simulation {
+    cfg: SimConfig,
+    rng: SplitMix64,
+    now: Duration,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Duration, u64, usize)>>,
+    actions: Vec<Option<Action>>,
+    free: Vec<usize>,
+    nodes: Vec<SimNode>,
+    members: Vec<NodeId>,
+    checker: Checker,
+    trace: trace::Trace,
+    steps: u64,
+    faults_on: bool,
+    next_command: u64,
+    liveness: Option<Liveness>,
+}
+
+#[derive(Debug)]
+struct Liveness {
+    deadline: Duration,
+    proposal: Option<(usize, LogId)>,
+}
+
+impl Simulation {
+    /// A fresh cluster for `cfg`: every node a follower with an empty log.
+    pub fn new(cfg: SimConfig) -> Self {
+        let members: Vec<NodeId> = (1..=cfg.nodes as u64).collect();
+        let mut sim = Self {
+            rng: SplitMix64::new(cfg.seed),
+            now: Duration::ZERO,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            actions: Vec::new(),
+            free: Vec::new(),
+            nodes: Vec::new(),
+            members: members.clone(),
+            checker: Checker::new(),
+            trace: trace::Trace::new(64),
+            steps: 0,
+            faults_on: true,
+            next_command: 0,
+            liveness: None,
+            cfg,
+        };
+        for &id in &members {
+            sim.nodes.push(SimNode {
+                id,
+                core: None,
+                disk: Disk::default(),
+                writes: VecDeque::new(),
+                last_write_done: Duration::ZERO,
+                incarnation: 0,
+                group: 0,
+                was_leader: false,
+            });
+        }
+        for i in 0..sim.nodes.len() {
+            sim.boot(i);
+        }
+        sim
+    }
+
+    /// Runs the fault phase, then the liveness phase, checking after every step.
+    pub fn run(mut self) -> SimReport {
+        let result = self.run_inner();
+        SimReport {
+            seed: self.cfg.seed,
+            steps: self.steps,
+            elections: self.checker.elections(),
+            committed: self.checker.committed_len(),
+            failure: result.err().map(|property| SimFailure {
+                property,
+                trace: self.trace.render(),
+            }),
+        }
+    }
+
+    fn run_inner(&mut self) -> Result<(), String> {
+        let first_fault = self.jitter(self.cfg.fault_interval);
+        self.schedule(first_fault, Action::Fault);
+        let first_proposal = self.jitter(self.cfg.propose_interval);
+        self.schedule(first_proposal, Action::Propose);
+        self.schedule(self.cfg.fault_time, Action::StartLiveness);
+        loop {
+            self.steps += 1;
+            if self.steps > self.cfg.max_steps {
+                return Err(format!("liveness: no progress after {} steps", self.steps));
+            }
+            let timer = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| n.core.as_ref().map(|c| (c.next_deadline(), i)))
+                .min();
+            let queued = self.queue.peek().map(|Reverse((t, _, _))| *t);
+            let fire_timer = match (timer, queued) {
+                (Some((t, _)), Some(q)) => t <= q,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if fire_timer {
+                let (t, i) = timer.expect("checked above");
+                self.now = self.now.max(t);
+                self.trace.push(
+                    self.now,
+                    TraceEvent::Timer {
+                        node: self.nodes[i].id,
+                    },
+                );
+                if let Some(core) = self.nodes[i].core.as_mut() {
+                    core.tick(t);
+                }
+                self.process(i)?;
+            } else {
+                let Some(Reverse((t, _, slot))) = self.queue.pop() else {
+                    return Err("liveness: nothing left to simulate".into());
+                };
+                self.now = self.now.max(t);
+                let action = self.actions[slot].take().expect("scheduled action");
+                self.free.push(slot);
+                self.act(action)?;
+            }
+            if let Some(done) = self.check_liveness()? {
+                return done;
+            }
+        }
+    }
+
+    fn check_liveness(&mut self) -> Result<Option<Result<(), String>>, String> {
+        let Some(live) = self.liveness.as_mut() else {
+            return Ok(None);
+        };
+        if self.now > live.deadline {
+            let leaders: Vec<_> = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.core.as_ref().map(|c| c.status()))
+                .map(|s| format!("{}:{}@{}", s.id, s.role, s.term))
+                .collect();
+            return Err(format!(
+                "liveness: no leader committed a new proposal within {:?} of healing (nodes {})",
+                self.cfg.liveness_bound,
+                leaders.join(" ")
+            ));
+        }
+        if let Some((i, id)) = live.proposal {
+            let core = self.nodes[i].core.as_ref();
+            match core {
+                Some(c) if c.status().role == Role::Leader => {
+                    if c.status().commit_index >= id.index && c.log_term(id.index) == Some(id.term)
+                    {
+                        return Ok(Some(Ok(())));
+                    }
+                    return Ok(None);
+                }
+                _ => live.proposal = None,
+            }
+        }
+        let leader = self.nodes.iter().position(|n| {
+            n.core
+                .as_ref()
+                .is_some_and(|c| c.status().role == Role::Leader)
+        });
+        if let Some(i) = leader {
+            let cmd = self.command();
+            let core = self.nodes[i].core.as_mut().expect("leader is up");
+            if let Ok(id) = core.propose(cmd) {
+                if let Some(live) = self.liveness.as_mut() {
+                    live.proposal = Some((i, id));
+                }
+                self.process(i)?;
+            }
+        }
+        Ok(None)
+    }
+
+    fn command(&mut self) -> Bytes {
+        self.next_command += 1;
+        Bytes::copy_from_slice(&self.next_command.to_be_bytes())
+    }
+
+    fn jitter(&mut self, mean: Duration) -> Duration {
+        let nanos = mean.as_nanos() as u64 * 2;
+        self.now + Duration::from_nanos(self.rng.below(nanos.max(1)))
+    }
+
+    fn chance(&mut self, per_mille: u64) -> bool {
+        self.rng.below(1000) < per_mille
+    }
+
+    fn schedule(&mut self, at: Duration, action: Action) {
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.actions[s] = Some(action);
+                s
+            }
+            None => {
+                self.actions.push(Some(action));
+                self.actions.len() - 1
+            }
+        };
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, slot)));
+    }
+
+    fn index_of(&self, id: NodeId) -> usize {
+        (id - 1) as usize
+    }
+
+    fn boot(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        node.incarnation += 1;
+        let state = InitialState {
+            hard_state: node.disk.hard,
+            entries: node.disk.entries.clone(),
+            ..InitialState::default()
+        };
+        let seed = self
+            .cfg
+            .seed
+            .wrapping_mul(31)
+            .wrapping_add(node.incarnation);
+        let mut core = RaftCore::new(
+            node.id,
+            self.members.clone(),
+            self.cfg.raft.clone(),
+            state,
+            seed,
+        )
+        .expect("valid simulated node");
+        // A node boots at the current time: shift its clock by ticking once.
+        core.tick(self.now);
+        node.core = Some(core);
+        node.was_leader = false;
+    }
+
+    fn act(&mut self, action: Action) -> Result<(), String> {
+        match action {
+            Action::Deliver(env) => {
+                let i = self.index_of(env.to);
+                let from = self.index_of(env.from);
+                if self.nodes[i].core.is_none() || self.nodes[i].group != self.nodes[from].group {
+                    return Ok(());
+                }
+                self.trace.push(
+                    self.now,
+                    TraceEvent::Deliver {
+                        from: env.from,
+                        to: env.to,
+                        kind: env.message.kind(),
+                        term: env.message.term(),
+                    },
+                );
+                let now = self.now;
+                let core = self.nodes[i].core.as_mut().expect("node is up");
+                core.step(now, env)
+                    .map_err(|e| format!("step refused: {e}"))?;
+                self.process(i)
+            }
+            Action::WriteDone { node, incarnation } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return Ok(()); // the write died with its node
+                }
+                let Some(w) = self.nodes[node].writes.pop_front() else {
+                    return Ok(());
+                };
+                self.trace.push(
+                    self.now,
+                    TraceEvent::WriteDone {
+                        node: self.nodes[node].id,
+                        ack: w.ack,
+                    },
+                );
+                let n = &mut self.nodes[node];
+                if let Some(t) = w.truncate_from {
+                    n.disk.entries.truncate(t.saturating_sub(1) as usize);
+                }
+                n.disk.entries.extend(w.entries);
+                if let Some(h) = w.hard_state {
+                    n.disk.hard = h;
+                }
+                if let (Some(core), Some(ack)) = (n.core.as_mut(), w.ack) {
+                    core.persisted(ack);
+                }
+                for env in w.after {
+                    self.send(env);
+                }
+                self.process(node)
+            }
+            Action::Propose => {
+                let next = self.jitter(self.cfg.propose_interval);
+                if self.liveness.is_none() {
+                    self.schedule(next, Action::Propose);
+                }
+                let leader = self.nodes.iter().position(|n| {
+                    n.core
+                        .as_ref()
+                        .is_some_and(|c| c.status().role == Role::Leader)
+                });
+                let i = match leader {
+                    Some(i) if !self.chance(100) => i,
+                    _ => self.rng.below(self.nodes.len() as u64) as usize,
+                };
+                let cmd = self.command();
+                if let Some(core) = self.nodes[i].core.as_mut() {
+                    if core.propose(cmd).is_ok() {
+                        self.trace.push(
+                            self.now,
+                            TraceEvent::Propose {
+                                node: self.nodes[i].id,
+                            },
+                        );
+                    }
+                }
+                self.process(i)
+            }
+            Action::Fault => {
+                if self.faults_on {
+                    let next = self.jitter(self.cfg.fault_interval);
+                    self.schedule(next, Action::Fault);
+                    self.inject_fault();
+                }
+                Ok(())
+            }
+            Action::Restart { node } => {
+                if self.nodes[node].core.is_none() {
+                    self.restart(node)?;
+                }
+                Ok(())
+            }
+            Action::StartLiveness => {
+                self.faults_on = false;
+                self.trace.push(self.now, TraceEvent::Heal);
+                for n in &mut self.nodes {
+                    n.group = 0;
+                }
+                for i in 0..self.nodes.len() {
+                    if self.nodes[i].core.is_none() {
+                        self.restart(i)?;
+                    }
+                }
+                self.cfg.drop_per_mille = 0;
+                self.cfg.duplicate_per_mille = 0;
+                self.liveness = Some(Liveness {
+                    deadline: self.now + self.cfg.liveness_bound,
+                    proposal: None,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn inject_fault(&mut self) {
+        let n = self.nodes.len() as u64;
+        match self.rng.below(100) {
+            0..=24 => {
+                // Crash a node; prefer the leader now and then (Figure 8's scenarios).
+                let leader = self.nodes.iter().position(|n| {
+                    n.core
+                        .as_ref()
+                        .is_some_and(|c| c.status().role == Role::Leader)
+                });
+                let i = match leader {
+                    Some(i) if self.chance(500) => i,
+                    _ => self.rng.below(n) as usize,
+                };
+                if self.nodes[i].core.is_some() {
+                    self.crash(i);
+                    let at = self.jitter(self.cfg.fault_interval * 2);
+                    self.schedule(at, Action::Restart { node: i });
+                }
+            }
+            25..=34 => {
+                if let Some(i) = self.nodes.iter().position(|n| n.core.is_none()) {
+                    self.schedule(self.now, Action::Restart { node: i });
+                }
+            }
+            35..=64 => {
+                let mut groups = Vec::with_capacity(self.nodes.len());
+                for node in &mut self.nodes {
+                    node.group = (self.rng.below(2)) as u32;
+                    groups.push(node.group);
+                }
+                self.trace.push(self.now, TraceEvent::Partition { groups });
+            }
+            65..=79 => {
+                let i = self.rng.below(n) as usize;
+                for (j, node) in self.nodes.iter_mut().enumerate() {
+                    node.group = u32::from(j == i);
+                }
+                self.trace.push(
+                    self.now,
+                    TraceEvent::Isolate {
+                        node: self.nodes[i].id,
+                    },
+                );
+            }
+            _ => {
+                for node in &mut self.nodes {
+                    node.group = 0;
+                }
+                self.trace.push(self.now, TraceEvent::Heal);
+            }
+        }
+    }
+
+    fn crash(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        self.trace
+            .push(self.now, TraceEvent::Crash { node: node.id });
+        node.core = None;
+        node.writes.clear();
+        node.incarnation += 1;
+        node.was_leader = false;
+        self.checker.crashed(node.id);
+    }
+
+    fn restart(&mut self, i: usize) -> Result<(), String> {
+        self.trace.push(
+            self.now,
+            TraceEvent::Restart {
+                node: self.nodes[i].id,
+            },
+        );
+        self.boot(i);
+        let node = &self.nodes[i];
+        self.checker
+            .restarted(node.id, &node.disk.entries)
+            .map_err(|v| v.to_string())
+    }
+
+    fn send(&mut self, env: Envelope) {
+        let (from, to) = (self.index_of(env.from), self.index_of(env.to));
+        if self.nodes[from].group != self.nodes[to].group || self.chance(self.cfg.drop_per_mille) {
+            return;
+        }
+        let (lo, hi) = self.cfg.delay;
+        let span = (hi - lo).as_nanos() as u64;
+        if self.chance(self.cfg.duplicate_per_mille) {
+            let at = self.now + lo + Duration::from_nanos(self.rng.below(span.max(1)));
+            self.schedule(at, Action::Deliver(env.clone()));
+        }
+        let at = self.now + lo + Duration::from_nanos(self.rng.below(span.max(1)));
+        self.schedule(at, Action::Deliver(env));
+    }
+
+    /// Executes every Ready of node `i`, as a driver would, checking as it goes.
+    fn process(&mut self, i: usize) -> Result<(), String> {
+        loop {
+            let Some(core) = self.nodes[i].core.as_mut() else {
+                return Ok(());
+            };
+            if !core.has_ready() {
+                return Ok(());
+            }
+            let ready = core.ready();
+            let id = self.nodes[i].id;
+            self.observe_events(i, &ready.events)?;
+            if ready.has_write() {
+                self.checker
+                    .log_written(id, ready.truncate_from, &ready.entries)
+                    .map_err(|v| v.to_string())?;
+            }
+            let ack = ready.persist_ack();
+            if ready.has_write() || !ready.persisted_messages.is_empty() {
+                let delay = Duration::from_nanos(
+                    self.rng
+                        .below(self.cfg.disk_delay_max.as_nanos() as u64 + 1),
+                );
+                let node = &mut self.nodes[i];
+                let done = node.last_write_done.max(self.now) + delay;
+                node.last_write_done = done;
+                node.writes.push_back(Write {
+                    hard_state: ready.hard_state,
+                    truncate_from: ready.truncate_from,
+                    entries: ready.entries,
+                    ack,
+                    after: ready.persisted_messages,
+                });
+                let incarnation = node.incarnation;
+                self.schedule(
+                    done,
+                    Action::WriteDone {
+                        node: i,
+                        incarnation,
+                    },
+                );
+            }
+            for env in ready.messages {
+                self.send(env);
+            }
+            for entry in &ready.committed {
+                self.checker.applied(id, entry).map_err(|v| v.to_string())?;
+            }
+            if let (Some(last), Some(core)) = (ready.committed.last(), self.nodes[i].core.as_mut())
+            {
+                core.applied(last.index);
+            }
+        }
+    }
+
+    fn observe_events(&mut self, i: usize, events: &[Event]) -> Result<(), String> {
+        let id = self.nodes[i].id;
+        for event in events {
+            match *event {
+                Event::RoleChanged { role, term } => {
+                    self.trace.push(
+                        self.now,
+                        TraceEvent::Role {
+                            node: id,
+                            role,
+                            term,
+                        },
+                    );
+                    if role == Role::Leader {
+                        let core = self.nodes[i].core.as_ref().expect("node is up");
+                        let last = core.status().last_log.index;
+                        let terms: Vec<_> =
+                            core.log_entries(1, last).iter().map(|e| e.term).collect();
+                        self.nodes[i].was_leader = true;
+                        self.checker
+                            .leader_elected(id, term, &terms)
+                            .map_err(|v| v.to_string())?;
+                    } else if self.nodes[i].was_leader {
+                        self.nodes[i].was_leader = false;
+                        self.checker.stepped_down(id);
+                    }
+                }
+                Event::Committed { index } => {
+                    let core = self.nodes[i].core.as_ref().expect("node is up");
+                    let status = core.status();
+                    if status.role != Role::Leader {
+                        continue;
+                    }
+                    let from = self.checker.committed_len() + 1;
+                    let entries = core.log_entries(from, index).to_vec();
+                    for e in &entries {
+                        self.checker
+                            .committed(e, status.term)
+                            .map_err(|v| v.to_string())?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `seed` with the standard configuration.
+pub fn run_seed(seed: u64) -> SimReport {
+    Simulation::new(SimConfig::for_seed(seed)).run()
+}

@@ -1,7 +1,23 @@
 //! actraft: Raft consensus for replicated services.
+//!
+//! - [`core`]: the protocol as a deterministic, sans-IO state machine ([`core::RaftCore`]).
+//! - [`NodeBuilder`] / [`RaftHandle`]: one actix actor per Raft node, a thin shell that
+//!   runs the core against a [`LogStorage`], a [`Transport`] and your [`StateMachine`].
+//! - `testkit` (cargo feature): the deterministic simulator, the Figure 3 checker, and
+//!   the conformance suites every storage and transport runs.
 #![warn(missing_docs)]
 
 pub mod core;
+pub mod node;
+pub mod state_machine;
+pub mod storage;
+pub mod transport;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
+
+pub use crate::core::{Config, Entry, HardState, LogId, LogIndex, NodeId, Role, Status, Term};
+pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError};
+pub use state_machine::StateMachine;
+pub use storage::{LogState, LogStorage, LogWrite, StorageError};
+pub use transport::{Inbox, Transport, TransportError};

@@ -39,6 +39,10 @@ impl RaftCore {
     pub(super) fn start_pre_vote(&mut self) {
         let term = self.term() + 1;
         tracing::debug!(node = self.id, term, "election timeout, starting pre-vote");
+        self.events.push(Event::ElectionStarted {
+            term,
+            pre_vote: true,
+        });
         if self.leader.is_some() {
             self.set_leader(None);
         }
@@ -47,10 +51,6 @@ impl RaftCore {
         self.refused.clear();
         self.granted.insert(self.id);
         self.reset_election_timer();
-        self.events.push(Event::ElectionStarted {
-            term,
-            pre_vote: true,
-        });
         let req = VoteRequest {
             term,
             last_log: self.log.last_id(),
@@ -68,6 +68,10 @@ impl RaftCore {
     pub(super) fn start_election(&mut self) {
         let term = self.term() + 1;
         tracing::debug!(node = self.id, term, "starting election");
+        self.events.push(Event::ElectionStarted {
+            term,
+            pre_vote: false,
+        });
         self.hard.current_term = term;
         self.hard.voted_for = Some(self.id);
         self.leader_contact = None;
@@ -78,10 +82,6 @@ impl RaftCore {
         self.refused.clear();
         self.granted.insert(self.id);
         self.reset_election_timer();
-        self.events.push(Event::ElectionStarted {
-            term,
-            pre_vote: false,
-        });
         let req = VoteRequest {
             term,
             last_log: self.log.last_id(),

@@ -13,7 +13,7 @@ mod message;
 mod output;
 mod progress;
 mod replication;
-pub(crate) mod rng;
+mod rng;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,11 +28,11 @@ pub use message::{
     VoteRequest,
 };
 pub use output::{Event, Ready, Status, VoteRefusal};
+pub use rng::SplitMix64;
 pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
 
 use log::RaftLog;
 use progress::Progress;
-use rng::SplitMix64;
 
 /// What a node recovered from stable storage when it (re)starts.
 #[derive(Debug, Clone, Default)]
@@ -516,7 +516,12 @@ impl RaftCore {
         }
     }
 
+    /// Becomes a follower in `term` (at least the current one). The election timer keeps
+    /// running unless this node was leading: Figure 2 resets it only on hearing from the
+    /// leader or granting a vote, so a stream of hopeless candidates cannot hold off
+    /// everyone else's elections.
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        let was_leader = self.role == Role::Leader;
         if term > self.term() {
             self.hard.current_term = term;
             self.hard.voted_for = None;
@@ -535,7 +540,9 @@ impl RaftCore {
         self.refused.clear();
         self.pending_broadcast = false;
         self.heartbeat_deadline = Duration::MAX;
-        self.reset_election_timer();
+        if was_leader {
+            self.reset_election_timer();
+        }
     }
 }
 

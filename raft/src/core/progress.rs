@@ -29,7 +29,9 @@ pub(crate) struct Progress {
     pub(crate) inflight_bytes: usize,
     /// When anything was last heard from the follower (CheckQuorum).
     pub(crate) last_heard: Duration,
-    /// When the follower last answered an AppendEntries.
+    /// When the follower last acknowledged new entries, or when the pipeline or the probe
+    /// last started. Entries or a probe in flight with no progress for two heartbeats
+    /// count as lost.
     pub(crate) last_ack: Duration,
 }
 
@@ -69,7 +71,6 @@ impl Progress {
 
     /// The follower confirmed a match up to `index`. Returns true if `matched` grew.
     pub(crate) fn acked(&mut self, index: LogIndex) -> bool {
-        self.probe_sent = false;
         while let Some(&(last, bytes)) = self.inflight.front() {
             if last > index {
                 break;
@@ -77,16 +78,20 @@ impl Progress {
             self.inflight.pop_front();
             self.inflight_bytes -= bytes;
         }
+        if self.mode == Mode::Probe && index + 1 >= self.next {
+            // The probe (not just a heartbeat) was answered: the logs agree up to here.
+            self.mode = Mode::Replicate;
+            self.probe_sent = false;
+        }
         if index <= self.matched {
             return false;
         }
         self.matched = index;
+        self.probe_sent = false;
         if self.next <= index {
             self.next = index + 1;
         }
-        if self.mode == Mode::Probe {
-            self.mode = Mode::Replicate;
-        }
+        self.mode = Mode::Replicate;
         true
     }
 

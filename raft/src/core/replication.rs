@@ -69,8 +69,13 @@ impl RaftCore {
             entries,
             leader_commit: self.commit,
         };
+        let now = self.now;
         if let Some(p) = self.progress.get_mut(&peer) {
             if p.mode == Mode::Probe || last_sent > prev_index {
+                if p.mode == Mode::Probe || p.inflight.is_empty() {
+                    // The stall clock starts when the pipeline or the probe does.
+                    p.last_ack = now;
+                }
                 p.sent(last_sent, bytes);
             }
         }
@@ -80,24 +85,28 @@ impl RaftCore {
 
     /// The heartbeat timer fired: assert leadership to every follower (§5.2), re-probe
     /// followers whose probe or pipeline went unanswered.
+    ///
+    /// The heartbeat itself always checks only up to the follower's known match, so the
+    /// follower answers it at once, even while a slow write of new entries keeps their
+    /// acknowledgement back: CheckQuorum and the follower's election timer never depend
+    /// on disk speed.
     pub(super) fn broadcast_heartbeat(&mut self) {
         let stall = self.config.heartbeat_interval * 2;
         for peer in self.peers().collect::<Vec<_>>() {
             let Some(p) = self.progress.get_mut(&peer) else {
                 continue;
             };
-            if p.mode == Mode::Replicate
-                && !p.inflight.is_empty()
-                && self.now.saturating_sub(p.last_ack) >= stall
-            {
-                // Replies stopped coming: something was lost. Start over from the match.
-                let from = p.matched + 1;
-                p.probe_from(from);
-            }
-            if p.mode == Mode::Probe {
-                p.probe_sent = false;
-                self.send_append(peer, true);
-                continue;
+            // Nothing acknowledged for two heartbeats: something was lost.
+            let stalled = self.now.saturating_sub(p.last_ack) >= stall;
+            match p.mode {
+                Mode::Replicate if stalled && !p.inflight.is_empty() => {
+                    // Start over from the match.
+                    let from = p.matched + 1;
+                    p.probe_from(from);
+                }
+                // Send the same probe again.
+                Mode::Probe if stalled => p.probe_sent = false,
+                _ => {}
             }
             let matched = p.matched;
             let req = AppendRequest {
@@ -132,11 +141,16 @@ impl RaftCore {
         let Some(p) = self.progress.get_mut(&from) else {
             return;
         };
-        p.last_ack = now;
         match rep.result {
             AppendResult::Success { match_index } => {
                 let match_index = match_index.min(self.log.last_index());
-                if p.acked(match_index) {
+                let advanced = p.acked(match_index);
+                // Only progress restarts the stall clock: a heartbeat's reply says nothing
+                // about the entries in flight, and must not hide their loss.
+                if advanced {
+                    p.last_ack = now;
+                }
+                if advanced {
                     self.maybe_commit();
                 }
                 self.send_pipelined(from);

@@ -2,3 +2,5 @@
 //! Figure 3 checker.
 
 pub mod sim;
+pub mod storage;
+pub mod transport;

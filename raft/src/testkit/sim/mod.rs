@@ -17,10 +17,9 @@ use bytes::Bytes;
 pub use checker::{Checker, EntryPrint, Violation};
 pub use trace::TraceEvent;
 
-use crate::core::rng::SplitMix64;
 use crate::core::{
     Config, Entry, Envelope, Event, HardState, InitialState, LogId, LogIndex, NodeId, RaftCore,
-    Role,
+    Role, SplitMix64,
 };
 
 /// The knobs of one simulated run.

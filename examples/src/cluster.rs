@@ -1,0 +1,458 @@
+//! An in-process cluster harness: N nodes over the in-memory transport, each with a
+//! [`RecordingMachine`], on one arbiter or several, with helpers to wait for leaders,
+//! propose through whoever leads, crash and restart nodes, and check agreement.
+//!
+//! Generic over the storage so the same scenarios run on memory and on disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::{Arbiter, ArbiterHandle};
+use actraft::core::{Config, Event, LogIndex, NodeId, Role, Status, Term};
+use actraft::{ClientError, LogStorage, NodeBuilder, RaftHandle, StartError};
+use actraft_storage_mem::MemStorage;
+use actraft_transport_mem::MemRouter;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::future::select_all;
+use futures_util::FutureExt;
+use thiserror::Error;
+
+use crate::recording::{check_agreement, AppliedLog, RecordingMachine};
+
+/// Opens each node's storage: empty the first time, what the node persisted afterwards.
+#[async_trait(?Send)]
+pub trait StorageProvider: 'static {
+    /// The storage type.
+    type Storage: LogStorage;
+
+    /// Opens node `id`'s storage.
+    async fn open(&mut self, id: NodeId) -> Self::Storage;
+}
+
+/// In-memory storages that outlive their nodes.
+#[derive(Debug, Default, Clone)]
+pub struct MemStorages {
+    stores: BTreeMap<NodeId, MemStorage>,
+}
+
+impl MemStorages {
+    /// Node `id`'s storage, if it was opened.
+    pub fn get(&self, id: NodeId) -> Option<&MemStorage> {
+        self.stores.get(&id)
+    }
+}
+
+#[async_trait(?Send)]
+impl StorageProvider for MemStorages {
+    type Storage = MemStorage;
+
+    async fn open(&mut self, id: NodeId) -> MemStorage {
+        self.stores.entry(id).or_default().clone()
+    }
+}
+
+/// Where the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Every node on the caller's arbiter: one thread, no thread hops between nodes.
+    Shared,
+    /// One arbiter (thread) per node.
+    PerNode,
+    /// Nodes spread round-robin over this many arbiters.
+    Threads(usize),
+}
+
+/// Why a cluster operation failed.
+#[derive(Debug, Error)]
+pub enum ClusterError {
+    /// A node failed to start.
+    #[error("node {id} failed to start: {source}")]
+    Start {
+        /// The node.
+        id: NodeId,
+        /// Why.
+        #[source]
+        source: StartError,
+    },
+    /// The condition did not hold in time.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(Duration, &'static str),
+    /// A client request failed for good.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// Settings of a [`Cluster`].
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// How many nodes (ids 1..=nodes).
+    pub nodes: usize,
+    /// Protocol configuration of every node.
+    pub config: Config,
+    /// Seed for election timeouts and the router's faults.
+    pub seed: u64,
+    /// Thread placement.
+    pub placement: Placement,
+}
+
+impl ClusterOptions {
+    /// `nodes` nodes with the default configuration, one arbiter per node.
+    pub fn new(nodes: usize) -> Self {
+        Self {
+            nodes,
+            config: Config::default(),
+            seed: 1,
+            placement: Placement::PerNode,
+        }
+    }
+
+    /// Sets the protocol configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Sets the placement.
+    pub fn placement(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+}
+
+struct Slot {
+    handle: Option<RaftHandle>,
+    logs: Vec<AppliedLog>,
+    arbiter: Option<ArbiterHandle>,
+    incarnation: u64,
+}
+
+/// A running in-process cluster.
+pub struct Cluster<P: StorageProvider = MemStorages> {
+    router: MemRouter,
+    provider: P,
+    options: ClusterOptions,
+    members: Vec<NodeId>,
+    slots: BTreeMap<NodeId, Slot>,
+    arbiters: Vec<Arbiter>,
+    leaders: Arc<Mutex<BTreeMap<Term, BTreeSet<NodeId>>>>,
+}
+
+impl Cluster<MemStorages> {
+    /// Starts a cluster on in-memory storage.
+    pub async fn start(options: ClusterOptions) -> Result<Self, ClusterError> {
+        Self::start_with(options, MemStorages::default()).await
+    }
+}
+
+impl<P: StorageProvider> Cluster<P> {
+    /// Starts a cluster whose nodes open their storage from `provider`.
+    pub async fn start_with(options: ClusterOptions, provider: P) -> Result<Self, ClusterError> {
+        let members: Vec<NodeId> = (1..=options.nodes as u64).collect();
+        let arbiter_count = match options.placement {
+            Placement::Shared => 0,
+            Placement::PerNode => options.nodes,
+            Placement::Threads(n) => n.max(1),
+        };
+        let arbiters: Vec<Arbiter> = (0..arbiter_count).map(|_| Arbiter::new()).collect();
+        let slots = members
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| {
+                let arbiter = (!arbiters.is_empty()).then(|| arbiters[i % arbiters.len()].handle());
+                (
+                    id,
+                    Slot {
+                        handle: None,
+                        logs: Vec::new(),
+                        arbiter,
+                        incarnation: 0,
+                    },
+                )
+            })
+            .collect();
+        let mut cluster = Self {
+            router: MemRouter::with_seed(options.seed),
+            provider,
+            options,
+            members: members.clone(),
+            slots,
+            arbiters,
+            leaders: Arc::default(),
+        };
+        for id in members {
+            cluster.restart(id).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// The router linking the nodes: inject faults through it.
+    pub fn router(&self) -> &MemRouter {
+        &self.router
+    }
+
+    /// The storage provider.
+    pub fn provider(&self) -> &P {
+        &self.provider
+    }
+
+    /// Every member id.
+    pub fn members(&self) -> &[NodeId] {
+        &self.members
+    }
+
+    /// Node `id`'s handle, while it runs.
+    pub fn handle(&self, id: NodeId) -> Option<RaftHandle> {
+        self.slots.get(&id).and_then(|s| s.handle.clone())
+    }
+
+    /// Handles of every running node.
+    pub fn live(&self) -> Vec<RaftHandle> {
+        self.slots
+            .values()
+            .filter_map(|s| s.handle.clone())
+            .collect()
+    }
+
+    /// Statuses of every running node.
+    pub fn statuses(&self) -> Vec<Status> {
+        self.live().iter().map(RaftHandle::status).collect()
+    }
+
+    /// Every node that was leader, by term, as the nodes reported it.
+    pub fn leaders_by_term(&self) -> BTreeMap<Term, BTreeSet<NodeId>> {
+        self.leaders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// What node `id`'s current incarnation applied.
+    pub fn applied(&self, id: NodeId) -> Option<AppliedLog> {
+        self.slots.get(&id).and_then(|s| s.logs.last().cloned())
+    }
+
+    /// Checks that no two nodes (in any incarnation) applied different commands at one
+    /// index and that none applied out of order or twice. Returns the agreed log.
+    pub fn check_agreement(&self) -> Result<BTreeMap<LogIndex, Bytes>, String> {
+        check_agreement(self.slots.iter().flat_map(|(id, s)| {
+            s.logs
+                .iter()
+                .enumerate()
+                .map(move |(k, log)| (format!("node {id} (run {k})"), log))
+        }))
+    }
+
+    /// Starts node `id` (again) on its storage, with a fresh state machine.
+    pub async fn restart(&mut self, id: NodeId) -> Result<RaftHandle, ClusterError> {
+        let storage = self.provider.open(id).await;
+        let slot = self.slots.get_mut(&id).expect("a member");
+        slot.incarnation += 1;
+        let log = AppliedLog::default();
+        let mut builder = NodeBuilder::new(id, self.members.clone())
+            .config(self.options.config.clone())
+            .seed(self.options.seed.wrapping_mul(1_000_003) ^ (id << 20) ^ slot.incarnation);
+        if let Some(arbiter) = &slot.arbiter {
+            builder = builder.arbiter(arbiter.clone());
+        }
+        let handle = builder
+            .start(
+                storage,
+                self.router.transport(id),
+                RecordingMachine::new(log.clone()),
+            )
+            .await
+            .map_err(|source| ClusterError::Start { id, source })?;
+        let mut events = handle.subscribe();
+        let leaders = Arc::clone(&self.leaders);
+        actix_rt::spawn(async move {
+            while let Ok(e) = events.recv().await {
+                if let Event::RoleChanged {
+                    role: Role::Leader,
+                    term,
+                } = e.event
+                {
+                    let mut map = leaders.lock().unwrap_or_else(|e| e.into_inner());
+                    map.entry(term).or_default().insert(e.node);
+                }
+            }
+        });
+        slot.logs.push(log);
+        slot.handle = Some(handle.clone());
+        Ok(handle)
+    }
+
+    /// Crashes node `id`: it stops at once, keeping only what its storage made durable.
+    /// Returns once it has stopped.
+    pub async fn kill(&mut self, id: NodeId) {
+        if let Some(handle) = self.slots.get_mut(&id).and_then(|s| s.handle.take()) {
+            handle.kill();
+            let mut status = handle.watch_status();
+            while status.changed().await.is_ok() {}
+        }
+    }
+
+    /// Stops node `id` gracefully.
+    pub async fn shutdown(&mut self, id: NodeId) {
+        if let Some(handle) = self.slots.get_mut(&id).and_then(|s| s.handle.take()) {
+            handle.shutdown().await;
+        }
+    }
+
+    /// Stops every node gracefully.
+    pub async fn shutdown_all(&mut self) {
+        for id in self.members.clone() {
+            self.shutdown(id).await;
+        }
+    }
+
+    /// Waits until `pred` holds over the statuses of the running nodes.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &'static str,
+        mut pred: impl FnMut(&[Status]) -> bool,
+    ) -> Result<Vec<Status>, ClusterError> {
+        let mut watches: Vec<_> = self.live().iter().map(RaftHandle::watch_status).collect();
+        let wait = async {
+            loop {
+                let statuses: Vec<Status> =
+                    watches.iter_mut().map(|w| *w.borrow_and_update()).collect();
+                if pred(&statuses) {
+                    return statuses;
+                }
+                let changes = watches.iter_mut().map(|w| w.changed().boxed_local());
+                let (result, _, _) = select_all(changes).await;
+                if result.is_err() {
+                    // A node stopped; keep watching the others.
+                    watches.retain(|w| w.has_changed().is_ok());
+                    if watches.is_empty() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| ClusterError::Timeout(timeout, what))
+    }
+
+    /// Waits for a leader that a majority of the cluster, among the nodes `among`,
+    /// acknowledges in the same term. Returns (leader, term).
+    pub async fn wait_for_leader_among(
+        &self,
+        among: &[NodeId],
+        timeout: Duration,
+    ) -> Result<(NodeId, Term), ClusterError> {
+        let quorum = self.members.len() / 2 + 1;
+        let among: BTreeSet<NodeId> = among.iter().copied().collect();
+        let mut found = None;
+        self.wait_for(timeout, "a leader", |statuses| {
+            let set: Vec<&Status> = statuses.iter().filter(|s| among.contains(&s.id)).collect();
+            for leader in set.iter().filter(|s| s.role == Role::Leader) {
+                let agree = set
+                    .iter()
+                    .filter(|s| s.term == leader.term && s.leader == Some(leader.id))
+                    .count();
+                if agree >= quorum {
+                    found = Some((leader.id, leader.term));
+                    return true;
+                }
+            }
+            false
+        })
+        .await?;
+        Ok(found.expect("set when the predicate held"))
+    }
+
+    /// Waits for a leader acknowledged by a majority of the running nodes.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<(NodeId, Term), ClusterError> {
+        let live: Vec<NodeId> = self.live().iter().map(RaftHandle::id).collect();
+        self.wait_for_leader_among(&live, timeout).await
+    }
+
+    /// Waits until every running node has applied up to `index`.
+    pub async fn wait_for_applied(
+        &self,
+        index: LogIndex,
+        timeout: Duration,
+    ) -> Result<(), ClusterError> {
+        self.wait_for(timeout, "every node to apply", |s| {
+            s.iter().all(|s| s.applied_index >= index)
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Proposes `command` through the current leader, following redirects and retrying
+    /// after leader changes until `timeout`. A retry after
+    /// [`ClientError::LeadershipLost`] can apply a command twice: use unique commands.
+    pub async fn propose(&self, command: Bytes, timeout: Duration) -> Result<Bytes, ClusterError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut target = None;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if remaining.is_zero() {
+                return Err(ClusterError::Timeout(timeout, "a proposal to commit"));
+            }
+            let id = match target.take() {
+                Some(id) => id,
+                None => self.wait_for_leader(remaining).await?.0,
+            };
+            let Some(handle) = self.handle(id) else {
+                continue;
+            };
+            match handle.propose_timeout(command.clone(), remaining).await {
+                Ok(response) => return Ok(response),
+                Err(ClientError::NotLeader { leader }) => {
+                    target = leader.filter(|l| Some(*l) != Some(id));
+                    if target.is_none() {
+                        // No better idea yet: wait for the next status change.
+                        let _ = self
+                            .wait_for(remaining, "a leader change", |s| {
+                                s.iter().any(|s| s.role == Role::Leader && s.id != id)
+                            })
+                            .await;
+                    }
+                }
+                Err(ClientError::LeadershipLost { .. }) | Err(ClientError::Stopped) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl<P: StorageProvider> Drop for Cluster<P> {
+    fn drop(&mut self) {
+        for slot in self.slots.values_mut() {
+            if let Some(h) = slot.handle.take() {
+                h.kill();
+            }
+        }
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
+
+/// A configuration with short timeouts (50–100 ms elections, 10 ms heartbeats), for
+/// tests and demos that want elections to be quick.
+pub fn fast_config() -> Config {
+    Config::with_election_range(Duration::from_millis(50), Duration::from_millis(100))
+}
+
+/// Convenience: the id and term of the node that leads according to `statuses`.
+pub fn leader_of(statuses: &[Status]) -> Option<(NodeId, Term)> {
+    statuses
+        .iter()
+        .filter(|s| s.role == Role::Leader)
+        .max_by_key(|s| s.term)
+        .map(|s| (s.id, s.term))
+}

@@ -1,0 +1,373 @@
+//! The node actor: a thin shell that feeds the core and executes its `Ready` batches
+//! against the storage, the transport and the state machine. No protocol decision lives
+//! here.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use tokio::sync::{broadcast, oneshot, watch};
+
+use super::handle::{ClientError, Command, NodeEvent};
+use crate::core::{Envelope, LogId, LogIndex, Payload, RaftCore, Ready, Status, Term};
+use crate::storage::{LogStorage, LogWrite, StorageError};
+use crate::transport::Transport;
+use crate::StateMachine;
+
+/// A message delivered by the transport.
+pub(crate) struct Inbound(pub(crate) Envelope);
+
+impl actix::Message for Inbound {
+    type Result = ();
+}
+
+/// Runs the Ready loop once the mailbox is drained, so that everything that arrived
+/// together leaves together (group commit).
+struct Flush;
+
+impl actix::Message for Flush {
+    type Result = ();
+}
+
+type WriteFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
+
+/// Writes waiting for the one in flight, merged into one, with what to do once durable.
+#[derive(Default)]
+struct PendingWrite {
+    write: LogWrite,
+    ack: Option<LogId>,
+    after: Vec<Envelope>,
+    any: bool,
+}
+
+impl PendingWrite {
+    fn add(&mut self, ready: &mut Ready) {
+        self.any = true;
+        self.write.merge(LogWrite {
+            truncate_from: ready.truncate_from,
+            entries: std::mem::take(&mut ready.entries),
+            hard_state: ready.hard_state,
+        });
+        if let Some(last) = self.write.entries.last() {
+            self.ack = Some(last.log_id());
+        }
+        self.after.append(&mut ready.persisted_messages);
+    }
+}
+
+pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
+    pub(crate) core: RaftCore,
+    pub(crate) storage: Arc<S>,
+    pub(crate) transport: Arc<T>,
+    pub(crate) state_machine: Box<M>,
+    pub(crate) origin: Instant,
+    pub(crate) status: watch::Sender<Status>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) started: Option<oneshot::Sender<Result<(), crate::transport::TransportError>>>,
+    timer: Option<(Duration, SpawnHandle)>,
+    flush_scheduled: bool,
+    write_in_flight: bool,
+    pending: PendingWrite,
+    proposals: BTreeMap<LogIndex, (Term, oneshot::Sender<Result<Bytes, ClientError>>)>,
+    stopping: Vec<oneshot::Sender<()>>,
+    shutting_down: bool,
+}
+
+impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        core: RaftCore,
+        storage: Arc<S>,
+        transport: Arc<T>,
+        state_machine: M,
+        origin: Instant,
+        status: watch::Sender<Status>,
+        events: broadcast::Sender<NodeEvent>,
+        started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
+    ) -> Self {
+        Self {
+            core,
+            storage,
+            transport,
+            state_machine: Box::new(state_machine),
+            origin,
+            status,
+            events,
+            started: Some(started),
+            timer: None,
+            flush_scheduled: false,
+            write_in_flight: false,
+            pending: PendingWrite::default(),
+            proposals: BTreeMap::new(),
+            stopping: Vec::new(),
+            shutting_down: false,
+        }
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn schedule_flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.notify(Flush);
+        }
+    }
+
+    /// Executes every Ready the core has, starts the next write when none is in flight,
+    /// publishes the status and re-arms the timer.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        loop {
+            while self.core.has_ready() {
+                let ready = self.core.ready();
+                self.execute(ready);
+            }
+            if self.write_in_flight || !self.pending.any {
+                break;
+            }
+            let pending = std::mem::take(&mut self.pending);
+            let storage = Arc::clone(&self.storage);
+            let write = pending.write;
+            let mut fut: WriteFuture = Box::pin(async move { storage.write(write).await });
+            // A storage that never blocks completes here, with no thread hop.
+            match (&mut fut).now_or_never() {
+                Some(result) => self.write_done(result, pending.ack, pending.after, ctx),
+                None => {
+                    self.write_in_flight = true;
+                    let (ack, after) = (pending.ack, pending.after);
+                    ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+                        act.write_in_flight = false;
+                        act.write_done(result, ack, after, ctx);
+                        act.drive(ctx);
+                    }));
+                    break;
+                }
+            }
+        }
+        self.publish_status();
+        self.arm_timer(ctx);
+    }
+
+    fn execute(&mut self, mut ready: Ready) {
+        if !ready.events.is_empty() {
+            let status = self.core.status();
+            let id = status.id;
+            for event in &ready.events {
+                tracing::debug!(node = id, term = status.term, ?event, "raft event");
+                if self.events.receiver_count() > 0 {
+                    let _ = self.events.send(NodeEvent {
+                        node: id,
+                        at: Instant::now(),
+                        role: status.role,
+                        term: status.term,
+                        event: *event,
+                    });
+                }
+            }
+        }
+        if let Some(from) = ready.truncate_from {
+            for (index, (term, reply)) in self.proposals.split_off(&from) {
+                let _ = reply.send(Err(ClientError::LeadershipLost { index, term }));
+            }
+        }
+        if ready.has_write() || !ready.persisted_messages.is_empty() {
+            self.pending.add(&mut ready);
+        }
+        for envelope in ready.messages {
+            self.send(envelope);
+        }
+        if let Some(last) = ready.committed.last().map(|e| e.index) {
+            for entry in &ready.committed {
+                let response = match &entry.payload {
+                    Payload::Command(command) => self.state_machine.apply(entry.index, command),
+                    Payload::Noop => Bytes::new(),
+                };
+                while let Some(first) = self.proposals.first_entry() {
+                    if *first.key() > entry.index {
+                        break;
+                    }
+                    let (index, (term, reply)) = first.remove_entry();
+                    let result = if index == entry.index && term == entry.term {
+                        Ok(response.clone())
+                    } else {
+                        Err(ClientError::LeadershipLost { index, term })
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+            self.core.applied(last);
+        }
+    }
+
+    fn send(&self, envelope: Envelope) {
+        if let Err(e) = self.transport.send(envelope) {
+            tracing::debug!(node = self.core.id(), error = %e, "send failed");
+        }
+    }
+
+    fn write_done(
+        &mut self,
+        result: Result<(), StorageError>,
+        ack: Option<LogId>,
+        after: Vec<Envelope>,
+        ctx: &mut Context<Self>,
+    ) {
+        match result {
+            Ok(()) => {
+                if let Some(ack) = ack {
+                    self.core.persisted(ack);
+                }
+                for envelope in after {
+                    self.send(envelope);
+                }
+                if self.shutting_down {
+                    ctx.stop();
+                }
+            }
+            Err(error) => {
+                tracing::error!(node = self.core.id(), %error, "storage write failed; stopping the node");
+                ctx.stop();
+            }
+        }
+    }
+
+    fn publish_status(&self) {
+        let now = self.core.status();
+        self.status.send_if_modified(|s| {
+            if *s != now {
+                *s = now;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn arm_timer(&mut self, ctx: &mut Context<Self>) {
+        let deadline = self.core.next_deadline();
+        if deadline == Duration::MAX {
+            return;
+        }
+        if let Some((at, handle)) = self.timer {
+            if at <= deadline {
+                return; // fires no later than needed; it re-arms itself then
+            }
+            ctx.cancel_future(handle);
+        }
+        let delay = deadline.saturating_sub(self.now());
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.timer = None;
+            let now = act.now();
+            act.core.tick(now);
+            act.drive(ctx);
+        });
+        self.timer = Some((deadline, handle));
+    }
+
+    fn fail_all(&mut self) {
+        for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
+            let _ = reply.send(Err(ClientError::Stopped));
+        }
+    }
+}
+
+impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let inbound = ctx.address().recipient::<Inbound>();
+        let inbox = crate::transport::Inbox::from_fn(move |envelope| {
+            inbound.do_send(Inbound(envelope));
+            inbound.connected()
+        });
+        let result = self.transport.start(inbox);
+        let failed = result.is_err();
+        if let Some(started) = self.started.take() {
+            let _ = started.send(result);
+        }
+        if failed {
+            ctx.stop();
+            return;
+        }
+        tracing::info!(node = self.core.id(), members = ?self.core.members(), "node started");
+        self.drive(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.transport.stop();
+        self.fail_all();
+        for done in self.stopping.drain(..) {
+            let _ = done.send(());
+        }
+        tracing::info!(node = self.core.id(), "node stopped");
+    }
+}
+
+impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Inbound> for RaftNode<S, T, M> {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(envelope): Inbound, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let now = self.now();
+        if let Err(error) = self.core.step(now, envelope) {
+            tracing::warn!(node = self.core.id(), %error, "dropped a message");
+            return;
+        }
+        self.schedule_flush(ctx);
+    }
+}
+
+impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Flush> for RaftNode<S, T, M> {
+    type Result = ();
+
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) {
+        self.flush_scheduled = false;
+        self.drive(ctx);
+    }
+}
+
+impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode<S, T, M> {
+    type Result = ();
+
+    fn handle(&mut self, command: Command, ctx: &mut Context<Self>) {
+        match command {
+            Command::Propose { command, reply } => {
+                if self.shutting_down {
+                    let _ = reply.send(Err(ClientError::Stopped));
+                    return;
+                }
+                match self.core.propose(command) {
+                    Ok(id) => {
+                        self.proposals.insert(id.index, (id.term, reply));
+                        self.schedule_flush(ctx);
+                    }
+                    Err(crate::core::ProposeError::NotLeader { leader }) => {
+                        let _ = reply.send(Err(ClientError::NotLeader { leader }));
+                    }
+                }
+            }
+            Command::Shutdown { done } => {
+                self.stopping.push(done);
+                // Finish what the core already asked for, then stop.
+                self.drive(ctx);
+                self.shutting_down = true;
+                self.fail_all();
+                if !self.write_in_flight {
+                    ctx.stop();
+                }
+            }
+            Command::Kill => {
+                self.shutting_down = true;
+                ctx.stop();
+            }
+        }
+    }
+}

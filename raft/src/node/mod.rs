@@ -1,0 +1,172 @@
+//! The node: one actix actor per Raft node, a thin shell around [`RaftCore`].
+//!
+//! Start one with [`NodeBuilder`]; talk to it through the [`RaftHandle`] it returns.
+//!
+//! The shell keeps these rules:
+//! - the term and vote are durable before a vote is granted, entries are durable before
+//!   a follower acknowledges them, and a leader counts itself toward a commit only once
+//!   its own write is durable (it replicates to followers while that write is in flight);
+//! - writes are serialized: at most one is in flight, and everything the core produces
+//!   meanwhile is merged into the next one (group commit), which also carries the next
+//!   AppendEntries' entries;
+//! - the actor never blocks its thread on storage: a storage future that is ready at once
+//!   (memory) completes inline, one that is not (disk) completes on the storage's thread
+//!   and wakes the actor, while ticks and heartbeats keep flowing;
+//! - committed entries are applied in order, once, and each proposal is answered with its
+//!   entry's response, or with [`ClientError::LeadershipLost`] when its entry is replaced.
+
+mod actor;
+mod handle;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::{Actor, ArbiterHandle};
+use thiserror::Error;
+use tokio::sync::{broadcast, oneshot, watch};
+
+pub use handle::{ClientError, NodeEvent, RaftHandle};
+
+use crate::core::{Config, InitError, InitialState, NodeId, RaftCore};
+use crate::storage::{LogStorage, StorageError};
+use crate::transport::{Transport, TransportError};
+use actor::RaftNode;
+
+/// Why a node could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// Reading the log and hard state failed.
+    #[error("could not recover from storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The configuration or the recovered state is invalid.
+    #[error(transparent)]
+    Init(#[from] InitError),
+    /// The transport could not start.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The arbiter to run on has stopped.
+    #[error("the arbiter to run the node on is gone")]
+    ArbiterGone,
+}
+
+/// Configures and starts a node.
+///
+/// ```no_run
+/// # async fn demo<S: actraft::LogStorage, T: actraft::Transport, M: actraft::StateMachine>(
+/// #     storage: S, transport: T, state_machine: M) -> Result<(), actraft::StartError> {
+/// use actraft::{core::Config, NodeBuilder};
+/// let node = NodeBuilder::new(1, vec![1, 2, 3])
+///     .config(Config::default())
+///     .start(storage, transport, state_machine)
+///     .await?;
+/// let response = node.propose("set x 1").await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    id: NodeId,
+    members: Vec<NodeId>,
+    config: Config,
+    seed: Option<u64>,
+    arbiter: Option<ArbiterHandle>,
+}
+
+impl NodeBuilder {
+    /// A node `id` in a cluster of `members` (which includes `id`).
+    pub fn new(id: NodeId, members: Vec<NodeId>) -> Self {
+        Self {
+            id,
+            members,
+            config: Config::default(),
+            seed: None,
+            arbiter: None,
+        }
+    }
+
+    /// The protocol configuration (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Seeds the election timeouts, for reproducible runs (default: from the clock).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Runs the node on this arbiter (default: the caller's). Nodes on one arbiter share
+    /// a thread and talk without thread hops; nodes on several use several cores.
+    pub fn arbiter(mut self, arbiter: ArbiterHandle) -> Self {
+        self.arbiter = Some(arbiter);
+        self
+    }
+
+    /// Recovers the node's state from `storage` and starts it. Must be called from
+    /// within an actix system.
+    pub async fn start<S, T, M>(
+        self,
+        storage: S,
+        transport: T,
+        state_machine: M,
+    ) -> Result<RaftHandle, StartError>
+    where
+        S: LogStorage,
+        T: Transport,
+        M: crate::StateMachine,
+    {
+        let state = storage.state().await?;
+        let entries = if state.last.index > state.prefix.index {
+            storage
+                .entries(state.prefix.index + 1, state.last.index)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let initial = InitialState {
+            hard_state: state.hard_state,
+            log_prefix: state.prefix,
+            entries,
+            applied_index: state_machine.applied_index(),
+        };
+        let seed = self.seed.unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            nanos ^ self.id.rotate_left(32)
+        });
+        let core = RaftCore::new(self.id, self.members, self.config, initial, seed)?;
+        let (status_tx, status_rx) = watch::channel(core.status());
+        let (events, _) = broadcast::channel(4096);
+        let (started_tx, started_rx) = oneshot::channel();
+        let storage = Arc::new(storage);
+        let transport = Arc::new(transport);
+        let events_for_node = events.clone();
+        let make = move || {
+            RaftNode::new(
+                core,
+                storage,
+                transport,
+                state_machine,
+                Instant::now(),
+                status_tx,
+                events_for_node,
+                started_tx,
+            )
+        };
+        let addr = match &self.arbiter {
+            Some(arbiter) => {
+                let node = make();
+                RaftNode::start_in_arbiter(arbiter, move |_| node)
+            }
+            None => make().start(),
+        };
+        started_rx.await.map_err(|_| StartError::ArbiterGone)??;
+        Ok(RaftHandle {
+            id: self.id,
+            commands: addr.recipient(),
+            status: status_rx,
+            events,
+        })
+    }
+}

@@ -1,0 +1,32 @@
+//! The `StateMachine` trait: the user's replicated service.
+
+use bytes::Bytes;
+
+use crate::core::LogIndex;
+
+/// The service a Raft cluster replicates. Every node applies the same commands in the
+/// same order, so every node's state machine goes through the same states.
+///
+/// # Correctness rules
+///
+/// 1. **Deterministic.** [`apply`](StateMachine::apply) must depend only on the state
+///    and the command: no clocks, no randomness, no outside reads. Otherwise replicas
+///    drift apart.
+/// 2. **In order, once.** The node calls `apply` with strictly increasing indexes, each
+///    committed index once per node lifetime. After a restart it resumes after
+///    [`applied_index`](StateMachine::applied_index): a state machine that keeps its
+///    state durably reports how far it got; one held in memory reports 0 (the default)
+///    and is rebuilt from the log.
+/// 3. **Quick.** `apply` runs on the node's thread; a slow one delays heartbeats. Hand
+///    expensive work to another thread and keep `apply` to the state change itself.
+pub trait StateMachine: Send + 'static {
+    /// Applies the committed command at `index` and returns the response for the client
+    /// that proposed it.
+    fn apply(&mut self, index: LogIndex, command: &Bytes) -> Bytes;
+
+    /// The highest index whose effects the state machine holds durably; 0 when it keeps
+    /// nothing across restarts.
+    fn applied_index(&self) -> LogIndex {
+        0
+    }
+}

@@ -1,0 +1,169 @@
+//! The `LogStorage` trait: where a node keeps its log and hard state.
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::core::{Entry, HardState, LogId, LogIndex};
+
+/// What a storage holds when a node (re)starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogState {
+    /// The last saved term and vote.
+    pub hard_state: HardState,
+    /// The last id of the compacted prefix (default: nothing compacted).
+    pub prefix: LogId,
+    /// The id of the last stored entry (equal to `prefix` when no entry is stored).
+    pub last: LogId,
+}
+
+/// One durable write, as the core asks for it: remove a conflicting suffix, append
+/// entries after it, save the hard state. All parts are optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogWrite {
+    /// Remove every entry at or after this index first.
+    pub truncate_from: Option<LogIndex>,
+    /// Then append these, contiguous, starting right after the (possibly truncated) end.
+    pub entries: Vec<Entry>,
+    /// Then save this hard state.
+    pub hard_state: Option<HardState>,
+}
+
+impl LogWrite {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.truncate_from.is_none() && self.entries.is_empty() && self.hard_state.is_none()
+    }
+
+    /// Folds a later write into this one, so that applying the result equals applying
+    /// `self` then `later` (group commit of writes queued behind one in flight).
+    pub fn merge(&mut self, later: LogWrite) {
+        if let Some(t) = later.truncate_from {
+            self.entries.retain(|e| e.index < t);
+            // Entries already stored at or after `t` must go as well.
+            self.truncate_from = Some(self.truncate_from.map_or(t, |mine| mine.min(t)));
+        }
+        self.entries.extend(later.entries);
+        if later.hard_state.is_some() {
+            self.hard_state = later.hard_state;
+        }
+    }
+}
+
+/// Why a storage operation failed.
+///
+/// [`StorageError::OutOfRange`] and [`StorageError::Compacted`] are recoverable: the
+/// caller asked for something the storage does not hold, and nothing changed.
+/// [`StorageError::Io`] and [`StorageError::Corrupt`] are fatal for the node using the
+/// storage: it can no longer promise durability, so it stops.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// A read asked for entries past the end of the log.
+    #[error("entries {from}..={to} requested, but the log ends at {last}")]
+    OutOfRange {
+        /// First index asked for.
+        from: LogIndex,
+        /// Last index asked for.
+        to: LogIndex,
+        /// Last index stored.
+        last: LogIndex,
+    },
+    /// A read asked for entries that were compacted away.
+    #[error("entry {index} was compacted (the log now starts after {prefix})")]
+    Compacted {
+        /// The index asked for.
+        index: LogIndex,
+        /// The last compacted index.
+        prefix: LogIndex,
+    },
+    /// A write would leave a hole or overwrite the compacted prefix.
+    #[error("invalid write: {0}")]
+    InvalidWrite(String),
+    /// The underlying device or database failed.
+    #[error("storage IO failed: {0}")]
+    Io(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StorageError {
+    /// True when the node cannot go on with this storage.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, StorageError::Io(_) | StorageError::Corrupt(_))
+    }
+}
+
+/// Durable storage for one node's log and hard state.
+///
+/// # Correctness rules
+///
+/// An implementation must keep all of these; the `testkit` conformance suite
+/// (`actraft::testkit::storage::run_suite`) checks them:
+///
+/// 1. **Durable on return.** When the future of [`write`](LogStorage::write) (or of any
+///    other mutating method) completes with `Ok`, everything it wrote survives a crash
+///    of the process and, for a disk storage, of the machine. Raft's safety depends on
+///    it: a node acknowledges entries and grants votes only after this.
+/// 2. **In order.** Writes take effect in the order their futures were created, and a
+///    write's parts take effect in the order truncate, append, hard state. The node
+///    never has two writes in flight at once, but a storage must still not reorder them.
+/// 3. **Atomic where it can.** A storage that can make one write all-or-nothing
+///    (RocksDB's `WriteBatch`) should. One that cannot must at least never leave a hole
+///    in the log: after a crash, the log is a prefix of what was written.
+/// 4. **Contiguous.** Entries are stored at the index they carry, with no holes;
+///    appending at an index at or below the last stored one replaces from there on.
+/// 5. **Reads see writes.** A read that starts after a write completed sees it.
+/// 6. **Errors.** Reads outside the stored range return [`StorageError::OutOfRange`] or
+///    [`StorageError::Compacted`] and change nothing. IO failures return
+///    [`StorageError::Io`]; the node then stops rather than risk acknowledging what is
+///    not durable.
+/// 7. **Never blocks the caller's thread.** The node runs on an actix arbiter, and its
+///    heartbeats stop while its thread is blocked. A storage whose work can block (disk
+///    IO, fsync) must do it on another thread and complete the future from there. A
+///    storage that never blocks (memory) should complete at once: the node polls each
+///    future once inline and only hands it to the runtime when it is not ready, so an
+///    inline storage costs no thread hop.
+#[async_trait]
+pub trait LogStorage: Send + Sync + 'static {
+    /// Reads the hard state and the bounds of the stored log.
+    async fn state(&self) -> Result<LogState, StorageError>;
+
+    /// Reads entries `from..=to`.
+    async fn entries(&self, from: LogIndex, to: LogIndex) -> Result<Vec<Entry>, StorageError>;
+
+    /// Makes one write durable: truncate, then append, then save the hard state.
+    async fn write(&self, write: LogWrite) -> Result<(), StorageError>;
+
+    /// Appends entries (replacing any stored at or after the first one's index).
+    async fn append(&self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        let truncate_from = entries.first().map(|e| e.index);
+        self.write(LogWrite {
+            truncate_from,
+            entries,
+            hard_state: None,
+        })
+        .await
+    }
+
+    /// Removes every entry at or after `from` (a conflicting suffix).
+    async fn truncate(&self, from: LogIndex) -> Result<(), StorageError> {
+        self.write(LogWrite {
+            truncate_from: Some(from),
+            ..LogWrite::default()
+        })
+        .await
+    }
+
+    /// Saves the term and vote.
+    async fn save_hard_state(&self, hard_state: HardState) -> Result<(), StorageError> {
+        self.write(LogWrite {
+            hard_state: Some(hard_state),
+            ..LogWrite::default()
+        })
+        .await
+    }
+
+    /// Removes every entry up to and including `upto`, which must be committed and
+    /// applied. Compacting past the last entry is an [`StorageError::OutOfRange`].
+    async fn compact(&self, upto: LogIndex) -> Result<(), StorageError>;
+}

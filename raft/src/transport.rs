@@ -1,0 +1,86 @@
+//! The `Transport` trait: how messages travel between nodes.
+
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::sync::mpsc;
+
+use crate::core::{Envelope, NodeId};
+
+/// Why a transport could not take or deliver a message.
+#[derive(Debug, Error)]
+pub enum TransportError {
+    /// The destination is not a node this transport knows how to reach.
+    #[error("unknown peer {0}")]
+    UnknownPeer(NodeId),
+    /// The local node is not started, or has stopped.
+    #[error("the transport is not running")]
+    NotRunning,
+    /// The transport could not start (binding a socket, loading certificates, ...).
+    #[error("transport failed to start: {0}")]
+    Start(String),
+}
+
+/// Where a transport hands the messages it receives for the local node.
+///
+/// Cloning is cheap. A node passes its inbox to [`Transport::start`]; tests can build one
+/// over a channel with [`Inbox::channel`].
+#[derive(Clone)]
+pub struct Inbox {
+    sink: Arc<dyn Fn(Envelope) -> bool + Send + Sync>,
+}
+
+impl std::fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbox").finish_non_exhaustive()
+    }
+}
+
+impl Inbox {
+    /// An inbox that calls `sink` for every message; `sink` returns false once the
+    /// receiver is gone.
+    pub fn from_fn(sink: impl Fn(Envelope) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            sink: Arc::new(sink),
+        }
+    }
+
+    /// An inbox feeding an unbounded channel, and the channel's receiving end.
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<Envelope>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self::from_fn(move |env| tx.send(env).is_ok()), rx)
+    }
+
+    /// Hands one message to the local node. Returns false if the node is gone.
+    pub fn deliver(&self, envelope: Envelope) -> bool {
+        (self.sink)(envelope)
+    }
+}
+
+/// Carries Raft messages between nodes. One instance serves one local node.
+///
+/// # Correctness rules
+///
+/// 1. **Best effort.** A transport may drop, delay, duplicate or reorder messages: Raft
+///    tolerates all of it. It must never alter one, nor deliver a message to a node other
+///    than `envelope.to`, nor deliver a message whose `from` it has not authenticated
+///    when it authenticates peers at all.
+/// 2. **Never blocks.** [`send`](Transport::send) is called on the node's thread, between
+///    heartbeats: it queues or drops, and returns at once. A transport must bound what it
+///    queues for a peer it cannot reach.
+/// 3. **Per-peer order where it can.** Messages to one peer should arrive in the order
+///    sent (Raft is correct without it, but pipelined replication is faster with it), and
+///    small urgent messages ([`Message::is_urgent`](crate::core::Message::is_urgent))
+///    should not wait behind large AppendEntries.
+/// 4. **Errors.** [`send`](Transport::send) returns [`TransportError::UnknownPeer`] for a
+///    destination it cannot name; loss in transit is not an error. Neither is fatal.
+pub trait Transport: Send + Sync + 'static {
+    /// Starts delivering messages addressed to the local node to `inbox`.
+    fn start(&self, inbox: Inbox) -> Result<(), TransportError>;
+
+    /// Queues `envelope` for `envelope.to`, without blocking.
+    fn send(&self, envelope: Envelope) -> Result<(), TransportError>;
+
+    /// Stops delivering to the local node; later sends may fail with `NotRunning`.
+    fn stop(&self) {}
+}

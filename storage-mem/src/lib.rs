@@ -1,0 +1,153 @@
+//! In-memory log storage for actraft.
+//!
+//! [`MemStorage`] keeps the log and hard state in memory behind a mutex. Every operation
+//! completes at once, so the node runs it inline, without a thread hop. It is cheap to
+//! clone and every clone shares one log: keep a clone, stop (or kill) the node, and start
+//! a new node on the clone to simulate a crash and a restart from what was persisted.
+//!
+//! Nothing survives the process: use it for tests, simulations, benchmarks, and services
+//! that can afford to lose a node's state (the node then rejoins as an empty follower).
+#![warn(missing_docs)]
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use actraft::core::{Entry, HardState, LogId, LogIndex};
+use actraft::{LogState, LogStorage, LogWrite, StorageError};
+use async_trait::async_trait;
+
+#[derive(Debug, Default)]
+struct Inner {
+    hard_state: HardState,
+    prefix: LogId,
+    entries: Vec<Entry>,
+    writes: u64,
+}
+
+impl Inner {
+    fn last(&self) -> LogId {
+        self.entries.last().map_or(self.prefix, Entry::log_id)
+    }
+
+    fn apply(&mut self, write: LogWrite) -> Result<(), StorageError> {
+        if let Some(from) = write.truncate_from {
+            if from <= self.prefix.index {
+                return Err(StorageError::InvalidWrite(format!(
+                    "truncate from {from} reaches into the compacted prefix ending at {}",
+                    self.prefix.index
+                )));
+            }
+            let keep = (from - self.prefix.index - 1) as usize;
+            self.entries.truncate(keep);
+        }
+        if let Some(first) = write.entries.first() {
+            let next = self.last().index + 1;
+            if first.index <= self.prefix.index || first.index > next {
+                return Err(StorageError::InvalidWrite(format!(
+                    "entries start at {}, the log accepts {}..={next}",
+                    first.index,
+                    self.prefix.index + 1
+                )));
+            }
+            if write
+                .entries
+                .windows(2)
+                .any(|w| w[1].index != w[0].index + 1)
+            {
+                return Err(StorageError::InvalidWrite(
+                    "entries are not contiguous".into(),
+                ));
+            }
+            self.entries
+                .truncate((first.index - self.prefix.index - 1) as usize);
+            self.entries.extend(write.entries);
+        }
+        if let Some(hard_state) = write.hard_state {
+            self.hard_state = hard_state;
+        }
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+/// An in-memory [`LogStorage`]. Clones share the same log.
+#[derive(Debug, Clone, Default)]
+pub struct MemStorage {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl MemStorage {
+    /// An empty log with a zero hard state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the log half-written: every
+        // mutation validates first and then changes the vectors in one step.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of every stored entry (for tests and examples).
+    pub fn snapshot(&self) -> (HardState, Vec<Entry>) {
+        let inner = self.lock();
+        (inner.hard_state, inner.entries.clone())
+    }
+
+    /// How many writes this storage has made durable (a measure of group commit).
+    pub fn write_count(&self) -> u64 {
+        self.lock().writes
+    }
+}
+
+#[async_trait]
+impl LogStorage for MemStorage {
+    async fn state(&self) -> Result<LogState, StorageError> {
+        let inner = self.lock();
+        Ok(LogState {
+            hard_state: inner.hard_state,
+            prefix: inner.prefix,
+            last: inner.last(),
+        })
+    }
+
+    async fn entries(&self, from: LogIndex, to: LogIndex) -> Result<Vec<Entry>, StorageError> {
+        let inner = self.lock();
+        if from <= inner.prefix.index {
+            return Err(StorageError::Compacted {
+                index: from,
+                prefix: inner.prefix.index,
+            });
+        }
+        let last = inner.last().index;
+        if to > last || from > to {
+            return Err(StorageError::OutOfRange { from, to, last });
+        }
+        let start = (from - inner.prefix.index - 1) as usize;
+        let end = (to - inner.prefix.index) as usize;
+        Ok(inner.entries[start..end].to_vec())
+    }
+
+    async fn write(&self, write: LogWrite) -> Result<(), StorageError> {
+        self.lock().apply(write)
+    }
+
+    async fn compact(&self, upto: LogIndex) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        let last = inner.last();
+        if upto > last.index {
+            return Err(StorageError::OutOfRange {
+                from: upto,
+                to: upto,
+                last: last.index,
+            });
+        }
+        if upto <= inner.prefix.index {
+            return Ok(());
+        }
+        let n = (upto - inner.prefix.index) as usize;
+        let term = inner.entries[n - 1].term;
+        inner.entries.drain(..n);
+        inner.prefix = LogId::new(term, upto);
+        Ok(())
+    }
+}

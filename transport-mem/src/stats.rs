@@ -1,0 +1,173 @@
+//! Message counters. Each transport counts what it sends in its own [`Counters`], so the
+//! hot path never writes a cache line another node's thread writes too; [`Stats`] sums
+//! them on demand.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actraft::core::Message;
+
+/// The message kinds, in the order of [`kind_index`], named as [`Message::kind`] names
+/// them.
+pub(crate) const KINDS: [&str; 6] = [
+    "RequestVote",
+    "RequestVoteReply",
+    "PreVote",
+    "PreVoteReply",
+    "AppendEntries",
+    "AppendEntriesReply",
+];
+
+/// The index of `message`'s kind in [`KINDS`].
+pub(crate) fn kind_index(message: &Message) -> usize {
+    match message {
+        Message::RequestVote(_) => 0,
+        Message::RequestVoteReply(_) => 1,
+        Message::PreVote(_) => 2,
+        Message::PreVoteReply(_) => 3,
+        Message::AppendEntries(_) => 4,
+        Message::AppendEntriesReply(_) => 5,
+    }
+}
+
+/// Why a message was dropped.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DropReason {
+    /// Isolation or a partition cut the link.
+    Cut,
+    /// The drop rate picked it.
+    Lost,
+    /// The destination was not running (stopped, or not started yet).
+    PeerDown,
+}
+
+/// The counters of the messages one transport sent. Aligned so that two transports'
+/// counters never share a cache line.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct Counters {
+    sent: [AtomicU64; 6],
+    delivered: [AtomicU64; 6],
+    cut: AtomicU64,
+    lost: AtomicU64,
+    peer_down: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn sent(&self, kind: usize) {
+        self.sent[kind].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn delivered(&self, kind: usize) {
+        self.delivered[kind].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dropped(&self, reason: DropReason) {
+        let counter = match reason {
+            DropReason::Cut => &self.cut,
+            DropReason::Lost => &self.lost,
+            DropReason::PeerDown => &self.peer_down,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds these counters to `stats`. Outcomes are read before sends, so that a
+    /// snapshot taken while messages flow never shows more outcomes than sends.
+    pub(crate) fn add_to(&self, stats: &mut Stats) {
+        let load = |c: &AtomicU64| c.load(Ordering::Acquire);
+        stats.dropped_cut += load(&self.cut);
+        stats.dropped_lost += load(&self.lost);
+        stats.dropped_peer_down += load(&self.peer_down);
+        for (i, kind) in KINDS.iter().enumerate() {
+            let delivered = load(&self.delivered[i]);
+            stats.delivered += delivered;
+            *stats.delivered_by_kind.entry(kind).or_default() += delivered;
+        }
+        for (i, kind) in KINDS.iter().enumerate() {
+            let sent = load(&self.sent[i]);
+            stats.sent += sent;
+            *stats.sent_by_kind.entry(kind).or_default() += sent;
+        }
+        stats.dropped = stats.dropped_cut + stats.dropped_lost + stats.dropped_peer_down;
+    }
+}
+
+/// A snapshot of what a [`MemRouter`](crate::MemRouter)'s transports have sent since the
+/// router was created.
+///
+/// Every accepted send counts once in `sent` and, once its fate is decided, once in
+/// `delivered` or in `dropped`; a delayed message in between is [in
+/// flight](Stats::in_flight). A send refused with an error counts nowhere. The counters
+/// are read one by one: a snapshot taken while messages flow is only approximately
+/// consistent. To count what happened during one phase of a test, subtract the snapshot
+/// taken before it ([`Stats::since`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Messages accepted by `send`.
+    pub sent: u64,
+    /// Messages handed to the destination's inbox (which accepted them).
+    pub delivered: u64,
+    /// Messages dropped, for any reason: the sum of the three `dropped_*` counters.
+    pub dropped: u64,
+    /// Dropped because isolation or a partition separated sender and receiver (when
+    /// sent, or when a delayed message came due).
+    pub dropped_cut: u64,
+    /// Dropped by a drop rate.
+    pub dropped_lost: u64,
+    /// Dropped because the destination was not running: stopped, not started yet, or
+    /// its inbox refused the message.
+    pub dropped_peer_down: u64,
+    /// `sent`, by [`Message::kind`] (every kind present, zero included).
+    pub sent_by_kind: BTreeMap<&'static str, u64>,
+    /// `delivered`, by [`Message::kind`] (every kind present, zero included).
+    pub delivered_by_kind: BTreeMap<&'static str, u64>,
+}
+
+impl Stats {
+    /// An empty snapshot listing every kind with a zero count.
+    pub(crate) fn zero() -> Self {
+        let kinds: BTreeMap<&'static str, u64> = KINDS.iter().map(|k| (*k, 0)).collect();
+        Self {
+            sent_by_kind: kinds.clone(),
+            delivered_by_kind: kinds,
+            ..Self::default()
+        }
+    }
+
+    /// Messages sent whose fate is not decided yet (delayed, on their way).
+    pub fn in_flight(&self) -> u64 {
+        self.sent.saturating_sub(self.delivered + self.dropped)
+    }
+
+    /// How many messages of `kind` (as [`Message::kind`] names it, e.g.
+    /// `"AppendEntries"`) were delivered; 0 for a name that is not a kind.
+    pub fn delivered_of(&self, kind: &str) -> u64 {
+        self.delivered_by_kind.get(kind).copied().unwrap_or(0)
+    }
+
+    /// How many messages of `kind` were sent; 0 for a name that is not a kind.
+    pub fn sent_of(&self, kind: &str) -> u64 {
+        self.sent_by_kind.get(kind).copied().unwrap_or(0)
+    }
+
+    /// What happened between the snapshot `earlier` and this one.
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        let diff = |now: &BTreeMap<&'static str, u64>, then: &BTreeMap<&'static str, u64>| {
+            now.iter()
+                .map(|(k, v)| (*k, v.saturating_sub(then.get(k).copied().unwrap_or(0))))
+                .collect()
+        };
+        Stats {
+            sent: self.sent.saturating_sub(earlier.sent),
+            delivered: self.delivered.saturating_sub(earlier.delivered),
+            dropped: self.dropped.saturating_sub(earlier.dropped),
+            dropped_cut: self.dropped_cut.saturating_sub(earlier.dropped_cut),
+            dropped_lost: self.dropped_lost.saturating_sub(earlier.dropped_lost),
+            dropped_peer_down: self
+                .dropped_peer_down
+                .saturating_sub(earlier.dropped_peer_down),
+            sent_by_kind: diff(&self.sent_by_kind, &earlier.sent_by_kind),
+            delivered_by_kind: diff(&self.delivered_by_kind, &earlier.delivered_by_kind),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The per-node [`Transport`] of a [`MemRouter`](crate::MemRouter).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use actraft::core::{Envelope, NodeId};
+use actraft::{Inbox, Transport, TransportError};
+
+use crate::router::{Inner, Live};
+use crate::stats::Counters;
+use crate::MemRouter;
+
+/// One node's end of a [`MemRouter`], made by [`MemRouter::transport`].
+///
+/// - [`start`](Transport::start) registers the node's inbox with the router. If another
+///   transport of the same id is running (a node restarted before its old incarnation
+///   stopped), the new one takes over: the old one stops receiving, and its sends fail
+///   with [`TransportError::NotRunning`].
+/// - [`send`](Transport::send) fails with [`TransportError::NotRunning`] before `start`
+///   and after `stop`, with [`TransportError::UnknownPeer`] for an id the router never
+///   made a transport for, and otherwise returns `Ok` whatever becomes of the message.
+///   Faults are judged by this transport's id, whatever `envelope.from` says.
+/// - [`stop`](Transport::stop) (or dropping the transport) unregisters the inbox: later
+///   messages to the node are dropped, as are delayed ones that come due meanwhile.
+///   Stopping twice is harmless; a stopped transport can be started again.
+pub struct MemTransport {
+    id: NodeId,
+    token: u64,
+    inner: Arc<Inner>,
+    counters: Arc<Counters>,
+    running: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for MemTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemTransport")
+            .field("id", &self.id)
+            .field("running", &self.running.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemTransport {
+    pub(crate) fn new(id: NodeId, token: u64, inner: Arc<Inner>, counters: Arc<Counters>) -> Self {
+        Self {
+            id,
+            token,
+            inner,
+            counters,
+            running: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The node this transport serves.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The router this transport belongs to.
+    pub fn router(&self) -> MemRouter {
+        MemRouter {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
+    /// True between `start` and `stop` (or a takeover by a newer transport of the id).
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+}
+
+impl Transport for MemTransport {
+    fn start(&self, inbox: Inbox) -> Result<(), TransportError> {
+        let mut table = self.inner.table_mut();
+        let slot = table.entry(self.id).or_insert(None);
+        if let Some(old) = slot.as_ref().filter(|old| old.token != self.token) {
+            tracing::info!(
+                node = self.id,
+                "a new transport takes over from a running one"
+            );
+            old.running.store(false, Ordering::Release);
+        }
+        *slot = Some(Live {
+            token: self.token,
+            inbox,
+            running: Arc::clone(&self.running),
+        });
+        self.running.store(true, Ordering::Release);
+        tracing::debug!(node = self.id, "transport started");
+        Ok(())
+    }
+
+    fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
+        if !self.running.load(Ordering::Relaxed) {
+            return Err(TransportError::NotRunning);
+        }
+        self.inner.send(&self.counters, self.id, envelope)
+    }
+
+    fn stop(&self) {
+        let was_running = self.running.swap(false, Ordering::AcqRel);
+        let mut table = self.inner.table_mut();
+        if let Some(slot) = table.get_mut(&self.id) {
+            if slot.as_ref().is_some_and(|live| live.token == self.token) {
+                *slot = None;
+            }
+        }
+        if was_running {
+            tracing::debug!(node = self.id, "transport stopped");
+        }
+    }
+}
+
+impl Drop for MemTransport {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

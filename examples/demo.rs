@@ -13,7 +13,8 @@
 
 use std::time::{Duration, Instant};
 
-use actraft_examples::cluster::{Cluster, ClusterOptions, Placement};
+use actraft_examples::backend::{start_cluster, StorageKind, TransportKind};
+use actraft_examples::cluster::{ClusterOptions, Placement};
 use bytes::Bytes;
 use futures_util::future::join_all;
 
@@ -21,14 +22,20 @@ struct Args {
     nodes: usize,
     writes: usize,
     clients: usize,
-    transport: String,
-    storage: String,
+    transport: TransportKind,
+    storage: StorageKind,
+    data_dir: Option<std::path::PathBuf>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: demo [--nodes N] [--writes N] [--clients N] [--transport mem] [--storage mem]"
+        "usage: demo [--nodes N] [--writes N] [--clients N] [--transport mem|quic] [--storage mem|rocks] [--data-dir DIR]"
     );
+    std::process::exit(2)
+}
+
+fn fail(e: impl std::fmt::Display) -> ! {
+    eprintln!("demo: {e}");
     std::process::exit(2)
 }
 
@@ -37,8 +44,9 @@ fn parse_args() -> Args {
         nodes: 5,
         writes: 10_000,
         clients: 32,
-        transport: "mem".into(),
-        storage: "mem".into(),
+        transport: TransportKind::Mem,
+        storage: StorageKind::Mem,
+        data_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,20 +56,14 @@ fn parse_args() -> Args {
             "--nodes" => args.nodes = number(),
             "--writes" => args.writes = number(),
             "--clients" => args.clients = number().max(1),
-            "--transport" => args.transport = value,
-            "--storage" => args.storage = value,
+            "--transport" => args.transport = value.parse().unwrap_or_else(|e| fail(e)),
+            "--storage" => args.storage = value.parse().unwrap_or_else(|e| fail(e)),
+            "--data-dir" => args.data_dir = Some(value.into()),
             _ => usage(),
         }
     }
     if args.nodes < 3 {
         eprintln!("demo: a failover needs at least 3 nodes");
-        std::process::exit(2);
-    }
-    if args.transport != "mem" || args.storage != "mem" {
-        eprintln!(
-            "demo: transport {:?} / storage {:?} not available in this build (use mem)",
-            args.transport, args.storage
-        );
         std::process::exit(2);
     }
     args
@@ -94,7 +96,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     let started = Instant::now();
     let options = ClusterOptions::new(args.nodes).placement(Placement::PerNode);
-    let mut cluster = Cluster::start(options).await?;
+    let mut cluster = start_cluster(options, args.storage, args.transport, args.data_dir).await?;
 
     let (leader, term) = cluster.wait_for_leader(timeout).await?;
     println!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix::{Arbiter, ArbiterHandle};
 use actraft::core::{Config, Event, LogIndex, NodeId, Role, Status, Term};
-use actraft::{ClientError, LogStorage, NodeBuilder, RaftHandle, StartError};
+use actraft::{ClientError, LogStorage, NodeBuilder, RaftHandle, StartError, Transport};
 use actraft_storage_mem::MemStorage;
 use actraft_transport_mem::MemRouter;
 use async_trait::async_trait;
@@ -24,11 +24,20 @@ use crate::recording::{check_agreement, AppliedLog, RecordingMachine};
 /// Opens each node's storage: empty the first time, what the node persisted afterwards.
 #[async_trait(?Send)]
 pub trait StorageProvider: 'static {
-    /// The storage type.
-    type Storage: LogStorage;
-
     /// Opens node `id`'s storage.
-    async fn open(&mut self, id: NodeId) -> Self::Storage;
+    async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String>;
+}
+
+/// Makes each node's transport.
+pub trait TransportProvider: 'static {
+    /// The transport for node `id` (called again when the node restarts).
+    fn transport(&mut self, id: NodeId) -> Result<Box<dyn Transport>, String>;
+}
+
+impl TransportProvider for MemRouter {
+    fn transport(&mut self, id: NodeId) -> Result<Box<dyn Transport>, String> {
+        Ok(Box::new(MemRouter::transport(self, id)))
+    }
 }
 
 /// In-memory storages that outlive their nodes.
@@ -38,18 +47,16 @@ pub struct MemStorages {
 }
 
 impl MemStorages {
-    /// Node `id`'s storage, if it was opened.
-    pub fn get(&self, id: NodeId) -> Option<&MemStorage> {
-        self.stores.get(&id)
+    /// Node `id`'s storage, opening it (empty) if needed.
+    pub fn get(&mut self, id: NodeId) -> MemStorage {
+        self.stores.entry(id).or_default().clone()
     }
 }
 
 #[async_trait(?Send)]
 impl StorageProvider for MemStorages {
-    type Storage = MemStorage;
-
-    async fn open(&mut self, id: NodeId) -> MemStorage {
-        self.stores.entry(id).or_default().clone()
+    async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String> {
+        Ok(Box::new(self.get(id)))
     }
 }
 
@@ -79,6 +86,14 @@ pub enum ClusterError {
     /// The condition did not hold in time.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(Duration, &'static str),
+    /// A storage or transport could not be opened.
+    #[error("node {id}: {message}")]
+    Backend {
+        /// The node.
+        id: NodeId,
+        /// What failed.
+        message: String,
+    },
     /// A client request failed for good.
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -135,9 +150,10 @@ struct Slot {
 }
 
 /// A running in-process cluster.
-pub struct Cluster<P: StorageProvider = MemStorages> {
-    router: MemRouter,
-    provider: P,
+pub struct Cluster {
+    router: Option<MemRouter>,
+    storages: Box<dyn StorageProvider>,
+    transports: Box<dyn TransportProvider>,
     options: ClusterOptions,
     members: Vec<NodeId>,
     slots: BTreeMap<NodeId, Slot>,
@@ -145,16 +161,29 @@ pub struct Cluster<P: StorageProvider = MemStorages> {
     leaders: Arc<Mutex<BTreeMap<Term, BTreeSet<NodeId>>>>,
 }
 
-impl Cluster<MemStorages> {
-    /// Starts a cluster on in-memory storage.
+impl Cluster {
+    /// Starts a cluster on the in-memory transport and in-memory storage.
     pub async fn start(options: ClusterOptions) -> Result<Self, ClusterError> {
         Self::start_with(options, MemStorages::default()).await
     }
-}
 
-impl<P: StorageProvider> Cluster<P> {
-    /// Starts a cluster whose nodes open their storage from `provider`.
-    pub async fn start_with(options: ClusterOptions, provider: P) -> Result<Self, ClusterError> {
+    /// Starts a cluster on the in-memory transport, opening storage from `storages`.
+    pub async fn start_with(
+        options: ClusterOptions,
+        storages: impl StorageProvider,
+    ) -> Result<Self, ClusterError> {
+        let router = MemRouter::with_seed(options.seed);
+        Self::start_on(options, storages, router.clone(), Some(router)).await
+    }
+
+    /// Starts a cluster on any storage and transport. `router` is the in-memory router
+    /// behind `transports`, when there is one, for fault injection.
+    pub async fn start_on(
+        options: ClusterOptions,
+        storages: impl StorageProvider,
+        transports: impl TransportProvider,
+        router: Option<MemRouter>,
+    ) -> Result<Self, ClusterError> {
         let members: Vec<NodeId> = (1..=options.nodes as u64).collect();
         let arbiter_count = match options.placement {
             Placement::Shared => 0,
@@ -179,8 +208,9 @@ impl<P: StorageProvider> Cluster<P> {
             })
             .collect();
         let mut cluster = Self {
-            router: MemRouter::with_seed(options.seed),
-            provider,
+            router,
+            storages: Box::new(storages),
+            transports: Box::new(transports),
             options,
             members: members.clone(),
             slots,
@@ -193,14 +223,15 @@ impl<P: StorageProvider> Cluster<P> {
         Ok(cluster)
     }
 
-    /// The router linking the nodes: inject faults through it.
+    /// The in-memory router linking the nodes: inject faults through it.
+    ///
+    /// # Panics
+    ///
+    /// When the cluster runs on another transport.
     pub fn router(&self) -> &MemRouter {
-        &self.router
-    }
-
-    /// The storage provider.
-    pub fn provider(&self) -> &P {
-        &self.provider
+        self.router
+            .as_ref()
+            .expect("fault injection needs the in-memory transport")
     }
 
     /// Every member id.
@@ -252,7 +283,15 @@ impl<P: StorageProvider> Cluster<P> {
 
     /// Starts node `id` (again) on its storage, with a fresh state machine.
     pub async fn restart(&mut self, id: NodeId) -> Result<RaftHandle, ClusterError> {
-        let storage = self.provider.open(id).await;
+        let storage = self
+            .storages
+            .open(id)
+            .await
+            .map_err(|message| ClusterError::Backend { id, message })?;
+        let transport = self
+            .transports
+            .transport(id)
+            .map_err(|message| ClusterError::Backend { id, message })?;
         let slot = self.slots.get_mut(&id).expect("a member");
         slot.incarnation += 1;
         let log = AppliedLog::default();
@@ -263,11 +302,7 @@ impl<P: StorageProvider> Cluster<P> {
             builder = builder.arbiter(arbiter.clone());
         }
         let handle = builder
-            .start(
-                storage,
-                self.router.transport(id),
-                RecordingMachine::new(log.clone()),
-            )
+            .start(storage, transport, RecordingMachine::new(log.clone()))
             .await
             .map_err(|source| ClusterError::Start { id, source })?;
         let mut events = handle.subscribe();
@@ -429,7 +464,7 @@ impl<P: StorageProvider> Cluster<P> {
     }
 }
 
-impl<P: StorageProvider> Drop for Cluster<P> {
+impl Drop for Cluster {
     fn drop(&mut self) {
         for slot in self.slots.values_mut() {
             if let Some(h) = slot.handle.take() {

@@ -3,9 +3,13 @@
 //! machine that records what it applies ([`recording`]).
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod cluster;
 pub mod kv;
+pub mod load;
+pub mod quic;
 pub mod recording;
+pub mod rocks;
 pub mod walkthrough;
 
 /// The README's code examples, compiled and run as doctests.

@@ -3,15 +3,14 @@
 //! applied different entries at one index.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actraft::core::{Config, Entry, LogIndex, Role};
-use actraft::{LogState, LogStorage, LogWrite, RaftHandle, StorageError};
+use actraft::core::{Config, Entry, LogIndex};
+use actraft::{LogState, LogStorage, LogWrite, StorageError};
 use actraft_examples::cluster::{
     fast_config, Cluster, ClusterOptions, MemStorages, StorageProvider,
 };
+use actraft_examples::load::Load;
 use actraft_storage_mem::MemStorage;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -19,70 +18,14 @@ use tokio::sync::watch;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// Clients proposing unique commands back to back to whichever node leads, recording
-/// every command acknowledged.
-struct Load {
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<Bytes>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(clients: usize, nodes: watch::Receiver<Vec<RaftHandle>>) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let tasks = (0..clients)
-            .map(|c| {
-                let (stop, acked, nodes) = (stop.clone(), acked.clone(), nodes.clone());
-                actix_rt::spawn(async move {
-                    let mut i = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        let handles = nodes.borrow().clone();
-                        let leader = handles
-                            .iter()
-                            .filter(|h| h.status().role == Role::Leader)
-                            .max_by_key(|h| h.status().term)
-                            .cloned();
-                        let Some(leader) = leader else {
-                            let mut n = nodes.clone();
-                            let _ =
-                                tokio::time::timeout(Duration::from_millis(20), n.changed()).await;
-                            continue;
-                        };
-                        let cmd = Bytes::from(format!("c{c}-{i}"));
-                        i += 1;
-                        match leader
-                            .propose_timeout(cmd.clone(), Duration::from_secs(2))
-                            .await
-                        {
-                            Ok(_) => acked.lock().unwrap().push(cmd),
-                            Err(_) => tokio::task::yield_now().await,
-                        }
-                    }
-                })
-            })
-            .collect();
-        Self { stop, acked, tasks }
-    }
-
-    async fn finish(self) -> Vec<Bytes> {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.unwrap();
-        }
-        let acked = self.acked.lock().unwrap().clone();
-        acked
-    }
-}
-
-fn assert_all_acked_present(cluster: &Cluster<impl StorageProvider>, acked: &[Bytes]) {
+fn assert_all_acked_present(cluster: &Cluster, acked: &[Bytes]) {
     let agreed = cluster.check_agreement().unwrap();
     let present: BTreeSet<&Bytes> = agreed.values().collect();
     let missing: Vec<_> = acked.iter().filter(|c| !present.contains(c)).collect();
     assert!(missing.is_empty(), "acknowledged writes lost: {missing:?}");
 }
 
-async fn settle(cluster: &Cluster<impl StorageProvider>) {
+async fn settle(cluster: &Cluster) {
     let (leader, _) = cluster.wait_for_leader(WAIT).await.unwrap();
     // A write of the current term commits everything before it.
     cluster
@@ -217,9 +160,8 @@ struct SlowStorages(MemStorages);
 
 #[async_trait(?Send)]
 impl StorageProvider for SlowStorages {
-    type Storage = SlowStorage;
-    async fn open(&mut self, id: u64) -> SlowStorage {
-        SlowStorage(self.0.open(id).await)
+    async fn open(&mut self, id: u64) -> Result<Box<dyn LogStorage>, String> {
+        Ok(Box::new(SlowStorage(self.0.get(id))))
     }
 }
 

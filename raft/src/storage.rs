@@ -167,3 +167,35 @@ pub trait LogStorage: Send + Sync + 'static {
     /// applied. Compacting past the last entry is an [`StorageError::OutOfRange`].
     async fn compact(&self, upto: LogIndex) -> Result<(), StorageError>;
 }
+
+/// A boxed storage is a storage, so nodes can pick one at run time.
+#[async_trait]
+impl<S: LogStorage + ?Sized> LogStorage for Box<S> {
+    async fn state(&self) -> Result<LogState, StorageError> {
+        (**self).state().await
+    }
+
+    async fn entries(&self, from: LogIndex, to: LogIndex) -> Result<Vec<Entry>, StorageError> {
+        (**self).entries(from, to).await
+    }
+
+    async fn write(&self, write: LogWrite) -> Result<(), StorageError> {
+        (**self).write(write).await
+    }
+
+    async fn append(&self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        (**self).append(entries).await
+    }
+
+    async fn truncate(&self, from: LogIndex) -> Result<(), StorageError> {
+        (**self).truncate(from).await
+    }
+
+    async fn save_hard_state(&self, hard_state: HardState) -> Result<(), StorageError> {
+        (**self).save_hard_state(hard_state).await
+    }
+
+    async fn compact(&self, upto: LogIndex) -> Result<(), StorageError> {
+        (**self).compact(upto).await
+    }
+}

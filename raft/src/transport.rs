@@ -84,3 +84,18 @@ pub trait Transport: Send + Sync + 'static {
     /// Stops delivering to the local node; later sends may fail with `NotRunning`.
     fn stop(&self) {}
 }
+
+/// A boxed transport is a transport, so nodes can pick one at run time.
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn start(&self, inbox: Inbox) -> Result<(), TransportError> {
+        (**self).start(inbox)
+    }
+
+    fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
+        (**self).send(envelope)
+    }
+
+    fn stop(&self) {
+        (**self).stop()
+    }
+}

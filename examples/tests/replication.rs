@@ -103,7 +103,13 @@ async fn nothing_commits_with_a_majority_down() {
         .await
         .unwrap();
     let handle = cluster.handle(leader).unwrap();
-    let commit_before = handle.status().commit_index;
+    // The reply to a proposal can overtake the leader's status update (the test runs on
+    // another thread than the leader): wait for the status to show the commit.
+    let commit_before = handle
+        .wait_until(WAIT, |s| s.commit_index >= s.last_log.index)
+        .await
+        .unwrap()
+        .commit_index;
     let down: Vec<u64> = cluster
         .members()
         .iter()

@@ -1,1 +1,61 @@
-//! QUIC transport for actraft.
+//! QUIC transport for actraft: Raft between machines over quinn, with mutual TLS.
+//!
+//! - **One endpoint per node.** A [`QuicTransport`] binds one UDP socket that accepts
+//!   peers' connections and dials its own. Each peer gets one outbound connection,
+//!   reused and redialled with backoff when it breaks.
+//! - **Two streams per connection.** Votes, replies and heartbeats go on an urgent
+//!   stream, AppendEntries with entries on a bulk stream of lower priority, so a
+//!   heartbeat never waits behind a megabyte of entries. Order is kept within a stream.
+//! - **Never blocks.** `send` puts the message in the peer's bounded queue, or drops it
+//!   when the queue is full (the peer is slow or unreachable): Raft retries.
+//! - **Mutual TLS** (rustls with *ring*). A node presents a certificate signed by the
+//!   cluster's CA naming `node-<id>.<cluster>`; it accepts a server only if its
+//!   certificate names the node it dialled, and a client only if its certificate names
+//!   one of its peers. A connection without a valid client certificate fails the
+//!   handshake.
+//! - **Hostile input.** A frame over `max_frame_size`, an undecodable frame, a sender
+//!   that is not the one its certificate names, another cluster's hello: the connection
+//!   is closed with a [`CloseCode`], the error ([`QuicError`]) is logged and reported to
+//!   [`QuicTransport::subscribe_faults`], and the node keeps serving its other peers.
+//!
+//! [`DevCa`] generates a development CA and node certificates; production deployments
+//! load their own PEM files with [`TlsIdentity::from_pem_files`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::collections::BTreeMap;
+//! use actraft::{Inbox, Transport};
+//! use actraft_transport_quic::{DevCa, QuicConfig, QuicTransport, TlsIdentity};
+//!
+//! // Development: certificates from a throw-away CA.
+//! let ca = DevCa::new("kv")?;
+//! let peers = BTreeMap::from([(2, "10.0.0.2:7000".parse()?), (3, "10.0.0.3:7000".parse()?)]);
+//! let config = QuicConfig::new(1, "kv", "0.0.0.0:7000".parse()?, peers.clone(), ca.issue(1)?);
+//!
+//! // Production: your own PEM files.
+//! let tls = TlsIdentity::from_pem_files("ca.pem".as_ref(), "node-1.pem".as_ref(), "node-1.key".as_ref())?;
+//! let config = QuicConfig::new(1, "kv", "0.0.0.0:7000".parse()?, peers, tls);
+//!
+//! let transport = QuicTransport::new(config)?;
+//! let (inbox, mut received) = Inbox::channel();
+//! transport.start(inbox)?; // within a tokio runtime; a node does this itself
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod certs;
+pub mod codec;
+mod config;
+mod error;
+pub mod frame;
+mod inbound;
+mod outbound;
+mod socket;
+mod tls;
+mod transport;
+
+pub use certs::{node_name, CertFiles, DevCa, TlsIdentity};
+pub use config::QuicConfig;
+pub use error::{CloseCode, PeerFault, QuicError};
+pub use tls::ALPN;
+pub use transport::{QuicStats, QuicTransport};

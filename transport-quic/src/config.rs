@@ -1,0 +1,124 @@
+//! Configuration of a [`QuicTransport`](crate::QuicTransport).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actraft::core::NodeId;
+
+use crate::certs::{node_name, TlsIdentity};
+use crate::error::QuicError;
+
+/// Everything a QUIC transport needs: who this node is, where it and its peers listen,
+/// its certificates, and limits. [`QuicConfig::new`] fills the limits with defaults
+/// suited to a LAN; adjust fields after.
+#[derive(Debug, Clone)]
+pub struct QuicConfig {
+    /// This node.
+    pub id: NodeId,
+    /// The cluster's name. It is part of every certificate's name
+    /// (`node-<id>.<cluster>`) and of every stream's hello, so nodes of two clusters
+    /// sharing a CA still refuse each other. Letters, digits and `-` only.
+    pub cluster: String,
+    /// The UDP address to bind: the node accepts and dials from this one socket.
+    pub listen: SocketAddr,
+    /// Where each peer listens. Messages to any other id fail with `UnknownPeer`.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// This node's certificate and key, and the CA it trusts.
+    pub tls: TlsIdentity,
+    /// Largest frame accepted or sent, in bytes. A peer announcing a larger one is
+    /// disconnected before anything is allocated; a larger outgoing message is dropped
+    /// (with a warning). Must exceed Raft's `max_append_bytes` with room for the largest
+    /// single entry. Default 64 MiB.
+    pub max_frame_size: usize,
+    /// Messages queued per peer for the urgent stream (votes, replies, heartbeats)
+    /// before new ones are dropped. Default 1024.
+    pub urgent_queue: usize,
+    /// AppendEntries carrying entries queued per peer before new ones are dropped.
+    /// Raft's own pipeline bound (`max_inflight_appends`) normally keeps this from
+    /// filling. Default 256.
+    pub bulk_queue: usize,
+    /// First delay before redialling a peer that could not be reached; it doubles on
+    /// every failure up to `reconnect_max`. Default 20 ms.
+    pub reconnect_min: Duration,
+    /// Longest delay between two dials of an unreachable peer. Default 1 s.
+    pub reconnect_max: Duration,
+    /// How long one dial may take before it counts as failed. Default 2 s.
+    pub connect_timeout: Duration,
+    /// A connection with no traffic for this long is dead (the peer crashed or the
+    /// network broke). Default 5 s.
+    pub idle_timeout: Duration,
+    /// Keep-alive interval, so that idle connections between live nodes never time out.
+    /// Must be well below `idle_timeout`. Default 1 s.
+    pub keep_alive: Duration,
+}
+
+impl QuicConfig {
+    /// A configuration with default limits.
+    pub fn new(
+        id: NodeId,
+        cluster: impl Into<String>,
+        listen: SocketAddr,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        tls: TlsIdentity,
+    ) -> Self {
+        Self {
+            id,
+            cluster: cluster.into(),
+            listen,
+            peers,
+            tls,
+            max_frame_size: 64 << 20,
+            urgent_queue: 1024,
+            bulk_queue: 256,
+            reconnect_min: Duration::from_millis(20),
+            reconnect_max: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(1),
+        }
+    }
+
+    /// Checks the rules stated on each field.
+    pub fn validate(&self) -> Result<(), QuicError> {
+        let bad = |m: String| Err(QuicError::Config(m));
+        let c = &self.cluster;
+        if c.is_empty()
+            || c.len() > 63
+            || c.starts_with('-')
+            || c.ends_with('-')
+            || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return bad(format!(
+                "cluster name {c:?} must be 1-63 letters, digits or inner dashes"
+            ));
+        }
+        if self.peers.contains_key(&self.id) {
+            return bad(format!("node {} lists itself as a peer", self.id));
+        }
+        for id in self.peers.keys().chain([&self.id]) {
+            if rustls::pki_types::ServerName::try_from(node_name(c, *id)).is_err() {
+                return bad(format!("{:?} is not a valid DNS name", node_name(c, *id)));
+            }
+        }
+        if self.max_frame_size < 1024 || self.max_frame_size > u32::MAX as usize {
+            return bad("max_frame_size must be between 1 KiB and 4 GiB".into());
+        }
+        if self.urgent_queue == 0 || self.bulk_queue == 0 {
+            return bad("queue sizes must be positive".into());
+        }
+        if self.reconnect_min.is_zero() || self.reconnect_min > self.reconnect_max {
+            return bad("need 0 < reconnect_min <= reconnect_max".into());
+        }
+        if self.connect_timeout.is_zero() {
+            return bad("connect_timeout must be positive".into());
+        }
+        if self.keep_alive.is_zero() || self.keep_alive * 2 > self.idle_timeout {
+            return bad("keep_alive must be positive and at most half of idle_timeout".into());
+        }
+        if self.tls.ca.is_empty() || self.tls.cert_chain.is_empty() {
+            return bad("TLS identity needs a CA certificate and a node certificate".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,220 @@
+//! Errors of the QUIC transport, and the close codes a peer sees.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use actraft::core::NodeId;
+use thiserror::Error;
+
+use crate::codec::CodecError;
+
+/// Everything that can go wrong in the QUIC transport.
+///
+/// Two families: errors while setting a transport up (`Config`, `Pem`, `Tls`, `CertGen`,
+/// `Bind`, `Io`), which stop it from starting, and errors on one connection (the rest),
+/// which close that connection only: the transport logs them, reports them to
+/// [`QuicTransport::subscribe_faults`](crate::QuicTransport::subscribe_faults), and keeps
+/// serving every other peer.
+#[derive(Debug, Error)]
+pub enum QuicError {
+    /// The configuration is inconsistent (an empty cluster name, a node that is its own
+    /// peer, a zero limit, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A PEM file could not be read or holds nothing usable.
+    #[error("cannot load {what} from {path}: {reason}")]
+    Pem {
+        /// What the file was meant to hold.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why it failed.
+        reason: String,
+    },
+    /// rustls refused the certificates or the key.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Generating a development certificate failed.
+    #[error("certificate generation: {0}")]
+    CertGen(#[from] rcgen::Error),
+    /// The UDP socket could not be bound or set up.
+    #[error("cannot bind UDP {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Other local I/O (writing certificate files, ...).
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A connection attempt could not even start (bad server name, endpoint closed).
+    #[error("cannot connect to node {peer} at {addr}: {reason}")]
+    Connect {
+        /// The peer dialled.
+        peer: NodeId,
+        /// Its address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The QUIC or TLS handshake failed: no certificate, a certificate not signed by the
+    /// cluster's CA, a server certificate that does not name the node dialled, a timeout.
+    #[error("handshake with {remote} failed: {reason}")]
+    Handshake {
+        /// The remote address.
+        remote: SocketAddr,
+        /// Why (as quinn and rustls describe it).
+        reason: String,
+    },
+    /// A client certificate signed by the CA that names no peer of this node.
+    #[error("certificate of {remote} names no peer of this node in cluster {cluster:?}")]
+    UnknownPeerCertificate {
+        /// The remote address.
+        remote: SocketAddr,
+        /// This node's cluster.
+        cluster: String,
+    },
+    /// A frame's length prefix exceeds the configured maximum; nothing was allocated.
+    #[error("frame of {len} bytes exceeds the maximum of {max}")]
+    FrameTooLarge {
+        /// The announced length.
+        len: u64,
+        /// The configured `max_frame_size`.
+        max: usize,
+    },
+    /// A frame could not be decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The peer speaks another version of the wire protocol.
+    #[error("peer speaks protocol version {got}, this node {expected}")]
+    Version {
+        /// Ours.
+        expected: u16,
+        /// Theirs.
+        got: u16,
+    },
+    /// The peer belongs to another cluster.
+    #[error("peer is in cluster {got:?}, this node in {expected:?}")]
+    ClusterMismatch {
+        /// Ours.
+        expected: String,
+        /// Theirs.
+        got: String,
+    },
+    /// A frame claims a sender other than the node the peer's certificate names.
+    #[error("certificate names node {certified} but the frame claims to come from {claimed}")]
+    SenderMismatch {
+        /// The node the certificate proves.
+        certified: NodeId,
+        /// The `from` of the frame.
+        claimed: NodeId,
+    },
+    /// A message addressed to another node.
+    #[error("message for node {to} arrived at node {local}")]
+    WrongRecipient {
+        /// This node.
+        local: NodeId,
+        /// The message's `to`.
+        to: NodeId,
+    },
+    /// The frames came in an order the protocol forbids (a message before the hello, a
+    /// second hello).
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    /// Reading a stream failed mid-frame (the peer went away or reset the stream).
+    #[error("stream from node {peer} broke: {reason}")]
+    Stream {
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl QuicError {
+    /// The QUIC application close code sent to a peer whose connection this error
+    /// closes, so the peer (and a test) can tell why.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            QuicError::FrameTooLarge { .. } => CloseCode::FrameTooLarge,
+            QuicError::Codec(_) => CloseCode::Undecodable,
+            QuicError::Version { .. } => CloseCode::Version,
+            QuicError::ClusterMismatch { .. } => CloseCode::ClusterMismatch,
+            QuicError::SenderMismatch { .. } => CloseCode::SenderMismatch,
+            QuicError::WrongRecipient { .. } => CloseCode::WrongRecipient,
+            QuicError::UnknownPeerCertificate { .. } => CloseCode::UnknownPeer,
+            QuicError::Protocol(_) => CloseCode::Protocol,
+            _ => CloseCode::Internal,
+        }
+    }
+}
+
+/// The application close codes of this transport's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum CloseCode {
+    /// The transport stopped.
+    Stopped = 0,
+    /// A newer connection from the same peer replaced this one.
+    Replaced = 1,
+    /// The peer restarted; this connection led to its previous incarnation.
+    PeerRestarted = 2,
+    /// See [`QuicError::FrameTooLarge`].
+    FrameTooLarge = 10,
+    /// See [`QuicError::Codec`].
+    Undecodable = 11,
+    /// See [`QuicError::Version`].
+    Version = 12,
+    /// See [`QuicError::ClusterMismatch`].
+    ClusterMismatch = 13,
+    /// See [`QuicError::SenderMismatch`].
+    SenderMismatch = 14,
+    /// See [`QuicError::WrongRecipient`].
+    WrongRecipient = 15,
+    /// See [`QuicError::UnknownPeerCertificate`].
+    UnknownPeer = 16,
+    /// See [`QuicError::Protocol`].
+    Protocol = 17,
+    /// Anything else.
+    Internal = 99,
+}
+
+impl CloseCode {
+    /// The code as quinn sends it.
+    pub fn var_int(self) -> quinn::VarInt {
+        quinn::VarInt::from_u32(self as u32)
+    }
+
+    /// The code a peer's close carried, if it is one of ours.
+    pub fn from_var_int(code: quinn::VarInt) -> Option<Self> {
+        const ALL: [CloseCode; 12] = [
+            CloseCode::Stopped,
+            CloseCode::Replaced,
+            CloseCode::PeerRestarted,
+            CloseCode::FrameTooLarge,
+            CloseCode::Undecodable,
+            CloseCode::Version,
+            CloseCode::ClusterMismatch,
+            CloseCode::SenderMismatch,
+            CloseCode::WrongRecipient,
+            CloseCode::UnknownPeer,
+            CloseCode::Protocol,
+            CloseCode::Internal,
+        ];
+        ALL.into_iter().find(|c| c.var_int() == code)
+    }
+}
+
+/// A connection this node closed because of bad input or a failed check, as reported
+/// by [`QuicTransport::subscribe_faults`](crate::QuicTransport::subscribe_faults).
+#[derive(Debug, Clone)]
+pub struct PeerFault {
+    /// Where the connection came from.
+    pub remote: SocketAddr,
+    /// The peer, once its certificate identified it.
+    pub peer: Option<NodeId>,
+    /// What was wrong.
+    pub error: std::sync::Arc<QuicError>,
+}

@@ -1,0 +1,226 @@
+//! Inbound: accept connections, identify the peer from its certificate, read its
+//! streams, check every frame, deliver messages to the inbox.
+//!
+//! Any check that fails closes that one connection with a [`CloseCode`] naming the
+//! reason, logs a warning and reports a [`PeerFault`]; the node keeps serving its other
+//! peers (each connection and stream has its own task).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actraft::core::NodeId;
+use quinn::{Connection, Endpoint, Incoming, RecvStream};
+use tokio::task::JoinSet;
+
+use crate::codec::{self, Frame, PROTOCOL_VERSION};
+use crate::error::{CloseCode, PeerFault, QuicError};
+use crate::frame::{read_frame, ReadFrameError};
+use crate::transport::Shared;
+
+/// Accepts connections until the endpoint closes. Aborting this task aborts every
+/// connection task it spawned.
+pub(crate) async fn accept_loop(shared: Arc<Shared>, endpoint: Endpoint) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => {
+                    connections.spawn(serve_connection(shared.clone(), incoming));
+                }
+                None => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// Completes the handshake of one incoming connection, identifies the peer and reads
+/// its streams until the connection ends.
+async fn serve_connection(shared: Arc<Shared>, incoming: Incoming) {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(e) => {
+            // rustls has already refused a missing or foreign certificate here.
+            let error = QuicError::Handshake {
+                remote,
+                reason: e.to_string(),
+            };
+            shared.report(PeerFault {
+                remote,
+                peer: None,
+                error: Arc::new(error),
+            });
+            return;
+        }
+    };
+    let peer = match shared.names.identify(&connection, remote) {
+        Ok(peer) => peer,
+        Err(error) => {
+            shared.reject(&connection, remote, None, error);
+            return;
+        }
+    };
+    tracing::debug!(node = shared.id, peer, %remote, "peer connected");
+    shared.replace_inbound(peer, &connection);
+    let mut streams = JoinSet::new();
+    loop {
+        tokio::select! {
+            stream = connection.accept_uni() => match stream {
+                Ok(stream) => {
+                    streams.spawn(read_stream(shared.clone(), connection.clone(), remote, peer, stream));
+                }
+                Err(_) => break, // closed, by either side or a timeout
+            },
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+        }
+    }
+    shared.forget_inbound(peer, &connection);
+}
+
+/// Reads one stream: a hello, then messages. Closes the connection on bad input.
+async fn read_stream(
+    shared: Arc<Shared>,
+    connection: Connection,
+    remote: SocketAddr,
+    peer: NodeId,
+    mut stream: RecvStream,
+) {
+    match check_stream(&shared, peer, &mut stream).await {
+        Ok(()) => {}
+        Err(ReadFrameError::Broken(reason)) => {
+            tracing::debug!(node = shared.id, peer, %reason, "stream ended");
+        }
+        Err(ReadFrameError::Bad(error)) => shared.reject(&connection, remote, Some(peer), error),
+    }
+}
+
+async fn check_stream(
+    shared: &Shared,
+    peer: NodeId,
+    stream: &mut RecvStream,
+) -> Result<(), ReadFrameError> {
+    let max = shared.config.max_frame_size;
+    let bad = ReadFrameError::Bad;
+    let Some(first) = read_frame(stream, max).await? else {
+        return Ok(());
+    };
+    let hello = match codec::decode(&first).map_err(|e| bad(e.into()))? {
+        Frame::Hello(hello) => hello,
+        Frame::Message(_) => return Err(bad(QuicError::Protocol("a message before the hello"))),
+    };
+    if hello.version != PROTOCOL_VERSION {
+        return Err(bad(QuicError::Version {
+            expected: PROTOCOL_VERSION,
+            got: hello.version,
+        }));
+    }
+    if hello.cluster != shared.config.cluster {
+        return Err(bad(QuicError::ClusterMismatch {
+            expected: shared.config.cluster.clone(),
+            got: hello.cluster,
+        }));
+    }
+    if hello.from != peer {
+        return Err(bad(QuicError::SenderMismatch {
+            certified: peer,
+            claimed: hello.from,
+        }));
+    }
+    shared.saw_instance(peer, hello.instance);
+    while let Some(bytes) = read_frame(stream, max).await? {
+        let envelope = match codec::decode(&bytes).map_err(|e| bad(e.into()))? {
+            Frame::Message(envelope) => envelope,
+            Frame::Hello(_) => return Err(bad(QuicError::Protocol("a second hello"))),
+        };
+        if envelope.from != peer {
+            return Err(bad(QuicError::SenderMismatch {
+                certified: peer,
+                claimed: envelope.from,
+            }));
+        }
+        if envelope.to != shared.id {
+            return Err(bad(QuicError::WrongRecipient {
+                local: shared.id,
+                to: envelope.to,
+            }));
+        }
+        shared.deliver(envelope);
+    }
+    Ok(())
+}
+
+impl Shared {
+    /// Closes `connection` because of `error`, logs it and reports it.
+    pub(crate) fn reject(
+        &self,
+        connection: &Connection,
+        remote: SocketAddr,
+        peer: Option<NodeId>,
+        error: QuicError,
+    ) {
+        let code = error.close_code();
+        let mut reason = error.to_string();
+        reason.truncate(200);
+        connection.close(code.var_int(), reason.as_bytes());
+        self.report(PeerFault {
+            remote,
+            peer,
+            error: Arc::new(error),
+        });
+    }
+
+    /// Logs a fault and hands it to the subscribers.
+    pub(crate) fn report(&self, fault: PeerFault) {
+        self.stats.faults.inc();
+        tracing::warn!(
+            node = self.id,
+            peer = ?fault.peer,
+            remote = %fault.remote,
+            error = %fault.error,
+            "refused a connection"
+        );
+        let _ = self.faults.send(fault);
+    }
+
+    /// Records `connection` as the one inbound connection from `peer`, closing the one
+    /// it replaces.
+    fn replace_inbound(&self, peer: NodeId, connection: &Connection) {
+        let old = self
+            .inbound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer, connection.clone());
+        if let Some(old) = old {
+            if old.stable_id() != connection.stable_id() {
+                old.close(
+                    CloseCode::Replaced.var_int(),
+                    b"replaced by a newer connection",
+                );
+            }
+        }
+    }
+
+    fn forget_inbound(&self, peer: NodeId, connection: &Connection) {
+        let mut inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        if inbound.get(&peer).map(Connection::stable_id) == Some(connection.stable_id()) {
+            inbound.remove(&peer);
+        }
+    }
+
+    /// Notes the incarnation `peer` announced; a new one means the peer restarted, so
+    /// the connection to its old incarnation is dropped and redialled at once.
+    fn saw_instance(&self, peer: NodeId, instance: u64) {
+        let previous = self
+            .instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer, instance);
+        if previous.is_some_and(|p| p != instance) {
+            tracing::info!(node = self.id, peer, "peer restarted; reconnecting to it");
+            if let Some(link) = self.links.get(&peer) {
+                link.reset(CloseCode::PeerRestarted, "peer restarted");
+            }
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! [`QuicTransport`]: the [`Transport`] of one node over one QUIC endpoint.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use actraft::core::{Envelope, NodeId};
+use actraft::{Inbox, Transport, TransportError};
+use quinn::{Connection, Endpoint, EndpointConfig, TokioRuntime};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::AbortHandle;
+
+use crate::codec::{Hello, PROTOCOL_VERSION};
+use crate::config::QuicConfig;
+use crate::error::{CloseCode, PeerFault, QuicError};
+use crate::inbound::accept_loop;
+use crate::outbound::{run_writer, Class, Link};
+use crate::socket::ClosableSocket;
+use crate::tls::{configs, PeerNames};
+
+/// A counter in [`QuicStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    pub(crate) fn inc(&self) {
+        self.add(1);
+    }
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) sent: Counter,
+    pub(crate) delivered: Counter,
+    pub(crate) dropped_full: Counter,
+    pub(crate) dropped_oversized: Counter,
+    pub(crate) connects: Counter,
+    pub(crate) faults: Counter,
+}
+
+/// What a transport has done since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuicStats {
+    /// Messages written to a peer's stream.
+    pub sent: u64,
+    /// Messages received and handed to the inbox.
+    pub delivered: u64,
+    /// Messages dropped because the peer's queue was full (it is slow or unreachable).
+    pub dropped_full: u64,
+    /// Messages dropped because they exceed `max_frame_size`.
+    pub dropped_oversized: u64,
+    /// Outbound connections established.
+    pub connects: u64,
+    /// Connections refused or closed because of bad input or failed checks.
+    pub faults: u64,
+}
+
+/// State shared by the transport and its tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) id: NodeId,
+    pub(crate) config: QuicConfig,
+    pub(crate) instance: u64,
+    pub(crate) names: PeerNames,
+    pub(crate) client_config: quinn::ClientConfig,
+    pub(crate) links: BTreeMap<NodeId, Arc<Link>>,
+    pub(crate) inbox: RwLock<Option<Inbox>>,
+    pub(crate) inbound: Mutex<BTreeMap<NodeId, Connection>>,
+    pub(crate) instances: Mutex<BTreeMap<NodeId, u64>>,
+    pub(crate) faults: broadcast::Sender<PeerFault>,
+    pub(crate) stats: Counters,
+}
+
+impl Shared {
+    pub(crate) fn hello(&self) -> Hello {
+        Hello {
+            version: PROTOCOL_VERSION,
+            cluster: self.config.cluster.clone(),
+            from: self.id,
+            instance: self.instance,
+        }
+    }
+
+    pub(crate) fn deliver(&self, envelope: Envelope) {
+        let inbox = self.inbox.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(inbox) = inbox.as_ref() {
+            self.stats.delivered.inc();
+            inbox.deliver(envelope);
+        }
+    }
+}
+
+struct Queues {
+    urgent: mpsc::Sender<Envelope>,
+    bulk: mpsc::Sender<Envelope>,
+}
+
+enum State {
+    /// Created, not started: the socket is bound, the queues' receiving ends wait for
+    /// their writer tasks.
+    Ready {
+        socket: std::net::UdpSocket,
+        server_config: quinn::ServerConfig,
+        receivers: Vec<(NodeId, Class, mpsc::Receiver<Envelope>)>,
+    },
+    Running {
+        endpoint: Endpoint,
+        socket: Arc<ClosableSocket>,
+        tasks: Vec<AbortHandle>,
+    },
+    Stopped,
+}
+
+/// The [`Transport`] of one node over QUIC with mutual TLS.
+///
+/// One UDP socket both accepts peers' connections and dials them. Each peer gets one
+/// outbound connection, reused, carrying an urgent and a bulk stream; messages are
+/// length-prefixed bincode frames (see [`codec`](crate::codec)). Every peer proves who
+/// it is with a certificate signed by the cluster's CA that names its node id; every
+/// frame it sends is checked against that name and against the cluster name.
+///
+/// [`send`](Transport::send) only puts the message in the peer's bounded queue (dropping
+/// it when the queue is full) and returns: it never blocks the node. The transport's
+/// tasks run on the tokio runtime that calls [`start`](Transport::start) (an actix
+/// arbiter's, when a node starts it), so a node and its transport share a thread.
+///
+/// ```no_run
+/// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use actraft_transport_quic::{DevCa, QuicConfig, QuicTransport};
+///
+/// let ca = DevCa::new("demo")?;
+/// let peers = [(2, "127.0.0.1:7002".parse()?), (3, "127.0.0.1:7003".parse()?)];
+/// let config = QuicConfig::new(1, "demo", "127.0.0.1:7001".parse()?, peers.into(), ca.issue(1)?);
+/// let transport = QuicTransport::new(config)?; // binds the socket; start() runs it
+/// # Ok(()) }
+/// ```
+pub struct QuicTransport {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    queues: BTreeMap<NodeId, Queues>,
+    running: AtomicBool,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for QuicTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicTransport")
+            .field("id", &self.shared.id)
+            .field("local_addr", &self.local_addr)
+            .field("running", &self.running.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl QuicTransport {
+    /// Checks `config`, builds the TLS configurations and binds `config.listen`. Needs no
+    /// runtime: the transport runs once [`start`](Transport::start)ed.
+    pub fn new(config: QuicConfig) -> Result<Self, QuicError> {
+        let socket =
+            std::net::UdpSocket::bind(config.listen).map_err(|source| QuicError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        Self::with_socket(config, socket)
+    }
+
+    /// Like [`new`](Self::new), on a socket the caller bound (`config.listen` is
+    /// ignored). Handy when ports are picked by the OS and must be known before the
+    /// peers' configurations are written.
+    pub fn with_socket(config: QuicConfig, socket: std::net::UdpSocket) -> Result<Self, QuicError> {
+        config.validate()?;
+        let local_addr = socket.local_addr().map_err(|source| QuicError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let (server_config, client_config) = configs(&config)?;
+        let mut links = BTreeMap::new();
+        let mut queues = BTreeMap::new();
+        let mut receivers = Vec::new();
+        for (&peer, &addr) in &config.peers {
+            links.insert(peer, Arc::new(Link::new(peer, addr, config.reconnect_min)));
+            let (urgent, urgent_rx) = mpsc::channel(config.urgent_queue);
+            let (bulk, bulk_rx) = mpsc::channel(config.bulk_queue);
+            receivers.push((peer, Class::Urgent, urgent_rx));
+            receivers.push((peer, Class::Bulk, bulk_rx));
+            queues.insert(peer, Queues { urgent, bulk });
+        }
+        let instance = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let shared = Arc::new(Shared {
+            id: config.id,
+            names: PeerNames::new(&config),
+            client_config,
+            links,
+            inbox: RwLock::new(None),
+            inbound: Mutex::new(BTreeMap::new()),
+            instances: Mutex::new(BTreeMap::new()),
+            faults: broadcast::channel(256).0,
+            stats: Counters::default(),
+            instance,
+            config,
+        });
+        Ok(Self {
+            shared,
+            local_addr,
+            queues,
+            running: AtomicBool::new(false),
+            state: Mutex::new(State::Ready {
+                socket,
+                server_config,
+                receivers,
+            }),
+        })
+    }
+
+    /// The address the node's socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    /// Every connection this transport closes because of bad input or a failed check,
+    /// from now on. The same faults are logged at `warn`.
+    pub fn subscribe_faults(&self) -> broadcast::Receiver<PeerFault> {
+        self.shared.faults.subscribe()
+    }
+
+    /// Counters of what the transport did.
+    pub fn stats(&self) -> QuicStats {
+        let c = &self.shared.stats;
+        QuicStats {
+            sent: c.sent.get(),
+            delivered: c.delivered.get(),
+            dropped_full: c.dropped_full.get(),
+            dropped_oversized: c.dropped_oversized.get(),
+            connects: c.connects.get(),
+            faults: c.faults.get(),
+        }
+    }
+
+    fn run(&self, inbox: Inbox) -> Result<(), QuicError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let State::Ready { .. } = &*state else {
+            return Err(QuicError::Config(
+                "a transport starts once; create a new one to restart".into(),
+            ));
+        };
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            QuicError::Config("start() must be called within a tokio runtime".into())
+        })?;
+        let State::Ready {
+            socket,
+            server_config,
+            receivers,
+        } = std::mem::replace(&mut *state, State::Stopped)
+        else {
+            unreachable!("checked above");
+        };
+        let socket = Arc::new(
+            ClosableSocket::new(socket).map_err(|source| QuicError::Bind {
+                addr: self.local_addr,
+                source,
+            })?,
+        );
+        let endpoint = Endpoint::new_with_abstract_socket(
+            EndpointConfig::default(),
+            Some(server_config),
+            socket.clone(),
+            Arc::new(TokioRuntime),
+        )
+        .map_err(|source| QuicError::Bind {
+            addr: self.local_addr,
+            source,
+        })?;
+        *self.shared.inbox.write().unwrap_or_else(|e| e.into_inner()) = Some(inbox);
+        let mut tasks = vec![runtime
+            .spawn(accept_loop(self.shared.clone(), endpoint.clone()))
+            .abort_handle()];
+        for (peer, class, queue) in receivers {
+            let link = self.shared.links[&peer].clone();
+            let writer = run_writer(self.shared.clone(), endpoint.clone(), link, class, queue);
+            tasks.push(runtime.spawn(writer).abort_handle());
+        }
+        *state = State::Running {
+            endpoint,
+            socket,
+            tasks,
+        };
+        self.running.store(true, Ordering::Release);
+        tracing::info!(
+            node = self.shared.id,
+            addr = %self.local_addr,
+            peers = self.shared.links.len(),
+            "QUIC transport started"
+        );
+        Ok(())
+    }
+}
+
+impl Transport for QuicTransport {
+    fn start(&self, inbox: Inbox) -> Result<(), TransportError> {
+        self.run(inbox).map_err(|e| {
+            tracing::error!(node = self.shared.id, error = %e, "QUIC transport failed to start");
+            TransportError::Start(e.to_string())
+        })
+    }
+
+    fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
+        let Some(queues) = self.queues.get(&envelope.to) else {
+            return Err(TransportError::UnknownPeer(envelope.to));
+        };
+        if !self.running.load(Ordering::Acquire) {
+            return Err(TransportError::NotRunning);
+        }
+        let queue = match Class::of(&envelope) {
+            Class::Urgent => &queues.urgent,
+            Class::Bulk => &queues.bulk,
+        };
+        match queue.try_send(envelope) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(envelope)) => {
+                // The peer is slow or unreachable: drop, Raft will retry.
+                self.shared.stats.dropped_full.inc();
+                tracing::trace!(
+                    node = self.shared.id,
+                    to = envelope.to,
+                    "queue full; dropped"
+                );
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(TransportError::NotRunning),
+        }
+    }
+
+    fn stop(&self) {
+        self.running.store(false, Ordering::Release);
+        self.shared
+            .inbox
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let previous = std::mem::replace(
+            &mut *self.state.lock().unwrap_or_else(|e| e.into_inner()),
+            State::Stopped,
+        );
+        if let State::Running {
+            endpoint,
+            socket,
+            tasks,
+        } = previous
+        {
+            endpoint.close(CloseCode::Stopped.var_int(), b"stopped");
+            socket.close();
+            for task in tasks {
+                task.abort();
+            }
+            tracing::info!(node = self.shared.id, "QUIC transport stopped");
+        }
+    }
+}
+
+impl Drop for QuicTransport {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

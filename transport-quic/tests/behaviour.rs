@@ -1,0 +1,192 @@
+//! What the transport promises beyond the conformance suite: order per stream, urgent
+//! messages overtaking large ones, bounded queues for an unreachable peer, and clear
+//! errors for a bad configuration or a start outside a runtime.
+
+mod common;
+
+use std::time::Instant;
+
+use actraft::core::{AppendRequest, Entry, Envelope, LogId, Message, Payload, VoteReply};
+use actraft::{Inbox, Transport, TransportError};
+use actraft_transport_quic::{QuicError, QuicTransport};
+use bytes::Bytes;
+use common::{Layout, WAIT};
+use tokio::time::timeout;
+
+fn reply(term: u64) -> Message {
+    Message::RequestVoteReply(VoteReply {
+        term,
+        granted: false,
+    })
+}
+
+fn big_append(term: u64, entries: u64) -> Message {
+    Message::AppendEntries(AppendRequest {
+        term,
+        prev_log: LogId::default(),
+        entries: (1..=entries)
+            .map(|index| Entry {
+                term,
+                index,
+                payload: Payload::Command(Bytes::from(vec![index as u8; 1 << 20])),
+            })
+            .collect(),
+        leader_commit: 0,
+    })
+}
+
+#[tokio::test]
+async fn messages_of_one_stream_keep_their_order() {
+    common::init_tracing();
+    let (layout, sockets) = Layout::bind(&[1, 2]);
+    let mut transports = layout.transports(sockets).into_iter();
+    let (_, one) = transports.next().unwrap();
+    let (_, two) = transports.next().unwrap();
+    one.start(Inbox::from_fn(|_| true)).unwrap();
+    let (inbox, mut rx) = Inbox::channel();
+    two.start(inbox).unwrap();
+    for term in 0..1000 {
+        one.send(Envelope {
+            from: 1,
+            to: 2,
+            message: reply(term),
+        })
+        .unwrap();
+    }
+    for term in 0..1000 {
+        let got = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(got.message, reply(term));
+    }
+}
+
+#[tokio::test]
+async fn a_heartbeat_overtakes_a_large_append() {
+    common::init_tracing();
+    let (layout, sockets) = Layout::bind(&[1, 2]);
+    let mut transports = layout.transports(sockets).into_iter();
+    let (_, one) = transports.next().unwrap();
+    let (_, two) = transports.next().unwrap();
+    one.start(Inbox::from_fn(|_| true)).unwrap();
+    let (inbox, mut rx) = Inbox::channel();
+    two.start(inbox).unwrap();
+    // Warm the connection up, so both streams exist.
+    for message in [reply(1), big_append(1, 1)] {
+        one.send(Envelope {
+            from: 1,
+            to: 2,
+            message,
+        })
+        .unwrap();
+    }
+    for _ in 0..2 {
+        timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+    }
+    // 16 MiB of entries, then a heartbeat: the heartbeat arrives first.
+    let heartbeat = Message::AppendEntries(AppendRequest {
+        term: 3,
+        prev_log: LogId::default(),
+        entries: Vec::new(),
+        leader_commit: 0,
+    });
+    assert!(heartbeat.is_urgent());
+    for message in [big_append(2, 16), heartbeat.clone()] {
+        one.send(Envelope {
+            from: 1,
+            to: 2,
+            message,
+        })
+        .unwrap();
+    }
+    let first = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        first.message, heartbeat,
+        "the heartbeat waited behind the append"
+    );
+    let second = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+    assert_eq!(second.message.term(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_peer_costs_a_bounded_queue_and_never_blocks() {
+    common::init_tracing();
+    // Node 2's socket is bound but nobody serves it: dials to it never complete.
+    let (layout, mut sockets) = Layout::bind(&[1, 2]);
+    let mut config = layout.config(1);
+    config.urgent_queue = 8;
+    let one = QuicTransport::with_socket(config, sockets.remove(&1).unwrap()).unwrap();
+    one.start(Inbox::from_fn(|_| true)).unwrap();
+    let started = Instant::now();
+    for term in 0..10_000 {
+        one.send(Envelope {
+            from: 1,
+            to: 2,
+            message: reply(term),
+        })
+        .unwrap();
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let stats = one.stats();
+    assert!(stats.dropped_full >= 10_000 - 8 - 1, "{stats:?}");
+    assert_eq!(stats.sent, 0);
+
+    // Sends to strangers and after stop fail cleanly.
+    let stranger = Envelope {
+        from: 1,
+        to: 7,
+        message: reply(0),
+    };
+    assert!(matches!(
+        one.send(stranger),
+        Err(TransportError::UnknownPeer(7))
+    ));
+    one.stop();
+    let late = Envelope {
+        from: 1,
+        to: 2,
+        message: reply(0),
+    };
+    assert!(matches!(one.send(late), Err(TransportError::NotRunning)));
+}
+
+#[test]
+fn start_outside_a_runtime_is_a_start_error() {
+    let (layout, mut sockets) = Layout::bind(&[1, 2]);
+    let one = QuicTransport::with_socket(layout.config(1), sockets.remove(&1).unwrap()).unwrap();
+    let error = one.start(Inbox::from_fn(|_| true)).unwrap_err();
+    assert!(
+        matches!(&error, TransportError::Start(m) if m.contains("tokio runtime")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let (layout, _sockets) = Layout::bind(&[1, 2]);
+    let check = |edit: &dyn Fn(&mut actraft_transport_quic::QuicConfig)| {
+        let mut config = layout.config(1);
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        edit(&mut config);
+        match QuicTransport::new(config) {
+            Err(QuicError::Config(message)) => message,
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    };
+    assert!(check(&|c| c.cluster = "two words".into()).contains("cluster name"));
+    assert!(check(&|c| c.cluster = String::new()).contains("cluster name"));
+    assert!(check(&|c| {
+        c.peers.insert(1, "127.0.0.1:1".parse().unwrap());
+    })
+    .contains("itself"));
+    assert!(check(&|c| c.max_frame_size = 10).contains("max_frame_size"));
+    assert!(check(&|c| c.urgent_queue = 0).contains("queue"));
+    assert!(check(&|c| c.keep_alive = c.idle_timeout).contains("keep_alive"));
+
+    // A port already taken is a bind error naming the address.
+    let taken = layout.addrs[&2];
+    let mut config = layout.config(1);
+    config.listen = taken;
+    assert!(matches!(
+        QuicTransport::new(config),
+        Err(QuicError::Bind { addr, .. }) if addr == taken
+    ));
+}

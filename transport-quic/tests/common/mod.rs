@@ -1,0 +1,161 @@
+//! Shared helpers of the QUIC transport tests: clusters on loopback with ports picked by
+//! the OS and certificates from a development CA.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use actraft::core::NodeId;
+use actraft::TransportError;
+use actraft_transport_quic::{DevCa, QuicConfig, QuicTransport};
+use async_trait::async_trait;
+
+pub const CLUSTER: &str = "test";
+
+/// Binds a UDP socket on loopback, port picked by the OS.
+pub fn loopback_socket() -> UdpSocket {
+    UdpSocket::bind("127.0.0.1:0").expect("bind loopback")
+}
+
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// A cluster's addresses and CA; makes each member's configuration.
+pub struct Layout {
+    pub ca: DevCa,
+    pub addrs: BTreeMap<NodeId, SocketAddr>,
+}
+
+impl Layout {
+    /// Binds one socket per id; returns the layout and the sockets.
+    pub fn bind(ids: &[NodeId]) -> (Self, BTreeMap<NodeId, UdpSocket>) {
+        let sockets: BTreeMap<NodeId, UdpSocket> =
+            ids.iter().map(|&id| (id, loopback_socket())).collect();
+        let addrs = sockets
+            .iter()
+            .map(|(&id, s)| (id, s.local_addr().unwrap()))
+            .collect();
+        let layout = Self {
+            ca: DevCa::new(CLUSTER).unwrap(),
+            addrs,
+        };
+        (layout, sockets)
+    }
+
+    /// Node `id`'s configuration: every other member is a peer.
+    pub fn config(&self, id: NodeId) -> QuicConfig {
+        let peers = self
+            .addrs
+            .iter()
+            .filter(|(&p, _)| p != id)
+            .map(|(&p, &a)| (p, a))
+            .collect();
+        QuicConfig::new(
+            id,
+            CLUSTER,
+            self.addrs[&id],
+            peers,
+            self.ca.issue(id).unwrap(),
+        )
+    }
+
+    /// Transports for every member, on the sockets bound by [`Layout::bind`].
+    pub fn transports(&self, sockets: BTreeMap<NodeId, UdpSocket>) -> Vec<(NodeId, QuicTransport)> {
+        sockets
+            .into_iter()
+            .map(|(id, s)| (id, QuicTransport::with_socket(self.config(id), s).unwrap()))
+            .collect()
+    }
+
+    /// A fresh transport for `id` on its old address. The old one must be stopped; its
+    /// port is free at once, but allow a moment in case a send held it.
+    pub async fn rebind(&self, id: NodeId) -> Result<QuicTransport, TransportError> {
+        let mut tries = 0;
+        loop {
+            match QuicTransport::new(self.config(id)) {
+                Ok(t) => return Ok(t),
+                Err(e) if tries >= 100 => return Err(TransportError::Start(e.to_string())),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The conformance suite's factory: fresh loopback clusters, restarts on the same port.
+#[derive(Default)]
+pub struct QuicFactory {
+    layout: Option<Layout>,
+}
+
+#[async_trait]
+impl actraft::testkit::transport::TransportFactory for QuicFactory {
+    type Transport = QuicTransport;
+
+    async fn create(
+        &mut self,
+        ids: &[NodeId],
+    ) -> Result<Vec<(NodeId, QuicTransport)>, TransportError> {
+        let (layout, sockets) = Layout::bind(ids);
+        let transports = layout.transports(sockets);
+        self.layout = Some(layout);
+        Ok(transports)
+    }
+
+    async fn restart(&mut self, id: NodeId) -> Result<QuicTransport, TransportError> {
+        self.layout.as_ref().expect("create first").rebind(id).await
+    }
+}
+
+/// The longest any test waits for one event.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A bare quinn client, to send a node whatever a test wants.
+pub mod raw {
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+
+    use actraft_transport_quic::{TlsIdentity, ALPN};
+    use quinn::crypto::rustls::QuicClientConfig;
+    use quinn::{Connection, ConnectionError, Endpoint};
+    use rustls::pki_types::CertificateDer;
+
+    /// Connects to `addr` expecting a server certificate naming `server_name` signed by
+    /// `trust`, presenting `identity` (or no certificate at all).
+    pub async fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        trust: CertificateDer<'static>,
+        identity: Option<&TlsIdentity>,
+    ) -> Result<(Endpoint, Connection), ConnectionError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(trust).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots);
+        let mut tls = match identity {
+            Some(id) => builder
+                .with_client_auth_cert(id.cert_chain.clone(), id.key.clone_key())
+                .unwrap(),
+            None => builder.with_no_client_auth(),
+        };
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let config = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(tls).unwrap()));
+        let endpoint = Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let connection = endpoint
+            .connect_with(config, addr, server_name)
+            .unwrap()
+            .await?;
+        Ok((endpoint, connection))
+    }
+}

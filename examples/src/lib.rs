@@ -10,6 +10,7 @@ pub mod load;
 pub mod quic;
 pub mod recording;
 pub mod rocks;
+pub mod scenarios;
 pub mod walkthrough;
 
 /// The README's code examples, compiled and run as doctests.

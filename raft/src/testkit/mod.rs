@@ -3,4 +3,5 @@
 
 pub mod sim;
 pub mod storage;
+pub mod storage_bench;
 pub mod transport;

@@ -1,0 +1,230 @@
+//! Opening a store: telling an actraft store from anything else, creating a new one, and
+//! recovering the log's bounds and hard state.
+
+use std::path::{Path, PathBuf};
+
+use actraft::core::LogId;
+use actraft::LogState;
+use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
+
+use crate::error::OpenError;
+use crate::layout::{self, ENTRIES_CF, META_CF};
+use crate::options::RocksOptions;
+
+/// An open store and what it holds.
+pub(crate) struct Opened {
+    pub(crate) db: DB,
+    pub(crate) state: LogState,
+}
+
+/// What the directory holds before RocksDB touches it.
+enum Found {
+    /// Nothing (or only what an interrupted creation left): create a store.
+    Nothing,
+    /// A RocksDB database (ours or not: the column families and marker tell).
+    Database,
+}
+
+/// Files RocksDB writes while it creates a database, before `CURRENT` exists. A
+/// directory holding only these is a creation that was interrupted (by a crash), not
+/// somebody else's data.
+fn is_rocksdb_file(name: &str) -> bool {
+    matches!(name, "LOCK" | "LOG" | "IDENTITY")
+        || name.starts_with("LOG.old.")
+        || name.starts_with("MANIFEST-")
+        || name.starts_with("OPTIONS-")
+        || name.ends_with(".log")
+        || name.ends_with(".dbtmp")
+}
+
+fn inspect(path: &Path, options: &RocksOptions) -> Result<Found, OpenError> {
+    let io = |e: std::io::Error| OpenError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
+    let not_actraft = |reason: &str| OpenError::NotActraft {
+        path: path.to_owned(),
+        reason: reason.into(),
+    };
+    let found = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Found::Nothing,
+        Err(e) => return Err(io(e)),
+        Ok(meta) if !meta.is_dir() => return Err(not_actraft("not a directory")),
+        Ok(_) => {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(path).map_err(io)? {
+                names.push(
+                    entry
+                        .map_err(io)?
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+            if names.iter().any(|n| n == "CURRENT") {
+                Found::Database
+            } else if names.iter().all(|n| is_rocksdb_file(n)) {
+                Found::Nothing
+            } else {
+                return Err(not_actraft("the directory holds other files"));
+            }
+        }
+    };
+    if matches!(found, Found::Nothing) {
+        if !options.create_if_missing {
+            return Err(OpenError::Missing(path.to_owned()));
+        }
+        std::fs::create_dir_all(path).map_err(io)?;
+    }
+    Ok(found)
+}
+
+/// Opens (or creates) the store at `path`.
+pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenError> {
+    let found = inspect(path, options)?;
+    let rocks = |e| OpenError::from_rocks(path.to_owned(), e);
+    if matches!(found, Found::Database) {
+        // Look before opening: opening with missing column families would add them to
+        // somebody else's database.
+        let cfs = DB::list_cf(&Options::default(), path).map_err(rocks)?;
+        for cf in [ENTRIES_CF, META_CF] {
+            if !cfs.iter().any(|c| c == cf) {
+                return Err(OpenError::NotActraft {
+                    path: path.to_owned(),
+                    reason: format!("a RocksDB database without the {cf:?} column family"),
+                });
+            }
+        }
+        if let Some(other) = cfs
+            .iter()
+            .find(|c| ![ENTRIES_CF, META_CF, "default"].contains(&c.as_str()))
+        {
+            return Err(OpenError::NotActraft {
+                path: path.to_owned(),
+                reason: format!("a RocksDB database with a foreign column family {other:?}"),
+            });
+        }
+    }
+    let descriptors =
+        [ENTRIES_CF, META_CF].map(|name| ColumnFamilyDescriptor::new(name, options.cf_options()));
+    let db = DB::open_cf_descriptors(&options.db_options(), path, descriptors).map_err(rocks)?;
+    let state = check_identity(&db, path).and_then(|()| recover(&db, path))?;
+    tracing::debug!(path = %path.display(), ?state, "opened RocksDB log storage");
+    Ok(Opened { db, state })
+}
+
+fn corrupt(path: &Path, reason: impl Into<String>) -> OpenError {
+    OpenError::Corrupt {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// True when neither column family holds a key.
+fn is_empty(db: &DB) -> bool {
+    [ENTRIES_CF, META_CF].iter().all(|name| {
+        let cf = db.cf_handle(name).expect("opened with this column family");
+        let mut it = db.raw_iterator_cf(&cf);
+        it.seek_to_first();
+        !it.valid()
+    })
+}
+
+/// Checks the identity marker and the format version; marks a new store as ours.
+fn check_identity(db: &DB, path: &Path) -> Result<(), OpenError> {
+    let meta = db
+        .cf_handle(META_CF)
+        .expect("opened with this column family");
+    let rocks = |e| OpenError::from_rocks(path.to_owned(), e);
+    match db.get_pinned_cf(&meta, layout::MAGIC_KEY).map_err(rocks)? {
+        Some(magic) if &*magic == layout::MAGIC => {}
+        Some(_) => {
+            return Err(OpenError::NotActraft {
+                path: path.to_owned(),
+                reason: "the identity marker is not actraft's".into(),
+            })
+        }
+        // Empty: new, or created by a process that died before marking it.
+        None if is_empty(db) => {
+            let mut batch = WriteBatch::default();
+            batch.put_cf(&meta, layout::MAGIC_KEY, layout::MAGIC);
+            let version = layout::encode_version(layout::FORMAT_VERSION);
+            batch.put_cf(&meta, layout::VERSION_KEY, version);
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            db.write_opt(batch, &sync).map_err(rocks)?;
+            tracing::info!(path = %path.display(), "created a new RocksDB log storage");
+        }
+        None => {
+            return Err(OpenError::NotActraft {
+                path: path.to_owned(),
+                reason: "a RocksDB database with data but no actraft identity marker".into(),
+            })
+        }
+    }
+    let version = db
+        .get_pinned_cf(&meta, layout::VERSION_KEY)
+        .map_err(rocks)?
+        .ok_or_else(|| corrupt(path, "no format version"))?;
+    let found = layout::decode_version(&version).map_err(|e| corrupt(path, e))?;
+    if !layout::SUPPORTED_VERSIONS.contains(&found) {
+        return Err(OpenError::UnsupportedVersion {
+            path: path.to_owned(),
+            found,
+            supported: layout::SUPPORTED_VERSIONS,
+        });
+    }
+    Ok(())
+}
+
+/// Reads the hard state, the prefix and the last entry's id.
+fn recover(db: &DB, path: &Path) -> Result<LogState, OpenError> {
+    let meta = db
+        .cf_handle(META_CF)
+        .expect("opened with this column family");
+    let entries = db
+        .cf_handle(ENTRIES_CF)
+        .expect("opened with this column family");
+    let rocks = |e| OpenError::from_rocks(PathBuf::from(path), e);
+    let hard_state = match db
+        .get_pinned_cf(&meta, layout::HARD_STATE_KEY)
+        .map_err(rocks)?
+    {
+        Some(v) => layout::decode_hard_state(&v).map_err(|e| corrupt(path, e))?,
+        None => Default::default(),
+    };
+    let prefix = match db.get_pinned_cf(&meta, layout::PREFIX_KEY).map_err(rocks)? {
+        Some(v) => layout::decode_log_id(&v).map_err(|e| corrupt(path, e))?,
+        None => LogId::default(),
+    };
+    let mut it = db.raw_iterator_cf(&entries);
+    it.seek_to_first();
+    let first = match it.key() {
+        Some(key) => Some(layout::decode_entry_key(key).map_err(|e| corrupt(path, e))?),
+        None => None,
+    };
+    it.status().map_err(rocks)?;
+    if let Some(first) = first {
+        if first != prefix.index + 1 {
+            return Err(corrupt(
+                path,
+                format!("the log starts at {first}, expected {}", prefix.index + 1),
+            ));
+        }
+    }
+    it.seek_to_last();
+    let last = match (it.key(), it.value()) {
+        (Some(key), Some(value)) => {
+            let index = layout::decode_entry_key(key).map_err(|e| corrupt(path, e))?;
+            let term = layout::decode_entry_term(value).map_err(|e| corrupt(path, e))?;
+            LogId::new(term, index)
+        }
+        _ => prefix,
+    };
+    it.status().map_err(rocks)?;
+    Ok(LogState {
+        hard_state,
+        prefix,
+        last,
+    })
+}

@@ -1,0 +1,145 @@
+//! Opening: typed refusals of what is not an actraft store this build reads, and
+//! reopening right after the last handle is dropped.
+
+use actraft::core::HardState;
+use actraft::testkit::storage::entries;
+use actraft::{LogId, LogStorage};
+use actraft_storage_rocks::layout::{ENTRIES_CF, META_CF, VERSION_KEY};
+use actraft_storage_rocks::{OpenError, RocksOptions, RocksStorage};
+
+async fn open(path: &std::path::Path) -> Result<RocksStorage, OpenError> {
+    RocksStorage::open(path, RocksOptions::default()).await
+}
+
+#[tokio::test]
+async fn a_second_open_of_a_held_store_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path()).await.unwrap();
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, OpenError::Locked { .. }), "{err:?}");
+    drop(first);
+    open(dir.path())
+        .await
+        .expect("open once the holder is gone");
+}
+
+#[tokio::test]
+async fn reopening_right_after_drop_keeps_in_flight_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..20u64 {
+        let s = open(dir.path()).await.unwrap();
+        let last = s.state().await.unwrap().last.index;
+        assert_eq!(last, round * 10, "round {round}");
+        // Queued but never awaited: the store still makes it durable before closing.
+        let pending = s.append(entries(last + 1, last + 10, 1, 32));
+        drop(pending);
+        drop(s);
+    }
+}
+
+#[tokio::test]
+async fn a_file_or_a_foreign_directory_is_not_actraft() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"hello").unwrap();
+    let err = open(&file).await.unwrap_err();
+    assert!(matches!(err, OpenError::NotActraft { .. }), "{err:?}");
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, OpenError::NotActraft { .. }), "{err:?}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"hello", "left untouched");
+}
+
+#[tokio::test]
+async fn a_foreign_rocksdb_database_is_not_actraft() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        let db = rocksdb::DB::open(&opts, dir.path()).unwrap();
+        db.put(b"k", b"v").unwrap();
+    }
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, OpenError::NotActraft { .. }), "{err:?}");
+
+    // Our column families, with data, but no identity marker.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&opts, dir.path(), [ENTRIES_CF, META_CF]).unwrap();
+        db.put_cf(&db.cf_handle(ENTRIES_CF).unwrap(), b"k", b"v")
+            .unwrap();
+    }
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, OpenError::NotActraft { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn another_format_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()).await.unwrap());
+    {
+        let db = rocksdb::DB::open_cf(
+            &rocksdb::Options::default(),
+            dir.path(),
+            [ENTRIES_CF, META_CF],
+        )
+        .unwrap();
+        db.put_cf(
+            &db.cf_handle(META_CF).unwrap(),
+            VERSION_KEY,
+            99u32.to_be_bytes(),
+        )
+        .unwrap();
+    }
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(
+        matches!(err, OpenError::UnsupportedVersion { found: 99, .. }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn missing_store_without_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = RocksOptions {
+        create_if_missing: false,
+        ..RocksOptions::default()
+    };
+    let err = RocksStorage::open(dir.path().join("none"), options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OpenError::Missing(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_interrupted_creation_is_created_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // What RocksDB leaves when the process dies before `CURRENT` is written.
+    std::fs::write(dir.path().join("LOCK"), b"").unwrap();
+    std::fs::write(dir.path().join("MANIFEST-000001"), b"torn").unwrap();
+    let s = open(dir.path()).await.expect("created");
+    assert_eq!(s.state().await.unwrap().last, LogId::default());
+}
+
+#[tokio::test]
+async fn a_nested_path_is_created_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/node-1");
+    let s = open(&path).await.unwrap();
+    let hs = HardState {
+        current_term: 3,
+        voted_for: Some(2),
+    };
+    s.save_hard_state(hs).await.unwrap();
+    drop(s);
+    // `open_blocking`, from a thread outside the runtime, as a tool would call it.
+    let s = tokio::task::spawn_blocking(move || {
+        RocksStorage::open_blocking(path, RocksOptions::default())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(s.state().await.unwrap().hard_state, hs);
+}

@@ -19,7 +19,7 @@ use futures_util::future::select_all;
 use futures_util::FutureExt;
 use thiserror::Error;
 
-use crate::recording::{check_agreement, AppliedLog, RecordingMachine};
+use crate::recording::{check_agreement, AppliedLog, NoopMachine, RecordingMachine};
 
 /// Opens each node's storage: empty the first time, what the node persisted afterwards.
 #[async_trait(?Send)]
@@ -110,6 +110,9 @@ pub struct ClusterOptions {
     pub seed: u64,
     /// Thread placement.
     pub placement: Placement,
+    /// Record every applied command (for agreement checks). Benchmarks turn it off, so
+    /// the state machine does no work at all.
+    pub record: bool,
 }
 
 impl ClusterOptions {
@@ -120,7 +123,14 @@ impl ClusterOptions {
             config: Config::default(),
             seed: 1,
             placement: Placement::PerNode,
+            record: true,
         }
+    }
+
+    /// Turns recording of applied commands on or off.
+    pub fn record(mut self, record: bool) -> Self {
+        self.record = record;
+        self
     }
 
     /// Sets the protocol configuration.
@@ -301,10 +311,14 @@ impl Cluster {
         if let Some(arbiter) = &slot.arbiter {
             builder = builder.arbiter(arbiter.clone());
         }
-        let handle = builder
-            .start(storage, transport, RecordingMachine::new(log.clone()))
-            .await
-            .map_err(|source| ClusterError::Start { id, source })?;
+        let handle = if self.options.record {
+            builder
+                .start(storage, transport, RecordingMachine::new(log.clone()))
+                .await
+        } else {
+            builder.start(storage, transport, NoopMachine).await
+        }
+        .map_err(|source| ClusterError::Start { id, source })?;
         let mut events = handle.subscribe();
         let leaders = Arc::clone(&self.leaders);
         actix_rt::spawn(async move {

@@ -104,3 +104,14 @@ pub fn check_agreement<'a>(
     }
     Ok(seen.into_iter().map(|(i, (_, c))| (i, c)).collect())
 }
+
+/// A state machine that does nothing and answers with an empty response: what a
+/// benchmark of the consensus layer alone wants.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopMachine;
+
+impl StateMachine for NoopMachine {
+    fn apply(&mut self, _index: LogIndex, _command: &Bytes) -> Bytes {
+        Bytes::new()
+    }
+}

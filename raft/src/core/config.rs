@@ -19,9 +19,10 @@ pub struct Config {
     /// Ask "could I win?" before raising the term (Pre-Vote), so that a node that was cut
     /// off cannot disrupt a stable leader when it returns. Default on.
     pub pre_vote: bool,
-    /// A leader that has not heard from a majority within an election timeout steps
-    /// down, and a follower that heard from a live leader within the minimum election
-    /// timeout refuses to vote for anyone else. Default on.
+    /// A leader that has not heard from a majority within the minimum election timeout
+    /// steps down, and a follower that heard from a live leader within the minimum
+    /// election timeout (less half a heartbeat interval) refuses to vote for anyone else.
+    /// Default on.
     pub check_quorum: bool,
     /// Most entries carried by one AppendEntries. Default 1024.
     pub max_append_entries: usize,

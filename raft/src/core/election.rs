@@ -9,15 +9,22 @@ use super::types::{NodeId, Payload, Role, Term};
 use super::RaftCore;
 
 impl RaftCore {
-    /// CheckQuorum's lease: a leader, or a follower that heard from its leader within the
-    /// minimum election timeout, refuses to help anyone else win an election.
+    /// CheckQuorum's lease: a leader, or a follower that heard from its leader recently,
+    /// refuses to help anyone else win an election.
+    ///
+    /// "Recently" is the minimum election timeout less half a heartbeat interval. A live
+    /// leader is heard every heartbeat interval, well within that window; a candidate
+    /// whose timer fired (never sooner than the minimum timeout after its own last
+    /// contact) finds the others' leases expired even when the leader's last heartbeat
+    /// reached them a little after it reached the candidate.
     pub(super) fn in_lease(&self) -> bool {
         if !self.config.check_quorum {
             return false;
         }
+        let window = self.config.election_timeout_min - self.config.heartbeat_interval / 2;
         match (self.role, self.leader, self.leader_contact) {
             (Role::Leader, _, _) => true,
-            (_, Some(_), Some(at)) => self.now < at + self.config.election_timeout_min,
+            (_, Some(_), Some(at)) => self.now < at + window,
             _ => false,
         }
     }

@@ -1590,12 +1590,14 @@ fn check_quorum_leader_cut_off_steps_down() {
     }
 }
 
-/// CheckQuorum's lease: a follower that heard from its leader within the minimum
-/// election timeout refuses a RequestVote of a higher term and does not adopt that term;
-/// once the lease has run out, the same request is granted.
+/// CheckQuorum's lease: a follower that heard from its leader within the lease (the
+/// minimum election timeout less half a heartbeat) refuses a RequestVote of a higher
+/// term and does not adopt that term; once the lease has run out, the same request is
+/// granted.
 #[test]
 fn check_quorum_follower_in_lease_refuses_a_higher_term_vote() {
     let cfg = config();
+    let lease = cfg.election_timeout_min - cfg.heartbeat_interval / 2;
     let mut c = Cluster::new(3, cfg.clone());
     c.elect(1);
     c.fire(1); // a heartbeat
@@ -1608,10 +1610,7 @@ fn check_quorum_follower_in_lease_refuses_a_higher_term_vote() {
 
     let follower = c.node_mut(2);
     follower
-        .step(
-            heard + cfg.election_timeout_min - NS,
-            env(3, 2, vote.clone()),
-        )
+        .step(heard + lease - NS, env(3, 2, vote.clone()))
         .expect("step");
     let status = follower.status();
     assert_eq!(status.term, term, "the higher term is not adopted");
@@ -1627,9 +1626,7 @@ fn check_quorum_follower_in_lease_refuses_a_higher_term_vote() {
         reason: VoteRefusal::LeaderLease { leader: 1 },
     }));
 
-    follower
-        .step(heard + cfg.election_timeout_min, env(3, 2, vote))
-        .expect("step");
+    follower.step(heard + lease, env(3, 2, vote)).expect("step");
     let status = follower.status();
     assert_eq!((status.term, status.voted_for), (term + 1, Some(3)));
 }

@@ -14,7 +14,9 @@ use futures_util::FutureExt;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::handle::{ClientError, Command, NodeEvent};
-use crate::core::{Envelope, LogId, LogIndex, Payload, RaftCore, Ready, Status, Term};
+use super::proposals::{ProposalQueue, Reply};
+use super::timer::{TimerId, Timers};
+use crate::core::{Envelope, Event, LogId, LogIndex, Payload, RaftCore, Ready, Status, Term};
 use crate::storage::{LogStorage, LogWrite, StorageError};
 use crate::transport::Transport;
 use crate::StateMachine;
@@ -23,6 +25,13 @@ use crate::StateMachine;
 pub(crate) struct Inbound(pub(crate) Envelope);
 
 impl actix::Message for Inbound {
+    type Result = ();
+}
+
+/// The node's timer fired (the generation tells a current timer from a replaced one).
+struct Tick(u64);
+
+impl actix::Message for Tick {
     type Result = ();
 }
 
@@ -69,7 +78,10 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     pub(crate) status: watch::Sender<Status>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) started: Option<oneshot::Sender<Result<(), crate::transport::TransportError>>>,
-    timer: Option<(Duration, SpawnHandle)>,
+    queue: Arc<ProposalQueue>,
+    spare: Vec<(Bytes, Reply)>,
+    timer: Option<(Duration, TimerId)>,
+    timer_generation: u64,
     flush_scheduled: bool,
     write_in_flight: bool,
     pending: PendingWrite,
@@ -89,6 +101,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         status: watch::Sender<Status>,
         events: broadcast::Sender<NodeEvent>,
         started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
+        queue: Arc<ProposalQueue>,
     ) -> Self {
         Self {
             core,
@@ -99,7 +112,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             status,
             events,
             started: Some(started),
+            queue,
+            spare: Vec::new(),
             timer: None,
+            timer_generation: 0,
             flush_scheduled: false,
             write_in_flight: false,
             pending: PendingWrite::default(),
@@ -159,6 +175,11 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             let status = self.core.status();
             let id = status.id;
             for event in &ready.events {
+                // Commit progress is on the status watch; as an event it would wake every
+                // subscriber once per commit.
+                if matches!(event, Event::Committed { .. }) {
+                    continue;
+                }
                 tracing::debug!(node = id, term = status.term, ?event, "raft event");
                 if self.events.receiver_count() > 0 {
                     let _ = self.events.send(NodeEvent {
@@ -254,20 +275,19 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         if deadline == Duration::MAX {
             return;
         }
-        if let Some((at, handle)) = self.timer {
+        if let Some((at, id)) = self.timer {
             if at <= deadline {
                 return; // fires no later than needed; it re-arms itself then
             }
-            ctx.cancel_future(handle);
+            Timers::global().cancel(id);
         }
-        let delay = deadline.saturating_sub(self.now());
-        let handle = ctx.run_later(delay, |act, ctx| {
-            act.timer = None;
-            let now = act.now();
-            act.core.tick(now);
-            act.drive(ctx);
+        self.timer_generation += 1;
+        let generation = self.timer_generation;
+        let me = ctx.address().recipient::<Tick>();
+        let id = Timers::global().schedule(self.origin + deadline, move || {
+            me.do_send(Tick(generation));
         });
-        self.timer = Some((deadline, handle));
+        self.timer = Some((deadline, id));
     }
 
     fn fail_all(&mut self) {
@@ -300,7 +320,11 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if let Some((_, id)) = self.timer.take() {
+            Timers::global().cancel(id);
+        }
         self.transport.stop();
+        self.queue.close();
         self.fail_all();
         for done in self.stopping.drain(..) {
             let _ = done.send(());
@@ -325,6 +349,20 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Inbound> for RaftNode
     }
 }
 
+impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Tick> for RaftNode<S, T, M> {
+    type Result = ();
+
+    fn handle(&mut self, Tick(generation): Tick, ctx: &mut Context<Self>) {
+        if generation != self.timer_generation || self.shutting_down {
+            return;
+        }
+        self.timer = None;
+        let now = self.now();
+        self.core.tick(now);
+        self.drive(ctx);
+    }
+}
+
 impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Flush> for RaftNode<S, T, M> {
     type Result = ();
 
@@ -339,20 +377,25 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
 
     fn handle(&mut self, command: Command, ctx: &mut Context<Self>) {
         match command {
-            Command::Propose { command, reply } => {
-                if self.shutting_down {
-                    let _ = reply.send(Err(ClientError::Stopped));
-                    return;
-                }
-                match self.core.propose(command) {
-                    Ok(id) => {
-                        self.proposals.insert(id.index, (id.term, reply));
-                        self.schedule_flush(ctx);
+            Command::DrainProposals => {
+                let mut batch = std::mem::take(&mut self.spare);
+                self.queue.drain(&mut batch);
+                for (command, reply) in batch.drain(..) {
+                    if self.shutting_down {
+                        let _ = reply.send(Err(ClientError::Stopped));
+                        continue;
                     }
-                    Err(crate::core::ProposeError::NotLeader { leader }) => {
-                        let _ = reply.send(Err(ClientError::NotLeader { leader }));
+                    match self.core.propose(command) {
+                        Ok(id) => {
+                            self.proposals.insert(id.index, (id.term, reply));
+                        }
+                        Err(crate::core::ProposeError::NotLeader { leader }) => {
+                            let _ = reply.send(Err(ClientError::NotLeader { leader }));
+                        }
                     }
                 }
+                self.spare = batch;
+                self.schedule_flush(ctx);
             }
             Command::Shutdown { done } => {
                 self.stopping.push(done);

@@ -1,5 +1,6 @@
 //! The public face of a running node: propose, watch, wait, stop.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::Recipient;
@@ -7,6 +8,7 @@ use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::{broadcast, oneshot, watch};
 
+use super::proposals::ProposalQueue;
 use crate::core::{Event, LogIndex, NodeId, Role, Status, Term};
 
 /// Why a client request to a node failed.
@@ -54,10 +56,8 @@ pub struct NodeEvent {
 /// Requests from handles to the node actor.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Propose {
-        command: Bytes,
-        reply: oneshot::Sender<Result<Bytes, ClientError>>,
-    },
+    /// Proposals are waiting in the shared queue.
+    DrainProposals,
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -73,6 +73,7 @@ impl actix::Message for Command {
 pub struct RaftHandle {
     pub(crate) id: NodeId,
     pub(crate) commands: Recipient<Command>,
+    pub(crate) proposals: Arc<ProposalQueue>,
     pub(crate) status: watch::Receiver<Status>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
 }
@@ -97,10 +98,11 @@ impl RaftHandle {
     /// [`ClientError::NotLeader`] on a follower.
     pub async fn propose(&self, command: impl Into<Bytes>) -> Result<Bytes, ClientError> {
         let (reply, rx) = oneshot::channel();
-        self.commands.do_send(Command::Propose {
-            command: command.into(),
-            reply,
-        });
+        match self.proposals.push(command.into(), reply) {
+            Ok(true) => self.commands.do_send(Command::DrainProposals),
+            Ok(false) => {}
+            Err(_) => return Err(ClientError::Stopped),
+        }
         rx.await.unwrap_or(Err(ClientError::Stopped))
     }
 
@@ -126,7 +128,9 @@ impl RaftHandle {
         self.status.clone()
     }
 
-    /// Subscribes to the node's events (role, term and leader changes, votes, commits).
+    /// Subscribes to the node's events: role, term and leader changes, elections and
+    /// votes. Commit progress is not sent as events (it would wake subscribers once per
+    /// commit): watch [`Status::commit_index`] instead.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
     }

@@ -17,6 +17,8 @@
 
 mod actor;
 mod handle;
+mod proposals;
+mod timer;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -142,6 +144,8 @@ impl NodeBuilder {
         let storage = Arc::new(storage);
         let transport = Arc::new(transport);
         let events_for_node = events.clone();
+        let queue = Arc::new(proposals::ProposalQueue::default());
+        let queue_for_node = Arc::clone(&queue);
         let make = move || {
             RaftNode::new(
                 core,
@@ -152,6 +156,7 @@ impl NodeBuilder {
                 status_tx,
                 events_for_node,
                 started_tx,
+                queue_for_node,
             )
         };
         let addr = match &self.arbiter {
@@ -165,6 +170,7 @@ impl NodeBuilder {
         Ok(RaftHandle {
             id: self.id,
             commands: addr.recipient(),
+            proposals: queue,
             status: status_rx,
             events,
         })

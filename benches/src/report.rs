@@ -1,0 +1,380 @@
+//! The report: runs every configuration within a budget and writes `report.json`,
+//! `report.md`, `election-cdf.svg` and `append.svg`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::election::{self, ElectionConfig, ElectionResult};
+use crate::storage::{self, StorageResult};
+use crate::svg::{bar_chart, cdf, line_chart, Series};
+use crate::throughput::{self, ThroughputConfig, ThroughputResult};
+use crate::{BenchError, StorageKind, TransportKind};
+
+/// One row of the Raft paper's Figure 16 (5 servers), in ms, where the paper gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct PaperRow {
+    /// The election timeout range.
+    pub range: (u64, u64),
+    /// Mean time without a leader.
+    pub mean: Option<f64>,
+    /// Median.
+    pub median: Option<f64>,
+    /// Maximum.
+    pub max: Option<f64>,
+}
+
+/// The Raft paper's Figure 16 numbers for each timeout range.
+pub const PAPER_FIGURE_16: [PaperRow; 4] = [
+    PaperRow {
+        range: (12, 24),
+        mean: Some(35.0),
+        median: None,
+        max: Some(152.0),
+    },
+    PaperRow {
+        range: (25, 50),
+        mean: Some(48.0),
+        median: None,
+        max: None,
+    },
+    PaperRow {
+        range: (50, 100),
+        mean: Some(71.0),
+        median: None,
+        max: None,
+    },
+    PaperRow {
+        range: (150, 300),
+        mean: None,
+        median: Some(171.0),
+        max: Some(603.0),
+    },
+];
+
+/// How much to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// A reduced set that finishes in under a minute (what CI runs).
+    Quick,
+    /// Every configuration, with enough trials for stable numbers (several minutes).
+    Full,
+}
+
+/// A configuration that could not run, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Which configuration.
+    pub what: String,
+    /// Why.
+    pub error: String,
+}
+
+/// Everything the report measured.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Report {
+    /// Election latency per configuration.
+    pub election: Vec<ElectionResult>,
+    /// Append throughput per configuration.
+    pub append: Vec<ThroughputResult>,
+    /// Storage backends on the same work, and the raw RocksDB ceiling.
+    pub storage: Vec<StorageResult>,
+    /// Configurations that failed to run.
+    pub skipped: Vec<Skipped>,
+}
+
+fn election_plan(budget: Budget) -> Vec<ElectionConfig> {
+    let quick = budget == Budget::Quick;
+    let mut plan = Vec::new();
+    let ranges = [
+        (12, 24, 1000, 40),
+        (25, 50, 500, 20),
+        (50, 100, 300, 10),
+        (150, 300, 200, 5),
+    ];
+    for (a, b, full, q) in ranges {
+        plan.push(ElectionConfig::new(5, a, b, if quick { q } else { full }));
+    }
+    let backends = [
+        (TransportKind::Quic, StorageKind::Mem),
+        (TransportKind::Mem, StorageKind::Rocks),
+        (TransportKind::Quic, StorageKind::Rocks),
+    ];
+    for (t, s) in backends {
+        for (a, b, full, q) in [(12, 24, 200, 10), (150, 300, 60, 0)] {
+            let trials = if quick { q } else { full };
+            if trials == 0 {
+                continue;
+            }
+            let mut c = ElectionConfig::new(5, a, b, trials);
+            c.transport = t;
+            c.storage = s;
+            plan.push(c);
+        }
+    }
+    if !quick {
+        for n in [3, 7] {
+            plan.push(ElectionConfig::new(n, 150, 300, 100));
+        }
+    }
+    plan
+}
+
+fn append_plan(budget: Budget) -> Vec<ThroughputConfig> {
+    let quick = budget == Budget::Quick;
+    let ops = |clients: usize, disk: bool| -> u64 {
+        let base: u64 = match clients {
+            1 => 5_000,
+            16 => 40_000,
+            _ => 200_000,
+        };
+        let base = if disk { base / 4 } else { base };
+        if quick {
+            (base / 10).max(500)
+        } else {
+            base
+        }
+    };
+    let mut plan = Vec::new();
+    // The consensus layer's own overhead: empty commands, every thread placement.
+    for clients in [1, 256] {
+        for threads in [1, 2, 3] {
+            let mut c = ThroughputConfig::new(3, clients, ops(clients, false) * 2, 0);
+            c.threads = Some(threads);
+            plan.push(c);
+        }
+    }
+    let backends = [
+        (TransportKind::Mem, StorageKind::Mem),
+        (TransportKind::Quic, StorageKind::Mem),
+        (TransportKind::Mem, StorageKind::Rocks),
+        (TransportKind::Quic, StorageKind::Rocks),
+    ];
+    let payloads: &[usize] = if quick { &[64] } else { &[64, 4096] };
+    for (t, s) in backends {
+        for &payload in payloads {
+            for clients in [1, 16, 256] {
+                let disk = s == StorageKind::Rocks;
+                let mut c = ThroughputConfig::new(3, clients, ops(clients, disk), payload);
+                c.transport = t;
+                c.storage = s;
+                plan.push(c);
+            }
+        }
+    }
+    // 5 members against the 3 above, on the same work.
+    plan.push(ThroughputConfig::new(5, 256, ops(256, false), 64));
+    plan
+}
+
+/// Runs the report's configurations.
+pub async fn run(budget: Budget, mut progress: impl FnMut(&str)) -> Report {
+    let mut report = Report::default();
+    for cfg in election_plan(budget) {
+        let what = format!(
+            "election nodes={} timeout={}..{}ms transport={} storage={}",
+            cfg.nodes,
+            cfg.timeout.0.as_millis(),
+            cfg.timeout.1.as_millis(),
+            cfg.transport,
+            cfg.storage
+        );
+        match election::run(&cfg).await {
+            Ok(r) => {
+                progress(&r.line());
+                report.election.push(r);
+            }
+            Err(e) => skip(&mut report, &mut progress, what, e),
+        }
+    }
+    for cfg in append_plan(budget) {
+        let what = format!(
+            "throughput members={} clients={} payload={} transport={} storage={} threads={}",
+            cfg.members,
+            cfg.clients,
+            cfg.payload,
+            cfg.transport,
+            cfg.storage,
+            cfg.node_threads()
+        );
+        match throughput::run(&cfg).await {
+            Ok(r) => {
+                progress(&r.line());
+                report.append.push(r);
+            }
+            Err(e) => skip(&mut report, &mut progress, what, e),
+        }
+    }
+    match storage::run_all(budget == Budget::Quick).await {
+        Ok(results) => {
+            for r in &results {
+                progress(&r.line());
+            }
+            report.storage = results;
+        }
+        Err(e) => skip(&mut report, &mut progress, "storage backends".into(), e),
+    }
+    report
+}
+
+fn skip(report: &mut Report, progress: &mut impl FnMut(&str), what: String, e: BenchError) {
+    progress(&format!("skipped {what}: {e}"));
+    report.skipped.push(Skipped {
+        what,
+        error: e.to_string(),
+    });
+}
+
+fn paper_cell(range: (u64, u64)) -> String {
+    PAPER_FIGURE_16
+        .iter()
+        .find(|p| p.range == range)
+        .map(|p| {
+            let mut parts = Vec::new();
+            if let Some(m) = p.mean {
+                parts.push(format!("mean {m:.0}"));
+            }
+            if let Some(m) = p.median {
+                parts.push(format!("median {m:.0}"));
+            }
+            if let Some(m) = p.max {
+                parts.push(format!("max {m:.0}"));
+            }
+            parts.join(", ")
+        })
+        .unwrap_or_else(|| "—".into())
+}
+
+/// Renders the Markdown tables.
+pub fn markdown(report: &Report) -> String {
+    let mut md = String::from("# actraft benchmark report\n\n");
+    md.push_str("## Election latency (leader crash to a new leader known by every survivor)\n\n");
+    md.push_str("Measured as in the Raft paper, §9.3: the leader crashes at a uniformly random point of its heartbeat interval. The floor is the expected earliest survivor timeout after the crash, a + (b − a)/(s + 1) − h/2, plus two replicated-commit round trips on the same cluster.\n\n");
+    md.push_str("| nodes | timeout (ms) | transport | storage | trials | mean | p50 | p90 | p99 | max | >1 term | floor | mean / floor | paper (Fig. 16, ms) |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in &report.election {
+        let s = &r.summary;
+        let _ = writeln!(
+            md,
+            "| {} | {}–{} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1}% | {:.2} | {:.2} | {} |",
+            r.nodes,
+            r.timeout_ms.0,
+            r.timeout_ms.1,
+            r.transport,
+            r.storage,
+            r.latencies_ms.len(),
+            s.mean,
+            s.p50,
+            s.p90,
+            s.p99,
+            s.max,
+            r.multi_term_pct(),
+            r.floor_ms,
+            s.mean / r.floor_ms,
+            paper_cell(r.timeout_ms)
+        );
+    }
+    md.push_str(
+        "\n## Append throughput (entries committed and applied on the leader per second)\n\n",
+    );
+    md.push_str("| members | clients | payload (B) | transport | storage | node threads | ops | ops/s | p50 (µs) | p99 (µs) |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for r in &report.append {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
+            r.members,
+            r.clients,
+            r.payload,
+            r.transport,
+            r.storage,
+            r.threads,
+            r.ops,
+            r.ops_per_sec,
+            r.p50_us,
+            r.p99_us
+        );
+    }
+    if !report.storage.is_empty() {
+        md.push_str("\n## Storage backends on the same work\n\n");
+        md.push_str(
+            "| storage | operation | batch (entries) | payload (B) | ops/s | entries/s | MB/s |\n",
+        );
+        md.push_str("|---|---|---|---|---|---|---|\n");
+        for r in &report.storage {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {:.0} | {:.0} | {:.1} |",
+                r.storage,
+                r.operation,
+                r.batch,
+                r.payload,
+                r.ops_per_sec,
+                r.entries_per_sec,
+                r.entries_per_sec * r.payload as f64 / 1e6
+            );
+        }
+    }
+    if !report.skipped.is_empty() {
+        md.push_str("\n## Not measured\n\n");
+        for s in &report.skipped {
+            let _ = writeln!(md, "- {}: {}", s.what, s.error);
+        }
+    }
+    md
+}
+
+/// The latency CDF per timeout range (5 nodes, in memory), like Figure 16.
+pub fn election_svg(report: &Report) -> String {
+    let series: Vec<Series> = report
+        .election
+        .iter()
+        .filter(|r| r.nodes == 5)
+        .map(|r| Series {
+            name: format!(
+                "{}–{} ms {}/{}",
+                r.timeout_ms.0, r.timeout_ms.1, r.transport, r.storage
+            ),
+            points: cdf(&r.latencies_ms),
+        })
+        .collect();
+    line_chart(
+        "Time without a leader after a leader crash (CDF)",
+        "time without leader (ms, log scale)",
+        "cumulative fraction of trials",
+        &series,
+        true,
+    )
+}
+
+/// Throughput per transport × storage × clients.
+pub fn append_svg(report: &Report) -> String {
+    let bars: Vec<(String, f64)> = report
+        .append
+        .iter()
+        .filter(|r| r.payload == 64 && r.members == 3)
+        .map(|r| {
+            (
+                format!("{}/{} c={}", r.transport, r.storage, r.clients),
+                r.ops_per_sec,
+            )
+        })
+        .collect();
+    bar_chart(
+        "Append throughput, 3 members, 64 B commands",
+        "entries/s",
+        &bars,
+    )
+}
+
+/// Writes the report's four files into `dir`.
+pub fn write(report: &Report, dir: &Path) -> Result<(), BenchError> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("report.json"), json)?;
+    std::fs::write(dir.join("report.md"), markdown(report))?;
+    std::fs::write(dir.join("election-cdf.svg"), election_svg(report))?;
+    std::fs::write(dir.join("append.svg"), append_svg(report))?;
+    Ok(())
+}

@@ -1,0 +1,174 @@
+//! Storage backends side by side, on the same work, through the public generic
+//! functions of `actraft::testkit::storage_bench` (so a user can measure their own
+//! backend the same way), plus the raw RocksDB ceiling: the same entries written straight
+//! to RocksDB in synced batches of the same size.
+
+use std::time::Instant;
+
+use actraft::testkit::storage_bench::{
+    append_throughput, read_range, save_hard_state, truncate_suffix, AppendSpec, Measurement,
+};
+use actraft::LogStorage;
+use actraft_storage_mem::MemStorage;
+use actraft_storage_rocks::{RocksOptions, RocksStorage};
+use serde::Serialize;
+
+use crate::BenchError;
+
+/// One storage measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageResult {
+    /// Storage name (`mem`, `rocks`, or `rocksdb-raw` for the ceiling).
+    pub storage: String,
+    /// What was measured.
+    pub operation: String,
+    /// Entries per operation.
+    pub batch: usize,
+    /// Bytes per entry.
+    pub payload: usize,
+    /// Concurrent writers.
+    pub writers: usize,
+    /// Operations per second.
+    pub ops_per_sec: f64,
+    /// Entries per second.
+    pub entries_per_sec: f64,
+}
+
+impl StorageResult {
+    fn from(
+        storage: &str,
+        operation: &str,
+        batch: usize,
+        payload: usize,
+        writers: usize,
+        m: &Measurement,
+    ) -> Self {
+        Self {
+            storage: storage.into(),
+            operation: operation.into(),
+            batch,
+            payload,
+            writers,
+            ops_per_sec: m.ops_per_sec(),
+            entries_per_sec: m.entries_per_sec(),
+        }
+    }
+
+    /// One line for progress output.
+    pub fn line(&self) -> String {
+        format!(
+            "storage: {} {} batch={} payload={} writers={} ops_per_sec={:.0} entries_per_sec={:.0}",
+            self.storage,
+            self.operation,
+            self.batch,
+            self.payload,
+            self.writers,
+            self.ops_per_sec,
+            self.entries_per_sec
+        )
+    }
+}
+
+fn storage_error(e: actraft::StorageError) -> BenchError {
+    BenchError::Io(std::io::Error::other(e.to_string()))
+}
+
+/// Measures one backend: appends of 1, 16 and 256 entries (64 B and 4 KiB), range reads,
+/// suffix truncation and hard-state saves.
+pub async fn measure_backend<S: LogStorage + ?Sized>(
+    name: &str,
+    storage: &S,
+    quick: bool,
+) -> Result<Vec<StorageResult>, BenchError> {
+    let mut out = Vec::new();
+    let disk = name != "mem";
+    for payload in [64, 4096] {
+        for batch in [1, 16, 256] {
+            let bytes_per_write = (batch * payload).max(1);
+            let budget: usize = match (quick, disk) {
+                (true, true) => 256 << 10,
+                (true, false) => 4 << 20,
+                (false, true) => 8 << 20,
+                (false, false) => 64 << 20,
+            };
+            let writes = (budget / bytes_per_write).clamp(if disk { 20 } else { 200 }, 20_000);
+            let spec = AppendSpec::new(batch, payload).writes_per_writer(writes);
+            let m = append_throughput(storage, &spec)
+                .await
+                .map_err(storage_error)?;
+            out.push(StorageResult::from(name, "append", batch, payload, 1, &m));
+        }
+    }
+    // Group commit: 16 writers appending single entries at once.
+    let writes = if quick { 20 } else { 200 };
+    let spec = AppendSpec::new(1, 64).writers(16).writes_per_writer(writes);
+    let m = append_throughput(storage, &spec)
+        .await
+        .map_err(storage_error)?;
+    out.push(StorageResult::from(name, "append", 1, 64, 16, &m));
+    let m = read_range(storage, 256, if quick { 200 } else { 2_000 })
+        .await
+        .map_err(storage_error)?;
+    out.push(StorageResult::from(name, "read range", 256, 64, 1, &m));
+    let m = truncate_suffix(storage, 64, 64, if quick { 20 } else { 200 })
+        .await
+        .map_err(storage_error)?;
+    out.push(StorageResult::from(name, "truncate suffix", 64, 64, 1, &m));
+    let m = save_hard_state(storage, if quick { 20 } else { 200 })
+        .await
+        .map_err(storage_error)?;
+    out.push(StorageResult::from(name, "save hard state", 0, 0, 1, &m));
+    Ok(out)
+}
+
+/// The ceiling: `writes` synced RocksDB write batches of `batch` entries of `payload`
+/// bytes each, keyed by big-endian index, on the caller's thread.
+pub fn raw_rocksdb(
+    batch: usize,
+    payload: usize,
+    writes: usize,
+) -> Result<StorageResult, BenchError> {
+    let dir = tempfile::tempdir()?;
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    let db = rocksdb::DB::open(&opts, dir.path()).map_err(std::io::Error::other)?;
+    let mut sync = rocksdb::WriteOptions::default();
+    sync.set_sync(true);
+    let value = vec![0xA5u8; payload + 16];
+    let started = Instant::now();
+    let mut index = 1u64;
+    for _ in 0..writes {
+        let mut wb = rocksdb::WriteBatch::default();
+        for _ in 0..batch {
+            wb.put(index.to_be_bytes(), &value);
+            index += 1;
+        }
+        db.write_opt(wb, &sync).map_err(std::io::Error::other)?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(StorageResult {
+        storage: "rocksdb-raw".into(),
+        operation: "append".into(),
+        batch,
+        payload,
+        writers: 1,
+        ops_per_sec: writes as f64 / elapsed,
+        entries_per_sec: (writes * batch) as f64 / elapsed,
+    })
+}
+
+/// Runs every storage measurement: memory, RocksDB, and the raw RocksDB ceiling.
+pub async fn run_all(quick: bool) -> Result<Vec<StorageResult>, BenchError> {
+    let mut out = measure_backend("mem", &MemStorage::new(), quick).await?;
+    let dir = tempfile::tempdir()?;
+    let rocks = RocksStorage::open(dir.path().join("log"), RocksOptions::default())
+        .await
+        .map_err(std::io::Error::other)?;
+    out.extend(measure_backend("rocks", &rocks, quick).await?);
+    drop(rocks);
+    for batch in [1, 16, 256] {
+        let writes = if quick { 50 } else { 500 };
+        out.push(raw_rocksdb(batch, 64, writes)?);
+    }
+    Ok(out)
+}

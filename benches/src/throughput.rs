@@ -1,0 +1,166 @@
+//! Append throughput: K clients, each proposing back to back through the leader; the
+//! rate at which entries are committed and applied on the leader, and each commit's
+//! latency as a client sees it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actraft_examples::backend::start_cluster;
+use actraft_examples::cluster::{ClusterOptions, Placement};
+use bytes::Bytes;
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::stats::quantile;
+use crate::{BenchError, StorageKind, TransportKind};
+
+/// One throughput configuration.
+#[derive(Debug, Clone)]
+pub struct ThroughputConfig {
+    /// Cluster size.
+    pub members: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Total proposals.
+    pub ops: u64,
+    /// Bytes per command (0: empty commands).
+    pub payload: usize,
+    /// Transport.
+    pub transport: TransportKind,
+    /// Storage.
+    pub storage: StorageKind,
+    /// Arbiters (threads) for the nodes: `None` is one per node. Clients run on a thread
+    /// of their own either way.
+    pub threads: Option<usize>,
+    /// Where disk storages keep their files (a temporary directory when `None`).
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ThroughputConfig {
+    /// `members` nodes, `clients` clients, `ops` proposals of `payload` bytes, in memory.
+    pub fn new(members: usize, clients: usize, ops: u64, payload: usize) -> Self {
+        Self {
+            members,
+            clients,
+            ops,
+            payload,
+            transport: TransportKind::Mem,
+            storage: StorageKind::Mem,
+            threads: None,
+            data_dir: None,
+        }
+    }
+
+    /// The number of node threads this configuration uses.
+    pub fn node_threads(&self) -> usize {
+        self.threads.unwrap_or(self.members)
+    }
+}
+
+/// What a throughput run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputResult {
+    /// Cluster size.
+    pub members: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Bytes per command.
+    pub payload: usize,
+    /// Transport name.
+    pub transport: String,
+    /// Storage name.
+    pub storage: String,
+    /// Node threads.
+    pub threads: usize,
+    /// Proposals committed.
+    pub ops: u64,
+    /// Wall time, seconds.
+    pub secs: f64,
+    /// Committed and applied entries per second.
+    pub ops_per_sec: f64,
+    /// Median commit latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile commit latency, µs.
+    pub p99_us: f64,
+}
+
+impl ThroughputResult {
+    /// The benchmark's one-line summary.
+    pub fn line(&self) -> String {
+        format!(
+            "throughput: members={} clients={} payload={} transport={} storage={} ops={} secs={:.3} ops_per_sec={:.0} p50_us={:.0} p99_us={:.0} threads={}",
+            self.members,
+            self.clients,
+            self.payload,
+            self.transport,
+            self.storage,
+            self.ops,
+            self.secs,
+            self.ops_per_sec,
+            self.p50_us,
+            self.p99_us,
+            self.threads
+        )
+    }
+}
+
+/// Runs one throughput measurement.
+pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError> {
+    let placement = match cfg.threads {
+        None => Placement::PerNode,
+        Some(n) => Placement::Threads(n.max(1)),
+    };
+    let options = ClusterOptions::new(cfg.members)
+        .placement(placement)
+        .record(false);
+    let cluster = start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?;
+    let (leader, _) = cluster.wait_for_leader(Duration::from_secs(20)).await?;
+    let handle = cluster.handle(leader).expect("leader runs");
+    // Warm up: the first proposals pay for allocations and connection set-up.
+    for _ in 0..100 {
+        handle.propose(Bytes::from(vec![0u8; cfg.payload])).await?;
+    }
+    let issued = Arc::new(AtomicU64::new(0));
+    let payload = Bytes::from(vec![7u8; cfg.payload]);
+    let start = Instant::now();
+    // One task per client on this (the clients') thread.
+    let tasks: Vec<_> = (0..cfg.clients)
+        .map(|_| {
+            let (handle, issued, payload) = (handle.clone(), issued.clone(), payload.clone());
+            let ops = cfg.ops;
+            actix_rt::spawn(async move {
+                let mut latencies = Vec::new();
+                while issued.fetch_add(1, Ordering::Relaxed) < ops {
+                    let t = Instant::now();
+                    handle.propose(payload.clone()).await?;
+                    latencies.push(t.elapsed().as_secs_f64() * 1e6);
+                }
+                Ok::<_, BenchError>(latencies)
+            })
+        })
+        .collect();
+    let per_client = join_all(tasks).await;
+    let secs = start.elapsed().as_secs_f64();
+    let mut latencies = Vec::with_capacity(cfg.ops as usize);
+    for l in per_client {
+        latencies.extend(l.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??);
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let mut cluster = cluster;
+    cluster.shutdown_all().await;
+    Ok(ThroughputResult {
+        members: cfg.members,
+        clients: cfg.clients,
+        payload: cfg.payload,
+        transport: cfg.transport.to_string(),
+        storage: cfg.storage.to_string(),
+        threads: cfg.node_threads(),
+        ops: latencies.len() as u64,
+        secs,
+        ops_per_sec: latencies.len() as f64 / secs,
+        p50_us: quantile(&latencies, 0.5),
+        p99_us: quantile(&latencies, 0.99),
+    })
+}

@@ -7,8 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actraft::{LogStorage, NodeId};
 use actraft_examples::backend::start_cluster;
-use actraft_examples::cluster::{ClusterOptions, Placement};
+use actraft_examples::cluster::{Cluster, ClusterOptions, Placement, StorageProvider};
+use actraft_storage_rocks::{RocksOptions, RocksStorage, StorageStats};
+use actraft_transport_mem::MemRouter;
+use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -84,6 +88,11 @@ pub struct ThroughputResult {
     pub p50_us: f64,
     /// 99th percentile commit latency, µs.
     pub p99_us: f64,
+    /// On RocksDB: entries per synced batch on the leader during the run (the batch size
+    /// the raw RocksDB ceiling is measured at).
+    pub leader_entries_per_sync: Option<f64>,
+    /// The raw RocksDB ceiling at that batch size, entries/s (filled in by the report).
+    pub raw_rocksdb_entries_per_sec: Option<f64>,
 }
 
 impl ThroughputResult {
@@ -115,13 +124,20 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let options = ClusterOptions::new(cfg.members)
         .placement(placement)
         .record(false);
-    let cluster = start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?;
+    let rocks = RocksWithStats::default();
+    let cluster = if cfg.storage == StorageKind::Rocks && cfg.transport == TransportKind::Mem {
+        let router = MemRouter::with_seed(options.seed);
+        Cluster::start_on(options, rocks.clone(), router.clone(), Some(router)).await?
+    } else {
+        start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?
+    };
     let (leader, _) = cluster.wait_for_leader(Duration::from_secs(20)).await?;
     let handle = cluster.handle(leader).expect("leader runs");
     // Warm up: the first proposals pay for allocations and connection set-up.
     for _ in 0..100 {
         handle.propose(Bytes::from(vec![0u8; cfg.payload])).await?;
     }
+    let stats_before = rocks.stats(leader);
     let issued = Arc::new(AtomicU64::new(0));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
     let start = Instant::now();
@@ -143,6 +159,12 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         .collect();
     let per_client = join_all(tasks).await;
     let secs = start.elapsed().as_secs_f64();
+    let leader_entries_per_sync = match (stats_before, rocks.stats(leader)) {
+        (Some(a), Some(b)) if b.syncs > a.syncs => {
+            Some((b.entries - a.entries) as f64 / (b.syncs - a.syncs) as f64)
+        }
+        _ => None,
+    };
     let mut latencies = Vec::with_capacity(cfg.ops as usize);
     for l in per_client {
         latencies.extend(l.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??);
@@ -162,5 +184,51 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         ops_per_sec: latencies.len() as f64 / secs,
         p50_us: quantile(&latencies, 0.5),
         p99_us: quantile(&latencies, 0.99),
+        leader_entries_per_sync,
+        raw_rocksdb_entries_per_sec: None,
     })
+}
+
+/// RocksDB storages in a temporary directory whose write counters the benchmark reads.
+#[derive(Clone, Default)]
+struct RocksWithStats {
+    inner: Arc<std::sync::Mutex<RocksInner>>,
+}
+
+#[derive(Default)]
+struct RocksInner {
+    // Fields drop in order: the stores close before their directory is removed.
+    stores: std::collections::BTreeMap<NodeId, RocksStorage>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl RocksWithStats {
+    fn stats(&self, id: NodeId) -> Option<StorageStats> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.stores.get(&id).map(RocksStorage::stats)
+    }
+}
+
+#[async_trait(?Send)]
+impl StorageProvider for RocksWithStats {
+    async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String> {
+        let path = {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if inner.dir.is_none() {
+                inner.dir = Some(tempfile::tempdir().map_err(|e| e.to_string())?);
+            }
+            inner
+                .dir
+                .as_ref()
+                .expect("set above")
+                .path()
+                .join(format!("node-{id}"))
+        };
+        let store = RocksStorage::open(path, RocksOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.stores.insert(id, store.clone());
+        Ok(Box::new(store))
+    }
 }

@@ -104,9 +104,11 @@ impl StorageError {
 ///    other mutating method) completes with `Ok`, everything it wrote survives a crash
 ///    of the process and, for a disk storage, of the machine. Raft's safety depends on
 ///    it: a node acknowledges entries and grants votes only after this.
-/// 2. **In order.** Writes take effect in the order their futures were created, and a
-///    write's parts take effect in the order truncate, append, hard state. The node
-///    never has two writes in flight at once, but a storage must still not reorder them.
+/// 2. **In order.** Writes take effect in the order their futures were first polled (the
+///    node polls each one as soon as it creates it, and handles completions in order
+///    itself), and a write's parts take effect in the order truncate, append, hard state.
+///    The node keeps a few writes in flight at once, so that a disk storage can group
+///    them into one sync.
 /// 3. **Atomic where it can.** A storage that can make one write all-or-nothing
 ///    (RocksDB's `WriteBatch`) should. One that cannot must at least never leave a hole
 ///    in the log: after a crash, the log is a prefix of what was written.

@@ -2,7 +2,7 @@
 //! against the storage, the transport and the state machine. No protocol decision lives
 //! here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -45,6 +45,18 @@ impl actix::Message for Flush {
 
 type WriteFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
 
+/// Most writes handed to a storage at once. One write syncing while the next ones queue
+/// behind it keeps a disk busy; everything produced meanwhile merges into the next write.
+const MAX_WRITES_IN_FLIGHT: usize = 4;
+
+/// A write handed to the storage, with what to do once it is durable.
+struct InFlight {
+    seq: u64,
+    ack: Option<LogId>,
+    after: Vec<Envelope>,
+    result: Option<Result<(), StorageError>>,
+}
+
 /// Writes waiting for the one in flight, merged into one, with what to do once durable.
 #[derive(Default)]
 struct PendingWrite {
@@ -80,10 +92,14 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     pub(crate) started: Option<oneshot::Sender<Result<(), crate::transport::TransportError>>>,
     queue: Arc<ProposalQueue>,
     spare: Vec<(Bytes, Reply)>,
+    /// Answers waiting for the status to be published (reused buffer).
+    replies: Vec<(Reply, Result<Bytes, ClientError>)>,
     timer: Option<(Duration, TimerId)>,
     timer_generation: u64,
     flush_scheduled: bool,
-    write_in_flight: bool,
+    /// Writes handed to the storage and not yet reported, oldest first.
+    inflight: VecDeque<InFlight>,
+    write_seq: u64,
     pending: PendingWrite,
     proposals: BTreeMap<LogIndex, (Term, oneshot::Sender<Result<Bytes, ClientError>>)>,
     stopping: Vec<oneshot::Sender<()>>,
@@ -114,10 +130,12 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             started: Some(started),
             queue,
             spare: Vec::new(),
+            replies: Vec::new(),
             timer: None,
             timer_generation: 0,
             flush_scheduled: false,
-            write_in_flight: false,
+            inflight: VecDeque::new(),
+            write_seq: 0,
             pending: PendingWrite::default(),
             proposals: BTreeMap::new(),
             stopping: Vec::new(),
@@ -144,30 +162,60 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 let ready = self.core.ready();
                 self.execute(ready);
             }
-            if self.write_in_flight || !self.pending.any {
+            if !self.pending.any || self.inflight.len() >= MAX_WRITES_IN_FLIGHT {
                 break;
             }
             let pending = std::mem::take(&mut self.pending);
             let storage = Arc::clone(&self.storage);
             let write = pending.write;
+            // Polling the future hands the write to the storage, which keeps the order in
+            // which writes were handed to it.
             let mut fut: WriteFuture = Box::pin(async move { storage.write(write).await });
-            // A storage that never blocks completes here, with no thread hop.
             match (&mut fut).now_or_never() {
-                Some(result) => self.write_done(result, pending.ack, pending.after, ctx),
+                // A storage that never blocks completes here, with no thread hop.
+                Some(result) if self.inflight.is_empty() => {
+                    self.write_done(result, pending.ack, pending.after, ctx)
+                }
+                Some(result) => {
+                    self.inflight.push_back(InFlight {
+                        seq: 0,
+                        ack: pending.ack,
+                        after: pending.after,
+                        result: Some(result),
+                    });
+                    self.complete_writes(ctx);
+                }
                 None => {
-                    self.write_in_flight = true;
-                    let (ack, after) = (pending.ack, pending.after);
+                    self.write_seq += 1;
+                    let seq = self.write_seq;
+                    self.inflight.push_back(InFlight {
+                        seq,
+                        ack: pending.ack,
+                        after: pending.after,
+                        result: None,
+                    });
                     ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-                        act.write_in_flight = false;
-                        act.write_done(result, ack, after, ctx);
+                        if let Some(w) = act.inflight.iter_mut().find(|w| w.seq == seq) {
+                            w.result = Some(result);
+                        }
+                        act.complete_writes(ctx);
                         act.drive(ctx);
                     }));
-                    break;
                 }
             }
         }
         self.publish_status();
         self.arm_timer(ctx);
+    }
+
+    /// Finishes the writes at the front of the in-flight queue that are done, in the
+    /// order they were issued.
+    fn complete_writes(&mut self, ctx: &mut Context<Self>) {
+        while self.inflight.front().is_some_and(|w| w.result.is_some()) {
+            let w = self.inflight.pop_front().expect("checked");
+            let result = w.result.expect("checked");
+            self.write_done(result, w.ack, w.after, ctx);
+        }
     }
 
     fn execute(&mut self, mut ready: Ready) {
@@ -219,10 +267,15 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                     } else {
                         Err(ClientError::LeadershipLost { index, term })
                     };
-                    let _ = reply.send(result);
+                    self.replies.push((reply, result));
                 }
             }
             self.core.applied(last);
+            // A client that reads the status after its answer sees its entry applied.
+            self.publish_status();
+            for (reply, result) in self.replies.drain(..) {
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -247,7 +300,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 for envelope in after {
                     self.send(envelope);
                 }
-                if self.shutting_down {
+                if self.shutting_down && self.inflight.is_empty() {
                     ctx.stop();
                 }
             }
@@ -403,7 +456,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
                 self.drive(ctx);
                 self.shutting_down = true;
                 self.fail_all();
-                if !self.write_in_flight {
+                if self.inflight.is_empty() {
                     ctx.stop();
                 }
             }

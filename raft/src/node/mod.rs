@@ -6,9 +6,10 @@
 //! - the term and vote are durable before a vote is granted, entries are durable before
 //!   a follower acknowledges them, and a leader counts itself toward a commit only once
 //!   its own write is durable (it replicates to followers while that write is in flight);
-//! - writes are serialized: at most one is in flight, and everything the core produces
-//!   meanwhile is merged into the next one (group commit), which also carries the next
-//!   AppendEntries' entries;
+//! - writes are serialized: they reach the storage in order and complete in order; a few
+//!   may be in flight at once, so a disk storage always has the next write queued behind
+//!   the one syncing, and everything the core produces while they are in flight merges into
+//!   the next one (group commit), whose entries leave in the same AppendEntries;
 //! - the actor never blocks its thread on storage: a storage future that is ready at once
 //!   (memory) completes inline, one that is not (disk) completes on the storage's thread
 //!   and wakes the actor, while ticks and heartbeats keep flowing;

@@ -7,6 +7,7 @@
 //! - [`report`]: runs everything and writes `report.json`, `report.md` and SVG plots.
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod election;
 pub mod report;
 pub mod stats;

@@ -8,57 +8,29 @@
 //! The last line printed is the result:
 //! `throughput: members=.. clients=.. payload=.. transport=.. storage=.. ops=.. secs=..
 //! ops_per_sec=.. p50_us=.. p99_us=.. threads=..`
-#![allow(clippy::print_stdout)]
 
+use actraft_benches::cli::{self, flags};
 use actraft_benches::throughput::{run, ThroughputConfig};
-use actraft_benches::{init_tracing, BenchError};
+use actraft_benches::BenchError;
 
 fn parse() -> Result<ThroughputConfig, BenchError> {
     let mut cfg = ThroughputConfig::new(3, 256, 1_000_000, 0);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| BenchError::Usage(format!("{flag} needs a value")))?;
-        let num = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| BenchError::Usage(format!("{flag}: not a number: {v:?}")))
-        };
-        match flag.as_str() {
-            "--members" => cfg.members = num(&value)? as usize,
-            "--clients" => cfg.clients = num(&value)?.max(1) as usize,
-            "--ops" => cfg.ops = num(&value)?,
-            "--payload" => cfg.payload = num(&value)? as usize,
-            "--threads" => cfg.threads = Some(num(&value)?.max(1) as usize),
-            "--transport" => {
-                cfg.transport = value
-                    .parse()
-                    .map_err(|e| BenchError::Usage(format!("{e}")))?
-            }
-            "--storage" => {
-                cfg.storage = value
-                    .parse()
-                    .map_err(|e| BenchError::Usage(format!("{e}")))?
-            }
-            "--data-dir" => cfg.data_dir = Some(value.into()),
-            _ => return Err(BenchError::Usage(format!("unknown flag {flag}"))),
+    for f in flags()? {
+        match f.name.as_str() {
+            "--members" => cfg.members = f.num()? as usize,
+            "--clients" => cfg.clients = f.num()?.max(1) as usize,
+            "--ops" => cfg.ops = f.num()?,
+            "--payload" => cfg.payload = f.num()? as usize,
+            "--threads" => cfg.threads = Some(f.num()?.max(1) as usize),
+            "--transport" => cfg.transport = f.transport()?,
+            "--storage" => cfg.storage = f.storage()?,
+            "--data-dir" => cfg.data_dir = Some(f.value.into()),
+            _ => return Err(f.unknown()),
         }
     }
     Ok(cfg)
 }
 
-#[actix_rt::main]
-async fn main() {
-    init_tracing();
-    let result = match parse() {
-        Ok(cfg) => run(&cfg).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(r) => println!("{}", r.line()),
-        Err(e) => {
-            eprintln!("throughput: {e}");
-            std::process::exit(1);
-        }
-    }
+fn main() {
+    cli::main("throughput", || async { Ok(run(&parse()?).await?.line()) });
 }

@@ -50,24 +50,7 @@ impl RaftCore {
             term,
             pre_vote: true,
         });
-        if self.leader.is_some() {
-            self.set_leader(None);
-        }
-        self.set_role(Role::PreCandidate);
-        self.granted.clear();
-        self.refused.clear();
-        self.granted.insert(self.id);
-        self.reset_election_timer();
-        let req = VoteRequest {
-            term,
-            last_log: self.log.last_id(),
-        };
-        for peer in self.peers().collect::<Vec<_>>() {
-            self.send(peer, Message::PreVote(req.clone()));
-        }
-        if self.granted.len() >= self.quorum() {
-            self.start_election();
-        }
+        self.campaign(Role::PreCandidate, term);
     }
 
     /// Becomes a candidate (§5.2): new term, vote for self, ask every peer in parallel.
@@ -83,8 +66,15 @@ impl RaftCore {
         self.hard.voted_for = Some(self.id);
         self.leader_contact = None;
         self.events.push(Event::TermChanged { term });
+        self.campaign(Role::Candidate, term);
+    }
+
+    /// Asks every peer for its (pre-)vote in `term`, counting our own, and moves on at
+    /// once when our own is a majority (a cluster of one).
+    fn campaign(&mut self, role: Role, term: Term) {
+        let pre_vote = role == Role::PreCandidate;
         self.set_leader(None);
-        self.set_role(Role::Candidate);
+        self.set_role(role);
         self.granted.clear();
         self.refused.clear();
         self.granted.insert(self.id);
@@ -94,10 +84,18 @@ impl RaftCore {
             last_log: self.log.last_id(),
         };
         for peer in self.peers().collect::<Vec<_>>() {
-            self.send_after_persist(peer, Message::RequestVote(req.clone()));
+            if pre_vote {
+                self.send(peer, Message::PreVote(req.clone()));
+            } else {
+                self.send_after_persist(peer, Message::RequestVote(req.clone()));
+            }
         }
         if self.granted.len() >= self.quorum() {
-            self.become_leader();
+            if pre_vote {
+                self.start_election();
+            } else {
+                self.become_leader();
+            }
         }
     }
 

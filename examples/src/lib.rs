@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod cluster;
 pub mod kv;
+pub mod kv_service;
 pub mod load;
 pub mod quic;
 pub mod recording;

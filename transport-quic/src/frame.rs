@@ -1,5 +1,5 @@
 //! Framing: a frame on a stream is a `u32` big-endian length, then that many bytes of
-//! [`codec`](crate::codec) output.
+//! [`codec`] output.
 //!
 //! The length is checked against the configured maximum before anything is allocated,
 //! so a peer cannot make a node reserve memory by announcing a huge frame.

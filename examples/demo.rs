@@ -75,12 +75,7 @@ fn ms(d: Duration) -> String {
 
 #[actix_rt::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    actraft_examples::init_tracing();
     let args = parse_args();
     if let Err(e) = run(args).await {
         eprintln!("demo failed: {e}");

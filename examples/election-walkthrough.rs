@@ -47,12 +47,7 @@ fn show(number: usize, scene: &Scene) {
 
 #[actix_rt::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    actraft_examples::init_tracing();
     println!("Raft leader election, scene by scene, on real actraft nodes.");
     println!("Scenes 2-5 turn Pre-Vote and CheckQuorum off to show plain Raft; 1 and 6 use the defaults.");
     let scenes = [

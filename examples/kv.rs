@@ -149,13 +149,7 @@ fn parse_peers(list: &str) -> BTreeMap<NodeId, SocketAddr> {
 
 #[actix_rt::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    actraft_examples::init_tracing();
     let args = Args::parse();
     let command = args.positional.first().map(String::as_str);
     match command {

@@ -55,10 +55,5 @@ pub fn parse_range_ms(s: &str) -> Result<(Duration, Duration), BenchError> {
 
 /// Installs a quiet tracing subscriber (`RUST_LOG` overrides).
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .try_init();
+    actraft_examples::init_tracing();
 }

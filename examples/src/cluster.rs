@@ -177,6 +177,17 @@ impl Cluster {
         Self::start_with(options, MemStorages::default()).await
     }
 
+    /// Starts a cluster on the in-memory transport and storage and waits for a leader
+    /// that a majority acknowledges. Returns the cluster, the leader and its term.
+    pub async fn start_with_leader(
+        options: ClusterOptions,
+        timeout: Duration,
+    ) -> Result<(Self, NodeId, Term), ClusterError> {
+        let cluster = Self::start(options).await?;
+        let (leader, term) = cluster.wait_for_leader(timeout).await?;
+        Ok((cluster, leader, term))
+    }
+
     /// Starts a cluster on the in-memory transport, opening storage from `storages`.
     pub async fn start_with(
         options: ClusterOptions,

@@ -51,10 +51,10 @@ async fn initial_election_is_stable() {
 
 #[actix_rt::test]
 async fn reelection_after_leader_isolation_and_rejoin_without_term_raise() {
-    let cluster = Cluster::start(ClusterOptions::new(3).config(fast_config()))
-        .await
-        .unwrap();
-    let (old, term) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let (cluster, old, term) =
+        Cluster::start_with_leader(ClusterOptions::new(3).config(fast_config()), WAIT)
+            .await
+            .unwrap();
     let others: Vec<u64> = cluster
         .members()
         .iter()

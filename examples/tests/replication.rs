@@ -16,10 +16,10 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[actix_rt::test]
 async fn basic_agreement() {
-    let cluster = Cluster::start(ClusterOptions::new(3).config(fast_config()))
-        .await
-        .unwrap();
-    let (leader, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let (cluster, leader, _) =
+        Cluster::start_with_leader(ClusterOptions::new(3).config(fast_config()), WAIT)
+            .await
+            .unwrap();
     let handle = cluster.handle(leader).unwrap();
     let mut want = Vec::new();
     for i in 0..10 {
@@ -41,10 +41,10 @@ async fn basic_agreement() {
 
 #[actix_rt::test]
 async fn followers_refuse_proposals_with_a_redirect() {
-    let cluster = Cluster::start(ClusterOptions::new(3).config(fast_config()))
-        .await
-        .unwrap();
-    let (leader, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let (cluster, leader, _) =
+        Cluster::start_with_leader(ClusterOptions::new(3).config(fast_config()), WAIT)
+            .await
+            .unwrap();
     let follower = cluster
         .members()
         .iter()
@@ -64,10 +64,10 @@ async fn followers_refuse_proposals_with_a_redirect() {
 
 #[actix_rt::test]
 async fn agreement_with_one_follower_down() {
-    let mut cluster = Cluster::start(ClusterOptions::new(3).config(fast_config()))
-        .await
-        .unwrap();
-    let (leader, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let (mut cluster, leader, _) =
+        Cluster::start_with_leader(ClusterOptions::new(3).config(fast_config()), WAIT)
+            .await
+            .unwrap();
     let down = cluster
         .members()
         .iter()
@@ -94,10 +94,10 @@ async fn agreement_with_one_follower_down() {
 
 #[actix_rt::test]
 async fn nothing_commits_with_a_majority_down() {
-    let mut cluster = Cluster::start(ClusterOptions::new(5).config(fast_config()))
-        .await
-        .unwrap();
-    let (leader, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let (mut cluster, leader, _) =
+        Cluster::start_with_leader(ClusterOptions::new(5).config(fast_config()), WAIT)
+            .await
+            .unwrap();
     cluster
         .propose(Bytes::from_static(b"before"), WAIT)
         .await
@@ -186,10 +186,10 @@ async fn many_concurrent_proposals_apply_once_in_one_order() {
 
 #[actix_rt::test]
 async fn partitioned_leader_loses_its_uncommitted_entries() {
-    let cluster = Cluster::start(ClusterOptions::new(5).config(fast_config()))
-        .await
-        .unwrap();
-    let (old, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let (cluster, old, _) =
+        Cluster::start_with_leader(ClusterOptions::new(5).config(fast_config()), WAIT)
+            .await
+            .unwrap();
     let old_handle = cluster.handle(old).unwrap();
     cluster.router().isolate(old);
     // Proposals the isolated leader accepts but can never commit.
@@ -236,10 +236,10 @@ async fn partitioned_leader_loses_its_uncommitted_entries() {
 
 #[actix_rt::test]
 async fn fast_backup_over_a_long_conflict() {
-    let cluster = Cluster::start(ClusterOptions::new(3).config(fast_config()))
-        .await
-        .unwrap();
-    let (old, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let (cluster, old, _) =
+        Cluster::start_with_leader(ClusterOptions::new(3).config(fast_config()), WAIT)
+            .await
+            .unwrap();
     let old_handle = cluster.handle(old).unwrap();
     cluster.router().isolate(old);
     let conflicting = 60;

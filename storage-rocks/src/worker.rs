@@ -178,10 +178,7 @@ impl Worker {
 
     /// The term of the durable entry at `index`.
     fn stored_term(&self, index: LogIndex) -> Result<Term, StorageError> {
-        let cf = self
-            .db
-            .cf_handle(ENTRIES_CF)
-            .expect("opened with this column family");
+        let cf = self.family(ENTRIES_CF);
         let value = self
             .db
             .get_pinned_cf(&cf, entry_key(index))
@@ -291,15 +288,16 @@ impl Worker {
         }
     }
 
+    /// A column family the store was opened with.
+    fn family(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("opened with this column family")
+    }
+
     fn write_batch(&self, write: &LogWrite) -> Result<(), StorageError> {
-        let entries = self
-            .db
-            .cf_handle(ENTRIES_CF)
-            .expect("opened with this column family");
-        let meta = self
-            .db
-            .cf_handle(META_CF)
-            .expect("opened with this column family");
+        let entries = self.family(ENTRIES_CF);
+        let meta = self.family(META_CF);
         let mut batch = WriteBatch::default();
         if let Some(from) = write.truncate_from {
             if from <= self.state.last.index {
@@ -359,14 +357,8 @@ impl Worker {
             return Ok(());
         }
         let prefix = LogId::new(self.stored_term(upto)?, upto);
-        let entries = self
-            .db
-            .cf_handle(ENTRIES_CF)
-            .expect("opened with this column family");
-        let meta = self
-            .db
-            .cf_handle(META_CF)
-            .expect("opened with this column family");
+        let entries = self.family(ENTRIES_CF);
+        let meta = self.family(META_CF);
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(&entries, entry_key(0), entry_key(upto + 1));
         batch.put_cf(&meta, layout::PREFIX_KEY, layout::encode_log_id(&prefix));
@@ -394,10 +386,7 @@ impl Worker {
                 last: last.index,
             });
         }
-        let cf = self
-            .db
-            .cf_handle(ENTRIES_CF)
-            .expect("opened with this column family");
+        let cf = self.family(ENTRIES_CF);
         let mut options = ReadOptions::default();
         options.set_iterate_upper_bound(entry_key(to + 1));
         let mut it = self.db.raw_iterator_cf_opt(&cf, options);

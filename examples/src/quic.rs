@@ -53,15 +53,8 @@ impl QuicProvider {
     }
 
     fn config(&self, id: NodeId) -> Result<QuicConfig, String> {
-        let listen = *self.addrs.get(&id).ok_or("not a member")?;
-        let peers = self
-            .addrs
-            .iter()
-            .filter(|(&p, _)| p != id)
-            .map(|(&p, &a)| (p, a))
-            .collect();
         let tls = self.ca.issue(id).map_err(|e| e.to_string())?;
-        Ok(QuicConfig::new(id, CLUSTER, listen, peers, tls))
+        QuicConfig::for_member(id, CLUSTER, &self.addrs, tls).ok_or_else(|| "not a member".into())
     }
 }
 

@@ -79,6 +79,24 @@ impl QuicConfig {
         }
     }
 
+    /// The configuration of member `id` of a cluster whose every member, `id` included,
+    /// listens at the address `members` gives: `id` listens at its own, and every other
+    /// member is a peer. `None` when `id` is not in `members`.
+    pub fn for_member(
+        id: NodeId,
+        cluster: impl Into<String>,
+        members: &BTreeMap<NodeId, SocketAddr>,
+        tls: TlsIdentity,
+    ) -> Option<Self> {
+        let listen = *members.get(&id)?;
+        let peers = members
+            .iter()
+            .filter(|(&p, _)| p != id)
+            .map(|(&p, &a)| (p, a))
+            .collect();
+        Some(Self::new(id, cluster, listen, peers, tls))
+    }
+
     /// Checks the rules stated on each field.
     pub fn validate(&self) -> Result<(), QuicError> {
         let bad = |m: String| Err(QuicError::Config(m));

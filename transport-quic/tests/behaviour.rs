@@ -35,16 +35,26 @@ fn big_append(term: u64, entries: u64) -> Message {
     })
 }
 
-#[tokio::test]
-async fn messages_of_one_stream_keep_their_order() {
-    common::init_tracing();
+/// Nodes 1 and 2, both started; node 2's inbound messages arrive on the channel.
+fn started_pair() -> (
+    QuicTransport,
+    QuicTransport,
+    tokio::sync::mpsc::UnboundedReceiver<Envelope>,
+) {
     let (layout, sockets) = Layout::bind(&[1, 2]);
     let mut transports = layout.transports(sockets).into_iter();
     let (_, one) = transports.next().unwrap();
     let (_, two) = transports.next().unwrap();
     one.start(Inbox::from_fn(|_| true)).unwrap();
-    let (inbox, mut rx) = Inbox::channel();
+    let (inbox, rx) = Inbox::channel();
     two.start(inbox).unwrap();
+    (one, two, rx)
+}
+
+#[tokio::test]
+async fn messages_of_one_stream_keep_their_order() {
+    common::init_tracing();
+    let (one, _two, mut rx) = started_pair();
     for term in 0..1000 {
         one.send(Envelope {
             from: 1,
@@ -62,13 +72,7 @@ async fn messages_of_one_stream_keep_their_order() {
 #[tokio::test]
 async fn a_heartbeat_overtakes_a_large_append() {
     common::init_tracing();
-    let (layout, sockets) = Layout::bind(&[1, 2]);
-    let mut transports = layout.transports(sockets).into_iter();
-    let (_, one) = transports.next().unwrap();
-    let (_, two) = transports.next().unwrap();
-    one.start(Inbox::from_fn(|_| true)).unwrap();
-    let (inbox, mut rx) = Inbox::channel();
-    two.start(inbox).unwrap();
+    let (one, _two, mut rx) = started_pair();
     // Warm the connection up, so both streams exist.
     for message in [reply(1), big_append(1, 1)] {
         one.send(Envelope {

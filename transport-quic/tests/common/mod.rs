@@ -50,19 +50,8 @@ impl Layout {
 
     /// Node `id`'s configuration: every other member is a peer.
     pub fn config(&self, id: NodeId) -> QuicConfig {
-        let peers = self
-            .addrs
-            .iter()
-            .filter(|(&p, _)| p != id)
-            .map(|(&p, &a)| (p, a))
-            .collect();
-        QuicConfig::new(
-            id,
-            CLUSTER,
-            self.addrs[&id],
-            peers,
-            self.ca.issue(id).unwrap(),
-        )
+        QuicConfig::for_member(id, CLUSTER, &self.addrs, self.ca.issue(id).unwrap())
+            .expect("a member")
     }
 
     /// Transports for every member, on the sockets bound by [`Layout::bind`].

@@ -103,7 +103,6 @@ impl RaftCore {
         tracing::info!(node = self.id, term = self.term(), "became leader");
         self.set_role(Role::Leader);
         self.set_leader(Some(self.id));
-        self.became_leader_at = self.now;
         self.granted.clear();
         self.refused.clear();
         let next = self.log.last_index() + 1;

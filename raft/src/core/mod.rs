@@ -147,7 +147,6 @@ pub struct RaftCore {
     now: Duration,
     election_deadline: Duration,
     heartbeat_deadline: Duration,
-    became_leader_at: Duration,
     /// When this node last heard from the leader of its term (the CheckQuorum lease).
     leader_contact: Option<Duration>,
 
@@ -209,7 +208,6 @@ impl RaftCore {
             now: Duration::ZERO,
             election_deadline: Duration::ZERO,
             heartbeat_deadline: Duration::MAX,
-            became_leader_at: Duration::ZERO,
             leader_contact: None,
             granted: BTreeSet::new(),
             refused: BTreeSet::new(),

@@ -3,12 +3,15 @@
 //! - [`election`]: election latency after a leader crash (§9.3, Figure 16), next to the
 //!   floor the configuration allows;
 //! - [`throughput`]: committed-and-applied entries per second with K concurrent clients;
+//! - [`overload`]: far more clients than the cluster can serve: memory, throughput and
+//!   latency under backpressure;
 //! - [`storage`]: any `LogStorage` on the same work;
 //! - [`report`]: runs everything and writes `report.json`, `report.md` and SVG plots.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod election;
+pub mod overload;
 pub mod report;
 pub mod stats;
 pub mod storage;

@@ -99,7 +99,8 @@ pub async fn measure_backend<S: LogStorage + ?Sized>(
             out.push(StorageResult::from(name, "append", batch, payload, 1, &m));
         }
     }
-    // Group commit: 16 writers appending single entries at once.
+    // 16 writers appending single entries at once: a storage that groups writes shows it
+    // here (actraft's own storages do not; the node groups its writes itself).
     let writes = if quick { 20 } else { 200 };
     let spec = AppendSpec::new(1, 64).writers(16).writes_per_writer(writes);
     let m = append_throughput(storage, &spec)

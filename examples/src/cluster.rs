@@ -453,7 +453,8 @@ impl Cluster {
 
     /// Proposes `command` through the current leader, following redirects and retrying
     /// after leader changes until `timeout`. A retry after
-    /// [`ClientError::LeadershipLost`] can apply a command twice: use unique commands.
+    /// [`ClientError::LeadershipLost`] or [`ClientError::OutcomeUnknown`] can apply a
+    /// command twice: use unique commands.
     pub async fn propose(&self, command: Bytes, timeout: Duration) -> Result<Bytes, ClusterError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut target = None;
@@ -482,7 +483,12 @@ impl Cluster {
                             .await;
                     }
                 }
-                Err(ClientError::LeadershipLost { .. }) | Err(ClientError::Stopped) => {}
+                Err(
+                    ClientError::LeadershipLost { .. }
+                    | ClientError::OutcomeUnknown { .. }
+                    | ClientError::Busy
+                    | ClientError::Stopped,
+                ) => {}
                 Err(e) => return Err(e.into()),
             }
         }

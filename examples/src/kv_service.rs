@@ -110,10 +110,8 @@ async fn answer(
     {
         Ok(response) => format!("ok {}", String::from_utf8_lossy(&response)),
         Err(ClientError::NotLeader { leader }) => redirect(leader),
-        Err(e @ (ClientError::LeadershipLost { .. } | ClientError::Timeout(_))) => {
-            format!("unavailable {e}")
-        }
         Err(ClientError::Stopped) => "error the node has stopped".into(),
+        Err(e) => format!("unavailable {e}"),
     }
 }
 

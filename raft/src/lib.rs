@@ -1,13 +1,17 @@
 //! actraft: Raft consensus for replicated services.
 //!
 //! - [`core`]: the protocol as a deterministic, sans-IO state machine ([`core::RaftCore`]).
+//! - [`driver`]: the node's own logic around the core (write merging and ordering,
+//!   proposal bookkeeping, bounded applies), with no IO: the actix node and the simulator
+//!   run the same driver.
 //! - [`NodeBuilder`] / [`RaftHandle`]: one actix actor per Raft node, a thin shell that
-//!   runs the core against a [`LogStorage`], a [`Transport`] and your [`StateMachine`].
+//!   runs the driver against a [`LogStorage`], a [`Transport`] and your [`StateMachine`].
 //! - `testkit` (cargo feature): the deterministic simulator, the Figure 3 checker, and
 //!   the conformance suites every storage and transport runs.
 #![warn(missing_docs)]
 
 pub mod core;
+pub mod driver;
 pub mod node;
 pub mod state_machine;
 pub mod storage;
@@ -17,7 +21,8 @@ pub mod transport;
 pub mod testkit;
 
 pub use crate::core::{Config, Entry, HardState, LogId, LogIndex, NodeId, Role, Status, Term};
-pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError};
+pub use driver::{CounterSnapshot, Limits};
+pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError, Stopping, Submitted};
 pub use state_machine::StateMachine;
 pub use storage::{LogState, LogStorage, LogWrite, StorageError};
 pub use transport::{Inbox, Transport, TransportError};

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use crate::core::LogIndex;
+use crate::core::{Entry, LogIndex, Payload};
 
 /// The service a Raft cluster replicates. Every node applies the same commands in the
 /// same order, so every node's state machine goes through the same states.
@@ -24,9 +24,36 @@ pub trait StateMachine: Send + 'static {
     /// that proposed it.
     fn apply(&mut self, index: LogIndex, command: &Bytes) -> Bytes;
 
+    /// Called by the node for every committed entry, in order: the leaders' no-op
+    /// entries as well as commands. The default passes commands to
+    /// [`apply`](Self::apply) and answers a no-op with empty bytes. Override it to see
+    /// every entry with its term (a state machine that records the last applied
+    /// `(index, term)`, a checker); the same rules apply.
+    fn apply_entry(&mut self, entry: &Entry) -> Bytes {
+        match &entry.payload {
+            Payload::Command(command) => self.apply(entry.index, command),
+            Payload::Noop => Bytes::new(),
+        }
+    }
+
     /// The highest index whose effects the state machine holds durably; 0 when it keeps
     /// nothing across restarts.
     fn applied_index(&self) -> LogIndex {
         0
+    }
+}
+
+/// A boxed state machine is a state machine, so nodes can pick one at run time.
+impl<M: StateMachine + ?Sized> StateMachine for Box<M> {
+    fn apply(&mut self, index: LogIndex, command: &Bytes) -> Bytes {
+        (**self).apply(index, command)
+    }
+
+    fn apply_entry(&mut self, entry: &Entry) -> Bytes {
+        (**self).apply_entry(entry)
+    }
+
+    fn applied_index(&self) -> LogIndex {
+        (**self).applied_index()
     }
 }

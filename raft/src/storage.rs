@@ -107,8 +107,8 @@ impl StorageError {
 /// 2. **In order.** Writes take effect in the order their futures were first polled (the
 ///    node polls each one as soon as it creates it, and handles completions in order
 ///    itself), and a write's parts take effect in the order truncate, append, hard state.
-///    The node keeps a few writes in flight at once, so that a disk storage can group
-///    them into one sync.
+///    The node keeps a few writes in flight at once, so that a disk storage always has
+///    the next write queued while one syncs.
 /// 3. **Atomic where it can.** A storage that can make one write all-or-nothing
 ///    (RocksDB's `WriteBatch`) should. One that cannot must at least never leave a hole
 ///    in the log: after a crash, the log is a prefix of what was written.
@@ -119,7 +119,13 @@ impl StorageError {
 ///    [`StorageError::Compacted`] and change nothing. IO failures return
 ///    [`StorageError::Io`]; the node then stops rather than risk acknowledging what is
 ///    not durable.
-/// 7. **Never blocks the caller's thread.** The node runs on an actix arbiter, and its
+/// 7. **One batching layer.** The node merges writes itself: while up to
+///    [`Limits::max_writes_in_flight`](crate::Limits::max_writes_in_flight) writes are
+///    in flight, everything the core produces goes into one pending write, handed out
+///    when a slot frees. A storage makes each write durable as it comes, in order, one
+///    write at a time, and does not merge writes (a second layer of grouping would only
+///    add waiting: the node's next write already holds everything that queued up).
+/// 8. **Never blocks the caller's thread.** The node runs on an actix arbiter, and its
 ///    heartbeats stop while its thread is blocked. A storage whose work can block (disk
 ///    IO, fsync) must do it on another thread and complete the future from there. A
 ///    storage that never blocks (memory) should complete at once: the node polls each

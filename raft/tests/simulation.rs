@@ -27,7 +27,7 @@ fn simulation() {
     };
     let started = Instant::now();
     let next = AtomicU64::new(0);
-    let totals = Mutex::new((0u64, 0u64, 0u64));
+    let totals = Mutex::new((0u64, 0u64, 0u64, 0u64));
     let failures: Mutex<Vec<SimReport>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
@@ -41,6 +41,7 @@ fn simulation() {
                     t.0 += report.steps;
                     t.1 += report.elections;
                     t.2 += report.committed;
+                    t.3 += report.replies;
                 }
                 if report.failure.is_some() {
                     failures.lock().unwrap().push(report);
@@ -48,7 +49,7 @@ fn simulation() {
             });
         }
     });
-    let (steps, elections, committed) = *totals.lock().unwrap();
+    let (steps, elections, committed, replies) = *totals.lock().unwrap();
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|r| r.seed);
     for report in &failures {
@@ -63,11 +64,12 @@ fn simulation() {
         }
     }
     println!(
-        "simulation: {} seeds, {} steps, {} elections, {} entries committed, {} violations",
+        "simulation: {} seeds, {} steps, {} elections, {} entries committed, {} client answers checked, {} violations",
         seeds.len(),
         steps,
         elections,
         committed,
+        replies,
         failures.len()
     );
     println!("simulation took {:.1}s", started.elapsed().as_secs_f64());

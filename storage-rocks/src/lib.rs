@@ -18,16 +18,16 @@
 //! the store holds exactly the writes that completed, possibly followed by writes that
 //! were in flight, and never part of one. A compaction is synced the same way.
 //!
-//! # Threads and group commit
+//! # Threads
 //!
 //! RocksDB's calls block, and the node's actor must never block (heartbeats stop while
 //! it does), so every call runs on one storage thread per store. Each method queues a
 //! request to it *when called* (not when first polled), so requests take effect in the
-//! order they were made. The thread takes every request that queued up while it was
-//! syncing and writes them as one batch with one sync (group commit): with several
-//! writes outstanding, throughput grows with concurrency instead of being capped at one
-//! write per sync. Reads and compactions are served in order too, after the writes
-//! queued before them are durable.
+//! order they were made. Each write is one batch with one sync; the store does not merge
+//! writes, because the node already does (group commit happens once, in the node's
+//! driver: everything produced while a write syncs goes into the next write). Reads and
+//! compactions are served in order too, after the writes queued before them are
+//! durable.
 //!
 //! Dropping the last handle (clones share one store) closes the database and waits for
 //! the thread, so the directory can be opened again right away. When the last handle is
@@ -73,13 +73,13 @@ pub use options::{Compression, RocksOptions};
 
 use worker::{Counters, Done, Request, Worker};
 
-/// Counters of a store's write path, to observe group commit.
+/// Counters of a store's write path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StorageStats {
     /// Writes completed successfully (each [`LogStorage::write`] and its shorthands).
     pub writes: u64,
-    /// Synced batches written (writes and compactions). With group commit, fewer than
-    /// `writes` when writes overlap.
+    /// Synced batches written (writes and compactions): one per write, so `entries /
+    /// syncs` is the node's group-commit batch size.
     pub syncs: u64,
     /// Entries appended.
     pub entries: u64,
@@ -221,7 +221,7 @@ impl RocksStorage {
                     let _on_exit = on_exit;
                     match open::open(&dir, &options) {
                         Ok(db) => {
-                            let worker = Worker::new(db, dir, options.max_group_bytes, counters);
+                            let worker = Worker::new(db, dir, counters);
                             let _ = opened.send(Ok(()));
                             worker.run(requests);
                         }

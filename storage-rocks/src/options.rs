@@ -43,10 +43,6 @@ pub struct RocksOptions {
     /// log files can be deleted: it bounds both disk use and recovery time after a
     /// crash. Default: 256 MiB.
     pub max_total_wal_size: u64,
-    /// Most bytes of entries one group commit takes from the queue. Writes queued behind
-    /// that wait for the next sync; the bound keeps one batch (and its latency) from
-    /// growing without limit under a burst. Default: 32 MiB.
-    pub max_group_bytes: usize,
     /// Create the store when the directory does not exist or is empty. When `false`,
     /// opening such a directory fails. Default: `true`.
     pub create_if_missing: bool,
@@ -61,7 +57,6 @@ impl Default for RocksOptions {
             write_buffer_size: 32 << 20,
             max_write_buffer_number: 2,
             max_total_wal_size: 256 << 20,
-            max_group_bytes: 32 << 20,
             create_if_missing: true,
             background_jobs: 2,
         }

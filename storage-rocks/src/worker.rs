@@ -1,5 +1,7 @@
 //! The storage thread: it owns the database and serves every request in the order it
-//! was issued, grouping the writes that queued up during one sync into the next.
+//! was issued, one synced batch per write. It does not merge writes: the node already
+//! merges everything produced while a write is in flight into its next one (the rule on
+//! `LogStorage`), and a second layer of grouping would only add latency.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,18 +67,6 @@ impl Group {
     }
 }
 
-/// Bytes a request adds to a group (for [`RocksOptions::max_group_bytes`]).
-///
-/// [`RocksOptions::max_group_bytes`]: crate::RocksOptions::max_group_bytes
-fn request_bytes(request: &Request) -> usize {
-    match request {
-        Request::Write { write, .. } => {
-            64 + write.entries.iter().map(Entry::size_hint).sum::<usize>()
-        }
-        _ => 0,
-    }
-}
-
 fn invalid(message: String) -> StorageError {
     StorageError::InvalidWrite(message)
 }
@@ -88,7 +78,6 @@ pub(crate) struct Worker {
     /// The durable state: what every completed write left.
     state: LogState,
     sync: WriteOptions,
-    max_group_bytes: usize,
     counters: Arc<Counters>,
     /// Set after a failed write: RocksDB may have stopped accepting writes, and the
     /// node must not be told later writes are durable.
@@ -96,12 +85,7 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    pub(crate) fn new(
-        opened: Opened,
-        path: PathBuf,
-        max_group_bytes: usize,
-        counters: Arc<Counters>,
-    ) -> Self {
+    pub(crate) fn new(opened: Opened, path: PathBuf, counters: Arc<Counters>) -> Self {
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         Self {
@@ -109,7 +93,6 @@ impl Worker {
             path,
             state: opened.state,
             sync,
-            max_group_bytes,
             counters,
             failed: None,
         }
@@ -117,31 +100,16 @@ impl Worker {
 
     /// Serves requests until every handle is gone, then closes the database.
     pub(crate) fn run(mut self, queue: Receiver<Request>) {
-        while let Ok(first) = queue.recv() {
-            // Everything that queued up while the last batch was syncing goes into this
-            // one: group commit.
-            let mut group = Group::new(self.state.clone());
-            let mut bytes = 0;
-            let mut next = Some(first);
-            while let Some(request) = next.take() {
-                bytes += request_bytes(&request);
-                match request {
-                    Request::Write { write, done } => self.add(&mut group, write, done),
-                    other => {
-                        // Reads and compactions see every write issued before them.
-                        self.commit(std::mem::replace(
-                            &mut group,
-                            Group::new(LogState::default()),
-                        ));
-                        self.serve(other);
-                        group = Group::new(self.state.clone());
-                    }
+        while let Ok(request) = queue.recv() {
+            match request {
+                Request::Write { write, done } => {
+                    let mut group = Group::new(self.state.clone());
+                    self.add(&mut group, write, done);
+                    self.commit(group);
                 }
-                if bytes < self.max_group_bytes {
-                    next = queue.try_recv().ok();
-                }
+                // Reads and compactions see every write issued before them.
+                other => self.serve(other),
             }
-            self.commit(group);
         }
         tracing::debug!(path = %self.path.display(), "closing RocksDB log storage");
     }

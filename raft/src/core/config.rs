@@ -34,6 +34,17 @@ pub struct Config {
     pub max_inflight_appends: usize,
     /// Most payload bytes in flight to one follower. Default 16 MiB.
     pub max_inflight_bytes: usize,
+    /// Most entries a leader holds appended but not committed; beyond it, proposals are
+    /// refused with `Busy` until commits catch up (backpressure when clients outrun the
+    /// cluster). Default 16 384.
+    pub max_uncommitted_entries: usize,
+    /// Most payload bytes a leader holds appended but not committed; beyond it,
+    /// proposals are refused with `Busy`. Default 64 MiB.
+    pub max_uncommitted_bytes: usize,
+    /// Most committed entries handed to the driver for applying before it reports them
+    /// applied; the driver applies in batches of this size and lets ticks and messages
+    /// through between them, so a long catch-up never stalls heartbeats. Default 1024.
+    pub max_apply_batch: usize,
 }
 
 impl Default for Config {
@@ -48,6 +59,9 @@ impl Default for Config {
             max_append_bytes: 1 << 20,
             max_inflight_appends: 64,
             max_inflight_bytes: 16 << 20,
+            max_uncommitted_entries: 16 * 1024,
+            max_uncommitted_bytes: 64 << 20,
+            max_apply_batch: 1024,
         }
     }
 }
@@ -97,6 +111,9 @@ impl Config {
             ("max_append_bytes", self.max_append_bytes),
             ("max_inflight_appends", self.max_inflight_appends),
             ("max_inflight_bytes", self.max_inflight_bytes),
+            ("max_uncommitted_entries", self.max_uncommitted_entries),
+            ("max_uncommitted_bytes", self.max_uncommitted_bytes),
+            ("max_apply_batch", self.max_apply_batch),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroLimit { name });

@@ -107,6 +107,12 @@ impl RaftCore {
         self.refused.clear();
         let next = self.log.last_index() + 1;
         let now = self.now;
+        self.uncommitted_bytes = self
+            .log
+            .range(self.commit + 1, self.log.last_index())
+            .iter()
+            .map(|e| e.payload.len())
+            .sum();
         self.progress = self
             .peers()
             .map(|p| (p, Progress::new(next, now)))

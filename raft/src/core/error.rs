@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-use super::types::{LogIndex, NodeId};
+use super::types::{LogIndex, NodeId, Term};
 
 /// Why a proposal was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -12,6 +12,17 @@ pub enum ProposeError {
     NotLeader {
         /// The current leader, if known.
         leader: Option<NodeId>,
+    },
+    /// The leader's uncommitted tail is at its configured bound
+    /// ([`Config::max_uncommitted_entries`](super::Config::max_uncommitted_entries) or
+    /// [`Config::max_uncommitted_bytes`](super::Config::max_uncommitted_bytes)): clients
+    /// outrun the cluster. Nothing was appended; retry after a while.
+    #[error("busy: {entries} entries ({bytes} bytes) are waiting to commit")]
+    Busy {
+        /// Uncommitted entries on the leader.
+        entries: usize,
+        /// Their payload bytes.
+        bytes: usize,
     },
 }
 
@@ -31,6 +42,93 @@ pub enum StepError {
     UnknownPeer {
         /// The sender.
         from: NodeId,
+    },
+    /// No honest peer could have sent this message. It was dropped and changed nothing.
+    #[error("malformed {kind} from node {from}: {reason}")]
+    Malformed {
+        /// The sender.
+        from: NodeId,
+        /// The message kind.
+        kind: &'static str,
+        /// What is wrong with it.
+        reason: Malformed,
+    },
+}
+
+/// What makes a message malformed (see [`StepError::Malformed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Malformed {
+    /// The entries of an AppendEntries do not follow `prev_log` one by one.
+    #[error("entries are not contiguous: expected index {expected}, found {found}")]
+    NotContiguous {
+        /// The index the entry should have had.
+        expected: LogIndex,
+        /// The index it had.
+        found: LogIndex,
+    },
+    /// An entry's term is lower than the entry (or `prev_log`) before it.
+    #[error("entry {index} has term {term}, below the {before} before it")]
+    TermDecreases {
+        /// The entry.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// The term before it.
+        before: Term,
+    },
+    /// An entry carries a term above the message's own.
+    #[error("entry {index} has term {entry_term}, above the message's term {term}")]
+    EntryTermAboveMessage {
+        /// The entry.
+        index: LogIndex,
+        /// Its term.
+        entry_term: Term,
+        /// The message's term.
+        term: Term,
+    },
+    /// `prev_log` carries a term above the message's own (or a term for index 0).
+    #[error("prev_log term {prev_term} is above {term}")]
+    PrevTermAboveMessage {
+        /// The `prev_log` term.
+        prev_term: Term,
+        /// The highest it may be.
+        term: Term,
+    },
+    /// The leader's commit index is beyond the last entry the message vouches for.
+    #[error("leader_commit {leader_commit} is beyond the message's last index {last}")]
+    CommitBeyondMessage {
+        /// The commit index carried.
+        leader_commit: LogIndex,
+        /// The last index the message covers.
+        last: LogIndex,
+    },
+    /// Another node claims to lead this node's own leadership term.
+    #[error("a second leader in term {term}")]
+    SecondLeader {
+        /// The term.
+        term: Term,
+    },
+    /// The message disagrees with an entry this node knows is committed.
+    #[error("contradicts the committed entry at index {index}")]
+    ContradictsCommitted {
+        /// The committed index.
+        index: LogIndex,
+    },
+    /// A reply acknowledges or rejects an index this leader never sent.
+    #[error("reply about index {index}, but this leader's log ends at {last}")]
+    NeverSent {
+        /// The index in the reply.
+        index: LogIndex,
+        /// The leader's last index.
+        last: LogIndex,
+    },
+    /// A candidate claims a last log term above the term it campaigns in.
+    #[error("candidate's last log term {last_term} is above its term {term}")]
+    CandidateLogAboveTerm {
+        /// The last log term claimed.
+        last_term: Term,
+        /// The term asked for.
+        term: Term,
     },
 }
 

@@ -15,6 +15,7 @@ mod progress;
 mod replication;
 mod rng;
 mod types;
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use config::{Config, ConfigError};
-pub use error::{InitError, ProposeError, StepError};
+pub use error::{InitError, Malformed, ProposeError, StepError};
 pub use message::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, VoteReply,
     VoteRequest,
@@ -157,6 +158,9 @@ pub struct RaftCore {
     progress: BTreeMap<NodeId, Progress>,
     /// The leader has entries that were not yet offered to followers.
     pending_broadcast: bool,
+    /// Payload bytes of the entries after `commit` (kept while leading, for
+    /// [`Config::max_uncommitted_bytes`]).
+    uncommitted_bytes: usize,
 
     // The next Ready, being assembled.
     saved_hard: HardState,
@@ -213,6 +217,7 @@ impl RaftCore {
             refused: BTreeSet::new(),
             progress: BTreeMap::new(),
             pending_broadcast: false,
+            uncommitted_bytes: 0,
             saved_hard: state.hard_state,
             unstable_from: last + 1,
             pending_truncate: None,
@@ -229,6 +234,11 @@ impl RaftCore {
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
+    }
+
+    /// The role this node plays now.
+    pub fn role(&self) -> Role {
+        self.role
     }
 
     /// Every member of the cluster, this node included.
@@ -320,6 +330,7 @@ impl RaftCore {
             return Err(StepError::UnknownPeer { from });
         }
         let message = envelope.message;
+        self.validate(from, &message)?;
         let term = message.term();
         if term > self.term() {
             match &message {
@@ -354,13 +365,37 @@ impl RaftCore {
 
     /// Appends a client command to the leader's log. It leaves for the followers with
     /// the next [`ready`](Self::ready), batched with every other proposal fed before it.
+    ///
+    /// Refused with [`ProposeError::Busy`] while the uncommitted tail is at
+    /// [`Config::max_uncommitted_entries`] or [`Config::max_uncommitted_bytes`] (a
+    /// single command larger than the byte bound is still taken when nothing else is
+    /// uncommitted, so it can never be refused forever).
     pub fn propose(&mut self, command: Bytes) -> Result<LogId, ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
         }
+        let entries = (self.log.last_index() - self.commit) as usize;
+        let bytes = self.uncommitted_bytes;
+        if entries >= self.config.max_uncommitted_entries
+            || (bytes > 0 && bytes + command.len() > self.config.max_uncommitted_bytes)
+        {
+            return Err(ProposeError::Busy { entries, bytes });
+        }
         Ok(self.append_local(Payload::Command(command)))
+    }
+
+    /// Entries and payload bytes appended by this leader that are not committed yet
+    /// (zeros on a follower).
+    pub fn uncommitted(&self) -> (usize, usize) {
+        if self.role != Role::Leader {
+            return (0, 0);
+        }
+        (
+            (self.log.last_index() - self.commit) as usize,
+            self.uncommitted_bytes,
+        )
     }
 
     /// Reports that the write whose last entry is `last` is durable. A stale report (the
@@ -391,7 +426,15 @@ impl RaftCore {
             || !self.messages.is_empty()
             || !self.persisted_messages.is_empty()
             || !self.events.is_empty()
-            || self.handed < self.commit.min(self.persisted)
+            || self.handed < self.apply_limit()
+    }
+
+    /// The highest index the next `Ready` may hand out for applying: committed, durable
+    /// here, and at most [`Config::max_apply_batch`] past what the driver has applied.
+    fn apply_limit(&self) -> LogIndex {
+        self.commit
+            .min(self.persisted)
+            .min(self.applied + self.config.max_apply_batch as u64)
     }
 
     /// Takes the next batch of work. See the driving contract on [`RaftCore`].
@@ -409,7 +452,7 @@ impl RaftCore {
             Vec::new()
         };
         self.unstable_from = last + 1;
-        let apply_to = self.commit.min(self.persisted);
+        let apply_to = self.apply_limit();
         let committed = if self.handed < apply_to {
             let c = self.log.range(self.handed + 1, apply_to).to_vec();
             self.handed = apply_to;
@@ -475,6 +518,7 @@ impl RaftCore {
     /// Appends an entry of the current term to the local log (leader only).
     fn append_local(&mut self, payload: Payload) -> LogId {
         let id = LogId::new(self.term(), self.log.last_index() + 1);
+        self.uncommitted_bytes += payload.len();
         self.log.push(Entry {
             term: id.term,
             index: id.index,

@@ -67,7 +67,9 @@ impl RaftCore {
             term: self.term(),
             prev_log: LogId::new(prev_term, prev_index),
             entries,
-            leader_commit: self.commit,
+            // Never vouch for more than the message carries: a follower takes the
+            // commit index only as far as its log is known to match this one.
+            leader_commit: self.commit.min(last_sent),
         };
         let now = self.now;
         if let Some(p) = self.progress.get_mut(&peer) {
@@ -113,7 +115,7 @@ impl RaftCore {
                 term: self.term(),
                 prev_log: LogId::new(self.log.term_at(matched).unwrap_or(0), matched),
                 entries: Vec::new(),
-                leader_commit: self.commit,
+                leader_commit: self.commit.min(matched),
             };
             self.send(peer, Message::AppendEntries(req));
             self.send_pipelined(peer);
@@ -128,6 +130,13 @@ impl RaftCore {
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.quorum() - 1];
         if candidate > self.commit && self.log.term_at(candidate) == Some(self.term()) {
+            let newly: usize = self
+                .log
+                .range(self.commit + 1, candidate)
+                .iter()
+                .map(|e| e.payload.len())
+                .sum();
+            self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(newly);
             self.commit = candidate;
             self.events.push(Event::Committed { index: candidate });
         }
@@ -143,7 +152,7 @@ impl RaftCore {
         };
         match rep.result {
             AppendResult::Success { match_index } => {
-                let match_index = match_index.min(self.log.last_index());
+                // `validate` refused any index beyond the log.
                 let advanced = p.acked(match_index);
                 // Only progress restarts the stall clock: a heartbeat's reply says nothing
                 // about the entries in flight, and must not hide their loss.
@@ -178,15 +187,8 @@ impl RaftCore {
 
     pub(super) fn handle_append(&mut self, from: NodeId, req: AppendRequest) {
         match self.role {
-            Role::Leader => {
-                tracing::error!(
-                    node = self.id,
-                    term = self.term(),
-                    other = from,
-                    "two leaders in one term"
-                );
-                return;
-            }
+            // `validate` refuses an AppendEntries of this leader's own term.
+            Role::Leader => return,
             Role::Candidate | Role::PreCandidate => self.become_follower(self.term(), Some(from)),
             Role::Follower => self.set_leader(Some(from)),
         }
@@ -226,17 +228,8 @@ impl RaftCore {
         for entry in req.entries.into_iter().skip(skip) {
             match self.log.term_at(entry.index) {
                 Some(t) if t == entry.term => continue,
-                Some(_) => {
-                    if entry.index <= self.commit {
-                        tracing::error!(
-                            node = self.id,
-                            index = entry.index,
-                            "leader asked to overwrite a committed entry; ignoring"
-                        );
-                        return;
-                    }
-                    self.truncate_local(entry.index);
-                }
+                // `validate` refused a message that contradicts a committed entry.
+                Some(_) => self.truncate_local(entry.index),
                 None => {}
             }
             self.log.push(entry);

@@ -1,8 +1,8 @@
-//! The node actor: a thin shell that feeds the core and executes its `Ready` batches
-//! against the storage, the transport and the state machine. No protocol decision lives
-//! here.
+//! The node actor: adapts the [`Driver`] to actix. It feeds the driver the time,
+//! inbound messages, proposals and storage completions, and executes the driver's output
+//! against the storage, the transport and the watchers. No protocol or bookkeeping
+//! decision lives here: that is the driver's, which the simulator runs too.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,17 +14,43 @@ use futures_util::FutureExt;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::handle::{ClientError, Command, NodeEvent};
-use super::proposals::{ProposalQueue, Reply};
+use super::queue::WakeQueue;
+use super::storage::StorageHolder;
 use super::timer::{TimerId, Timers};
-use crate::core::{Envelope, Event, LogId, LogIndex, Payload, RaftCore, Ready, Status, Term};
-use crate::storage::{LogStorage, LogWrite, StorageError};
+use crate::core::{Envelope, Event, LogId, Status};
+use crate::driver::{Driver, Responder, Run, WriteId};
+use crate::storage::{LogStorage, StorageError};
 use crate::transport::Transport;
 use crate::StateMachine;
 
-/// A message delivered by the transport.
-pub(crate) struct Inbound(pub(crate) Envelope);
+/// Where a proposal's outcome goes: the handle's channels.
+pub(crate) struct Reply {
+    pub(crate) accepted: Option<oneshot::Sender<LogId>>,
+    pub(crate) done: oneshot::Sender<Result<Bytes, ClientError>>,
+}
 
-impl actix::Message for Inbound {
+impl Responder for Reply {
+    fn accepted(&mut self, id: LogId) {
+        if let Some(tx) = self.accepted.take() {
+            let _ = tx.send(id);
+        }
+    }
+
+    fn respond(self, result: Result<Bytes, ClientError>) {
+        let _ = self.done.send(result);
+    }
+}
+
+/// A proposal on its way from a handle.
+pub(crate) type Proposal = (Bytes, Reply);
+
+/// Something waits in one of the node's queues.
+pub(crate) enum Wake {
+    Proposals,
+    Inbound,
+}
+
+impl actix::Message for Wake {
     type Result = ();
 }
 
@@ -35,8 +61,8 @@ impl actix::Message for Tick {
     type Result = ();
 }
 
-/// Runs the Ready loop once the mailbox is drained, so that everything that arrived
-/// together leaves together (group commit).
+/// Runs the driver once the mailbox is drained, so that everything that arrived
+/// together leaves together (group commit), or after a yield.
 struct Flush;
 
 impl actix::Message for Flush {
@@ -45,99 +71,60 @@ impl actix::Message for Flush {
 
 type WriteFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
 
-/// Most writes handed to a storage at once. One write syncing while the next ones queue
-/// behind it keeps a disk busy; everything produced meanwhile merges into the next write.
-const MAX_WRITES_IN_FLIGHT: usize = 4;
-
-/// A write handed to the storage, with what to do once it is durable.
-struct InFlight {
-    seq: u64,
-    ack: Option<LogId>,
-    after: Vec<Envelope>,
-    result: Option<Result<(), StorageError>>,
-}
-
-/// Writes waiting for the one in flight, merged into one, with what to do once durable.
-#[derive(Default)]
-struct PendingWrite {
-    write: LogWrite,
-    ack: Option<LogId>,
-    after: Vec<Envelope>,
-    any: bool,
-}
-
-impl PendingWrite {
-    fn add(&mut self, ready: &mut Ready) {
-        self.any = true;
-        self.write.merge(LogWrite {
-            truncate_from: ready.truncate_from,
-            entries: std::mem::take(&mut ready.entries),
-            hard_state: ready.hard_state,
-        });
-        if let Some(last) = self.write.entries.last() {
-            self.ack = Some(last.log_id());
-        }
-        self.after.append(&mut ready.persisted_messages);
-    }
+/// The channels a node shares with its handles.
+pub(crate) struct Shared {
+    pub(crate) status: watch::Sender<Status>,
+    pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
+    pub(crate) proposals: Arc<WakeQueue<Proposal>>,
+    pub(crate) inbound: Arc<WakeQueue<Envelope>>,
 }
 
 pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
-    pub(crate) core: RaftCore,
-    pub(crate) storage: Arc<S>,
-    pub(crate) transport: Arc<T>,
-    pub(crate) state_machine: Box<M>,
-    pub(crate) origin: Instant,
-    pub(crate) status: watch::Sender<Status>,
-    pub(crate) events: broadcast::Sender<NodeEvent>,
-    pub(crate) started: Option<oneshot::Sender<Result<(), crate::transport::TransportError>>>,
-    queue: Arc<ProposalQueue>,
-    spare: Vec<(Bytes, Reply)>,
-    /// Answers waiting for the status to be published (reused buffer).
-    replies: Vec<(Reply, Result<Bytes, ClientError>)>,
+    driver: Driver<Box<M>, Reply>,
+    storage: Arc<StorageHolder<S>>,
+    transport: Arc<T>,
+    origin: Instant,
+    status: watch::Sender<Status>,
+    events: broadcast::Sender<NodeEvent>,
+    started: Option<oneshot::Sender<Result<(), crate::transport::TransportError>>>,
+    proposals: Arc<WakeQueue<Proposal>>,
+    inbound: Arc<WakeQueue<Envelope>>,
+    spare_proposals: Vec<Proposal>,
+    spare_inbound: Vec<Envelope>,
+    span: tracing::Span,
     timer: Option<(Duration, TimerId)>,
     timer_generation: u64,
     flush_scheduled: bool,
-    /// Writes handed to the storage and not yet reported, oldest first.
-    inflight: VecDeque<InFlight>,
-    write_seq: u64,
-    pending: PendingWrite,
-    proposals: BTreeMap<LogIndex, (Term, oneshot::Sender<Result<Bytes, ClientError>>)>,
     stopping: Vec<oneshot::Sender<()>>,
     shutting_down: bool,
 }
 
 impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        core: RaftCore,
-        storage: Arc<S>,
+        driver: Driver<Box<M>, Reply>,
+        storage: Arc<StorageHolder<S>>,
         transport: Arc<T>,
-        state_machine: M,
-        origin: Instant,
-        status: watch::Sender<Status>,
-        events: broadcast::Sender<NodeEvent>,
-        started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
-        queue: Arc<ProposalQueue>,
+        shared: Shared,
     ) -> Self {
+        let status = driver.status();
+        let span = tracing::info_span!("raft", node = status.id, term = status.term);
         Self {
-            core,
+            driver,
             storage,
             transport,
-            state_machine: Box::new(state_machine),
-            origin,
-            status,
-            events,
-            started: Some(started),
-            queue,
-            spare: Vec::new(),
-            replies: Vec::new(),
+            origin: Instant::now(),
+            status: shared.status,
+            events: shared.events,
+            started: Some(shared.started),
+            proposals: shared.proposals,
+            inbound: shared.inbound,
+            spare_proposals: Vec::new(),
+            spare_inbound: Vec::new(),
+            span,
             timer: None,
             timer_generation: 0,
             flush_scheduled: false,
-            inflight: VecDeque::new(),
-            write_seq: 0,
-            pending: PendingWrite::default(),
-            proposals: BTreeMap::new(),
             stopping: Vec::new(),
             shutting_down: false,
         }
@@ -154,165 +141,105 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         }
     }
 
-    /// Executes every Ready the core has, starts the next write when none is in flight,
-    /// publishes the status and re-arms the timer.
+    /// Runs the driver and executes its output until it has nothing more to do (or
+    /// yields), then publishes the status and re-arms the timer.
     fn drive(&mut self, ctx: &mut Context<Self>) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         loop {
-            while self.core.has_ready() {
-                let ready = self.core.ready();
-                self.execute(ready);
-            }
-            if !self.pending.any || self.inflight.len() >= MAX_WRITES_IN_FLIGHT {
-                break;
-            }
-            let pending = std::mem::take(&mut self.pending);
-            let storage = Arc::clone(&self.storage);
-            let write = pending.write;
-            // Polling the future hands the write to the storage, which keeps the order in
-            // which writes were handed to it.
-            let mut fut: WriteFuture = Box::pin(async move { storage.write(write).await });
-            match (&mut fut).now_or_never() {
-                // A storage that never blocks completes here, with no thread hop.
-                Some(result) if self.inflight.is_empty() => {
-                    self.write_done(result, pending.ack, pending.after, ctx)
+            let run = self.driver.run();
+            self.execute(ctx);
+            match run {
+                Run::Fatal => {
+                    let error = self.driver.fatal_error().map(ToString::to_string);
+                    tracing::error!(error, "storage write failed; stopping the node");
+                    ctx.stop();
+                    return;
                 }
-                Some(result) => {
-                    self.inflight.push_back(InFlight {
-                        seq: 0,
-                        ack: pending.ack,
-                        after: pending.after,
-                        result: Some(result),
-                    });
-                    self.complete_writes(ctx);
+                Run::Yield => {
+                    // Let ticks and messages in before the next batch of applies.
+                    self.schedule_flush(ctx);
+                    break;
                 }
-                None => {
-                    self.write_seq += 1;
-                    let seq = self.write_seq;
-                    self.inflight.push_back(InFlight {
-                        seq,
-                        ack: pending.ack,
-                        after: pending.after,
-                        result: None,
-                    });
-                    ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
-                        if let Some(w) = act.inflight.iter_mut().find(|w| w.seq == seq) {
-                            w.result = Some(result);
-                        }
-                        act.complete_writes(ctx);
-                        act.drive(ctx);
-                    }));
-                }
+                Run::Done if self.driver.has_work() => continue,
+                Run::Done => break,
             }
+        }
+        if self.shutting_down && self.driver.storage_idle() {
+            ctx.stop();
+            return;
         }
         self.publish_status();
         self.arm_timer(ctx);
     }
 
-    /// Finishes the writes at the front of the in-flight queue that are done, in the
-    /// order they were issued.
-    fn complete_writes(&mut self, ctx: &mut Context<Self>) {
-        while self.inflight.front().is_some_and(|w| w.result.is_some()) {
-            let w = self.inflight.pop_front().expect("checked");
-            let result = w.result.expect("checked");
-            self.write_done(result, w.ack, w.after, ctx);
+    /// Executes the driver's output: writes, messages, events, then the status and the
+    /// answers.
+    fn execute(&mut self, ctx: &mut Context<Self>) {
+        let out = self.driver.output();
+        let writes = std::mem::take(&mut out.writes);
+        for (id, write) in writes {
+            self.start_write(id, write, ctx);
         }
-    }
-
-    fn execute(&mut self, mut ready: Ready) {
-        if !ready.events.is_empty() {
-            let status = self.core.status();
-            let id = status.id;
-            for event in &ready.events {
+        let out = self.driver.output();
+        for envelope in out.messages.drain(..) {
+            if let Err(error) = self.transport.send(envelope) {
+                tracing::debug!(%error, "send failed");
+            }
+        }
+        if !out.events.is_empty() {
+            let status = self.driver.status();
+            let out = self.driver.output();
+            for event in out.events.drain(..) {
                 // Commit progress is on the status watch; as an event it would wake every
                 // subscriber once per commit.
                 if matches!(event, Event::Committed { .. }) {
                     continue;
                 }
-                tracing::debug!(node = id, term = status.term, ?event, "raft event");
+                if let Event::TermChanged { term } = event {
+                    self.span.record("term", term);
+                }
+                tracing::debug!(?event, "raft event");
                 if self.events.receiver_count() > 0 {
                     let _ = self.events.send(NodeEvent {
-                        node: id,
+                        node: status.id,
                         at: Instant::now(),
                         role: status.role,
                         term: status.term,
-                        event: *event,
+                        event,
                     });
                 }
             }
         }
-        if let Some(from) = ready.truncate_from {
-            for (index, (term, reply)) in self.proposals.split_off(&from) {
-                let _ = reply.send(Err(ClientError::LeadershipLost { index, term }));
-            }
-        }
-        if ready.has_write() || !ready.persisted_messages.is_empty() {
-            self.pending.add(&mut ready);
-        }
-        for envelope in ready.messages {
-            self.send(envelope);
-        }
-        if let Some(last) = ready.committed.last().map(|e| e.index) {
-            for entry in &ready.committed {
-                let response = match &entry.payload {
-                    Payload::Command(command) => self.state_machine.apply(entry.index, command),
-                    Payload::Noop => Bytes::new(),
-                };
-                while let Some(first) = self.proposals.first_entry() {
-                    if *first.key() > entry.index {
-                        break;
-                    }
-                    let (index, (term, reply)) = first.remove_entry();
-                    let result = if index == entry.index && term == entry.term {
-                        Ok(response.clone())
-                    } else {
-                        Err(ClientError::LeadershipLost { index, term })
-                    };
-                    self.replies.push((reply, result));
-                }
-            }
-            self.core.applied(last);
+        if !self.driver.output().replies.is_empty() {
             // A client that reads the status after its answer sees its entry applied.
             self.publish_status();
-            for (reply, result) in self.replies.drain(..) {
-                let _ = reply.send(result);
+            for (reply, result) in self.driver.output().replies.drain(..) {
+                reply.respond(result);
             }
         }
     }
 
-    fn send(&self, envelope: Envelope) {
-        if let Err(e) = self.transport.send(envelope) {
-            tracing::debug!(node = self.core.id(), error = %e, "send failed");
-        }
-    }
-
-    fn write_done(
-        &mut self,
-        result: Result<(), StorageError>,
-        ack: Option<LogId>,
-        after: Vec<Envelope>,
-        ctx: &mut Context<Self>,
-    ) {
-        match result {
-            Ok(()) => {
-                if let Some(ack) = ack {
-                    self.core.persisted(ack);
-                }
-                for envelope in after {
-                    self.send(envelope);
-                }
-                if self.shutting_down && self.inflight.is_empty() {
-                    ctx.stop();
-                }
-            }
-            Err(error) => {
-                tracing::error!(node = self.core.id(), %error, "storage write failed; stopping the node");
-                ctx.stop();
+    /// Hands one write to the storage. A storage that completes at once costs no thread
+    /// hop; one that does not completes on its own thread and wakes the node.
+    fn start_write(&mut self, id: WriteId, write: crate::LogWrite, ctx: &mut Context<Self>) {
+        let storage = Arc::clone(&self.storage);
+        // Polling the future hands the write to the storage, which keeps the order in
+        // which writes were handed to it.
+        let mut fut: WriteFuture = Box::pin(async move { storage.get().write(write).await });
+        match (&mut fut).now_or_never() {
+            Some(result) => self.driver.write_done(id, result),
+            None => {
+                ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+                    act.driver.write_done(id, result);
+                    act.drive(ctx);
+                }));
             }
         }
     }
 
     fn publish_status(&self) {
-        let now = self.core.status();
+        let now = self.driver.status();
         self.status.send_if_modified(|s| {
             if *s != now {
                 *s = now;
@@ -324,7 +251,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     }
 
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
-        let deadline = self.core.next_deadline();
+        let deadline = self.driver.next_deadline();
         if deadline == Duration::MAX {
             return;
         }
@@ -343,9 +270,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.timer = Some((deadline, id));
     }
 
-    fn fail_all(&mut self) {
-        for (_, (_, reply)) in std::mem::take(&mut self.proposals) {
-            let _ = reply.send(Err(ClientError::Stopped));
+    fn answer_all(&mut self, error: ClientError) {
+        self.driver.fail_all(error);
+        for (reply, result) in self.driver.output().replies.drain(..) {
+            reply.respond(result);
         }
     }
 }
@@ -354,10 +282,21 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let inbound = ctx.address().recipient::<Inbound>();
+        let _entered = self.span.clone().entered();
+        let inbound = Arc::clone(&self.inbound);
+        let counters = Arc::clone(self.driver.counters());
+        let wake = ctx.address().recipient::<Wake>();
         let inbox = crate::transport::Inbox::from_fn(move |envelope| {
-            inbound.do_send(Inbound(envelope));
-            inbound.connected()
+            match inbound.push(envelope) {
+                // At most one wake is outstanding per queue: the mailbox stays bounded.
+                Ok(true) => wake.do_send(Wake::Inbound),
+                Ok(false) => {}
+                Err(super::queue::Refused::Full(_)) => {
+                    crate::driver::Counters::add(&counters.inbound_dropped, 1);
+                }
+                Err(super::queue::Refused::Closed(_)) => return false,
+            }
+            true
         });
         let result = self.transport.start(inbox);
         let failed = result.is_err();
@@ -368,35 +307,59 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
             ctx.stop();
             return;
         }
-        tracing::info!(node = self.core.id(), members = ?self.core.members(), "node started");
+        tracing::info!(members = ?self.driver.core().members(), "node started");
         self.drive(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        let _entered = self.span.clone().entered();
         if let Some((_, id)) = self.timer.take() {
             Timers::global().cancel(id);
         }
         self.transport.stop();
-        self.queue.close();
-        self.fail_all();
+        self.inbound.close();
+        for (_, reply) in self.proposals.close() {
+            reply.respond(Err(ClientError::Stopped));
+        }
+        self.answer_all(ClientError::Stopped);
         for done in self.stopping.drain(..) {
             let _ = done.send(());
         }
-        tracing::info!(node = self.core.id(), "node stopped");
+        tracing::info!("node stopped");
     }
 }
 
-impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Inbound> for RaftNode<S, T, M> {
+impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Wake> for RaftNode<S, T, M> {
     type Result = ();
 
-    fn handle(&mut self, Inbound(envelope): Inbound, ctx: &mut Context<Self>) {
-        if self.shutting_down {
-            return;
-        }
-        let now = self.now();
-        if let Err(error) = self.core.step(now, envelope) {
-            tracing::warn!(node = self.core.id(), %error, "dropped a message");
-            return;
+    fn handle(&mut self, wake: Wake, ctx: &mut Context<Self>) {
+        match wake {
+            Wake::Inbound => {
+                let mut batch = std::mem::take(&mut self.spare_inbound);
+                self.inbound.drain(&mut batch);
+                if !self.shutting_down {
+                    let now = self.now();
+                    let _entered = self.span.enter();
+                    for envelope in batch.drain(..) {
+                        // A refused message was logged and counted by the driver.
+                        let _ = self.driver.receive(now, envelope);
+                    }
+                }
+                batch.clear();
+                self.spare_inbound = batch;
+            }
+            Wake::Proposals => {
+                let mut batch = std::mem::take(&mut self.spare_proposals);
+                self.proposals.drain(&mut batch);
+                for (command, reply) in batch.drain(..) {
+                    if self.shutting_down {
+                        reply.respond(Err(ClientError::Stopped));
+                    } else {
+                        self.driver.propose(command, reply);
+                    }
+                }
+                self.spare_proposals = batch;
+            }
         }
         self.schedule_flush(ctx);
     }
@@ -411,7 +374,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Tick> for RaftNode<S,
         }
         self.timer = None;
         let now = self.now();
-        self.core.tick(now);
+        self.driver.tick(now);
         self.drive(ctx);
     }
 }
@@ -430,33 +393,14 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
 
     fn handle(&mut self, command: Command, ctx: &mut Context<Self>) {
         match command {
-            Command::DrainProposals => {
-                let mut batch = std::mem::take(&mut self.spare);
-                self.queue.drain(&mut batch);
-                for (command, reply) in batch.drain(..) {
-                    if self.shutting_down {
-                        let _ = reply.send(Err(ClientError::Stopped));
-                        continue;
-                    }
-                    match self.core.propose(command) {
-                        Ok(id) => {
-                            self.proposals.insert(id.index, (id.term, reply));
-                        }
-                        Err(crate::core::ProposeError::NotLeader { leader }) => {
-                            let _ = reply.send(Err(ClientError::NotLeader { leader }));
-                        }
-                    }
-                }
-                self.spare = batch;
-                self.schedule_flush(ctx);
-            }
             Command::Shutdown { done } => {
                 self.stopping.push(done);
-                // Finish what the core already asked for, then stop.
+                // Finish what the core already asked for, then stop once the writes in
+                // flight are durable.
                 self.drive(ctx);
                 self.shutting_down = true;
-                self.fail_all();
-                if self.inflight.is_empty() {
+                self.answer_all(ClientError::Stopped);
+                if self.driver.storage_idle() {
                     ctx.stop();
                 }
             }

@@ -1,5 +1,7 @@
 //! The public face of a running node: propose, watch, wait, stop.
 
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,8 +10,10 @@ use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use super::proposals::ProposalQueue;
-use crate::core::{Event, LogIndex, NodeId, Role, Status, Term};
+use super::actor::{Proposal, Reply, Wake};
+use super::queue::{Refused, WakeQueue};
+use crate::core::{Event, LogId, LogIndex, NodeId, Role, Status, Term};
+use crate::driver::{CounterSnapshot, Counters};
 
 /// Why a client request to a node failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -26,6 +30,23 @@ pub enum ClientError {
     #[error("entry {index} of term {term} was lost to a leader change before it committed")]
     LeadershipLost {
         /// Where the entry was.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+    },
+    /// The node is overloaded: its proposal queue, its table of proposals waiting for an
+    /// answer, or the leader's uncommitted tail
+    /// ([`Config::max_uncommitted_entries`](crate::Config::max_uncommitted_entries),
+    /// [`Config::max_uncommitted_bytes`](crate::Config::max_uncommitted_bytes)) is full.
+    /// Nothing was appended: retry after a while, with backoff.
+    #[error("the node is busy: too many proposals waiting; retry later")]
+    Busy,
+    /// This node stopped leading while the entry waited to commit. The entry is in some
+    /// logs and may still commit under a later leader, or be replaced: the outcome is
+    /// unknown. Retry idempotently (client sessions), or read back to find out.
+    #[error("entry {index} of term {term}: outcome unknown, this node stopped leading before it committed")]
+    OutcomeUnknown {
+        /// Where the entry is.
         index: LogIndex,
         /// Its term.
         term: Term,
@@ -56,11 +77,7 @@ pub struct NodeEvent {
 /// Requests from handles to the node actor.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Proposals are waiting in the shared queue.
-    DrainProposals,
-    Shutdown {
-        done: oneshot::Sender<()>,
-    },
+    Shutdown { done: oneshot::Sender<()> },
     Kill,
 }
 
@@ -73,9 +90,45 @@ impl actix::Message for Command {
 pub struct RaftHandle {
     pub(crate) id: NodeId,
     pub(crate) commands: Recipient<Command>,
-    pub(crate) proposals: Arc<ProposalQueue>,
+    pub(crate) wake: Recipient<Wake>,
+    pub(crate) proposals: Arc<WakeQueue<Proposal>>,
     pub(crate) status: watch::Receiver<Status>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) released: watch::Receiver<bool>,
+}
+
+/// A proposal the leader has appended: where its entry went, and its outcome to come.
+#[derive(Debug)]
+pub struct Submitted {
+    /// The entry's index and term.
+    pub id: LogId,
+    response: oneshot::Receiver<Result<Bytes, ClientError>>,
+}
+
+impl Submitted {
+    /// Waits for the state machine's response (or why there is none), as
+    /// [`RaftHandle::propose`] does.
+    pub async fn response(self) -> Result<Bytes, ClientError> {
+        self.response.await.unwrap_or(Err(ClientError::Stopped))
+    }
+}
+
+/// Returned by [`RaftHandle::kill`]: the node is stopping. Await it to wait until the
+/// node has released its storage, so the same storage can be opened again; drop it to
+/// not wait.
+#[derive(Debug)]
+pub struct Stopping {
+    released: watch::Receiver<bool>,
+}
+
+impl IntoFuture for Stopping {
+    type Output = ();
+    type IntoFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(super::storage::wait_released(self.released))
+    }
 }
 
 impl std::fmt::Debug for RaftHandle {
@@ -95,15 +148,63 @@ impl RaftHandle {
 
     /// Proposes a command. Resolves with the state machine's response once the entry is
     /// committed and applied on this node. Fails at once with
-    /// [`ClientError::NotLeader`] on a follower.
+    /// [`ClientError::NotLeader`] on a follower and [`ClientError::Busy`] when the node is
+    /// overloaded (it never waits for room: back off and retry). When this node stops
+    /// leading before the entry commits, fails with [`ClientError::OutcomeUnknown`].
     pub async fn propose(&self, command: impl Into<Bytes>) -> Result<Bytes, ClientError> {
-        let (reply, rx) = oneshot::channel();
-        match self.proposals.push(command.into(), reply) {
-            Ok(true) => self.commands.do_send(Command::DrainProposals),
-            Ok(false) => {}
-            Err(_) => return Err(ClientError::Stopped),
-        }
+        let (done, rx) = oneshot::channel();
+        self.push(
+            command.into(),
+            Reply {
+                accepted: None,
+                done,
+            },
+        )?;
         rx.await.unwrap_or(Err(ClientError::Stopped))
+    }
+
+    /// Proposes a command and resolves as soon as the leader has appended it, with
+    /// where its entry went ([`Submitted::id`]), without waiting for the commit; the
+    /// outcome follows with [`Submitted::response`]. Fails as
+    /// [`propose`](Self::propose) does when the command is not appended.
+    pub async fn submit(&self, command: impl Into<Bytes>) -> Result<Submitted, ClientError> {
+        let (accepted, accepted_rx) = oneshot::channel();
+        let (done, response) = oneshot::channel();
+        self.push(
+            command.into(),
+            Reply {
+                accepted: Some(accepted),
+                done,
+            },
+        )?;
+        match accepted_rx.await {
+            Ok(id) => Ok(Submitted { id, response }),
+            // Refused before it was appended: the reason is the response.
+            Err(_) => Err(response
+                .await
+                .unwrap_or(Err(ClientError::Stopped))
+                .err()
+                .unwrap_or(ClientError::Stopped)),
+        }
+    }
+
+    fn push(&self, command: Bytes, reply: Reply) -> Result<(), ClientError> {
+        match self.proposals.push((command, reply)) {
+            Ok(true) => self.wake.do_send(Wake::Proposals),
+            Ok(false) => {}
+            Err(Refused::Full(_)) => {
+                Counters::add(&self.counters.proposals_busy, 1);
+                return Err(ClientError::Busy);
+            }
+            Err(Refused::Closed(_)) => return Err(ClientError::Stopped),
+        }
+        Ok(())
+    }
+
+    /// The node's counters: proposals accepted and refused, messages refused and dropped,
+    /// writes, applies, elections.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.counters.snapshot()
     }
 
     /// Like [`propose`](Self::propose), giving up after `timeout` (the outcome is then
@@ -131,6 +232,14 @@ impl RaftHandle {
     /// Subscribes to the node's events: role, term and leader changes, elections and
     /// votes. Commit progress is not sent as events (it would wake subscribers once per
     /// commit): watch [`Status::commit_index`] instead.
+    ///
+    /// The node never waits for a subscriber: a subscriber more than
+    /// [`EVENT_CAPACITY`](super::EVENT_CAPACITY) events behind is not silently skipped
+    /// ahead, but gets `Err(RecvError::Lagged(n))` from `recv`, saying how many events it
+    /// missed, and then continues with the oldest event still held. The lossless record
+    /// of role, term and leader is the status watch ([`watch_status`](Self::watch_status)):
+    /// every change of them is published there, and [`Status::term`] only grows, so a
+    /// lagging subscriber resynchronises from [`status`](Self::status).
     pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
     }
@@ -173,17 +282,24 @@ impl RaftHandle {
         self.wait_until(timeout, |s| s.applied_index >= index).await
     }
 
-    /// Stops the node gracefully: no new work, the write in flight completes, pending
-    /// proposals fail with [`ClientError::Stopped`]. Resolves once the node has stopped.
+    /// Stops the node gracefully: no new work, the writes in flight complete, pending
+    /// proposals fail with [`ClientError::Stopped`]. Resolves once the node has stopped
+    /// and released its storage, so the same storage can be opened again at once.
     pub async fn shutdown(&self) {
         let (done, rx) = oneshot::channel();
         self.commands.do_send(Command::Shutdown { done });
         let _ = rx.await;
+        super::storage::wait_released(self.released.clone()).await;
     }
 
     /// Stops the node at once, as a crash would: nothing more is written. What the
-    /// storage already made durable stays, so a node restarted on it recovers.
-    pub fn kill(&self) {
+    /// storage already made durable stays, so a node restarted on it recovers. Await
+    /// the returned [`Stopping`] (`node.kill().await`) to wait until the node has
+    /// released its storage.
+    pub fn kill(&self) -> Stopping {
         self.commands.do_send(Command::Kill);
+        Stopping {
+            released: self.released.clone(),
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The node: one actix actor per Raft node, a thin shell around [`RaftCore`].
+//! The node: one actix actor per Raft node, a thin shell around the
+//! [`Driver`](crate::driver::Driver), which holds the node's logic around [`RaftCore`].
 //!
 //! Start one with [`NodeBuilder`]; talk to it through the [`RaftHandle`] it returns.
 //!
@@ -13,27 +14,38 @@
 //! - the actor never blocks its thread on storage: a storage future that is ready at once
 //!   (memory) completes inline, one that is not (disk) completes on the storage's thread
 //!   and wakes the actor, while ticks and heartbeats keep flowing;
-//! - committed entries are applied in order, once, and each proposal is answered with its
-//!   entry's response, or with [`ClientError::LeadershipLost`] when its entry is replaced.
+//! - committed entries are applied in order, once, in bounded batches, and each proposal
+//!   is answered with its entry's response, with [`ClientError::LeadershipLost`] when its
+//!   entry is replaced, or with [`ClientError::OutcomeUnknown`] as soon as this node stops
+//!   leading;
+//! - every queue is bounded ([`Limits`]): a full proposal queue or reply table answers
+//!   [`ClientError::Busy`], a full inbound queue drops peer messages and counts them.
 
 mod actor;
 mod handle;
-mod proposals;
+mod queue;
+mod storage;
 mod timer;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use actix::{Actor, ArbiterHandle};
 use thiserror::Error;
 use tokio::sync::{broadcast, oneshot, watch};
 
-pub use handle::{ClientError, NodeEvent, RaftHandle};
+pub use handle::{ClientError, NodeEvent, RaftHandle, Stopping, Submitted};
 
 use crate::core::{Config, InitError, InitialState, NodeId, RaftCore};
+use crate::driver::{Counters, Driver, Limits};
 use crate::storage::{LogStorage, StorageError};
 use crate::transport::{Transport, TransportError};
 use actor::RaftNode;
+use queue::WakeQueue;
+use storage::StorageHolder;
+
+/// Events a subscriber may fall behind by before it starts missing them (it is then
+/// told how many it missed: see [`RaftHandle::subscribe`]).
+pub const EVENT_CAPACITY: usize = 4096;
 
 /// Why a node could not start.
 #[derive(Debug, Error)]
@@ -70,6 +82,7 @@ pub struct NodeBuilder {
     id: NodeId,
     members: Vec<NodeId>,
     config: Config,
+    limits: Limits,
     seed: Option<u64>,
     arbiter: Option<ArbiterHandle>,
 }
@@ -81,6 +94,7 @@ impl NodeBuilder {
             id,
             members,
             config: Config::default(),
+            limits: Limits::default(),
             seed: None,
             arbiter: None,
         }
@@ -89,6 +103,12 @@ impl NodeBuilder {
     /// The protocol configuration (default: [`Config::default`]).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Bounds on the node's queues (default: [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -140,26 +160,28 @@ impl NodeBuilder {
         });
         let core = RaftCore::new(self.id, self.members, self.config, initial, seed)?;
         let (status_tx, status_rx) = watch::channel(core.status());
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let (started_tx, started_rx) = oneshot::channel();
+        let (storage, released) = StorageHolder::new(storage);
         let storage = Arc::new(storage);
         let transport = Arc::new(transport);
-        let events_for_node = events.clone();
-        let queue = Arc::new(proposals::ProposalQueue::default());
-        let queue_for_node = Arc::clone(&queue);
-        let make = move || {
-            RaftNode::new(
-                core,
-                storage,
-                transport,
-                state_machine,
-                Instant::now(),
-                status_tx,
-                events_for_node,
-                started_tx,
-                queue_for_node,
-            )
+        let proposals = Arc::new(WakeQueue::new(self.limits.max_queued_proposals));
+        let inbound = Arc::new(WakeQueue::new(self.limits.max_inbound_messages));
+        let counters = Arc::new(Counters::default());
+        let shared = actor::Shared {
+            status: status_tx,
+            events: events.clone(),
+            started: started_tx,
+            proposals: Arc::clone(&proposals),
+            inbound,
         };
+        let driver = Driver::new(
+            core,
+            Box::new(state_machine),
+            self.limits,
+            Arc::clone(&counters),
+        );
+        let make = move || RaftNode::new(driver, storage, transport, shared);
         let addr = match &self.arbiter {
             Some(arbiter) => {
                 let node = make();
@@ -170,10 +192,13 @@ impl NodeBuilder {
         started_rx.await.map_err(|_| StartError::ArbiterGone)??;
         Ok(RaftHandle {
             id: self.id,
-            commands: addr.recipient(),
-            proposals: queue,
+            commands: addr.clone().recipient(),
+            wake: addr.recipient(),
+            proposals,
             status: status_rx,
             events,
+            counters,
+            released,
         })
     }
 }

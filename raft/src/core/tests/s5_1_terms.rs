@@ -135,7 +135,7 @@ fn s5_1_requests_with_a_stale_term_are_rejected() {
     assert_eq!((reply.to, reply.message.term()), (2, 3));
     assert!(is_conflict(&reply.message), "{reply:?}");
 
-    step(&mut core, 3, request_vote(2, LogId::new(9, 9)));
+    step(&mut core, 3, request_vote(2, LogId::new(2, 9)));
     assert_eq!(core.status().voted_for, None);
     assert_eq!(core.status().term, 3);
     let ready = core.ready();

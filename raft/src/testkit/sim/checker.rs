@@ -125,6 +125,12 @@ impl Checker {
         self.elections
     }
 
+    /// The fingerprint of the entry known committed at `index`, if known yet.
+    pub fn committed_at(&self, index: LogIndex) -> Option<EntryPrint> {
+        let i = usize::try_from(index).ok()?.checked_sub(1)?;
+        self.committed.get(i).map(|(print, _)| *print)
+    }
+
     /// How many entries are known committed.
     pub fn committed_len(&self) -> u64 {
         self.committed.len() as u64

@@ -8,23 +8,19 @@ impl Simulation {
         match self.rng.below(100) {
             0..=24 => {
                 // Crash a node; prefer the leader now and then (Figure 8's scenarios).
-                let leader = self.nodes.iter().position(|n| {
-                    n.core
-                        .as_ref()
-                        .is_some_and(|c| c.status().role == Role::Leader)
-                });
+                let leader = self.nodes.iter().position(SimNode::is_leader);
                 let i = match leader {
                     Some(i) if self.chance(500) => i,
                     _ => self.rng.below(n) as usize,
                 };
-                if self.nodes[i].core.is_some() {
+                if self.nodes[i].driver.is_some() {
                     self.crash(i);
                     let at = self.jitter(self.cfg.fault_interval * 2);
                     self.schedule(at, Action::Restart { node: i });
                 }
             }
             25..=34 => {
-                if let Some(i) = self.nodes.iter().position(|n| n.core.is_none()) {
+                if let Some(i) = self.nodes.iter().position(|n| n.driver.is_none()) {
                     self.schedule(self.now, Action::Restart { node: i });
                 }
             }
@@ -61,7 +57,7 @@ impl Simulation {
         let node = &mut self.nodes[i];
         self.trace
             .push(self.now, TraceEvent::Crash { node: node.id });
-        node.core = None;
+        node.driver = None;
         node.writes.clear();
         node.incarnation += 1;
         node.was_leader = false;

@@ -1,16 +1,26 @@
 //! A deterministic simulator: many [`RaftCore`]s over a seeded, faulty network, checked
 //! against the Figure 3 properties after every step.
 //!
+//! Every node runs the same [`Driver`](crate::driver::Driver) as the actix node, so the
+//! seeds exercise the node's own logic too: write merging and ordering with several
+//! writes in flight, reply matching, bounded applies, `Busy` answers. Every answer a
+//! simulated client gets is checked against what committed.
+//!
 //! Everything — message delays, drops, duplicates, partitions, crashes, disk latency,
-//! client proposals, election timeouts — comes from one seed, so a failing seed replays
-//! exactly. A crashed node loses everything but what its simulated disk made durable.
+//! client proposals, election timeouts, the driver's bounds — comes from one seed, so a
+//! failing seed replays exactly. A crashed node loses everything but what its simulated
+//! disk made durable.
 
 mod checker;
 mod faults;
+mod node;
 mod trace;
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +32,9 @@ use crate::core::{
     Config, Entry, Envelope, Event, HardState, InitialState, LogId, LogIndex, NodeId, RaftCore,
     Role, SplitMix64,
 };
+use crate::driver::Limits;
+use crate::storage::LogWrite;
+use node::{Outcome, SimDriver, SimReply};
 
 /// The knobs of one simulated run.
 #[derive(Debug, Clone)]
@@ -86,6 +99,8 @@ pub struct SimReport {
     pub elections: u64,
     /// Entries known committed at the end.
     pub committed: u64,
+    /// Client answers checked against what committed.
+    pub replies: u64,
     /// The first property broken, if any, with the tail of the trace.
     pub failure: Option<SimFailure>,
 }
@@ -109,15 +124,6 @@ enum Action {
     StartLiveness,
 }
 
-#[derive(Debug)]
-struct Write {
-    hard_state: Option<HardState>,
-    truncate_from: Option<LogIndex>,
-    entries: Vec<Entry>,
-    ack: Option<LogId>,
-    after: Vec<Envelope>,
-}
-
 #[derive(Debug, Default)]
 struct Disk {
     hard: HardState,
@@ -127,9 +133,10 @@ struct Disk {
 #[derive(Debug)]
 struct SimNode {
     id: NodeId,
-    core: Option<RaftCore>,
+    driver: Option<SimDriver>,
     disk: Disk,
-    writes: VecDeque<Write>,
+    /// Writes handed to the disk, durable in this order.
+    writes: VecDeque<(crate::driver::WriteId, LogWrite)>,
     last_write_done: Duration,
     incarnation: u64,
     group: u32,
@@ -154,6 +161,19 @@ pub struct Simulation {
     faults_on: bool,
     next_command: u64,
     liveness: Option<Liveness>,
+    limits: Limits,
+    outcomes: Rc<RefCell<Vec<Outcome>>>,
+    replies: u64,
+}
+
+impl SimNode {
+    fn core(&self) -> Option<&RaftCore> {
+        self.driver.as_ref().map(|d| d.core())
+    }
+
+    fn is_leader(&self) -> bool {
+        self.core().is_some_and(|c| c.role() == Role::Leader)
+    }
 }
 
 #[derive(Debug)]
@@ -166,8 +186,13 @@ impl Simulation {
     /// A fresh cluster for `cfg`: every node a follower with an empty log.
     pub fn new(cfg: SimConfig) -> Self {
         let members: Vec<NodeId> = (1..=cfg.nodes as u64).collect();
+        let mut rng = SplitMix64::new(cfg.seed);
+        let limits = node::limits_for(&mut rng);
         let mut sim = Self {
-            rng: SplitMix64::new(cfg.seed),
+            rng,
+            limits,
+            outcomes: Rc::new(RefCell::new(Vec::new())),
+            replies: 0,
             now: Duration::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -186,7 +211,7 @@ impl Simulation {
         for &id in &members {
             sim.nodes.push(SimNode {
                 id,
-                core: None,
+                driver: None,
                 disk: Disk::default(),
                 writes: VecDeque::new(),
                 last_write_done: Duration::ZERO,
@@ -209,6 +234,7 @@ impl Simulation {
             steps: self.steps,
             elections: self.checker.elections(),
             committed: self.checker.committed_len(),
+            replies: self.replies,
             failure: result.err().map(|property| SimFailure {
                 property,
                 trace: self.trace.render(),
@@ -231,7 +257,7 @@ impl Simulation {
                 .nodes
                 .iter()
                 .enumerate()
-                .filter_map(|(i, n)| n.core.as_ref().map(|c| (c.next_deadline(), i)))
+                .filter_map(|(i, n)| n.core().map(|c| (c.next_deadline(), i)))
                 .min();
             let queued = self.queue.peek().map(|Reverse((t, _, _))| *t);
             let fire_timer = match (timer, queued) {
@@ -248,8 +274,8 @@ impl Simulation {
                         node: self.nodes[i].id,
                     },
                 );
-                if let Some(core) = self.nodes[i].core.as_mut() {
-                    core.tick(t);
+                if let Some(driver) = self.nodes[i].driver.as_mut() {
+                    driver.tick(t);
                 }
                 self.process(i)?;
             } else {
@@ -275,7 +301,7 @@ impl Simulation {
             let leaders: Vec<_> = self
                 .nodes
                 .iter()
-                .filter_map(|n| n.core.as_ref().map(|c| c.status()))
+                .filter_map(|n| n.core().map(|c| c.status()))
                 .map(|s| format!("{}:{}@{}", s.id, s.role, s.term))
                 .collect();
             return Err(format!(
@@ -285,7 +311,7 @@ impl Simulation {
             ));
         }
         if let Some((i, id)) = live.proposal {
-            let core = self.nodes[i].core.as_ref();
+            let core = self.nodes[i].core();
             match core {
                 Some(c) if c.status().role == Role::Leader => {
                     if c.status().commit_index >= id.index && c.log_term(id.index) == Some(id.term)
@@ -297,20 +323,20 @@ impl Simulation {
                 _ => live.proposal = None,
             }
         }
-        let leader = self.nodes.iter().position(|n| {
-            n.core
-                .as_ref()
-                .is_some_and(|c| c.status().role == Role::Leader)
-        });
+        let leader = self.nodes.iter().position(SimNode::is_leader);
         if let Some(i) = leader {
             let cmd = self.command();
-            let core = self.nodes[i].core.as_mut().expect("leader is up");
-            if let Ok(id) = core.propose(cmd) {
+            let reply = SimReply::new(self.nodes[i].id, cmd.clone(), &self.outcomes);
+            let driver = self.nodes[i].driver.as_mut().expect("leader is up");
+            let before = driver.core().status().last_log;
+            driver.propose(cmd, reply);
+            let after = driver.core().status().last_log;
+            if after != before {
                 if let Some(live) = self.liveness.as_mut() {
-                    live.proposal = Some((i, id));
+                    live.proposal = Some((i, after));
                 }
-                self.process(i)?;
             }
+            self.process(i)?;
         }
         Ok(None)
     }
@@ -371,7 +397,9 @@ impl Simulation {
         .expect("valid simulated node");
         // A node boots at the current time: shift its clock by ticking once.
         core.tick(self.now);
-        node.core = Some(core);
+        let driver = self.new_driver(core);
+        let node = &mut self.nodes[i];
+        node.driver = Some(driver);
         node.was_leader = false;
     }
 
@@ -380,7 +408,7 @@ impl Simulation {
             Action::Deliver(env) => {
                 let i = self.index_of(env.to);
                 let from = self.index_of(env.from);
-                if self.nodes[i].core.is_none() || self.nodes[i].group != self.nodes[from].group {
+                if self.nodes[i].driver.is_none() || self.nodes[i].group != self.nodes[from].group {
                     return Ok(());
                 }
                 self.trace.push(
@@ -393,8 +421,9 @@ impl Simulation {
                     },
                 );
                 let now = self.now;
-                let core = self.nodes[i].core.as_mut().expect("node is up");
-                core.step(now, env)
+                let driver = self.nodes[i].driver.as_mut().expect("node is up");
+                driver
+                    .receive(now, env)
                     .map_err(|e| format!("step refused: {e}"))?;
                 self.process(i)
             }
@@ -402,56 +431,28 @@ impl Simulation {
                 if self.nodes[node].incarnation != incarnation {
                     return Ok(()); // the write died with its node
                 }
-                let Some(w) = self.nodes[node].writes.pop_front() else {
-                    return Ok(());
-                };
-                self.trace.push(
-                    self.now,
-                    TraceEvent::WriteDone {
-                        node: self.nodes[node].id,
-                        ack: w.ack,
-                    },
-                );
-                let n = &mut self.nodes[node];
-                if let Some(t) = w.truncate_from {
-                    n.disk.entries.truncate(t.saturating_sub(1) as usize);
-                }
-                n.disk.entries.extend(w.entries);
-                if let Some(h) = w.hard_state {
-                    n.disk.hard = h;
-                }
-                if let (Some(core), Some(ack)) = (n.core.as_mut(), w.ack) {
-                    core.persisted(ack);
-                }
-                for env in w.after {
-                    self.send(env);
-                }
-                self.process(node)
+                self.write_done(node)
             }
             Action::Propose => {
                 let next = self.jitter(self.cfg.propose_interval);
                 if self.liveness.is_none() {
                     self.schedule(next, Action::Propose);
                 }
-                let leader = self.nodes.iter().position(|n| {
-                    n.core
-                        .as_ref()
-                        .is_some_and(|c| c.status().role == Role::Leader)
-                });
+                let leader = self.nodes.iter().position(SimNode::is_leader);
                 let i = match leader {
                     Some(i) if !self.chance(100) => i,
                     _ => self.rng.below(self.nodes.len() as u64) as usize,
                 };
                 let cmd = self.command();
-                if let Some(core) = self.nodes[i].core.as_mut() {
-                    if core.propose(cmd).is_ok() {
-                        self.trace.push(
-                            self.now,
-                            TraceEvent::Propose {
-                                node: self.nodes[i].id,
-                            },
-                        );
-                    }
+                let reply = SimReply::new(self.nodes[i].id, cmd.clone(), &self.outcomes);
+                if let Some(driver) = self.nodes[i].driver.as_mut() {
+                    driver.propose(cmd, reply);
+                    self.trace.push(
+                        self.now,
+                        TraceEvent::Propose {
+                            node: self.nodes[i].id,
+                        },
+                    );
                 }
                 self.process(i)
             }
@@ -464,7 +465,7 @@ impl Simulation {
                 Ok(())
             }
             Action::Restart { node } => {
-                if self.nodes[node].core.is_none() {
+                if self.nodes[node].driver.is_none() {
                     self.restart(node)?;
                 }
                 Ok(())
@@ -476,7 +477,7 @@ impl Simulation {
                     n.group = 0;
                 }
                 for i in 0..self.nodes.len() {
-                    if self.nodes[i].core.is_none() {
+                    if self.nodes[i].driver.is_none() {
                         self.restart(i)?;
                     }
                 }
@@ -487,61 +488,6 @@ impl Simulation {
                     proposal: None,
                 });
                 Ok(())
-            }
-        }
-    }
-
-    /// Executes every Ready of node `i`, as a driver would, checking as it goes.
-    fn process(&mut self, i: usize) -> Result<(), String> {
-        loop {
-            let Some(core) = self.nodes[i].core.as_mut() else {
-                return Ok(());
-            };
-            if !core.has_ready() {
-                return Ok(());
-            }
-            let ready = core.ready();
-            let id = self.nodes[i].id;
-            self.observe_events(i, &ready.events)?;
-            if ready.has_write() {
-                self.checker
-                    .log_written(id, ready.truncate_from, &ready.entries)
-                    .map_err(|v| v.to_string())?;
-            }
-            let ack = ready.persist_ack();
-            if ready.has_write() || !ready.persisted_messages.is_empty() {
-                let delay = Duration::from_nanos(
-                    self.rng
-                        .below(self.cfg.disk_delay_max.as_nanos() as u64 + 1),
-                );
-                let node = &mut self.nodes[i];
-                let done = node.last_write_done.max(self.now) + delay;
-                node.last_write_done = done;
-                node.writes.push_back(Write {
-                    hard_state: ready.hard_state,
-                    truncate_from: ready.truncate_from,
-                    entries: ready.entries,
-                    ack,
-                    after: ready.persisted_messages,
-                });
-                let incarnation = node.incarnation;
-                self.schedule(
-                    done,
-                    Action::WriteDone {
-                        node: i,
-                        incarnation,
-                    },
-                );
-            }
-            for env in ready.messages {
-                self.send(env);
-            }
-            for entry in &ready.committed {
-                self.checker.applied(id, entry).map_err(|v| v.to_string())?;
-            }
-            if let (Some(last), Some(core)) = (ready.committed.last(), self.nodes[i].core.as_mut())
-            {
-                core.applied(last.index);
             }
         }
     }
@@ -560,7 +506,7 @@ impl Simulation {
                         },
                     );
                     if role == Role::Leader {
-                        let core = self.nodes[i].core.as_ref().expect("node is up");
+                        let core = self.nodes[i].core().expect("node is up");
                         let last = core.status().last_log.index;
                         let terms: Vec<_> =
                             core.log_entries(1, last).iter().map(|e| e.term).collect();
@@ -574,7 +520,7 @@ impl Simulation {
                     }
                 }
                 Event::Committed { index } => {
-                    let core = self.nodes[i].core.as_ref().expect("node is up");
+                    let core = self.nodes[i].core().expect("node is up");
                     let status = core.status();
                     if status.role != Role::Leader {
                         continue;

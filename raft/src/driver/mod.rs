@@ -1,0 +1,420 @@
+//! The node driver: everything a node does between the protocol core and the outside
+//! world, with no IO of its own.
+//!
+//! [`RaftCore`] decides what Raft does; a shell (the actix node, the simulator) owns the
+//! clock, the storage, the network and the threads. Between them, [`Driver`] holds the
+//! node's own logic, so that every shell runs the same code and the simulator's seeds
+//! exercise it:
+//!
+//! - **writes**: what each `Ready` asks to persist is merged into one pending write while
+//!   earlier writes are in flight (group commit); at most
+//!   [`Limits::max_writes_in_flight`] are handed out at once, and they complete in the
+//!   order they were issued, whatever order the storage reports them in. Messages that
+//!   must wait for durability leave when their write completes;
+//! - **proposals**: each accepted proposal waits in a bounded table for its entry to be
+//!   applied, and is answered with the state machine's response, or with
+//!   [`ClientError::LeadershipLost`] when its entry is replaced, or with
+//!   [`ClientError::OutcomeUnknown`] as soon as this node stops leading;
+//! - **applying**: committed entries are applied in order, in batches of at most
+//!   [`Config::max_apply_batch`](crate::Config::max_apply_batch), and one
+//!   [`run`](Driver::run) applies at most [`Limits::max_applies_per_run`] before it
+//!   yields, so a long catch-up never stalls ticks and heartbeats;
+//! - **deadlines**: [`next_deadline`](Driver::next_deadline) says when to tick next.
+//!
+//! # Driving contract
+//!
+//! 1. Feed inputs: [`tick`](Driver::tick), [`receive`](Driver::receive),
+//!    [`propose`](Driver::propose), [`write_done`](Driver::write_done).
+//! 2. Call [`run`](Driver::run). It drains the core and fills [`Output`].
+//! 3. Execute the output, taking it with [`output`](Driver::output):
+//!    - start every write of [`Output::writes`] on the storage, in order; report each
+//!      completion with [`write_done`](Driver::write_done) (at once for a storage that
+//!      completes inline);
+//!    - send [`Output::messages`];
+//!    - publish the status ([`status`](Driver::status)), then deliver
+//!      [`Output::replies`], so that a client that reads the status after its answer
+//!      sees its entry applied;
+//!    - observe [`Output::events`].
+//! 4. While [`has_work`](Driver::has_work), go back to 2. When `run` returned
+//!    [`Run::Yield`], first let other inputs in (a tick, a message), then go back to 2.
+//! 5. Sleep until an input or [`next_deadline`](Driver::next_deadline).
+//!
+//! When [`run`](Driver::run) returns [`Run::Fatal`], a write failed: the node can no
+//! longer promise durability and must stop (see [`fail_all`](Driver::fail_all)).
+
+mod counters;
+mod writes;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use counters::{CounterSnapshot, Counters};
+pub use writes::WriteId;
+
+use crate::core::{
+    Envelope, Event, LogId, LogIndex, ProposeError, RaftCore, Ready, Role, Status, StepError, Term,
+};
+use crate::node::ClientError;
+use crate::storage::{LogWrite, StorageError};
+use crate::StateMachine;
+use writes::Writes;
+
+/// Bounds on a node's own queues and work, with what happens when each is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most storage writes handed out at once. One syncing while the next waits keeps a
+    /// disk busy; everything produced meanwhile merges into one pending write. Default 2.
+    pub max_writes_in_flight: usize,
+    /// Most accepted proposals waiting for their entry to apply. When full, a proposal
+    /// is answered [`ClientError::Busy`] at once. Default 16 384.
+    pub max_pending_proposals: usize,
+    /// Most proposals queued between client handles and the node. When full,
+    /// `propose` answers [`ClientError::Busy`] at once. Default 16 384.
+    pub max_queued_proposals: usize,
+    /// Most inbound messages queued for the node. When full, further messages are
+    /// dropped and counted ([`CounterSnapshot::inbound_dropped`]): Raft tolerates loss,
+    /// and the sender retries. Default 8 192.
+    pub max_inbound_messages: usize,
+    /// Most entries applied by one [`Driver::run`] before it yields to other inputs.
+    /// Default 4 096.
+    pub max_applies_per_run: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_writes_in_flight: 2,
+            max_pending_proposals: 16 * 1024,
+            max_queued_proposals: 16 * 1024,
+            max_inbound_messages: 8 * 1024,
+            max_applies_per_run: 4096,
+        }
+    }
+}
+
+/// Where a proposal's outcome goes: a reply channel in the node, a record in the
+/// simulator.
+pub trait Responder {
+    /// The proposal was appended to the leader's log at `id`. Called at most once, before
+    /// [`respond`](Self::respond).
+    fn accepted(&mut self, id: LogId) {
+        let _ = id;
+    }
+
+    /// The proposal's outcome: the state machine's response, or why there is none.
+    fn respond(self, result: Result<Bytes, ClientError>);
+}
+
+/// A responder that ignores the outcome.
+impl Responder for () {
+    fn respond(self, _result: Result<Bytes, ClientError>) {}
+}
+
+/// Work the driver hands its shell. Drain every field; the buffers are reused.
+#[derive(Debug)]
+pub struct Output<R> {
+    /// Writes to start on the storage, in this order.
+    pub writes: Vec<(WriteId, LogWrite)>,
+    /// Messages to send.
+    pub messages: Vec<Envelope>,
+    /// Answers to deliver, after publishing the status.
+    pub replies: Vec<(R, Result<Bytes, ClientError>)>,
+    /// What changed in the core, in order (commit progress included).
+    pub events: Vec<Event>,
+}
+
+impl<R> Default for Output<R> {
+    fn default() -> Self {
+        Self {
+            writes: Vec::new(),
+            messages: Vec::new(),
+            replies: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+impl<R> Output<R> {
+    /// True when there is nothing to execute.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+            && self.messages.is_empty()
+            && self.replies.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// How a [`Driver::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Run {
+    /// Everything the inputs so far asked for is in the output.
+    Done,
+    /// The apply budget ran out: execute the output, let other inputs in, run again.
+    Yield,
+    /// A write failed: the node must stop.
+    Fatal,
+}
+
+/// One node's logic between the core and its shell. See the [module docs](self).
+#[derive(Debug)]
+pub struct Driver<M, R> {
+    core: RaftCore,
+    state_machine: M,
+    limits: Limits,
+    writes: Writes,
+    /// Accepted proposals by index, with the term of their entry.
+    proposals: BTreeMap<LogIndex, (Term, R)>,
+    out: Output<R>,
+    counters: Arc<Counters>,
+    fatal: Option<StorageError>,
+}
+
+impl<M: StateMachine, R: Responder> Driver<M, R> {
+    /// A driver for `core`, applying to `state_machine`, counting into `counters`.
+    pub fn new(core: RaftCore, state_machine: M, limits: Limits, counters: Arc<Counters>) -> Self {
+        Self {
+            writes: Writes::new(limits.max_writes_in_flight),
+            core,
+            state_machine,
+            limits,
+            proposals: BTreeMap::new(),
+            out: Output::default(),
+            counters,
+            fatal: None,
+        }
+    }
+
+    /// The protocol core.
+    pub fn core(&self) -> &RaftCore {
+        &self.core
+    }
+
+    /// The state machine.
+    pub fn state_machine(&self) -> &M {
+        &self.state_machine
+    }
+
+    /// The state machine, to change it (a shell's own bookkeeping; never to apply).
+    pub fn state_machine_mut(&mut self) -> &mut M {
+        &mut self.state_machine
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The node's counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The node's current status.
+    pub fn status(&self) -> Status {
+        self.core.status()
+    }
+
+    /// When the driver next needs a [`tick`](Self::tick).
+    pub fn next_deadline(&self) -> Duration {
+        self.core.next_deadline()
+    }
+
+    /// Accepted proposals waiting for their entry.
+    pub fn pending_proposals(&self) -> usize {
+        self.proposals.len()
+    }
+
+    /// Storage writes handed out and not yet completed in order.
+    pub fn writes_in_flight(&self) -> usize {
+        self.writes.in_flight()
+    }
+
+    /// The write failure that made [`run`](Self::run) return [`Run::Fatal`].
+    pub fn fatal_error(&self) -> Option<&StorageError> {
+        self.fatal.as_ref()
+    }
+
+    /// The clock reached `now`: fire the election or heartbeat timer if due.
+    pub fn tick(&mut self, now: Duration) {
+        self.core.tick(now);
+    }
+
+    /// Feeds one inbound message. A malformed message, or one from a non-member, is
+    /// refused with the core's typed reason, logged at `warn`, counted, and changes
+    /// nothing.
+    pub fn receive(&mut self, now: Duration, envelope: Envelope) -> Result<(), StepError> {
+        Counters::add(&self.counters.messages_received, 1);
+        let result = self.core.step(now, envelope);
+        if let Err(error) = &result {
+            Counters::add(&self.counters.messages_refused, 1);
+            tracing::warn!(node = self.core.id(), %error, "refused a message");
+        }
+        result
+    }
+
+    /// Proposes `command`; `responder` gets its outcome. Refused at once with
+    /// [`ClientError::NotLeader`] on a follower and [`ClientError::Busy`] when the
+    /// pending-proposal table or the leader's uncommitted tail is full.
+    pub fn propose(&mut self, command: Bytes, mut responder: R) {
+        if self.proposals.len() >= self.limits.max_pending_proposals {
+            Counters::add(&self.counters.proposals_busy, 1);
+            self.out.replies.push((responder, Err(ClientError::Busy)));
+            return;
+        }
+        match self.core.propose(command) {
+            Ok(id) => {
+                Counters::add(&self.counters.proposals_accepted, 1);
+                responder.accepted(id);
+                self.proposals.insert(id.index, (id.term, responder));
+            }
+            Err(ProposeError::NotLeader { leader }) => {
+                Counters::add(&self.counters.proposals_not_leader, 1);
+                self.out
+                    .replies
+                    .push((responder, Err(ClientError::NotLeader { leader })));
+            }
+            Err(ProposeError::Busy { .. }) => {
+                Counters::add(&self.counters.proposals_busy, 1);
+                self.out.replies.push((responder, Err(ClientError::Busy)));
+            }
+        }
+    }
+
+    /// Reports that write `id` completed. Completions may arrive in any order; they take
+    /// effect in the order the writes were issued.
+    pub fn write_done(&mut self, id: WriteId, result: Result<(), StorageError>) {
+        if !self.writes.complete(id, result) {
+            tracing::warn!(node = self.core.id(), ?id, "completion of an unknown write");
+        }
+    }
+
+    /// True when a [`run`](Self::run) would produce something.
+    pub fn has_work(&self) -> bool {
+        self.core.has_ready() || self.writes.can_issue() || self.writes_completed()
+    }
+
+    /// True when no write is pending or in flight.
+    pub fn storage_idle(&self) -> bool {
+        self.writes.is_idle()
+    }
+
+    fn writes_completed(&self) -> bool {
+        // pop_completed needs &mut; peek through a cheap probe instead.
+        self.writes.front_done()
+    }
+
+    /// Drains the core into the [`Output`]. See the driving contract.
+    pub fn run(&mut self) -> Run {
+        let mut applied = 0;
+        loop {
+            while let Some(done) = self.writes.pop_completed() {
+                match done.result {
+                    Ok(()) => {
+                        if let Some(ack) = done.ack {
+                            self.core.persisted(ack);
+                        }
+                        self.out.messages.extend(done.after);
+                    }
+                    Err(error) => {
+                        tracing::error!(node = self.core.id(), %error, "storage write failed");
+                        self.fatal = Some(error);
+                        return Run::Fatal;
+                    }
+                }
+            }
+            if self.core.has_ready() && applied < self.limits.max_applies_per_run {
+                let ready = self.core.ready();
+                applied += self.execute(ready);
+                continue;
+            }
+            match self.writes.issue() {
+                Some((id, write)) => {
+                    Counters::add(&self.counters.writes, 1);
+                    Counters::add(&self.counters.entries_written, write.entries.len() as u64);
+                    self.out.writes.push((id, write));
+                }
+                None => break,
+            }
+        }
+        if self.core.has_ready() {
+            Run::Yield
+        } else {
+            Run::Done
+        }
+    }
+
+    /// The work to execute. Drain every field.
+    pub fn output(&mut self) -> &mut Output<R> {
+        &mut self.out
+    }
+
+    /// Answers every waiting proposal with `error` (the node is stopping).
+    pub fn fail_all(&mut self, error: ClientError) {
+        for (_, (_, responder)) in std::mem::take(&mut self.proposals) {
+            self.out.replies.push((responder, Err(error.clone())));
+        }
+    }
+
+    /// Executes one `Ready`; returns how many entries it applied.
+    fn execute(&mut self, mut ready: Ready) -> usize {
+        for event in &ready.events {
+            match event {
+                Event::ElectionStarted { .. } => {
+                    Counters::add(&self.counters.elections_started, 1);
+                }
+                Event::RoleChanged {
+                    role: Role::Leader, ..
+                } => Counters::add(&self.counters.elections_won, 1),
+                _ => {}
+            }
+        }
+        self.out.events.append(&mut ready.events);
+        if let Some(from) = ready.truncate_from {
+            for (index, (term, responder)) in self.proposals.split_off(&from) {
+                Counters::add(&self.counters.proposals_lost, 1);
+                self.out
+                    .replies
+                    .push((responder, Err(ClientError::LeadershipLost { index, term })));
+            }
+        }
+        self.writes.add(&mut ready);
+        self.out.messages.append(&mut ready.messages);
+        let applied = ready.committed.len();
+        if let Some(last) = ready.committed.last().map(|e| e.index) {
+            Counters::add(&self.counters.apply_batches, 1);
+            Counters::add(&self.counters.entries_applied, applied as u64);
+            for entry in &ready.committed {
+                let response = self.state_machine.apply_entry(entry);
+                while let Some(first) = self.proposals.first_entry() {
+                    if *first.key() > entry.index {
+                        break;
+                    }
+                    let (index, (term, responder)) = first.remove_entry();
+                    let result = if index == entry.index && term == entry.term {
+                        Ok(response.clone())
+                    } else {
+                        Counters::add(&self.counters.proposals_lost, 1);
+                        Err(ClientError::LeadershipLost { index, term })
+                    };
+                    self.out.replies.push((responder, result));
+                }
+            }
+            self.core.applied(last);
+        }
+        if self.core.role() != Role::Leader && !self.proposals.is_empty() {
+            // This node no longer leads: whether its entries commit is now up to another
+            // leader. Answer at once rather than when the log is repaired.
+            for (index, (term, responder)) in std::mem::take(&mut self.proposals) {
+                Counters::add(&self.counters.proposals_lost, 1);
+                self.out
+                    .replies
+                    .push((responder, Err(ClientError::OutcomeUnknown { index, term })));
+            }
+        }
+        applied
+    }
+}

@@ -21,9 +21,11 @@ pub const DEFAULT_SEED: u64 = 0x5EED_5EED_5EED_5EED;
 /// Cloning is cheap: every clone is the same router. Make one per cluster, give each
 /// node `router.transport(id)`, and keep a clone to inject faults while the cluster
 /// runs. A router knows an id once a transport was made for it: sending to an id it
-/// never heard of fails with [`TransportError::UnknownPeer`], while a message to a known
-/// node that is not running (stopped, or not started yet) is silently dropped, as a
-/// network drops packets for a host that is down.
+/// never heard of fails with [`TransportError::UnknownPeer`], while a message to a
+/// known node that is not running (stopped, or not started yet) is silently dropped, as
+/// a network drops packets for a host that is down.
+///
+/// [`TransportError::UnknownPeer`]: actraft::TransportError::UnknownPeer
 ///
 /// # Faults
 ///

@@ -5,8 +5,13 @@
 //! thread into the receiver's inbox, so this is also the transport of the throughput
 //! benchmarks. With faults, the router isolates nodes, partitions the cluster, drops
 //! messages and delays them (the jitter reorders them), all switchable while the cluster
-//! runs and all random decisions drawn from one seed. [`MemRouter::stats`] and
-//! [`MemRouter::set_observer`] let a test count and inspect what was delivered.
+//! runs and all random decisions drawn from one seed. Content filters
+//! ([`MemRouter::add_filter`]) pick messages by what they carry and drop, delay or
+//! duplicate them ([`FilterAction`]): a leader that hears no replies, slow votes only.
+//! Counters ([`Stats`]) cover the whole router ([`MemRouter::stats`]), each node both
+//! ways ([`MemRouter::node_stats`]) and each directed link ([`MemRouter::link_stats`]),
+//! with every drop counted by its cause; [`MemRouter::set_observer`] lets a test inspect
+//! what was delivered.
 //!
 //! ```
 //! use std::time::Duration;
@@ -37,15 +42,19 @@
 //!
 //! let stats = router.stats();
 //! assert_eq!((stats.sent, stats.delivered, stats.dropped_cut), (2, 1, 1));
+//! assert_eq!(router.link_stats(1, 2), stats); // the only link used
+//! assert_eq!(router.node_stats(2).inbound.dropped_cut, 1);
 //! ```
 #![warn(missing_docs)]
 
 mod faults;
+mod filter;
 mod route;
 mod router;
 mod stats;
 mod transport;
 
+pub use filter::{FilterAction, FilterId};
 pub use router::{MemRouter, DEFAULT_SEED};
-pub use stats::Stats;
+pub use stats::{NodeStats, Stats};
 pub use transport::MemTransport;

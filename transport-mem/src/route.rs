@@ -1,5 +1,5 @@
-//! The path every message takes: the fast path without faults, the fault verdict, and
-//! delayed delivery on a tokio task.
+//! The path every message takes: the fast path without faults, the fault verdict (with
+//! the content filters), and delayed delivery on a tokio task.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,61 +7,115 @@ use std::sync::Arc;
 use actraft::core::{Envelope, NodeId};
 use actraft::{Inbox, TransportError};
 
-use crate::faults::{Observer, Verdict};
+use crate::faults::{Observer, Triage, Verdict};
+use crate::filter;
 use crate::router::Inner;
-use crate::stats::{kind_index, Counters, DropReason};
+use crate::stats::{kind_index, DropReason, LinkCounters};
 
 impl Inner {
-    /// The inbox of the transport running for `to`: `Err` for an unknown id, `Ok(None)`
-    /// for a known node that is not running.
-    fn inbox(&self, to: NodeId) -> Result<Option<Inbox>, TransportError> {
-        match self.table().get(&to) {
-            None => Err(TransportError::UnknownPeer(to)),
-            Some(live) => Ok(live.as_ref().map(|l| l.inbox.clone())),
-        }
+    /// The inbox of the transport running for `to` (`None` for a known node that is not
+    /// running) and the counters of the link from `from` to `to`; `Err` for an unknown
+    /// destination.
+    fn route(
+        &self,
+        from: NodeId,
+        to: NodeId,
+    ) -> Result<(Option<Inbox>, Arc<LinkCounters>), TransportError> {
+        let table = self.table();
+        let live = table
+            .nodes
+            .get(&to)
+            .ok_or(TransportError::UnknownPeer(to))?;
+        // Every known id has a link to every known id, and a sender is known from the
+        // moment its transport was made: the lookup cannot miss.
+        let link = table
+            .links
+            .get(&(from, to))
+            .ok_or(TransportError::UnknownPeer(to))?;
+        Ok((live.as_ref().map(|l| l.inbox.clone()), Arc::clone(link)))
     }
 
-    /// Routes one message sent by `from`, counting it in `counters`.
+    /// Routes one message sent by `from`, counting it on its link.
     pub(crate) fn send(
         self: &Arc<Self>,
-        counters: &Arc<Counters>,
         from: NodeId,
         envelope: Envelope,
     ) -> Result<(), TransportError> {
         let to = envelope.to;
         let kind = kind_index(&envelope.message);
+        let (inbox, link) = self.route(from, to)?;
+        link.sent(kind);
         if !self.slow.load(Ordering::Acquire) {
-            // Fast path: no fault, no observer.
-            let inbox = self.inbox(to)?;
-            counters.sent(kind);
-            Self::hand_over(counters, kind, inbox, None, envelope);
+            // Fast path: no fault, no filter, no observer.
+            Self::hand_over(&link, kind, inbox, None, envelope);
             return Ok(());
         }
-        let inbox = self.inbox(to)?;
-        counters.sent(kind);
-        let (verdict, observer) = {
+        let (triage, observer) = {
             let mut faults = self.faults();
-            (faults.judge(from, to), faults.observer.clone())
+            (faults.triage(from, to), faults.observer.clone())
         };
+        let judgement = match triage {
+            Triage::Judged(judgement) => judgement,
+            Triage::Filter(filters) => {
+                // Filters are user code: they run outside the router's lock, so they
+                // may call the router.
+                let action = filter::decide(&filters, &envelope);
+                self.faults().apply(from, to, action)
+            }
+        };
+        let copy = judgement.copy.map(|verdict| {
+            link.duplicated();
+            (verdict, envelope.clone())
+        });
+        let route = Route {
+            link: &link,
+            from,
+            kind,
+            inbox,
+            observer: observer.as_ref(),
+        };
+        self.dispatch(&route, judgement.message, envelope);
+        if let Some((verdict, envelope)) = copy {
+            self.dispatch(&route, verdict, envelope);
+        }
+        Ok(())
+    }
+
+    /// Carries out one verdict on one message (or copy).
+    fn dispatch(self: &Arc<Self>, route: &Route<'_>, verdict: Verdict, envelope: Envelope) {
+        let (from, to, link) = (route.from, envelope.to, route.link);
         match verdict {
             Verdict::Cut => {
                 tracing::trace!(from, to, "dropped: link cut");
-                counters.dropped(DropReason::Cut);
+                link.dropped(DropReason::Cut);
             }
             Verdict::Lost => {
                 tracing::trace!(from, to, "dropped: drop rate");
-                counters.dropped(DropReason::Lost);
+                link.dropped(DropReason::Lost);
+            }
+            Verdict::Filtered => {
+                let kind = envelope.message.kind();
+                tracing::trace!(from, to, kind, "dropped: filter");
+                link.dropped(DropReason::Filtered);
             }
             Verdict::Deliver(delay) if delay.is_zero() => {
-                Self::hand_over(counters, kind, inbox, observer.as_ref(), envelope);
+                Self::hand_over(
+                    link,
+                    route.kind,
+                    route.inbox.clone(),
+                    route.observer,
+                    envelope,
+                );
             }
             Verdict::Deliver(delay) => match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
+                    link.delayed();
                     let inner = Arc::clone(self);
-                    let counters = Arc::clone(counters);
+                    let link = Arc::clone(link);
+                    let kind = route.kind;
                     runtime.spawn(async move {
                         tokio::time::sleep(delay).await;
-                        inner.deliver_late(&counters, from, kind, envelope);
+                        inner.deliver_late(&link, from, kind, envelope);
                     });
                 }
                 Err(_) => {
@@ -71,16 +125,21 @@ impl Inner {
                         ?delay,
                         "no tokio runtime to delay on: delivering now"
                     );
-                    Self::hand_over(counters, kind, inbox, observer.as_ref(), envelope);
+                    Self::hand_over(
+                        link,
+                        route.kind,
+                        route.inbox.clone(),
+                        route.observer,
+                        envelope,
+                    );
                 }
             },
         }
-        Ok(())
     }
 
     /// Delivers a delayed message that came due, unless a cut arose meanwhile; to
-    /// whichever transport runs for its destination now.
-    fn deliver_late(&self, counters: &Counters, from: NodeId, kind: usize, envelope: Envelope) {
+    /// whichever transport runs for its destination now. Filters are not asked again.
+    fn deliver_late(&self, link: &LinkCounters, from: NodeId, kind: usize, envelope: Envelope) {
         let to = envelope.to;
         let (connected, observer) = {
             let faults = self.faults();
@@ -88,31 +147,44 @@ impl Inner {
         };
         if !connected {
             tracing::trace!(from, to, "dropped on arrival: link cut");
-            counters.dropped(DropReason::Cut);
+            link.dropped(DropReason::Cut);
             return;
         }
-        let inbox = self.inbox(to).ok().flatten();
-        Self::hand_over(counters, kind, inbox, observer.as_ref(), envelope);
+        let inbox = self
+            .table()
+            .nodes
+            .get(&to)
+            .and_then(|live| live.as_ref().map(|l| l.inbox.clone()));
+        Self::hand_over(link, kind, inbox, observer.as_ref(), envelope);
     }
 
     fn hand_over(
-        counters: &Counters,
+        link: &LinkCounters,
         kind: usize,
         inbox: Option<Inbox>,
         observer: Option<&Observer>,
         envelope: Envelope,
     ) {
         let Some(inbox) = inbox else {
-            counters.dropped(DropReason::PeerDown);
+            link.dropped(DropReason::PeerDown);
             return;
         };
         if let Some(observe) = observer {
             observe(&envelope);
         }
         if inbox.deliver(envelope) {
-            counters.delivered(kind);
+            link.delivered(kind);
         } else {
-            counters.dropped(DropReason::PeerDown);
+            link.dropped(DropReason::PeerDown);
         }
     }
+}
+
+/// What the slow path knows about one send, shared by the message and its copy.
+struct Route<'a> {
+    link: &'a Arc<LinkCounters>,
+    from: NodeId,
+    kind: usize,
+    inbox: Option<Inbox>,
+    observer: Option<&'a Observer>,
 }

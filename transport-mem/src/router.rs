@@ -9,7 +9,8 @@ use actraft::core::{Envelope, NodeId};
 use actraft::Inbox;
 
 use crate::faults::{DelayRange, Faults};
-use crate::stats::{Counters, Stats};
+use crate::filter::{FilterAction, FilterId};
+use crate::stats::{LinkCounters, NodeStats, Stats};
 use crate::transport::MemTransport;
 
 /// The seed of [`MemRouter::new`].
@@ -20,9 +21,11 @@ pub const DEFAULT_SEED: u64 = 0x5EED_5EED_5EED_5EED;
 /// Cloning is cheap: every clone is the same router. Make one per cluster, give each
 /// node `router.transport(id)`, and keep a clone to inject faults while the cluster
 /// runs. A router knows an id once a transport was made for it: sending to an id it
-/// never heard of fails with [`TransportError::UnknownPeer`], while a message to a known
-/// node that is not running (stopped, or not started yet) is silently dropped, as a
-/// network drops packets for a host that is down.
+/// never heard of fails with [`TransportError::UnknownPeer`], while a message to a
+/// known node that is not running (stopped, or not started yet) is silently dropped, as
+/// a network drops packets for a host that is down.
+///
+/// [`TransportError::UnknownPeer`]: actraft::TransportError::UnknownPeer
 ///
 /// # Faults
 ///
@@ -36,33 +39,76 @@ pub const DEFAULT_SEED: u64 = 0x5EED_5EED_5EED_5EED;
 ///   [`set_delay`](Self::set_delay) delays each message by a uniform random time, and
 ///   the jitter reorders messages. The per-link versions override the router-wide
 ///   setting on one directed link.
-/// - [`clear_faults`](Self::clear_faults) removes every fault at once.
+/// - [`add_filter`](Self::add_filter) adds a content filter: a closure that sees each
+///   message (sender, receiver, kind, term, entries) and lets it pass, drops it, delays
+///   it or duplicates it ([`FilterAction`]), e.g. to lose every AppendEntriesReply to
+///   the leader, or to slow down votes only. [`remove_filter`](Self::remove_filter)
+///   takes one away.
+/// - [`clear_faults`](Self::clear_faults) removes every fault and filter at once.
 ///
-/// Every random decision draws from one [`SplitMix64`](actraft::core::SplitMix64)
-/// seeded by [`with_seed`](Self::with_seed): the same seed, configuration and sequence of
-/// sends give the same drops and delays. (In a multi-threaded cluster the sequence of
+/// A message meets the faults in this order: isolation and partitions, then the
+/// filters (the first that does not pass decides), then the drop rate, then the delay.
+///
+/// Every random decision (a filter's included) draws from one generator seeded by
+/// [`with_seed`](Self::with_seed): the same seed, configuration and sequence of sends
+/// give the same drops and delays. (In a multi-threaded cluster the sequence of
 /// sends itself depends on scheduling.)
+///
+/// # Counters
+///
+/// Every directed link between known ids (a node's link to itself included) counts its
+/// messages: sent and delivered by kind, dropped by cause, delayed, duplicated. Both
+/// paths count everything; [`stats`](Self::stats) sums every link,
+/// [`node_stats`](Self::node_stats) the links from and to one node, and
+/// [`link_stats`](Self::link_stats) reads one link. The counters survive restarts:
+/// they belong to the ids, not to one transport.
 ///
 /// # Fast path
 ///
-/// With no fault and no observer set, `send` looks the destination up under a shared
-/// read lock and hands the message to its inbox on the caller's thread: no task, no
-/// allocation, no global counter. Delayed messages ride a `tokio` task each, so delays
-/// need a tokio runtime (actix runs on one).
+/// With no fault, no filter and no observer set, `send` looks the destination and the
+/// link's counters up under a shared read lock and hands the message to its inbox on
+/// the caller's thread: no task, no allocation, no global counter. It counts `sent`,
+/// `delivered` and `dropped_peer_down` on the link, in atomics that only the link's
+/// sender writes. Faults, filters and the observer take the slow path: one mutex per
+/// send (two with filters, which run between the two, outside the lock). Delayed
+/// messages ride a `tokio` task each, so delays need a tokio runtime (actix runs on
+/// one).
 #[derive(Clone)]
 pub struct MemRouter {
     pub(crate) inner: Arc<Inner>,
 }
 
 pub(crate) struct Inner {
-    /// Set while a fault or an observer is configured: sends then take the slow path.
+    /// Set while a fault, a filter or an observer is configured: sends then take the
+    /// slow path.
     pub(crate) slow: AtomicBool,
-    /// Every known id, with the transport running for it, if any.
-    table: RwLock<BTreeMap<NodeId, Option<Live>>>,
+    table: RwLock<Table>,
     faults: Mutex<Faults>,
-    /// Counters of every transport ever made, summed by `stats()`.
-    counters: Mutex<Vec<Arc<Counters>>>,
     next_token: AtomicU64,
+}
+
+/// The known ids, and the links between them.
+#[derive(Default)]
+pub(crate) struct Table {
+    /// Every known id, with the transport running for it, if any.
+    pub(crate) nodes: BTreeMap<NodeId, Option<Live>>,
+    /// The counters of every directed link between known ids, a node's link to itself
+    /// included. Ids are never forgotten, so neither are links.
+    pub(crate) links: BTreeMap<(NodeId, NodeId), Arc<LinkCounters>>,
+}
+
+impl Table {
+    /// Makes `id` known, with its links to every known id and from each.
+    pub(crate) fn register(&mut self, id: NodeId) {
+        if self.nodes.contains_key(&id) {
+            return;
+        }
+        self.nodes.insert(id, None);
+        for &other in self.nodes.keys() {
+            self.links.entry((id, other)).or_default();
+            self.links.entry((other, id)).or_default();
+        }
+    }
 }
 
 /// The running transport of one id.
@@ -85,11 +131,12 @@ impl std::fmt::Debug for MemRouter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let table = self.inner.table();
         let running: Vec<NodeId> = table
+            .nodes
             .iter()
             .filter_map(|(id, live)| live.as_ref().map(|_| *id))
             .collect();
         f.debug_struct("MemRouter")
-            .field("known", &table.keys().collect::<Vec<_>>())
+            .field("known", &table.nodes.keys().collect::<Vec<_>>())
             .field("running", &running)
             .field("faults_active", &self.inner.slow.load(Ordering::Relaxed))
             .finish_non_exhaustive()
@@ -107,9 +154,8 @@ impl MemRouter {
         Self {
             inner: Arc::new(Inner {
                 slow: AtomicBool::new(false),
-                table: RwLock::new(BTreeMap::new()),
+                table: RwLock::new(Table::default()),
                 faults: Mutex::new(Faults::new(seed)),
-                counters: Mutex::new(Vec::new()),
                 next_token: AtomicU64::new(1),
             }),
         }
@@ -118,16 +164,14 @@ impl MemRouter {
     /// A transport for node `id`, which becomes a known id. Call it again for the same
     /// id to restart a node: starting the new transport takes over from the old one.
     pub fn transport(&self, id: NodeId) -> MemTransport {
-        self.inner.table_mut().entry(id).or_insert(None);
-        let counters = Arc::new(Counters::default());
-        lock(&self.inner.counters).push(Arc::clone(&counters));
+        self.inner.table_mut().register(id);
         let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
-        MemTransport::new(id, token, Arc::clone(&self.inner), counters)
+        MemTransport::new(id, token, Arc::clone(&self.inner))
     }
 
     /// True while a started transport serves `id`.
     pub fn is_running(&self, id: NodeId) -> bool {
-        matches!(self.inner.table().get(&id), Some(Some(_)))
+        matches!(self.inner.table().nodes.get(&id), Some(Some(_)))
     }
 
     /// Cuts `id` off from every other node, both ways, until [`reconnect`](Self::reconnect)
@@ -223,8 +267,9 @@ impl MemRouter {
         self.update(|f| f.clear_link(from, to));
     }
 
-    /// Removes every fault: partitions, isolation, drop rates and delays, router-wide and
-    /// per link. The observer stays, and the random generator goes on from where it is.
+    /// Removes every fault: partitions, isolation, drop rates and delays (router-wide and
+    /// per link) and content filters. The observer stays, and the random generator goes
+    /// on from where it is.
     pub fn clear_faults(&self) {
         tracing::debug!("clear faults");
         self.update(Faults::clear);
@@ -259,28 +304,109 @@ impl MemRouter {
         self.update(|f| f.observer = None);
     }
 
-    /// What every transport of this router has sent, delivered and dropped so far.
+    /// Adds a content filter, called with each message sent afterwards (on the sender's
+    /// thread, never under a lock of the router) that isolation and partitions let
+    /// through. Filters are asked in the order they were added; the first whose answer
+    /// is not [`FilterAction::Pass`] decides, and the others are not asked. A delayed
+    /// message is not filtered again when it comes due. Returns the id to
+    /// [`remove_filter`](Self::remove_filter) it with. Setting a filter turns the fast
+    /// path off, like a fault does.
+    ///
+    /// A filter should be a plain function of the message: for random decisions, return
+    /// [`FilterAction::DropWithProbability`] or [`FilterAction::DelayBetween`] and let
+    /// the router draw from its seed.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use actraft::core::Message;
+    /// use actraft_transport_mem::FilterAction;
+    /// # let router = actraft_transport_mem::MemRouter::new();
+    /// // Node 1 can send, but hears no answer to its AppendEntries.
+    /// let deaf = router.add_filter(|envelope| match envelope.message {
+    ///     Message::AppendEntriesReply(_) if envelope.to == 1 => FilterAction::Drop,
+    ///     _ => FilterAction::Pass,
+    /// });
+    /// // Votes take 50 ms; everything else stays immediate.
+    /// router.add_filter(|envelope| match envelope.message {
+    ///     Message::RequestVote(_) | Message::RequestVoteReply(_) => {
+    ///         FilterAction::Delay(Duration::from_millis(50))
+    ///     }
+    ///     _ => FilterAction::Pass,
+    /// });
+    /// assert!(router.remove_filter(deaf));
+    /// ```
+    pub fn add_filter(
+        &self,
+        filter: impl Fn(&Envelope) -> FilterAction + Send + Sync + 'static,
+    ) -> FilterId {
+        let id = self.update(|f| f.add_filter(Arc::new(filter)));
+        tracing::debug!(?id, "add filter");
+        id
+    }
+
+    /// Removes the filter `id` (for messages sent afterwards). Returns false if it was
+    /// already gone (removed, or cleared by [`clear_faults`](Self::clear_faults)).
+    pub fn remove_filter(&self, id: FilterId) -> bool {
+        let removed = self.update(|f| f.remove_filter(id));
+        tracing::debug!(?id, removed, "remove filter");
+        removed
+    }
+
+    /// Removes every content filter; other faults stay.
+    pub fn clear_filters(&self) {
+        tracing::debug!("clear filters");
+        self.update(Faults::clear_filters);
+    }
+
+    /// What every transport of this router has sent, delivered and dropped so far: the
+    /// sum of every link's counters.
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::zero();
-        for counters in lock(&self.inner.counters).iter() {
-            counters.add_to(&mut stats);
+        for link in self.inner.table().links.values() {
+            link.add_to(&mut stats);
         }
         stats
     }
 
-    fn update(&self, change: impl FnOnce(&mut Faults)) {
+    /// What `from` has sent to `to` so far (that direction only), and what became of
+    /// it; zeros when either id is unknown.
+    pub fn link_stats(&self, from: NodeId, to: NodeId) -> Stats {
+        let mut stats = Stats::zero();
+        if let Some(link) = self.inner.table().links.get(&(from, to)) {
+            link.add_to(&mut stats);
+        }
+        stats
+    }
+
+    /// What `id` has sent and what was sent to it so far, and what became of it, across
+    /// every transport it had; zeros for an unknown id.
+    pub fn node_stats(&self, id: NodeId) -> NodeStats {
+        let mut stats = NodeStats::zero();
+        for (&(from, to), link) in &self.inner.table().links {
+            if from == id {
+                link.add_to(&mut stats.outbound);
+            }
+            if to == id {
+                link.add_to(&mut stats.inbound);
+            }
+        }
+        stats
+    }
+
+    fn update<R>(&self, change: impl FnOnce(&mut Faults) -> R) -> R {
         let mut faults = self.inner.faults();
-        change(&mut faults);
+        let result = change(&mut faults);
         self.inner.slow.store(faults.active(), Ordering::Release);
+        result
     }
 }
 
 impl Inner {
-    pub(crate) fn table(&self) -> RwLockReadGuard<'_, BTreeMap<NodeId, Option<Live>>> {
+    pub(crate) fn table(&self) -> RwLockReadGuard<'_, Table> {
         self.table.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn table_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<NodeId, Option<Live>>> {
+    pub(crate) fn table_mut(&self) -> RwLockWriteGuard<'_, Table> {
         self.table.write().unwrap_or_else(PoisonError::into_inner)
     }
 

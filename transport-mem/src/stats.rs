@@ -1,6 +1,7 @@
-//! Message counters. Each transport counts what it sends in its own [`Counters`], so the
-//! hot path never writes a cache line another node's thread writes too; [`Stats`] sums
-//! them on demand.
+//! Message counters. Every directed link (sender id, receiver id) counts its messages in
+//! its own [`LinkCounters`], which only the link's sender (and the tasks carrying its
+//! delayed messages) write, so the hot path never writes a cache line another node's
+//! thread writes too. [`Stats`] and [`NodeStats`] sum links on demand.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,23 +38,28 @@ pub(crate) enum DropReason {
     Cut,
     /// The drop rate picked it.
     Lost,
+    /// A content filter dropped it.
+    Filtered,
     /// The destination was not running (stopped, or not started yet).
     PeerDown,
 }
 
-/// The counters of the messages one transport sent. Aligned so that two transports'
-/// counters never share a cache line.
+/// The counters of one directed link. Aligned so that two links' counters never share a
+/// cache line.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-pub(crate) struct Counters {
+pub(crate) struct LinkCounters {
     sent: [AtomicU64; 6],
     delivered: [AtomicU64; 6],
     cut: AtomicU64,
     lost: AtomicU64,
+    filtered: AtomicU64,
     peer_down: AtomicU64,
+    delayed: AtomicU64,
+    duplicated: AtomicU64,
 }
 
-impl Counters {
+impl LinkCounters {
     pub(crate) fn sent(&self, kind: usize) {
         self.sent[kind].fetch_add(1, Ordering::Relaxed);
     }
@@ -62,61 +68,86 @@ impl Counters {
         self.delivered[kind].fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn delayed(&self) {
+        self.delayed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn duplicated(&self) {
+        self.duplicated.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn dropped(&self, reason: DropReason) {
         let counter = match reason {
             DropReason::Cut => &self.cut,
             DropReason::Lost => &self.lost,
+            DropReason::Filtered => &self.filtered,
             DropReason::PeerDown => &self.peer_down,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Adds these counters to `stats`. Outcomes are read before sends, so that a
-    /// snapshot taken while messages flow never shows more outcomes than sends.
+    /// Adds these counters to `stats`. Outcomes are read before sends and copies, so
+    /// that a snapshot taken while messages flow never shows more outcomes than
+    /// messages.
     pub(crate) fn add_to(&self, stats: &mut Stats) {
         let load = |c: &AtomicU64| c.load(Ordering::Acquire);
         stats.dropped_cut += load(&self.cut);
         stats.dropped_lost += load(&self.lost);
+        stats.dropped_filter += load(&self.filtered);
         stats.dropped_peer_down += load(&self.peer_down);
         for (i, kind) in KINDS.iter().enumerate() {
             let delivered = load(&self.delivered[i]);
             stats.delivered += delivered;
             *stats.delivered_by_kind.entry(kind).or_default() += delivered;
         }
+        stats.delayed += load(&self.delayed);
+        stats.duplicated += load(&self.duplicated);
         for (i, kind) in KINDS.iter().enumerate() {
             let sent = load(&self.sent[i]);
             stats.sent += sent;
             *stats.sent_by_kind.entry(kind).or_default() += sent;
         }
-        stats.dropped = stats.dropped_cut + stats.dropped_lost + stats.dropped_peer_down;
+        stats.dropped =
+            stats.dropped_cut + stats.dropped_lost + stats.dropped_filter + stats.dropped_peer_down;
     }
 }
 
-/// A snapshot of what a [`MemRouter`](crate::MemRouter)'s transports have sent since the
-/// router was created.
+/// A snapshot of what was sent through a [`MemRouter`](crate::MemRouter) since it was
+/// created: by the whole router ([`MemRouter::stats`](crate::MemRouter::stats)), on one
+/// directed link ([`MemRouter::link_stats`](crate::MemRouter::link_stats)), or to and
+/// from one node ([`MemRouter::node_stats`](crate::MemRouter::node_stats)).
 ///
-/// Every accepted send counts once in `sent` and, once its fate is decided, once in
-/// `delivered` or in `dropped`; a delayed message in between is [in
-/// flight](Stats::in_flight). A send refused with an error counts nowhere. The counters
-/// are read one by one: a snapshot taken while messages flow is only approximately
-/// consistent. To count what happened during one phase of a test, subtract the snapshot
-/// taken before it ([`Stats::since`]).
+/// Every accepted send counts once in `sent`, and a copy made by a
+/// [`FilterAction::Duplicate`](crate::FilterAction::Duplicate) once in `duplicated`;
+/// once its fate is decided, each message or copy counts once in `delivered` or in
+/// `dropped`. A delayed message in between is [in flight](Stats::in_flight). A send
+/// refused with an error counts nowhere. The counters are read one by one: a snapshot
+/// taken while messages flow is only approximately consistent. To count what happened
+/// during one phase of a test, subtract the snapshot taken before it ([`Stats::since`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Messages accepted by `send`.
     pub sent: u64,
-    /// Messages handed to the destination's inbox (which accepted them).
+    /// Messages (and copies) handed to the destination's inbox (which accepted them).
     pub delivered: u64,
-    /// Messages dropped, for any reason: the sum of the three `dropped_*` counters.
+    /// Messages (and copies) dropped, for any reason: the sum of the four `dropped_*`
+    /// counters.
     pub dropped: u64,
     /// Dropped because isolation or a partition separated sender and receiver (when
     /// sent, or when a delayed message came due).
     pub dropped_cut: u64,
-    /// Dropped by a drop rate.
+    /// Dropped by a drop rate (router-wide or per link).
     pub dropped_lost: u64,
+    /// Dropped by a content filter ([`MemRouter::add_filter`](crate::MemRouter::add_filter)).
+    pub dropped_filter: u64,
     /// Dropped because the destination was not running: stopped, not started yet, or
     /// its inbox refused the message.
     pub dropped_peer_down: u64,
+    /// Messages (and copies) held back by a delay before their fate was decided: a
+    /// router-wide, per-link or filter delay.
+    pub delayed: u64,
+    /// Extra copies made by [`FilterAction::Duplicate`](crate::FilterAction::Duplicate).
+    pub duplicated: u64,
     /// `sent`, by [`Message::kind`] (every kind present, zero included).
     pub sent_by_kind: BTreeMap<&'static str, u64>,
     /// `delivered`, by [`Message::kind`] (every kind present, zero included).
@@ -134,9 +165,9 @@ impl Stats {
         }
     }
 
-    /// Messages sent whose fate is not decided yet (delayed, on their way).
+    /// Messages (and copies) whose fate is not decided yet (delayed, on their way).
     pub fn in_flight(&self) -> u64 {
-        self.sent.saturating_sub(self.delivered + self.dropped)
+        (self.sent + self.duplicated).saturating_sub(self.delivered + self.dropped)
     }
 
     /// How many messages of `kind` (as [`Message::kind`] names it, e.g.
@@ -163,11 +194,48 @@ impl Stats {
             dropped: self.dropped.saturating_sub(earlier.dropped),
             dropped_cut: self.dropped_cut.saturating_sub(earlier.dropped_cut),
             dropped_lost: self.dropped_lost.saturating_sub(earlier.dropped_lost),
+            dropped_filter: self.dropped_filter.saturating_sub(earlier.dropped_filter),
             dropped_peer_down: self
                 .dropped_peer_down
                 .saturating_sub(earlier.dropped_peer_down),
+            delayed: self.delayed.saturating_sub(earlier.delayed),
+            duplicated: self.duplicated.saturating_sub(earlier.duplicated),
             sent_by_kind: diff(&self.sent_by_kind, &earlier.sent_by_kind),
             delivered_by_kind: diff(&self.delivered_by_kind, &earlier.delivered_by_kind),
+        }
+    }
+}
+
+/// The traffic of one node, both ways: what it sent ([`outbound`](Self::outbound)) and
+/// what was sent to it ([`inbound`](Self::inbound)), with the fate of each message. A
+/// message a node sends to itself counts in both.
+///
+/// Summed over every node, `outbound` gives the router's totals, and so does `inbound`.
+/// A message cut by a partition counts in its sender's `outbound.dropped_cut` and in
+/// its receiver's `inbound.dropped_cut`: "node 1 sent 40 replies nobody got" and "node
+/// 1 heard nothing of the 40 replies sent to it" are both one call away.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// The messages the node sent (every transport it had, across restarts).
+    pub outbound: Stats,
+    /// The messages addressed to the node, from every sender.
+    pub inbound: Stats,
+}
+
+impl NodeStats {
+    /// An empty snapshot listing every kind with a zero count.
+    pub(crate) fn zero() -> Self {
+        Self {
+            outbound: Stats::zero(),
+            inbound: Stats::zero(),
+        }
+    }
+
+    /// What happened between the snapshot `earlier` and this one.
+    pub fn since(&self, earlier: &NodeStats) -> NodeStats {
+        NodeStats {
+            outbound: self.outbound.since(&earlier.outbound),
+            inbound: self.inbound.since(&earlier.inbound),
         }
     }
 }

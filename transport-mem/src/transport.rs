@@ -7,7 +7,6 @@ use actraft::core::{Envelope, NodeId};
 use actraft::{Inbox, Transport, TransportError};
 
 use crate::router::{Inner, Live};
-use crate::stats::Counters;
 use crate::MemRouter;
 
 /// One node's end of a [`MemRouter`], made by [`MemRouter::transport`].
@@ -27,7 +26,6 @@ pub struct MemTransport {
     id: NodeId,
     token: u64,
     inner: Arc<Inner>,
-    counters: Arc<Counters>,
     running: Arc<AtomicBool>,
 }
 
@@ -41,12 +39,11 @@ impl std::fmt::Debug for MemTransport {
 }
 
 impl MemTransport {
-    pub(crate) fn new(id: NodeId, token: u64, inner: Arc<Inner>, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(id: NodeId, token: u64, inner: Arc<Inner>) -> Self {
         Self {
             id,
             token,
             inner,
-            counters,
             running: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -72,7 +69,8 @@ impl MemTransport {
 impl Transport for MemTransport {
     fn start(&self, inbox: Inbox) -> Result<(), TransportError> {
         let mut table = self.inner.table_mut();
-        let slot = table.entry(self.id).or_insert(None);
+        table.register(self.id);
+        let slot = table.nodes.entry(self.id).or_insert(None);
         if let Some(old) = slot.as_ref().filter(|old| old.token != self.token) {
             tracing::info!(
                 node = self.id,
@@ -94,13 +92,13 @@ impl Transport for MemTransport {
         if !self.running.load(Ordering::Relaxed) {
             return Err(TransportError::NotRunning);
         }
-        self.inner.send(&self.counters, self.id, envelope)
+        self.inner.send(self.id, envelope)
     }
 
     fn stop(&self) {
         let was_running = self.running.swap(false, Ordering::AcqRel);
         let mut table = self.inner.table_mut();
-        if let Some(slot) = table.get_mut(&self.id) {
+        if let Some(slot) = table.nodes.get_mut(&self.id) {
             if slot.as_ref().is_some_and(|live| live.token == self.token) {
                 *slot = None;
             }

@@ -16,6 +16,7 @@
 //! cargo test --release -p actraft-storage-rocks --test power_loss_cluster -- --nocapture
 //! ACTRAFT_POWERLOSS_ROUNDS=20 cargo test --release -p actraft-storage-rocks --test power_loss_cluster
 //! ```
+#![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -127,14 +127,18 @@ fn judge(stored: &Model, base: &Model, seed: u64, next: u64, must: u64) -> Verdi
         model.apply(&op);
         states.push(model.clone());
     }
-    // states[i] is the state after operation next + i - 1.
-    let found = states.iter().position(|s| s == stored);
+    // states[i] is the state after operation next + i - 1. Some operations change
+    // nothing (a vote saved again), so several states can be equal: any match at or
+    // after `must` clears the cycle; otherwise the latest earlier match counts.
+    let first = (must - next) as usize;
+    let found = (first..states.len()).find(|&i| states[i] == *stored);
     match found {
-        Some(i) if next + i as u64 >= must => Verdict::Intact {
+        Some(i) => Verdict::Intact {
             upto: next + i as u64,
             model: states[i].clone(),
         },
-        other => {
+        None => {
+            let other = (0..first).rev().find(|&i| states[i] == *stored);
             let lost = match other {
                 Some(i) => must - (next + i as u64),
                 // Matches no state at all: count every operation of the cycle as lost.

@@ -2,7 +2,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use fuser::{BackgroundSession, Config, MountOption};
@@ -232,7 +232,22 @@ fn which(program: &str) -> bool {
 /// Checks that a forgetting file system can be mounted here, by mounting one over an
 /// empty temporary directory, writing and syncing a file through it, and unmounting.
 /// The error says why not (no `/dev/fuse`, not permitted, `fusermount3` missing).
+///
+/// The probe runs once per process; later calls return its result.
 pub fn available() -> Result<(), TestfsError> {
+    static PROBED: OnceLock<Result<(), String>> = OnceLock::new();
+    PROBED
+        .get_or_init(|| {
+            probe().map_err(|e| match e {
+                TestfsError::Unavailable(reason) => reason,
+                other => other.to_string(),
+            })
+        })
+        .clone()
+        .map_err(TestfsError::Unavailable)
+}
+
+fn probe() -> Result<(), TestfsError> {
     let base = std::env::temp_dir().join(format!("actraft-testfs-probe-{}", std::process::id()));
     let (backing, mountpoint) = (base.join("backing"), base.join("mnt"));
     let result = (|| {
@@ -240,7 +255,7 @@ pub fn available() -> Result<(), TestfsError> {
             std::fs::create_dir_all(dir).map_err(backing_error(dir))?;
         }
         let mount = Mount::new(&backing, &mountpoint)?;
-        let probe = || -> io::Result<()> {
+        let check = || -> io::Result<()> {
             let file = mountpoint.join("probe");
             std::fs::write(&file, b"probe")?;
             std::fs::File::open(&file)?.sync_all()?;
@@ -250,7 +265,7 @@ pub fn available() -> Result<(), TestfsError> {
             Ok(())
         };
         let checked =
-            probe().map_err(|e| TestfsError::Unavailable(format!("a probe write failed: {e}")));
+            check().map_err(|e| TestfsError::Unavailable(format!("a probe write failed: {e}")));
         mount.unmount()?;
         checked
     })();

@@ -74,9 +74,38 @@ fn inspect(path: &Path, options: &RocksOptions) -> Result<Found, OpenError> {
         if !options.create_if_missing {
             return Err(OpenError::Missing(path.to_owned()));
         }
-        std::fs::create_dir_all(path).map_err(io)?;
+        create_dir_durably(path).map_err(io)?;
     }
     Ok(found)
+}
+
+/// Creates directory `path` and its missing parents, and syncs the directory holding
+/// each one: a new name in a directory survives a power cut only once that directory is
+/// synced, and RocksDB syncs only the store's own directory. Without this, a machine
+/// that loses power soon after a store is created can come back without the store's
+/// directory, and with it everything the store acknowledged.
+fn create_dir_durably(path: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(path);
+    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(dir);
+        at = dir.parent();
+    }
+    std::fs::create_dir_all(path)?;
+    // The parent of `path` is synced even when `path` existed: an interrupted creation
+    // may have made it without syncing its parent.
+    let mut parents: Vec<&Path> = std::iter::once(path)
+        .chain(missing)
+        .map(|dir| match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        })
+        .collect();
+    parents.dedup();
+    for parent in parents {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Opens (or creates) the store at `path`.

@@ -19,5 +19,5 @@ pub mod testkit;
 pub use crate::core::{Config, Entry, HardState, LogId, LogIndex, NodeId, Role, Status, Term};
 pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError};
 pub use state_machine::StateMachine;
-pub use storage::{LogState, LogStorage, LogWrite, StorageError};
+pub use storage::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
 pub use transport::{Inbox, Transport, TransportError};

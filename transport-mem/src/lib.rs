@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod faults;
+mod rng;
 mod route;
 mod router;
 mod stats;

@@ -38,9 +38,9 @@ pub const DEFAULT_SEED: u64 = 0x5EED_5EED_5EED_5EED;
 ///   setting on one directed link.
 /// - [`clear_faults`](Self::clear_faults) removes every fault at once.
 ///
-/// Every random decision draws from one [`SplitMix64`](actraft::core::SplitMix64)
-/// seeded by [`with_seed`](Self::with_seed): the same seed, configuration and sequence of
-/// sends give the same drops and delays. (In a multi-threaded cluster the sequence of
+/// Every random decision draws from one seeded generator (SplitMix64), seeded by
+/// [`with_seed`](Self::with_seed): the same seed, configuration and sequence of sends
+/// give the same drops and delays. (In a multi-threaded cluster the sequence of
 /// sends itself depends on scheduling.)
 ///
 /// # Fast path

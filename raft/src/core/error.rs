@@ -1,11 +1,19 @@
-//! Errors the core returns to its driver. None of them is fatal: the core stays usable.
+//! Errors the core returns to its driver.
+//!
+//! [`ProposeError`] and [`StepError`] are recoverable: the one input is refused, nothing
+//! changed, and the core stays usable. [`InitError`] (and the [`ConfigError`] inside it)
+//! is fatal for that start: no core was built, and retrying with the same input fails
+//! the same way.
+//!
+//! [`ConfigError`]: super::ConfigError
 
 use thiserror::Error;
 
 use super::types::{LogIndex, NodeId};
 
-/// Why a proposal was refused.
+/// Why a proposal was refused (recoverable: retry elsewhere or later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProposeError {
     /// Only the leader accepts proposals; `leader` is the one this node knows of.
     #[error("this node is not the leader (leader: {leader:?})")]
@@ -15,8 +23,9 @@ pub enum ProposeError {
     },
 }
 
-/// Why an inbound message was refused.
+/// Why an inbound message was refused (recoverable: the message is dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum StepError {
     /// The message is addressed to another node.
     #[error("message for node {to} delivered to node {this}")]
@@ -34,8 +43,9 @@ pub enum StepError {
     },
 }
 
-/// Why the core could not be built.
+/// Why the core could not be built (fatal for this start: fix the input).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InitError {
     /// The configuration is invalid.
     #[error(transparent)]

@@ -25,6 +25,12 @@
 //!   context, ...) is a new variant at the end of [`Message`]; **a new entry payload**
 //!   (a membership change, ...) is a new variant at the end of [`Payload`]. Old encodings
 //!   stay byte for byte what they were, so the new build still reads the old version.
+//! - **A new field on an existing message** changes that message's bytes. Give the new
+//!   shape a new variant instead (a heartbeat that carries a read-index context is a new
+//!   kind beside `AppendEntries`), so that frames of the old shape keep decoding.
+//! - Each new wire kind gets its arm in [`convert`]; the core's `Message` and `Payload`
+//!   are exhaustive on purpose, so a kind added there does not compile here until it has
+//!   a wire form.
 //! - **Any change** to what a build sends is a new [`PROTOCOL_VERSION`], with its own
 //!   golden file (`tests/golden/wire-v<N>.txt`); the previous version stays in
 //!   [`SUPPORTED_VERSIONS`] (and its golden file in the tests) for as long as this build

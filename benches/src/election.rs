@@ -18,7 +18,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use actraft::core::{Config, SplitMix64};
+use actraft::core::Config;
+use actraft::testkit::SplitMix64;
 use actraft::{NodeId, Term};
 use actraft_examples::backend::start_cluster;
 use actraft_examples::cluster::{Cluster, ClusterOptions, Placement};

@@ -231,6 +231,7 @@ impl Stage {
                     VoteRefusal::LogNotUpToDate { ours, theirs } => format!(
                         "its log (last {ours}) is more up to date than the candidate's (last {theirs})"
                     ),
+                    other => format!("{other:?}"),
                 };
                 format!(
                     "refuses its {kind} to {} for term {term}: {why}",
@@ -239,6 +240,8 @@ impl Stage {
             }
             Event::QuorumLost { term } => format!("lost its majority, steps down from term {term}"),
             Event::Committed { .. } => return,
+            // Kinds of events added later are not part of the walkthrough.
+            _ => return,
         };
         self.scene.timeline.push(Row {
             at: e.at.saturating_duration_since(self.start),

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use actraft::core::{Config, Event, Role, SplitMix64};
+use actraft::core::{Config, Event, Role};
+use actraft::testkit::SplitMix64;
 use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions};
 use bytes::Bytes;
 

@@ -24,5 +24,5 @@ pub use crate::core::{Config, Entry, HardState, LogId, LogIndex, NodeId, Role, S
 pub use driver::{CounterSnapshot, Limits};
 pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError, Stopping, Submitted};
 pub use state_machine::StateMachine;
-pub use storage::{LogState, LogStorage, LogWrite, StorageError};
+pub use storage::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
 pub use transport::{Inbox, Transport, TransportError};

@@ -51,13 +51,21 @@ impl LogWrite {
 
 /// Why a storage operation failed.
 ///
-/// [`StorageError::OutOfRange`] and [`StorageError::Compacted`] are recoverable: the
-/// caller asked for something the storage does not hold, and nothing changed.
-/// [`StorageError::Io`] and [`StorageError::Corrupt`] are fatal for the node using the
-/// storage: it can no longer promise durability, so it stops.
+/// Two families, told apart by [`StorageError::is_fatal`]:
+///
+/// - **recoverable** ([`OutOfRange`](StorageError::OutOfRange),
+///   [`Compacted`](StorageError::Compacted), [`InvalidWrite`](StorageError::InvalidWrite)):
+///   the caller asked for something the storage does not hold, or for a write that would
+///   break the log's shape; the storage refused it and nothing changed;
+/// - **fatal** ([`Io`](StorageError::Io), [`Corrupt`](StorageError::Corrupt)): the
+///   storage can no longer promise durability or return what it stored, so the node
+///   using it stops rather than acknowledge what may be lost.
+///
+/// New variants may be added; [`is_fatal`](StorageError::is_fatal) classifies them all.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StorageError {
-    /// A read asked for entries past the end of the log.
+    /// Recoverable. A read asked for entries past the end of the log.
     #[error("entries {from}..={to} requested, but the log ends at {last}")]
     OutOfRange {
         /// First index asked for.
@@ -67,7 +75,7 @@ pub enum StorageError {
         /// Last index stored.
         last: LogIndex,
     },
-    /// A read asked for entries that were compacted away.
+    /// Recoverable. A read asked for entries that were compacted away.
     #[error("entry {index} was compacted (the log now starts after {prefix})")]
     Compacted {
         /// The index asked for.
@@ -75,15 +83,51 @@ pub enum StorageError {
         /// The last compacted index.
         prefix: LogIndex,
     },
-    /// A write would leave a hole or overwrite the compacted prefix.
+    /// Recoverable. A write would leave a hole in the log or reach into the compacted
+    /// prefix; nothing of it was written.
     #[error("invalid write: {0}")]
-    InvalidWrite(String),
-    /// The underlying device or database failed.
+    InvalidWrite(#[from] InvalidWrite),
+    /// Fatal. The underlying device or database failed; the backend's own error is the
+    /// source.
     #[error("storage IO failed: {0}")]
     Io(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// Stored data could not be decoded.
+    /// Fatal. Stored data could not be decoded, or the stored log has a hole; the
+    /// backend's own error (what was wrong, and where) is the source.
     #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Why a [`LogWrite`] was refused (see [`StorageError::InvalidWrite`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum InvalidWrite {
+    /// The truncation point lies inside the compacted prefix, whose entries are gone.
+    #[error("truncate from {from} reaches into the compacted prefix ending at {prefix}")]
+    TruncateIntoPrefix {
+        /// The requested truncation point.
+        from: LogIndex,
+        /// The last compacted index.
+        prefix: LogIndex,
+    },
+    /// The first entry is not where the log can take it: past its end (a hole) or
+    /// inside the compacted prefix.
+    #[error("entries start at {first}, the log accepts {}..={next}", prefix + 1)]
+    Misplaced {
+        /// The first entry's index.
+        first: LogIndex,
+        /// The last compacted index.
+        prefix: LogIndex,
+        /// The index right after the last stored entry.
+        next: LogIndex,
+    },
+    /// The entries' indexes do not follow each other.
+    #[error("entries are not contiguous: {before} is followed by {after}")]
+    NotContiguous {
+        /// An entry's index.
+        before: LogIndex,
+        /// The index of the entry after it.
+        after: LogIndex,
+    },
 }
 
 impl StorageError {

@@ -7,18 +7,31 @@ use tokio::sync::mpsc;
 
 use crate::core::{Envelope, NodeId};
 
-/// Why a transport could not take or deliver a message.
+/// Why a transport could not start, or take a message.
+///
+/// Only [`Start`](TransportError::Start) is fatal (see [`is_fatal`](Self::is_fatal)):
+/// the node cannot run without its transport. The others concern one message, which is
+/// not sent; Raft retries on its own.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum TransportError {
-    /// The destination is not a node this transport knows how to reach.
+    /// Recoverable. The destination is not a node this transport knows how to reach.
     #[error("unknown peer {0}")]
     UnknownPeer(NodeId),
-    /// The local node is not started, or has stopped.
+    /// Recoverable. The local node is not started, or has stopped.
     #[error("the transport is not running")]
     NotRunning,
-    /// The transport could not start (binding a socket, loading certificates, ...).
+    /// Fatal. The transport could not start (binding a socket, loading certificates,
+    /// ...); the transport's own error is the source.
     #[error("transport failed to start: {0}")]
-    Start(String),
+    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl TransportError {
+    /// True when the node cannot go on with this transport.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, TransportError::Start(_))
+    }
 }
 
 /// Where a transport hands the messages it receives for the local node.

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use actraft::core::{Entry, HardState, LogId, LogIndex};
-use actraft::{LogState, LogStorage, LogWrite, StorageError};
+use actraft::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
 use async_trait::async_trait;
 
 #[derive(Debug, Default)]
@@ -31,10 +31,11 @@ impl Inner {
     fn apply(&mut self, write: LogWrite) -> Result<(), StorageError> {
         if let Some(from) = write.truncate_from {
             if from <= self.prefix.index {
-                return Err(StorageError::InvalidWrite(format!(
-                    "truncate from {from} reaches into the compacted prefix ending at {}",
-                    self.prefix.index
-                )));
+                return Err(InvalidWrite::TruncateIntoPrefix {
+                    from,
+                    prefix: self.prefix.index,
+                }
+                .into());
             }
             let keep = (from - self.prefix.index - 1) as usize;
             self.entries.truncate(keep);
@@ -42,20 +43,23 @@ impl Inner {
         if let Some(first) = write.entries.first() {
             let next = self.last().index + 1;
             if first.index <= self.prefix.index || first.index > next {
-                return Err(StorageError::InvalidWrite(format!(
-                    "entries start at {}, the log accepts {}..={next}",
-                    first.index,
-                    self.prefix.index + 1
-                )));
+                return Err(InvalidWrite::Misplaced {
+                    first: first.index,
+                    prefix: self.prefix.index,
+                    next,
+                }
+                .into());
             }
-            if write
+            if let Some(w) = write
                 .entries
                 .windows(2)
-                .any(|w| w[1].index != w[0].index + 1)
+                .find(|w| w[1].index != w[0].index + 1)
             {
-                return Err(StorageError::InvalidWrite(
-                    "entries are not contiguous".into(),
-                ));
+                return Err(InvalidWrite::NotContiguous {
+                    before: w[0].index,
+                    after: w[1].index,
+                }
+                .into());
             }
             self.entries
                 .truncate((first.index - self.prefix.index - 1) as usize);

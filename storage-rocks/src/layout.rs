@@ -19,6 +19,8 @@
 use actraft::core::{Entry, HardState, LogId, LogIndex, Payload, Term};
 use bytes::Bytes;
 
+use crate::error::Corruption;
+
 /// Column family of the log entries.
 pub const ENTRIES_CF: &str = "entries";
 /// Column family of the store's identity, format version, hard state and prefix.
@@ -47,10 +49,11 @@ pub(crate) fn entry_key(index: LogIndex) -> [u8; 8] {
 }
 
 /// The index an entry key names.
-pub(crate) fn decode_entry_key(key: &[u8]) -> Result<LogIndex, String> {
-    let bytes: [u8; 8] = key
-        .try_into()
-        .map_err(|_| format!("entry key of {} bytes, expected 8", key.len()))?;
+pub(crate) fn decode_entry_key(key: &[u8]) -> Result<LogIndex, Corruption> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| Corruption::BadLength {
+        what: "entry key",
+        len: key.len(),
+    })?;
     Ok(LogIndex::from_be_bytes(bytes))
 }
 
@@ -69,20 +72,28 @@ pub(crate) fn encode_entry(entry: &Entry) -> Vec<u8> {
 }
 
 /// Reads only the term of an encoded entry, without copying its payload.
-pub(crate) fn decode_entry_term(value: &[u8]) -> Result<Term, String> {
+pub(crate) fn decode_entry_term(value: &[u8]) -> Result<Term, Corruption> {
     value
         .get(..8)
         .map(|b| Term::from_be_bytes(b.try_into().expect("8 bytes")))
-        .ok_or_else(|| format!("entry value of {} bytes is too short", value.len()))
+        .ok_or(Corruption::BadLength {
+            what: "entry value",
+            len: value.len(),
+        })
 }
 
 /// Decodes the entry stored at `index`.
-pub(crate) fn decode_entry(index: LogIndex, value: &[u8]) -> Result<Entry, String> {
+pub(crate) fn decode_entry(index: LogIndex, value: &[u8]) -> Result<Entry, Corruption> {
     let term = decode_entry_term(value)?;
     let payload = match value.get(8) {
         Some(&TAG_NOOP) if value.len() == 9 => Payload::Noop,
         Some(&TAG_COMMAND) => Payload::Command(Bytes::copy_from_slice(&value[9..])),
-        other => return Err(format!("entry {index}: bad payload tag {other:?}")),
+        other => {
+            return Err(Corruption::BadPayloadTag {
+                index,
+                tag: other.copied(),
+            })
+        }
     };
     Ok(Entry {
         term,
@@ -103,16 +114,17 @@ pub(crate) fn encode_hard_state(hs: &HardState) -> [u8; 17] {
 }
 
 /// Decodes the hard state.
-pub(crate) fn decode_hard_state(value: &[u8]) -> Result<HardState, String> {
-    let bytes: &[u8; 17] = value
-        .try_into()
-        .map_err(|_| format!("hard state of {} bytes, expected 17", value.len()))?;
+pub(crate) fn decode_hard_state(value: &[u8]) -> Result<HardState, Corruption> {
+    let bytes: &[u8; 17] = value.try_into().map_err(|_| Corruption::BadLength {
+        what: "hard state",
+        len: value.len(),
+    })?;
     let current_term = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
     let vote = u64::from_be_bytes(bytes[9..].try_into().expect("8 bytes"));
     let voted_for = match bytes[8] {
         0 => None,
         1 => Some(vote),
-        flag => return Err(format!("hard state: bad vote flag {flag}")),
+        flag => return Err(Corruption::BadVoteFlag { flag }),
     };
     Ok(HardState {
         current_term,
@@ -129,10 +141,11 @@ pub(crate) fn encode_log_id(id: &LogId) -> [u8; 16] {
 }
 
 /// Decodes a log id.
-pub(crate) fn decode_log_id(value: &[u8]) -> Result<LogId, String> {
-    let bytes: &[u8; 16] = value
-        .try_into()
-        .map_err(|_| format!("log id of {} bytes, expected 16", value.len()))?;
+pub(crate) fn decode_log_id(value: &[u8]) -> Result<LogId, Corruption> {
+    let bytes: &[u8; 16] = value.try_into().map_err(|_| Corruption::BadLength {
+        what: "log id",
+        len: value.len(),
+    })?;
     Ok(LogId::new(
         u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")),
         u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")),
@@ -145,10 +158,11 @@ pub(crate) fn encode_version(version: u32) -> [u8; 4] {
 }
 
 /// Decodes a format version.
-pub(crate) fn decode_version(value: &[u8]) -> Result<u32, String> {
-    let bytes: [u8; 4] = value
-        .try_into()
-        .map_err(|_| format!("format version of {} bytes, expected 4", value.len()))?;
+pub(crate) fn decode_version(value: &[u8]) -> Result<u32, Corruption> {
+    let bytes: [u8; 4] = value.try_into().map_err(|_| Corruption::BadLength {
+        what: "format version",
+        len: value.len(),
+    })?;
     Ok(u32::from_be_bytes(bytes))
 }
 
@@ -174,6 +188,128 @@ mod tests {
         }
         assert!(decode_entry(1, &[0; 7]).is_err());
         assert!(decode_entry(1, &[0, 0, 0, 0, 0, 0, 0, 1, 9]).is_err());
+    }
+
+    /// The exact bytes of every stored value in format version 1. A change here fails
+    /// this test: stores already on disk hold these bytes, so a new layout is a new
+    /// [`FORMAT_VERSION`] (with its own golden values here), and the old one stays in
+    /// [`SUPPORTED_VERSIONS`] for as long as this build must read it.
+    #[test]
+    fn format_v1_golden_bytes() {
+        fn hex(bytes: &[u8]) -> String {
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+        assert_eq!(
+            FORMAT_VERSION, 1,
+            "a new format needs its own golden values"
+        );
+        let noop = Entry {
+            term: 0x0102,
+            index: 7,
+            payload: Payload::Noop,
+        };
+        let command = Entry {
+            term: 5,
+            index: 8,
+            payload: Payload::Command(Bytes::from_static(b"set x")),
+        };
+        let golden: [(&str, Vec<u8>, &str); 9] = [
+            ("entry key", entry_key(0x0a0b).to_vec(), "0000000000000a0b"),
+            ("no-op entry", encode_entry(&noop), "000000000000010200"),
+            (
+                "command entry",
+                encode_entry(&command),
+                "0000000000000005017365742078",
+            ),
+            (
+                "empty command",
+                encode_entry(&Entry {
+                    payload: Payload::Command(Bytes::new()),
+                    ..command.clone()
+                }),
+                "000000000000000501",
+            ),
+            (
+                "hard state with a vote",
+                encode_hard_state(&HardState {
+                    current_term: 9,
+                    voted_for: Some(3),
+                })
+                .to_vec(),
+                "0000000000000009010000000000000003",
+            ),
+            (
+                "hard state without a vote",
+                encode_hard_state(&HardState {
+                    current_term: 9,
+                    voted_for: None,
+                })
+                .to_vec(),
+                "0000000000000009000000000000000000",
+            ),
+            (
+                "prefix",
+                encode_log_id(&LogId::new(4, 1000)).to_vec(),
+                "000000000000000400000000000003e8",
+            ),
+            ("format version", encode_version(1).to_vec(), "00000001"),
+            (
+                "magic",
+                MAGIC.to_vec(),
+                "616374726166742d6c6f672d73746f72616765",
+            ),
+        ];
+        for (what, bytes, expected) in golden {
+            assert_eq!(hex(&bytes), expected, "{what}: the on-disk format changed");
+        }
+        // And the golden bytes read back.
+        assert_eq!(decode_entry(7, &encode_entry(&noop)).unwrap(), noop);
+        assert_eq!(decode_entry(8, &encode_entry(&command)).unwrap(), command);
+        assert_eq!(
+            [ENTRIES_CF, META_CF],
+            ["entries", "meta"],
+            "column family names are part of the format"
+        );
+        assert_eq!(
+            [MAGIC_KEY, VERSION_KEY, HARD_STATE_KEY, PREFIX_KEY],
+            [&b"magic"[..], b"format_version", b"hard_state", b"prefix"],
+            "meta keys are part of the format"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_typed_corruption() {
+        assert_eq!(
+            decode_entry(1, &[0; 7]),
+            Err(Corruption::BadLength {
+                what: "entry value",
+                len: 7
+            })
+        );
+        assert_eq!(
+            decode_entry(3, &[0, 0, 0, 0, 0, 0, 0, 1, 9]),
+            Err(Corruption::BadPayloadTag {
+                index: 3,
+                tag: Some(9)
+            })
+        );
+        assert_eq!(
+            decode_entry(3, &[0, 0, 0, 0, 0, 0, 0, 1]),
+            Err(Corruption::BadPayloadTag {
+                index: 3,
+                tag: None
+            })
+        );
+        let mut hs = encode_hard_state(&HardState::default());
+        hs[8] = 2;
+        assert_eq!(
+            decode_hard_state(&hs),
+            Err(Corruption::BadVoteFlag { flag: 2 })
+        );
+        assert!(matches!(
+            decode_log_id(&[0; 15]),
+            Err(Corruption::BadLength { what: "log id", .. })
+        ));
     }
 
     #[test]

@@ -68,7 +68,7 @@ use actraft::core::{Entry, HardState, LogIndex};
 use actraft::{LogState, LogStorage, LogWrite, StorageError};
 use tokio::sync::oneshot;
 
-pub use error::OpenError;
+pub use error::{Corruption, OpenError};
 pub use options::{Compression, RocksOptions};
 
 use worker::{Counters, Done, Request, Worker};

@@ -7,7 +7,7 @@ use actraft::core::LogId;
 use actraft::LogState;
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 
-use crate::error::OpenError;
+use crate::error::{Corruption, OpenError};
 use crate::layout::{self, ENTRIES_CF, META_CF};
 use crate::options::RocksOptions;
 
@@ -142,10 +142,10 @@ pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenEr
     Ok(Opened { db, state })
 }
 
-fn corrupt(path: &Path, reason: impl Into<String>) -> OpenError {
+fn corrupt(path: &Path, reason: Corruption) -> OpenError {
     OpenError::Corrupt {
         path: path.to_owned(),
-        reason: reason.into(),
+        reason,
     }
 }
 
@@ -194,7 +194,7 @@ fn check_identity(db: &DB, path: &Path) -> Result<(), OpenError> {
     let version = db
         .get_pinned_cf(&meta, layout::VERSION_KEY)
         .map_err(rocks)?
-        .ok_or_else(|| corrupt(path, "no format version"))?;
+        .ok_or_else(|| corrupt(path, Corruption::NoVersion))?;
     let found = layout::decode_version(&version).map_err(|e| corrupt(path, e))?;
     if !layout::SUPPORTED_VERSIONS.contains(&found) {
         return Err(OpenError::UnsupportedVersion {
@@ -237,7 +237,10 @@ fn recover(db: &DB, path: &Path) -> Result<LogState, OpenError> {
         if first != prefix.index + 1 {
             return Err(corrupt(
                 path,
-                format!("the log starts at {first}, expected {}", prefix.index + 1),
+                Corruption::Misplaced {
+                    first,
+                    expected: prefix.index + 1,
+                },
             ));
         }
     }

@@ -9,11 +9,11 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use actraft::core::{Entry, LogId, LogIndex, Term};
-use actraft::{LogState, LogWrite, StorageError};
+use actraft::{InvalidWrite, LogState, LogWrite, StorageError};
 use rocksdb::{ReadOptions, WriteBatch, WriteOptions, DB};
 use tokio::sync::oneshot;
 
-use crate::error::io;
+use crate::error::{io, Corruption};
 use crate::layout::{self, entry_key, ENTRIES_CF, META_CF};
 use crate::open::Opened;
 
@@ -65,10 +65,6 @@ impl Group {
             entries: 0,
         }
     }
-}
-
-fn invalid(message: String) -> StorageError {
-    StorageError::InvalidWrite(message)
 }
 
 /// The thread's state: the database and the bounds of what it durably holds.
@@ -136,9 +132,7 @@ impl Worker {
                     .entries
                     .get(pos)
                     .map(|e| e.term)
-                    .ok_or_else(|| {
-                        StorageError::Corrupt(format!("entry {index} is past the group's end"))
-                    });
+                    .ok_or_else(|| Corruption::Missing { index }.into());
             }
         }
         self.stored_term(index)
@@ -151,8 +145,8 @@ impl Worker {
             .db
             .get_pinned_cf(&cf, entry_key(index))
             .map_err(io)?
-            .ok_or_else(|| StorageError::Corrupt(format!("entry {index} is missing")))?;
-        layout::decode_entry_term(&value).map_err(StorageError::Corrupt)
+            .ok_or(Corruption::Missing { index })?;
+        Ok(layout::decode_entry_term(&value)?)
     }
 
     /// Checks `write` against the log as `group` leaves it, and folds it in.
@@ -175,10 +169,11 @@ impl Worker {
         let mut truncate_from = None;
         if let Some(from) = write.truncate_from {
             if from <= state.prefix.index {
-                return Err(invalid(format!(
-                    "truncate from {from} reaches into the compacted prefix ending at {}",
-                    state.prefix.index
-                )));
+                return Err(InvalidWrite::TruncateIntoPrefix {
+                    from,
+                    prefix: state.prefix.index,
+                }
+                .into());
             }
             if from <= state.last.index {
                 truncate_from = Some(from);
@@ -188,18 +183,23 @@ impl Worker {
         if let (Some(first), Some(last)) = (write.entries.first(), write.entries.last()) {
             let next = state.last.index + 1;
             if first.index <= state.prefix.index || first.index > next {
-                return Err(invalid(format!(
-                    "entries start at {}, the log accepts {}..={next}",
-                    first.index,
-                    state.prefix.index + 1
-                )));
+                return Err(InvalidWrite::Misplaced {
+                    first: first.index,
+                    prefix: state.prefix.index,
+                    next,
+                }
+                .into());
             }
-            if write
+            if let Some(w) = write
                 .entries
                 .windows(2)
-                .any(|w| w[1].index != w[0].index + 1)
+                .find(|w| w[1].index != w[0].index + 1)
             {
-                return Err(invalid("entries are not contiguous".into()));
+                return Err(InvalidWrite::NotContiguous {
+                    before: w[0].index,
+                    after: w[1].index,
+                }
+                .into());
             }
             if first.index < next {
                 // Appending over stored entries replaces them.
@@ -362,22 +362,17 @@ impl Worker {
         let mut out = Vec::with_capacity((to - from + 1) as usize);
         let mut expected = from;
         while let (Some(key), Some(value)) = (it.key(), it.value()) {
-            let index = layout::decode_entry_key(key).map_err(StorageError::Corrupt)?;
+            let index = layout::decode_entry_key(key)?;
             if index != expected {
-                return Err(StorageError::Corrupt(format!(
-                    "the log has a hole at {expected} (next stored entry: {index})"
-                )));
+                return Err(Corruption::Missing { index: expected }.into());
             }
-            out.push(layout::decode_entry(index, value).map_err(StorageError::Corrupt)?);
+            out.push(layout::decode_entry(index, value)?);
             expected += 1;
             it.next();
         }
         it.status().map_err(io)?;
         if expected != to + 1 {
-            return Err(StorageError::Corrupt(format!(
-                "the log has a hole at {expected} (it should end at {})",
-                last.index
-            )));
+            return Err(Corruption::Missing { index: expected }.into());
         }
         Ok(out)
     }

@@ -4,8 +4,8 @@
 use actraft::core::HardState;
 use actraft::testkit::storage::entries;
 use actraft::{LogId, LogStorage};
-use actraft_storage_rocks::layout::{ENTRIES_CF, META_CF, VERSION_KEY};
-use actraft_storage_rocks::{OpenError, RocksOptions, RocksStorage};
+use actraft_storage_rocks::layout::{ENTRIES_CF, HARD_STATE_KEY, META_CF, VERSION_KEY};
+use actraft_storage_rocks::{Corruption, OpenError, RocksOptions, RocksStorage};
 
 async fn open(path: &std::path::Path) -> Result<RocksStorage, OpenError> {
     RocksStorage::open(path, RocksOptions::default()).await
@@ -98,6 +98,44 @@ async fn another_format_version_is_refused() {
         matches!(err, OpenError::UnsupportedVersion { found: 99, .. }),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn corrupt_hard_state_is_a_typed_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()).await.unwrap());
+    {
+        let db = rocksdb::DB::open_cf(
+            &rocksdb::Options::default(),
+            dir.path(),
+            [ENTRIES_CF, META_CF],
+        )
+        .unwrap();
+        db.put_cf(&db.cf_handle(META_CF).unwrap(), HARD_STATE_KEY, [7u8; 5])
+            .unwrap();
+    }
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            OpenError::Corrupt {
+                reason: Corruption::BadLength {
+                    what: "hard state",
+                    len: 5
+                },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // As the trait reports it: fatal, with the typed cause as its source.
+    let err = actraft::StorageError::from(err);
+    assert!(err.is_fatal());
+    let actraft::StorageError::Corrupt(source) = &err else {
+        panic!("expected Corrupt, got {err:?}");
+    };
+    let open_error = source.downcast_ref::<OpenError>().expect("the open error");
+    assert!(matches!(open_error, OpenError::Corrupt { .. }));
 }
 
 #[tokio::test]

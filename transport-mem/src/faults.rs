@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actraft::core::{Envelope, NodeId, SplitMix64};
+use actraft::core::{Envelope, NodeId};
+
+use crate::rng::SplitMix64;
 
 use crate::filter::{FilterAction, FilterFn, FilterId, Filters};
 

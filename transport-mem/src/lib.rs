@@ -49,6 +49,7 @@
 
 mod faults;
 mod filter;
+mod rng;
 mod route;
 mod router;
 mod stats;

@@ -1,49 +1,18 @@
 //! The wire codec: how a [`Frame`] becomes bytes and back.
 //!
 //! Everything that knows about bincode lives here, behind one function pair
-//! ([`encode`] / [`decode`]), so the codec can be swapped without touching the rest of
-//! the transport. Framing (the length prefix) is not the codec's business: see
-//! [`crate::frame`].
+//! ([`encode`] / [`decode`]) and the version peek of a hello ([`hello_version`]), so
+//! the codec can be swapped without touching the rest of the transport. What the bytes
+//! mean is the [`wire`](crate::wire) module's business; framing (the length prefix) is
+//! [`crate::frame`]'s.
 
-use actraft::core::{Envelope, NodeId};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The wire protocol version carried by every [`Hello`]. Bump it on any incompatible
-/// change to [`Frame`] or to the framing.
-pub const PROTOCOL_VERSION: u16 = 1;
-
-/// One unit on a stream. A stream carries one [`Frame::Hello`] first, then only
-/// [`Frame::Message`]s.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Frame {
-    /// Opens a stream: who is talking, for which cluster.
-    Hello(Hello),
-    /// A Raft message.
-    Message(Envelope),
-}
-
-/// The first frame of every stream.
-///
-/// The sender's identity is proven by its certificate, not by this frame: the receiver
-/// checks that `from` agrees with the certificate, and that `cluster` is its own, before
-/// it reads anything else from the stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hello {
-    /// [`PROTOCOL_VERSION`] of the sender.
-    pub version: u16,
-    /// The cluster the sender belongs to.
-    pub cluster: String,
-    /// The sending node.
-    pub from: NodeId,
-    /// A random number the sender draws each time its transport starts. A new value
-    /// tells the receiver that the peer restarted, so that it drops its own (now stale)
-    /// connection to that peer at once instead of waiting for an idle timeout.
-    pub instance: u64,
-}
+use crate::wire::Frame;
 
 /// Why bytes could not be encoded or decoded.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum CodecError {
     /// The frame could not be serialized (never expected for the frame types here).
     #[error("cannot encode frame: {0}")]
@@ -58,6 +27,23 @@ pub enum CodecError {
         extra: usize,
     },
 }
+
+/// The version a hello announces, read without decoding the rest of the frame: `None`
+/// when `bytes` do not start like a hello (another frame, or garbage).
+///
+/// Every version's hello starts with the frame tag of [`Frame::Hello`] and the version,
+/// so this reads the version of a peer whose hello is otherwise undecodable (a newer
+/// layout), and the receiver can refuse it as a version mismatch rather than as garbage.
+pub fn hello_version(bytes: &[u8]) -> Option<u16> {
+    let limited = config().with_limit::<64>();
+    match bincode::serde::decode_from_slice::<(u32, u16), _>(bytes, limited) {
+        Ok(((HELLO_TAG, version), _)) => Some(version),
+        _ => None,
+    }
+}
+
+/// The tag of [`Frame::Hello`] (its position in the enum).
+const HELLO_TAG: u32 = 0;
 
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
@@ -107,17 +93,21 @@ fn decode_limited(bytes: &[u8]) -> Result<(Frame, usize), bincode::error::Decode
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actraft::core::{Message, VoteReply};
+    use crate::wire::{Envelope, Hello, Message, VoteReply, PROTOCOL_VERSION};
+
+    fn hello(version: u16) -> Frame {
+        Frame::Hello(Hello {
+            version,
+            cluster: "test".into(),
+            from: 3,
+            instance: u64::MAX,
+        })
+    }
 
     #[test]
     fn round_trip() {
         let frames = [
-            Frame::Hello(Hello {
-                version: PROTOCOL_VERSION,
-                cluster: "test".into(),
-                from: 3,
-                instance: u64::MAX,
-            }),
+            hello(PROTOCOL_VERSION),
             Frame::Message(Envelope {
                 from: 1,
                 to: 2,
@@ -138,6 +128,29 @@ mod tests {
             ));
             assert!(decode(&bytes[..bytes.len() - 1]).is_err());
         }
+    }
+
+    #[test]
+    fn hello_version_reads_only_the_head() {
+        for version in [0, 1, 250, 251, 300, u16::MAX] {
+            let mut bytes = encode(&hello(version)).unwrap();
+            assert_eq!(hello_version(&bytes), Some(version));
+            // A later version's hello may carry more: the version still reads.
+            bytes.extend_from_slice(&[9; 40]);
+            assert_eq!(hello_version(&bytes), Some(version));
+        }
+        let message = encode(&Frame::Message(Envelope {
+            from: 1,
+            to: 2,
+            message: Message::RequestVoteReply(VoteReply {
+                term: 7,
+                granted: true,
+            }),
+        }))
+        .unwrap();
+        assert_eq!(hello_version(&message), None);
+        assert_eq!(hello_version(&[]), None);
+        assert_eq!(hello_version(&[0]), None);
     }
 
     #[test]

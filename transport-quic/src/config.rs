@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use actraft::core::NodeId;
 
+use thiserror::Error;
+
 use crate::certs::{node_name, TlsIdentity};
-use crate::error::QuicError;
 
 /// Everything a QUIC transport needs: who this node is, where it and its peers listen,
 /// its certificates, and limits. [`QuicConfig::new`] fills the limits with defaults
@@ -98,8 +99,7 @@ impl QuicConfig {
     }
 
     /// Checks the rules stated on each field.
-    pub fn validate(&self) -> Result<(), QuicError> {
-        let bad = |m: String| Err(QuicError::Config(m));
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.cluster;
         if c.is_empty()
             || c.len() > 63
@@ -107,36 +107,110 @@ impl QuicConfig {
             || c.ends_with('-')
             || !c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
-            return bad(format!(
-                "cluster name {c:?} must be 1-63 letters, digits or inner dashes"
-            ));
+            return Err(ConfigError::ClusterName { name: c.clone() });
         }
         if self.peers.contains_key(&self.id) {
-            return bad(format!("node {} lists itself as a peer", self.id));
+            return Err(ConfigError::SelfAsPeer { id: self.id });
         }
         for id in self.peers.keys().chain([&self.id]) {
-            if rustls::pki_types::ServerName::try_from(node_name(c, *id)).is_err() {
-                return bad(format!("{:?} is not a valid DNS name", node_name(c, *id)));
+            let name = node_name(c, *id);
+            if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+                return Err(ConfigError::NodeName { name });
             }
         }
         if self.max_frame_size < 1024 || self.max_frame_size > u32::MAX as usize {
-            return bad("max_frame_size must be between 1 KiB and 4 GiB".into());
+            return Err(ConfigError::MaxFrameSize {
+                max_frame_size: self.max_frame_size,
+            });
         }
         if self.urgent_queue == 0 || self.bulk_queue == 0 {
-            return bad("queue sizes must be positive".into());
+            return Err(ConfigError::ZeroQueue);
         }
         if self.reconnect_min.is_zero() || self.reconnect_min > self.reconnect_max {
-            return bad("need 0 < reconnect_min <= reconnect_max".into());
+            return Err(ConfigError::ReconnectRange {
+                min: self.reconnect_min,
+                max: self.reconnect_max,
+            });
         }
         if self.connect_timeout.is_zero() {
-            return bad("connect_timeout must be positive".into());
+            return Err(ConfigError::ZeroConnectTimeout);
         }
         if self.keep_alive.is_zero() || self.keep_alive * 2 > self.idle_timeout {
-            return bad("keep_alive must be positive and at most half of idle_timeout".into());
+            return Err(ConfigError::KeepAlive {
+                keep_alive: self.keep_alive,
+                idle_timeout: self.idle_timeout,
+            });
+        }
+        if quinn::IdleTimeout::try_from(self.idle_timeout).is_err() {
+            return Err(ConfigError::IdleTimeout {
+                idle_timeout: self.idle_timeout,
+            });
         }
         if self.tls.ca.is_empty() || self.tls.cert_chain.is_empty() {
-            return bad("TLS identity needs a CA certificate and a node certificate".into());
+            return Err(ConfigError::MissingCertificates);
         }
         Ok(())
     }
+}
+
+/// Why a [`QuicConfig`] was refused (by [`QuicConfig::validate`], which
+/// [`QuicTransport::new`](crate::QuicTransport::new) calls). Fix the field and retry.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cluster name is not 1-63 letters, digits or inner dashes.
+    #[error("cluster name {name:?} must be 1-63 letters, digits or inner dashes")]
+    ClusterName {
+        /// The name given.
+        name: String,
+    },
+    /// The node lists itself among its peers.
+    #[error("node {id} lists itself as a peer")]
+    SelfAsPeer {
+        /// This node.
+        id: NodeId,
+    },
+    /// A node's certificate name (`node-<id>.<cluster>`) is not a valid DNS name.
+    #[error("{name:?} is not a valid DNS name")]
+    NodeName {
+        /// The name.
+        name: String,
+    },
+    /// `max_frame_size` is outside 1 KiB ..= 4 GiB.
+    #[error("max_frame_size {max_frame_size} must be between 1 KiB and 4 GiB")]
+    MaxFrameSize {
+        /// The value given.
+        max_frame_size: usize,
+    },
+    /// `urgent_queue` or `bulk_queue` is zero.
+    #[error("queue sizes must be positive")]
+    ZeroQueue,
+    /// Not `0 < reconnect_min <= reconnect_max`.
+    #[error("need 0 < reconnect_min ({min:?}) <= reconnect_max ({max:?})")]
+    ReconnectRange {
+        /// `reconnect_min`.
+        min: Duration,
+        /// `reconnect_max`.
+        max: Duration,
+    },
+    /// `connect_timeout` is zero.
+    #[error("connect_timeout must be positive")]
+    ZeroConnectTimeout,
+    /// `keep_alive` is zero or more than half of `idle_timeout`.
+    #[error("keep_alive ({keep_alive:?}) must be positive and at most half of idle_timeout ({idle_timeout:?})")]
+    KeepAlive {
+        /// `keep_alive`.
+        keep_alive: Duration,
+        /// `idle_timeout`.
+        idle_timeout: Duration,
+    },
+    /// `idle_timeout` is longer than QUIC can express.
+    #[error("idle_timeout {idle_timeout:?} is too long for QUIC")]
+    IdleTimeout {
+        /// `idle_timeout`.
+        idle_timeout: Duration,
+    },
+    /// The TLS identity lacks a CA certificate or a node certificate.
+    #[error("TLS identity needs a CA certificate and a node certificate")]
+    MissingCertificates,
 }

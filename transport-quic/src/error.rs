@@ -7,21 +7,25 @@ use actraft::core::NodeId;
 use thiserror::Error;
 
 use crate::codec::CodecError;
+use crate::config::ConfigError;
 
 /// Everything that can go wrong in the QUIC transport.
 ///
-/// Two families: errors while setting a transport up (`Config`, `Pem`, `Tls`, `CertGen`,
-/// `Bind`, `Io`), which stop it from starting, and errors on one connection (the rest),
-/// which close that connection only: the transport logs them, reports them to
-/// [`QuicTransport::subscribe_faults`](crate::QuicTransport::subscribe_faults), and keeps
-/// serving every other peer.
+/// Two families, told apart by [`QuicError::is_fatal`]:
+///
+/// - **fatal** (`Config`, `Pem`, `Tls`, `Bind`, `AlreadyStarted`, `NoRuntime`): setting
+///   the transport up failed, and it does not start;
+/// - **recoverable** (the rest): something went wrong on one connection, which is
+///   closed; the transport logs it, reports it to
+///   [`QuicTransport::subscribe_faults`](crate::QuicTransport::subscribe_faults), keeps
+///   serving every other peer, and redials (or accepts) the peer again.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum QuicError {
-    /// The configuration is inconsistent (an empty cluster name, a node that is its own
-    /// peer, a zero limit, ...).
+    /// Fatal. The configuration breaks a rule stated on one of its fields.
     #[error("invalid configuration: {0}")]
-    Config(String),
-    /// A PEM file could not be read or holds nothing usable.
+    Config(#[from] ConfigError),
+    /// Fatal. A PEM file could not be read or holds nothing usable.
     #[error("cannot load {what} from {path}: {reason}")]
     Pem {
         /// What the file was meant to hold.
@@ -31,13 +35,18 @@ pub enum QuicError {
         /// Why it failed.
         reason: String,
     },
-    /// rustls refused the certificates or the key.
+    /// Fatal. rustls or quinn refused the certificates, the key or the TLS settings;
+    /// the TLS library's error is the source.
     #[error("TLS configuration: {0}")]
-    Tls(#[from] rustls::Error),
-    /// Generating a development certificate failed.
-    #[error("certificate generation: {0}")]
-    CertGen(#[from] rcgen::Error),
-    /// The UDP socket could not be bound or set up.
+    Tls(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Fatal. [`start`](actraft::Transport::start) was called on a transport that had
+    /// already started; create a new one to restart.
+    #[error("a transport starts once; create a new one to restart")]
+    AlreadyStarted,
+    /// Fatal. [`start`](actraft::Transport::start) was called outside a tokio runtime.
+    #[error("start() must be called within a tokio runtime")]
+    NoRuntime,
+    /// Fatal. The UDP socket could not be bound or set up.
     #[error("cannot bind UDP {addr}: {source}")]
     Bind {
         /// The address.
@@ -46,10 +55,8 @@ pub enum QuicError {
         #[source]
         source: std::io::Error,
     },
-    /// Other local I/O (writing certificate files, ...).
-    #[error("I/O: {0}")]
-    Io(#[from] std::io::Error),
-    /// A connection attempt could not even start (bad server name, endpoint closed).
+    /// Recoverable. A connection attempt could not even start (bad server name, endpoint
+    /// closed).
     #[error("cannot connect to node {peer} at {addr}: {reason}")]
     Connect {
         /// The peer dialled.
@@ -59,7 +66,7 @@ pub enum QuicError {
         /// Why.
         reason: String,
     },
-    /// The QUIC or TLS handshake failed: no certificate, a certificate not signed by the
+    /// Recoverable. The QUIC or TLS handshake failed: no certificate, a certificate not signed by the
     /// cluster's CA, a server certificate that does not name the node dialled, a timeout.
     #[error("handshake with {remote} failed: {reason}")]
     Handshake {
@@ -68,7 +75,7 @@ pub enum QuicError {
         /// Why (as quinn and rustls describe it).
         reason: String,
     },
-    /// A client certificate signed by the CA that names no peer of this node.
+    /// Recoverable. A client certificate signed by the CA that names no peer of this node.
     #[error("certificate of {remote} names no peer of this node in cluster {cluster:?}")]
     UnknownPeerCertificate {
         /// The remote address.
@@ -76,7 +83,7 @@ pub enum QuicError {
         /// This node's cluster.
         cluster: String,
     },
-    /// A frame's length prefix exceeds the configured maximum; nothing was allocated.
+    /// Recoverable. A frame's length prefix exceeds the configured maximum; nothing was allocated.
     #[error("frame of {len} bytes exceeds the maximum of {max}")]
     FrameTooLarge {
         /// The announced length.
@@ -84,18 +91,19 @@ pub enum QuicError {
         /// The configured `max_frame_size`.
         max: usize,
     },
-    /// A frame could not be decoded.
+    /// Recoverable. A frame could not be decoded.
     #[error(transparent)]
     Codec(#[from] CodecError),
-    /// The peer speaks another version of the wire protocol.
-    #[error("peer speaks protocol version {got}, this node {expected}")]
+    /// Recoverable. The peer's hello announces a version of the wire protocol this node does not
+    /// speak (see [`wire`](crate::wire)).
+    #[error("peer speaks protocol version {got}; this node speaks {supported:?}")]
     Version {
-        /// Ours.
-        expected: u16,
-        /// Theirs.
+        /// The versions this node accepts ([`SUPPORTED_VERSIONS`](crate::wire::SUPPORTED_VERSIONS)).
+        supported: &'static [u16],
+        /// The version the peer announced.
         got: u16,
     },
-    /// The peer belongs to another cluster.
+    /// Recoverable. The peer belongs to another cluster.
     #[error("peer is in cluster {got:?}, this node in {expected:?}")]
     ClusterMismatch {
         /// Ours.
@@ -103,7 +111,7 @@ pub enum QuicError {
         /// Theirs.
         got: String,
     },
-    /// A frame claims a sender other than the node the peer's certificate names.
+    /// Recoverable. A frame claims a sender other than the node the peer's certificate names.
     #[error("certificate names node {certified} but the frame claims to come from {claimed}")]
     SenderMismatch {
         /// The node the certificate proves.
@@ -111,7 +119,7 @@ pub enum QuicError {
         /// The `from` of the frame.
         claimed: NodeId,
     },
-    /// A message addressed to another node.
+    /// Recoverable. A message addressed to another node.
     #[error("message for node {to} arrived at node {local}")]
     WrongRecipient {
         /// This node.
@@ -119,11 +127,11 @@ pub enum QuicError {
         /// The message's `to`.
         to: NodeId,
     },
-    /// The frames came in an order the protocol forbids (a message before the hello, a
+    /// Recoverable. The frames came in an order the protocol forbids (a message before the hello, a
     /// second hello).
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
-    /// Reading a stream failed mid-frame (the peer went away or reset the stream).
+    /// Recoverable. Reading a stream failed mid-frame (the peer went away or reset the stream).
     #[error("stream from node {peer} broke: {reason}")]
     Stream {
         /// The peer.
@@ -134,6 +142,25 @@ pub enum QuicError {
 }
 
 impl QuicError {
+    /// True when the transport cannot start; false for the errors of one connection,
+    /// which the transport survives.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            QuicError::Config(_)
+                | QuicError::Pem { .. }
+                | QuicError::Tls(_)
+                | QuicError::AlreadyStarted
+                | QuicError::NoRuntime
+                | QuicError::Bind { .. }
+        )
+    }
+
+    /// Wraps an error of the TLS libraries.
+    pub(crate) fn tls(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        QuicError::Tls(Box::new(e))
+    }
+
     /// The QUIC application close code sent to a peer whose connection this error
     /// closes, so the peer (and a test) can tell why.
     pub fn close_code(&self) -> CloseCode {
@@ -151,8 +178,10 @@ impl QuicError {
     }
 }
 
-/// The application close codes of this transport's connections.
+/// The application close codes of this transport's connections. The numbers are part
+/// of the wire protocol: never renumber one; new codes take new numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 #[repr(u32)]
 pub enum CloseCode {
     /// The transport stopped.

@@ -7,8 +7,9 @@
 use bytes::Bytes;
 use quinn::{ReadExactError, RecvStream, SendStream, WriteError};
 
-use crate::codec::{self, CodecError, Frame};
+use crate::codec::{self, CodecError};
 use crate::error::QuicError;
+use crate::wire::Frame;
 
 /// Size of the length prefix.
 pub const HEADER_LEN: usize = 4;

@@ -12,10 +12,11 @@ use actraft::core::NodeId;
 use quinn::{Connection, Endpoint, Incoming, RecvStream};
 use tokio::task::JoinSet;
 
-use crate::codec::{self, Frame, PROTOCOL_VERSION};
+use crate::codec;
 use crate::error::{CloseCode, PeerFault, QuicError};
 use crate::frame::{read_frame, ReadFrameError};
 use crate::transport::Shared;
+use crate::wire::{Frame, SUPPORTED_VERSIONS};
 
 /// Accepts connections until the endpoint closes. Aborting this task aborts every
 /// connection task it spawned.
@@ -105,16 +106,20 @@ async fn check_stream(
     let Some(first) = read_frame(stream, max).await? else {
         return Ok(());
     };
+    // The version first: a peer of another version may lay out the rest of its hello
+    // differently, and must be told it speaks the wrong version, not garbage.
+    if let Some(version) = codec::hello_version(&first) {
+        if !SUPPORTED_VERSIONS.contains(&version) {
+            return Err(bad(QuicError::Version {
+                supported: SUPPORTED_VERSIONS,
+                got: version,
+            }));
+        }
+    }
     let hello = match codec::decode(&first).map_err(|e| bad(e.into()))? {
         Frame::Hello(hello) => hello,
         Frame::Message(_) => return Err(bad(QuicError::Protocol("a message before the hello"))),
     };
-    if hello.version != PROTOCOL_VERSION {
-        return Err(bad(QuicError::Version {
-            expected: PROTOCOL_VERSION,
-            got: hello.version,
-        }));
-    }
     if hello.cluster != shared.config.cluster {
         return Err(bad(QuicError::ClusterMismatch {
             expected: shared.config.cluster.clone(),
@@ -145,7 +150,7 @@ async fn check_stream(
                 to: envelope.to,
             }));
         }
-        shared.deliver(envelope);
+        shared.deliver(envelope.into());
     }
     Ok(())
 }

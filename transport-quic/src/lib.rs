@@ -18,8 +18,16 @@
 //!   is closed with a [`CloseCode`], the error ([`QuicError`]) is logged and reported to
 //!   [`QuicTransport::subscribe_faults`], and the node keeps serving its other peers.
 //!
-//! [`DevCa`] generates a development CA and node certificates; production deployments
-//! load their own PEM files with [`TlsIdentity::from_pem_files`].
+//! `DevCa` (with the `dev-certs` feature) generates a development CA and node
+//! certificates for tests and demos; production deployments load their own PEM files
+//! with [`TlsIdentity::from_pem_files`].
+//!
+//! # The wire format
+//!
+//! What goes on a stream is defined by the [`wire`] module, apart from the core's own
+//! structs, and versioned: every stream opens with a hello naming its protocol version,
+//! and a peer of an unsupported version is refused with [`QuicError::Version`]. Golden
+//! bytes of every message kind are checked in (`tests/golden/`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -66,6 +74,8 @@
 mod certs;
 pub mod codec;
 mod config;
+#[cfg(feature = "dev-certs")]
+mod dev_ca;
 mod error;
 pub mod frame;
 mod inbound;
@@ -73,9 +83,12 @@ mod outbound;
 mod socket;
 mod tls;
 mod transport;
+pub mod wire;
 
-pub use certs::{node_name, CertFiles, DevCa, TlsIdentity};
-pub use config::QuicConfig;
+pub use certs::{node_name, CertFiles, TlsIdentity};
+pub use config::{ConfigError, QuicConfig};
+#[cfg(feature = "dev-certs")]
+pub use dev_ca::{DevCa, DevCertError};
 pub use error::{CloseCode, PeerFault, QuicError};
 pub use tls::ALPN;
 pub use transport::{QuicStats, QuicTransport};

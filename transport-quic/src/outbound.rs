@@ -16,10 +16,10 @@ use bytes::Bytes;
 use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
 
-use crate::codec::Frame;
 use crate::error::{CloseCode, QuicError};
 use crate::frame::{push_frame, write_frame};
 use crate::transport::Shared;
+use crate::wire::Frame;
 
 /// Most messages one write takes from a queue.
 const BATCH_MESSAGES: usize = 256;
@@ -243,7 +243,7 @@ pub(crate) async fn run_writer(
             while let Some(envelope) = next.take() {
                 let kind = envelope.message.kind();
                 let before = chunks.len();
-                match push_frame(&mut chunks, &Frame::Message(envelope), max) {
+                match push_frame(&mut chunks, &Frame::Message(envelope.into()), max) {
                     Ok(()) => count += 1,
                     Err(error) => {
                         shared.stats.dropped_oversized.inc();

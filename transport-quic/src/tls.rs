@@ -13,7 +13,7 @@ use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
 use rustls::RootCertStore;
 
 use crate::certs::node_name;
-use crate::config::QuicConfig;
+use crate::config::{ConfigError, QuicConfig};
 use crate::error::QuicError;
 
 /// The ALPN protocol both sides must offer, so that a QUIC client of some other
@@ -33,30 +33,32 @@ pub(crate) fn configs(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for ca in &config.tls.ca {
-        roots.add(ca.clone())?;
+        roots.add(ca.clone()).map_err(QuicError::tls)?;
     }
     let roots = Arc::new(roots);
 
     let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()
-        .map_err(|e| QuicError::Config(format!("client verifier: {e}")))?;
+        .map_err(QuicError::tls)?;
     let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(QuicError::tls)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(config.tls.cert_chain.clone(), config.tls.key.clone_key())?;
+        .with_single_cert(config.tls.cert_chain.clone(), config.tls.key.clone_key())
+        .map_err(QuicError::tls)?;
     server.alpn_protocols = vec![ALPN.to_vec()];
-    let server = QuicServerConfig::try_from(server)
-        .map_err(|e| QuicError::Config(format!("QUIC server TLS: {e}")))?;
+    let server = QuicServerConfig::try_from(server).map_err(QuicError::tls)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(server));
     server.transport_config(transport_config(config, MAX_INCOMING_STREAMS)?);
 
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(QuicError::tls)?
         .with_root_certificates(roots)
-        .with_client_auth_cert(config.tls.cert_chain.clone(), config.tls.key.clone_key())?;
+        .with_client_auth_cert(config.tls.cert_chain.clone(), config.tls.key.clone_key())
+        .map_err(QuicError::tls)?;
     client.alpn_protocols = vec![ALPN.to_vec()];
-    let client = QuicClientConfig::try_from(client)
-        .map_err(|e| QuicError::Config(format!("QUIC client TLS: {e}")))?;
+    let client = QuicClientConfig::try_from(client).map_err(QuicError::tls)?;
     let mut client = quinn::ClientConfig::new(Arc::new(client));
     // The node that accepts never opens streams towards the one that dialled.
     client.transport_config(transport_config(config, 0)?);
@@ -66,14 +68,17 @@ pub(crate) fn configs(
 fn transport_config(
     config: &QuicConfig,
     incoming_uni: u32,
-) -> Result<Arc<quinn::TransportConfig>, QuicError> {
+) -> Result<Arc<quinn::TransportConfig>, ConfigError> {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(0u32.into())
         .max_concurrent_uni_streams(incoming_uni.into())
         .keep_alive_interval(Some(config.keep_alive))
         .max_idle_timeout(Some(
-            quinn::IdleTimeout::try_from(config.idle_timeout)
-                .map_err(|e| QuicError::Config(format!("idle_timeout: {e}")))?,
+            quinn::IdleTimeout::try_from(config.idle_timeout).map_err(|_| {
+                ConfigError::IdleTimeout {
+                    idle_timeout: config.idle_timeout,
+                }
+            })?,
         ));
     Ok(Arc::new(t))
 }

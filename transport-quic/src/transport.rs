@@ -12,13 +12,13 @@ use quinn::{Connection, Endpoint, EndpointConfig, TokioRuntime};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 
-use crate::codec::{Hello, PROTOCOL_VERSION};
 use crate::config::QuicConfig;
 use crate::error::{CloseCode, PeerFault, QuicError};
 use crate::inbound::accept_loop;
 use crate::outbound::{run_writer, Class, Link};
 use crate::socket::ClosableSocket;
 use crate::tls::{configs, PeerNames};
+use crate::wire::{Hello, PROTOCOL_VERSION};
 
 /// A counter in [`QuicStats`].
 #[derive(Debug, Default)]
@@ -254,13 +254,9 @@ impl QuicTransport {
     fn run(&self, inbox: Inbox) -> Result<(), QuicError> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let State::Ready { .. } = &*state else {
-            return Err(QuicError::Config(
-                "a transport starts once; create a new one to restart".into(),
-            ));
+            return Err(QuicError::AlreadyStarted);
         };
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            QuicError::Config("start() must be called within a tokio runtime".into())
-        })?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| QuicError::NoRuntime)?;
         let State::Ready {
             socket,
             server_config,
@@ -314,7 +310,7 @@ impl Transport for QuicTransport {
     fn start(&self, inbox: Inbox) -> Result<(), TransportError> {
         self.run(inbox).map_err(|e| {
             tracing::error!(node = self.shared.id, error = %e, "QUIC transport failed to start");
-            TransportError::Start(e.to_string())
+            TransportError::Start(Box::new(e))
         })
     }
 

@@ -8,8 +8,8 @@ use std::net::UdpSocket;
 
 use actraft::core::{Envelope, Message, NodeId, VoteReply};
 use actraft::{Inbox, Transport};
-use actraft_transport_quic::codec::{Frame, Hello, PROTOCOL_VERSION};
 use actraft_transport_quic::frame::to_wire;
+use actraft_transport_quic::wire::{Frame, Hello, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
 use actraft_transport_quic::{node_name, CloseCode, DevCa, PeerFault, QuicError, QuicTransport};
 use common::{raw, Layout, CLUSTER, WAIT};
 use quinn::{ConnectionError, VarInt};
@@ -54,8 +54,12 @@ impl Bench {
     }
 
     fn hello(&self, cluster: &str, from: NodeId) -> Vec<u8> {
+        Self::hello_of_version(PROTOCOL_VERSION, cluster, from)
+    }
+
+    fn hello_of_version(version: u16, cluster: &str, from: NodeId) -> Vec<u8> {
         to_wire(&Frame::Hello(Hello {
-            version: PROTOCOL_VERSION,
+            version,
             cluster: cluster.into(),
             from,
             instance: 42,
@@ -64,11 +68,14 @@ impl Bench {
     }
 
     fn message(from: NodeId, to: NodeId) -> Vec<u8> {
-        to_wire(&Frame::Message(Envelope {
-            from,
-            to,
-            message: reply(7),
-        }))
+        to_wire(&Frame::Message(
+            Envelope {
+                from,
+                to,
+                message: reply(7),
+            }
+            .into(),
+        ))
         .unwrap()
     }
 
@@ -210,6 +217,39 @@ async fn other_cluster_closes_the_connection() {
     assert_eq!(code, Some(CloseCode::ClusterMismatch));
     assert!(
         matches!(&*fault.error, QuicError::ClusterMismatch { expected, got } if expected == CLUSTER && got == "elsewhere"),
+        "{fault:?}"
+    );
+    b.still_serving().await;
+}
+
+#[tokio::test]
+async fn unsupported_version_closes_the_connection() {
+    let mut b = Bench::start();
+    let unsupported = (0..=u16::MAX)
+        .rev()
+        .find(|v| !SUPPORTED_VERSIONS.contains(v))
+        .unwrap();
+    let mut bytes = Bench::hello_of_version(unsupported, CLUSTER, 2);
+    bytes.extend(Bench::message(2, 1));
+    let (code, fault) = b.as_two(&bytes).await;
+    assert_eq!(code, Some(CloseCode::Version));
+    assert!(
+        matches!(*fault.error, QuicError::Version { supported, got } if supported == SUPPORTED_VERSIONS && got == unsupported),
+        "{fault:?}"
+    );
+    assert_eq!(fault.peer, Some(2));
+    b.still_serving().await;
+
+    // A hello laid out differently after its version (as a later version's may be) is
+    // still refused as a version mismatch, not as garbage.
+    let mut hello = Bench::hello_of_version(unsupported, CLUSTER, 2)[4..].to_vec();
+    hello.extend_from_slice(b"fields this version does not know");
+    let mut bytes = (hello.len() as u32).to_be_bytes().to_vec();
+    bytes.extend(hello);
+    let (code, fault) = b.as_two(&bytes).await;
+    assert_eq!(code, Some(CloseCode::Version));
+    assert!(
+        matches!(*fault.error, QuicError::Version { got, .. } if got == unsupported),
         "{fault:?}"
     );
     b.still_serving().await;

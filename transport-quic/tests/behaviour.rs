@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use actraft::core::{AppendRequest, Entry, Envelope, LogId, Message, Payload, VoteReply};
 use actraft::{Inbox, Transport, TransportError};
-use actraft_transport_quic::{QuicError, QuicTransport};
+use actraft_transport_quic::{ConfigError, QuicError, QuicTransport};
 use bytes::Bytes;
 use common::{Layout, WAIT};
 use tokio::time::timeout;
@@ -157,10 +157,14 @@ fn start_outside_a_runtime_is_a_start_error() {
     let (layout, mut sockets) = Layout::bind(&[1, 2]);
     let one = QuicTransport::with_socket(layout.config(1), sockets.remove(&1).unwrap()).unwrap();
     let error = one.start(Inbox::from_fn(|_| true)).unwrap_err();
+    let TransportError::Start(source) = &error else {
+        panic!("expected a start error, got {error:?}");
+    };
     assert!(
-        matches!(&error, TransportError::Start(m) if m.contains("tokio runtime")),
+        matches!(source.downcast_ref(), Some(QuicError::NoRuntime)),
         "{error:?}"
     );
+    assert!(error.is_fatal());
 }
 
 #[test]
@@ -171,19 +175,45 @@ fn bad_configurations_are_refused() {
         config.listen = "127.0.0.1:0".parse().unwrap();
         edit(&mut config);
         match QuicTransport::new(config) {
-            Err(QuicError::Config(message)) => message,
+            Err(e @ QuicError::Config(_)) => {
+                assert!(e.is_fatal());
+                let QuicError::Config(error) = e else {
+                    unreachable!()
+                };
+                error
+            }
             other => panic!("expected a configuration error, got {other:?}"),
         }
     };
-    assert!(check(&|c| c.cluster = "two words".into()).contains("cluster name"));
-    assert!(check(&|c| c.cluster = String::new()).contains("cluster name"));
-    assert!(check(&|c| {
-        c.peers.insert(1, "127.0.0.1:1".parse().unwrap());
-    })
-    .contains("itself"));
-    assert!(check(&|c| c.max_frame_size = 10).contains("max_frame_size"));
-    assert!(check(&|c| c.urgent_queue = 0).contains("queue"));
-    assert!(check(&|c| c.keep_alive = c.idle_timeout).contains("keep_alive"));
+    assert_eq!(
+        check(&|c| c.cluster = "two words".into()),
+        ConfigError::ClusterName {
+            name: "two words".into()
+        }
+    );
+    assert_eq!(
+        check(&|c| c.cluster = String::new()),
+        ConfigError::ClusterName { name: "".into() }
+    );
+    assert_eq!(
+        check(&|c| {
+            c.peers.insert(1, "127.0.0.1:1".parse().unwrap());
+        }),
+        ConfigError::SelfAsPeer { id: 1 }
+    );
+    assert_eq!(
+        check(&|c| c.max_frame_size = 10),
+        ConfigError::MaxFrameSize { max_frame_size: 10 }
+    );
+    assert_eq!(check(&|c| c.urgent_queue = 0), ConfigError::ZeroQueue);
+    assert!(matches!(
+        check(&|c| c.keep_alive = c.idle_timeout),
+        ConfigError::KeepAlive { .. }
+    ));
+    assert!(matches!(
+        check(&|c| c.idle_timeout = std::time::Duration::MAX),
+        ConfigError::IdleTimeout { .. }
+    ));
 
     // A port already taken is a bind error naming the address.
     let taken = layout.addrs[&2];

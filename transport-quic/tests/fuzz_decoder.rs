@@ -4,7 +4,8 @@
 
 use actraft::core::{Envelope, Message};
 use actraft::testkit::transport::sample;
-use actraft_transport_quic::codec::{decode, encode, Frame, Hello, PROTOCOL_VERSION};
+use actraft_transport_quic::codec::{decode, encode};
+use actraft_transport_quic::wire::{Frame, Hello, PROTOCOL_VERSION};
 
 /// splitmix64: a tiny deterministic generator, so a failure replays.
 struct Rng(u64);
@@ -38,11 +39,14 @@ fn check(bytes: &[u8], accepted: &mut usize) {
 fn valid_frames() -> Vec<Vec<u8>> {
     let mut frames: Vec<Frame> = (0..12)
         .map(|seq| {
-            Frame::Message(Envelope {
-                from: seq % 5 + 1,
-                to: seq % 3 + 1,
-                message: sample(seq),
-            })
+            Frame::Message(
+                Envelope {
+                    from: seq % 5 + 1,
+                    to: seq % 3 + 1,
+                    message: sample(seq),
+                }
+                .into(),
+            )
         })
         .collect();
     frames.push(Frame::Hello(Hello {
@@ -99,7 +103,8 @@ fn valid_frames_round_trip() {
     for bytes in valid_frames() {
         let frame = decode(&bytes).unwrap();
         assert_eq!(encode(&frame).unwrap(), bytes);
-        if let Frame::Message(Envelope { message, .. }) = &frame {
+        if let Frame::Message(envelope) = frame {
+            let Envelope { message, .. } = envelope.into();
             assert!(matches!(message, Message::AppendEntries(_)) || message.is_urgent());
         }
     }

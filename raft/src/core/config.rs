@@ -66,8 +66,9 @@ impl Default for Config {
     }
 }
 
-/// Why a [`Config`] was refused.
+/// Why a [`Config`] was refused (fatal for the node being built with it).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The election timeout range is empty or starts at zero.
     #[error("election timeout range {min:?}..{max:?} is empty: need 0 < min < max")]
@@ -123,7 +124,9 @@ impl Config {
     }
 
     /// A configuration with the given election range and a heartbeat of a quarter of
-    /// its minimum, other fields at their defaults. Handy for tests and benches.
+    /// its minimum, other fields at their defaults: the usual way to scale a cluster's
+    /// timing to its network (a LAN, a WAN, or an in-process cluster with short
+    /// timeouts) while keeping the heartbeat well inside the election timeout.
     pub fn with_election_range(min: Duration, max: Duration) -> Self {
         Self {
             election_timeout_min: min,

@@ -1,11 +1,19 @@
-//! Errors the core returns to its driver. None of them is fatal: the core stays usable.
+//! Errors the core returns to its driver.
+//!
+//! [`ProposeError`] and [`StepError`] are recoverable: the one input is refused, nothing
+//! changed, and the core stays usable. [`InitError`] (and the [`ConfigError`] inside it)
+//! is fatal for that start: no core was built, and retrying with the same input fails
+//! the same way.
+//!
+//! [`ConfigError`]: super::ConfigError
 
 use thiserror::Error;
 
 use super::types::{LogIndex, NodeId, Term};
 
-/// Why a proposal was refused.
+/// Why a proposal was refused (recoverable: retry elsewhere or later).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ProposeError {
     /// Only the leader accepts proposals; `leader` is the one this node knows of.
     #[error("this node is not the leader (leader: {leader:?})")]
@@ -26,8 +34,9 @@ pub enum ProposeError {
     },
 }
 
-/// Why an inbound message was refused.
+/// Why an inbound message was refused (recoverable: the message is dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum StepError {
     /// The message is addressed to another node.
     #[error("message for node {to} delivered to node {this}")]
@@ -57,6 +66,7 @@ pub enum StepError {
 
 /// What makes a message malformed (see [`StepError::Malformed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum Malformed {
     /// The entries of an AppendEntries do not follow `prev_log` one by one.
     #[error("entries are not contiguous: expected index {expected}, found {found}")]
@@ -132,8 +142,9 @@ pub enum Malformed {
     },
 }
 
-/// Why the core could not be built.
+/// Why the core could not be built (fatal for this start: fix the input).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum InitError {
     /// The configuration is invalid.
     #[error(transparent)]

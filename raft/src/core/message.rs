@@ -17,6 +17,10 @@ pub struct Envelope {
 }
 
 /// One Raft RPC or RPC reply.
+///
+/// Deliberately exhaustive: a transport that encodes messages maps each kind to its own
+/// versioned wire form, and a new kind must fail to compile there until it has one,
+/// rather than be dropped by a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     /// A candidate asks for a vote (§5.2).

@@ -13,7 +13,7 @@ mod message;
 mod output;
 mod progress;
 mod replication;
-mod rng;
+pub(crate) mod rng;
 mod types;
 mod validate;
 
@@ -29,11 +29,11 @@ pub use message::{
     VoteRequest,
 };
 pub use output::{Event, Ready, Status, VoteRefusal};
-pub use rng::SplitMix64;
 pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
 
 use log::RaftLog;
 use progress::Progress;
+use rng::SplitMix64;
 
 /// What a node recovered from stable storage when it (re)starts.
 #[derive(Debug, Clone, Default)]

@@ -54,6 +54,7 @@ impl Ready {
 
 /// Why a vote (or pre-vote) was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum VoteRefusal {
     /// The request's term is behind the voter's.
     StaleTerm,
@@ -82,8 +83,10 @@ pub enum VoteRefusal {
     },
 }
 
-/// A change inside the core, reported in [`Ready::events`].
+/// A change inside the core, reported in [`Ready::events`]. New kinds are added as the
+/// protocol grows, so matches need a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Event {
     /// The node now plays `role` in `term`.
     RoleChanged {

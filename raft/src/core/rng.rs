@@ -3,6 +3,9 @@
 
 /// SplitMix64: a tiny, fast, seedable generator, good enough to spread timeouts uniformly
 /// and to drive fault injection reproducibly.
+///
+/// Not part of the core's public API: the core only takes a seed. The simulator and
+/// tests reach it as `actraft::testkit::SplitMix64`.
 #[derive(Debug, Clone)]
 pub struct SplitMix64(u64);
 

@@ -43,6 +43,10 @@ impl std::fmt::Display for LogId {
 }
 
 /// What a log entry carries.
+///
+/// Deliberately exhaustive: every storage and transport encodes each payload kind in its
+/// own explicit, versioned format, and a new kind must fail to compile there until it
+/// has one, rather than be dropped by a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Payload {
     /// A command proposed by a client, opaque to Raft, handed to the state machine.
@@ -100,8 +104,10 @@ pub struct HardState {
     pub voted_for: Option<NodeId>,
 }
 
-/// The role a node plays in its current term.
+/// The role a node plays in its current term. More may come (a non-voting learner, for
+/// membership changes), so matches need a wildcard arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Role {
     /// Passive: answers leaders and candidates.
     Follower,

@@ -17,6 +17,7 @@ use crate::driver::{CounterSnapshot, Counters};
 
 /// Why a client request to a node failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// This node is not the leader; send the request to `leader` (when known).
     #[error("node is not the leader (leader: {leader:?})")]

@@ -49,6 +49,7 @@ pub const EVENT_CAPACITY: usize = 4096;
 
 /// Why a node could not start.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// Reading the log and hard state failed.
     #[error("could not recover from storage: {0}")]

@@ -69,7 +69,7 @@ impl Layout {
         loop {
             match QuicTransport::new(self.config(id)) {
                 Ok(t) => return Ok(t),
-                Err(e) if tries >= 100 => return Err(TransportError::Start(e.to_string())),
+                Err(e) if tries >= 100 => return Err(TransportError::Start(Box::new(e))),
                 Err(_) => {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;

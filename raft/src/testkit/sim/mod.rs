@@ -30,11 +30,12 @@ pub use trace::TraceEvent;
 
 use crate::core::{
     Config, Entry, Envelope, Event, HardState, InitialState, LogId, LogIndex, NodeId, RaftCore,
-    Role, SplitMix64,
+    Role,
 };
 use crate::driver::Limits;
 use crate::storage::LogWrite;
 use node::{Outcome, SimDriver, SimReply};
+use crate::testkit::SplitMix64;
 
 /// The knobs of one simulated run.
 #[derive(Debug, Clone)]

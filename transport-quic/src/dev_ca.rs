@@ -1,0 +1,186 @@
+//! A throw-away development certificate authority ([`DevCa`]), for tests and demos.
+//! Behind the `dev-certs` feature, so that production builds do not link a certificate
+//! generator.
+
+use std::path::{Path, PathBuf};
+
+use actraft::core::NodeId;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use thiserror::Error;
+
+use crate::certs::{node_name, CertFiles, TlsIdentity};
+
+/// Why a development certificate could not be made or written. Nothing was kept of the
+/// failed operation; fix the cause and retry.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DevCertError {
+    /// A key could not be generated or a certificate could not be signed; the
+    /// generator's own error is the source.
+    #[error("cannot generate a development certificate: {0}")]
+    Generate(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A certificate or key file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DevCertError {
+    fn generate(e: rcgen::Error) -> Self {
+        DevCertError::Generate(Box::new(e))
+    }
+}
+
+/// A development certificate authority, generated in memory with rcgen: it issues node
+/// certificates for one cluster. Not for production: its key is never saved, so it
+/// cannot issue more certificates after it is dropped, and nothing ever revokes one.
+pub struct DevCa {
+    cluster: String,
+    params: CertificateParams,
+    key: KeyPair,
+    cert: rcgen::Certificate,
+}
+
+impl std::fmt::Debug for DevCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevCa")
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevCa {
+    /// A fresh CA for `cluster`, with an ECDSA P-256 key.
+    pub fn new(cluster: &str) -> Result<Self, DevCertError> {
+        let key = KeyPair::generate().map_err(DevCertError::generate)?;
+        let mut params =
+            CertificateParams::new(Vec::<String>::new()).map_err(DevCertError::generate)?;
+        params.distinguished_name = common_name(&format!("actraft dev CA for {cluster}"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).map_err(DevCertError::generate)?;
+        Ok(Self {
+            cluster: cluster.to_string(),
+            params,
+            key,
+            cert,
+        })
+    }
+
+    /// The cluster this CA issues for.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// The CA's certificate.
+    pub fn cert_der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
+    /// The CA's certificate, PEM-encoded.
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// Issues node `id`'s identity: a certificate naming [`node_name`], usable as both
+    /// TLS server and client, signed by this CA.
+    pub fn issue(&self, id: NodeId) -> Result<TlsIdentity, DevCertError> {
+        self.issue_for_names(vec![node_name(&self.cluster, id)])
+    }
+
+    /// Issues a certificate for arbitrary DNS names (tests use it for certificates that
+    /// name no node).
+    pub fn issue_for_names(&self, names: Vec<String>) -> Result<TlsIdentity, DevCertError> {
+        let (cert, key) = self.sign(names)?;
+        Ok(TlsIdentity {
+            ca: vec![self.cert_der()],
+            cert_chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+
+    fn sign(&self, names: Vec<String>) -> Result<(rcgen::Certificate, KeyPair), DevCertError> {
+        let key = KeyPair::generate().map_err(DevCertError::generate)?;
+        let mut params = CertificateParams::new(names.clone()).map_err(DevCertError::generate)?;
+        params.distinguished_name = common_name(names.first().map_or("node", String::as_str));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        let issuer = Issuer::from_params(&self.params, &self.key);
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(DevCertError::generate)?;
+        Ok((cert, key))
+    }
+
+    /// Writes `ca.pem` and, for each of `ids`, `node-<id>.pem` and `node-<id>.key` into
+    /// `dir` (created if needed; keys are written readable by the owner only), as
+    /// [`TlsIdentity::from_dir`] reads them.
+    pub fn write_dir(&self, dir: &Path, ids: &[NodeId]) -> Result<(), DevCertError> {
+        let write_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DevCertError::Write { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(write_error(dir))?;
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, self.cert_pem()).map_err(write_error(&ca))?;
+        for &id in ids {
+            let (cert, key) = self.sign(vec![node_name(&self.cluster, id)])?;
+            let files = CertFiles::in_dir(dir, id);
+            std::fs::write(&files.cert, cert.pem()).map_err(write_error(&files.cert))?;
+            write_private(&files.key, &key.serialize_pem()).map_err(write_error(&files.key))?;
+        }
+        Ok(())
+    }
+}
+
+fn common_name(name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    dn
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_files_load_back() {
+        let dir = std::env::temp_dir().join(format!("actraft-certs-{}", std::process::id()));
+        let ca = DevCa::new("unit").unwrap();
+        ca.write_dir(&dir, &[1, 2]).unwrap();
+        let loaded = TlsIdentity::from_dir(&dir, 2).unwrap();
+        assert_eq!(loaded.ca, vec![ca.cert_der()]);
+        assert_eq!(loaded.cert_chain.len(), 1);
+        assert!(TlsIdentity::from_dir(&dir, 3).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,219 @@
+//! Conversions between the core's messages and the wire's, both ways.
+//!
+//! Each direction is one exhaustive `match` per enum, with no wildcard arm: a new kind
+//! in the core does not compile here until it has a wire form (a new tag, see the
+//! [module rules](super)), and a new wire kind does not compile until it maps to the
+//! core. Conversions move the entries' payloads ([`Bytes`](bytes::Bytes) are reference
+//! counted), so they copy no command bytes.
+
+use actraft::core;
+
+use super::message::{
+    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
+    Payload, VoteReply, VoteRequest,
+};
+
+impl From<core::Envelope> for Envelope {
+    fn from(e: core::Envelope) -> Self {
+        Self {
+            from: e.from,
+            to: e.to,
+            message: e.message.into(),
+        }
+    }
+}
+
+impl From<Envelope> for core::Envelope {
+    fn from(e: Envelope) -> Self {
+        Self {
+            from: e.from,
+            to: e.to,
+            message: e.message.into(),
+        }
+    }
+}
+
+impl From<core::Message> for Message {
+    fn from(m: core::Message) -> Self {
+        match m {
+            core::Message::RequestVote(r) => Message::RequestVote(r.into()),
+            core::Message::RequestVoteReply(r) => Message::RequestVoteReply(r.into()),
+            core::Message::PreVote(r) => Message::PreVote(r.into()),
+            core::Message::PreVoteReply(r) => Message::PreVoteReply(r.into()),
+            core::Message::AppendEntries(r) => Message::AppendEntries(r.into()),
+            core::Message::AppendEntriesReply(r) => Message::AppendEntriesReply(r.into()),
+        }
+    }
+}
+
+impl From<Message> for core::Message {
+    fn from(m: Message) -> Self {
+        match m {
+            Message::RequestVote(r) => core::Message::RequestVote(r.into()),
+            Message::RequestVoteReply(r) => core::Message::RequestVoteReply(r.into()),
+            Message::PreVote(r) => core::Message::PreVote(r.into()),
+            Message::PreVoteReply(r) => core::Message::PreVoteReply(r.into()),
+            Message::AppendEntries(r) => core::Message::AppendEntries(r.into()),
+            Message::AppendEntriesReply(r) => core::Message::AppendEntriesReply(r.into()),
+        }
+    }
+}
+
+impl From<core::LogId> for LogId {
+    fn from(id: core::LogId) -> Self {
+        Self {
+            term: id.term,
+            index: id.index,
+        }
+    }
+}
+
+impl From<LogId> for core::LogId {
+    fn from(id: LogId) -> Self {
+        core::LogId::new(id.term, id.index)
+    }
+}
+
+impl From<core::VoteRequest> for VoteRequest {
+    fn from(r: core::VoteRequest) -> Self {
+        Self {
+            term: r.term,
+            last_log: r.last_log.into(),
+        }
+    }
+}
+
+impl From<VoteRequest> for core::VoteRequest {
+    fn from(r: VoteRequest) -> Self {
+        Self {
+            term: r.term,
+            last_log: r.last_log.into(),
+        }
+    }
+}
+
+impl From<core::VoteReply> for VoteReply {
+    fn from(r: core::VoteReply) -> Self {
+        Self {
+            term: r.term,
+            granted: r.granted,
+        }
+    }
+}
+
+impl From<VoteReply> for core::VoteReply {
+    fn from(r: VoteReply) -> Self {
+        Self {
+            term: r.term,
+            granted: r.granted,
+        }
+    }
+}
+
+impl From<core::AppendRequest> for AppendRequest {
+    fn from(r: core::AppendRequest) -> Self {
+        Self {
+            term: r.term,
+            prev_log: r.prev_log.into(),
+            entries: r.entries.into_iter().map(Entry::from).collect(),
+            leader_commit: r.leader_commit,
+        }
+    }
+}
+
+impl From<AppendRequest> for core::AppendRequest {
+    fn from(r: AppendRequest) -> Self {
+        Self {
+            term: r.term,
+            prev_log: r.prev_log.into(),
+            entries: r.entries.into_iter().map(core::Entry::from).collect(),
+            leader_commit: r.leader_commit,
+        }
+    }
+}
+
+impl From<core::AppendReply> for AppendReply {
+    fn from(r: core::AppendReply) -> Self {
+        Self {
+            term: r.term,
+            result: r.result.into(),
+        }
+    }
+}
+
+impl From<AppendReply> for core::AppendReply {
+    fn from(r: AppendReply) -> Self {
+        Self {
+            term: r.term,
+            result: r.result.into(),
+        }
+    }
+}
+
+impl From<core::AppendResult> for AppendResult {
+    fn from(r: core::AppendResult) -> Self {
+        match r {
+            core::AppendResult::Success { match_index } => AppendResult::Success { match_index },
+            core::AppendResult::Conflict { rejected, hint } => AppendResult::Conflict {
+                rejected,
+                hint: ConflictHint {
+                    term: hint.term,
+                    index: hint.index,
+                },
+            },
+        }
+    }
+}
+
+impl From<AppendResult> for core::AppendResult {
+    fn from(r: AppendResult) -> Self {
+        match r {
+            AppendResult::Success { match_index } => core::AppendResult::Success { match_index },
+            AppendResult::Conflict { rejected, hint } => core::AppendResult::Conflict {
+                rejected,
+                hint: core::ConflictHint {
+                    term: hint.term,
+                    index: hint.index,
+                },
+            },
+        }
+    }
+}
+
+impl From<core::Entry> for Entry {
+    fn from(e: core::Entry) -> Self {
+        Self {
+            term: e.term,
+            index: e.index,
+            payload: e.payload.into(),
+        }
+    }
+}
+
+impl From<Entry> for core::Entry {
+    fn from(e: Entry) -> Self {
+        Self {
+            term: e.term,
+            index: e.index,
+            payload: e.payload.into(),
+        }
+    }
+}
+
+impl From<core::Payload> for Payload {
+    fn from(p: core::Payload) -> Self {
+        match p {
+            core::Payload::Command(bytes) => Payload::Command(bytes),
+            core::Payload::Noop => Payload::Noop,
+        }
+    }
+}
+
+impl From<Payload> for core::Payload {
+    fn from(p: Payload) -> Self {
+        match p {
+            Payload::Command(bytes) => core::Payload::Command(bytes),
+            Payload::Noop => core::Payload::Noop,
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! The Raft messages as they travel: plain data, one type per shape, frozen by the
+//! golden test. See the [module rules](super) before changing anything here.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A message addressed from one node to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The sending node.
+    pub from: u64,
+    /// The node the message is for.
+    pub to: u64,
+    /// The RPC itself.
+    pub message: Message,
+}
+
+/// One Raft RPC or reply. New kinds go at the end, with the next tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Tag 0. A candidate asks for a vote.
+    RequestVote(VoteRequest),
+    /// Tag 1. The answer to a `RequestVote`.
+    RequestVoteReply(VoteReply),
+    /// Tag 2. A would-be candidate asks whether it could win.
+    PreVote(VoteRequest),
+    /// Tag 3. The answer to a `PreVote`.
+    PreVoteReply(VoteReply),
+    /// Tag 4. The leader replicates entries, or sends a heartbeat (no entries).
+    AppendEntries(AppendRequest),
+    /// Tag 5. The answer to an `AppendEntries`.
+    AppendEntriesReply(AppendReply),
+}
+
+/// A (term, index) log position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogId {
+    /// Term of the entry.
+    pub term: u64,
+    /// Index of the entry.
+    pub index: u64,
+}
+
+/// Arguments of RequestVote and PreVote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    /// The candidate's term (for a pre-vote: the term it would campaign in).
+    pub term: u64,
+    /// The candidate's last log entry.
+    pub last_log: LogId,
+}
+
+/// Reply to RequestVote or PreVote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteReply {
+    /// The voter's term (for a granted pre-vote: the term asked about).
+    pub term: u64,
+    /// True when the vote is granted.
+    pub granted: bool,
+}
+
+/// Arguments of AppendEntries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendRequest {
+    /// The leader's term.
+    pub term: u64,
+    /// The entry just before `entries`.
+    pub prev_log: LogId,
+    /// Entries to store; empty for a heartbeat.
+    pub entries: Vec<Entry>,
+    /// The leader's commit index.
+    pub leader_commit: u64,
+}
+
+/// Reply to AppendEntries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendReply {
+    /// The follower's term.
+    pub term: u64,
+    /// What the follower did with the request.
+    pub result: AppendResult,
+}
+
+/// Outcome of an AppendEntries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendResult {
+    /// Tag 0. The consistency check passed.
+    Success {
+        /// Last index known to match the leader's log, durable on the follower.
+        match_index: u64,
+    },
+    /// Tag 1. The consistency check failed.
+    Conflict {
+        /// The `prev_log.index` that did not match.
+        rejected: u64,
+        /// Where the leader should look next.
+        hint: ConflictHint,
+    },
+}
+
+/// The fast back-up hint of a rejected AppendEntries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictHint {
+    /// The follower's term at the rejected index; `None` when its log is shorter.
+    pub term: Option<u64>,
+    /// The first index of that term, or the follower's last index + 1.
+    pub index: u64,
+}
+
+/// One log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The term of the leader that created it.
+    pub term: u64,
+    /// Its position in the log.
+    pub index: u64,
+    /// What it carries.
+    pub payload: Payload,
+}
+
+/// What an entry carries. New kinds go at the end, with the next tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// Tag 0. A client command, opaque to Raft.
+    Command(Bytes),
+    /// Tag 1. The empty entry a new leader appends in its term.
+    Noop,
+}

@@ -11,62 +11,39 @@
 //! ```
 #![allow(clippy::print_stdout)]
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use actraft_examples::backend::{start_cluster, StorageKind, TransportKind};
 use actraft_examples::cluster::{ClusterOptions, Placement};
 use bytes::Bytes;
+use clap::Parser;
 use futures_util::future::join_all;
 
+/// A Raft cluster in one process: an election, a burst of writes, a leader crash and
+/// failover, the old leader back as a follower, and a check that every node applied the
+/// same log.
+#[derive(Debug, Parser)]
+#[command(name = "demo", version)]
 struct Args {
-    nodes: usize,
+    /// Cluster size (a failover needs at least 3 nodes).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(3..=100))]
+    nodes: u16,
+    /// Writes in the burst, spread over the clients.
+    #[arg(long, default_value_t = 10_000)]
     writes: usize,
-    clients: usize,
+    /// Concurrent clients writing the burst.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    clients: u32,
+    /// Transport between the nodes: `mem` (in-process) or `quic` (loopback, mutual TLS).
+    #[arg(long, default_value_t = TransportKind::Mem)]
     transport: TransportKind,
+    /// Log storage: `mem`, or `rocks` (RocksDB; needs a build with `--features rocks`).
+    #[arg(long, default_value_t = StorageKind::Mem)]
     storage: StorageKind,
-    data_dir: Option<std::path::PathBuf>,
-}
-
-fn usage() -> ! {
-    eprintln!(
-        "usage: demo [--nodes N] [--writes N] [--clients N] [--transport mem|quic] [--storage mem|rocks] [--data-dir DIR]"
-    );
-    std::process::exit(2)
-}
-
-fn fail(e: impl std::fmt::Display) -> ! {
-    eprintln!("demo: {e}");
-    std::process::exit(2)
-}
-
-fn parse_args() -> Args {
-    let mut args = Args {
-        nodes: 5,
-        writes: 10_000,
-        clients: 32,
-        transport: TransportKind::Mem,
-        storage: StorageKind::Mem,
-        data_dir: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().unwrap_or_else(|| usage());
-        let number = || value.parse::<usize>().unwrap_or_else(|_| usage());
-        match flag.as_str() {
-            "--nodes" => args.nodes = number(),
-            "--writes" => args.writes = number(),
-            "--clients" => args.clients = number().max(1),
-            "--transport" => args.transport = value.parse().unwrap_or_else(|e| fail(e)),
-            "--storage" => args.storage = value.parse().unwrap_or_else(|e| fail(e)),
-            "--data-dir" => args.data_dir = Some(value.into()),
-            _ => usage(),
-        }
-    }
-    if args.nodes < 3 {
-        eprintln!("demo: a failover needs at least 3 nodes");
-        std::process::exit(2);
-    }
-    args
+    /// Where RocksDB keeps the nodes' logs (a temporary directory when not given).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 fn ms(d: Duration) -> String {
@@ -76,7 +53,7 @@ fn ms(d: Duration) -> String {
 #[actix_rt::main]
 async fn main() {
     actraft_examples::init_tracing();
-    let args = parse_args();
+    let args = Args::parse();
     if let Err(e) = run(args).await {
         eprintln!("demo failed: {e}");
         std::process::exit(1);
@@ -90,7 +67,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.nodes, args.transport, args.storage
     );
     let started = Instant::now();
-    let options = ClusterOptions::new(args.nodes).placement(Placement::PerNode);
+    let options = ClusterOptions::new(args.nodes.into()).placement(Placement::PerNode);
     let mut cluster = start_cluster(options, args.storage, args.transport, args.data_dir).await?;
 
     let (leader, term) = cluster.wait_for_leader(timeout).await?;
@@ -101,9 +78,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     // A burst of writes from concurrent clients.
     let burst = Instant::now();
-    let per_client = args.writes.div_ceil(args.clients);
+    let clients = args.clients as usize;
+    let per_client = args.writes.div_ceil(clients);
     let handle = cluster.handle(leader).ok_or("leader vanished")?;
-    let results = join_all((0..args.clients).map(|c| {
+    let results = join_all((0..clients).map(|c| {
         let handle = handle.clone();
         async move {
             let mut ok = 0usize;

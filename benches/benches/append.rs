@@ -41,7 +41,10 @@ fn backends(c: &mut Criterion) {
         (TransportKind::Quic, StorageKind::Mem),
         (TransportKind::Mem, StorageKind::Rocks),
         (TransportKind::Quic, StorageKind::Rocks),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(_, storage)| storage.is_built())
+    {
         for payload in [64, 4096] {
             for clients in [1, 16, 256] {
                 let mut cfg = ThroughputConfig::new(3, clients, 1, payload);

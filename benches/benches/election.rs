@@ -47,7 +47,7 @@ fn timeout_ranges(c: &mut Criterion) {
 
 fn backends(c: &mut Criterion) {
     for transport in [TransportKind::Mem, TransportKind::Quic] {
-        for storage in [StorageKind::Mem, StorageKind::Rocks] {
+        for storage in StorageKind::ALL.into_iter().filter(|s| s.is_built()) {
             let mut cfg = ElectionConfig::new(5, 12, 24, 1);
             cfg.transport = transport;
             cfg.storage = storage;

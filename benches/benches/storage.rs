@@ -1,10 +1,11 @@
 //! Criterion bench: storage backends on the same work, through the public generic
 //! functions of `actraft::testkit::storage_bench`: appends of 1, 16 and 256 entries of
 //! 64 B and 4 KiB, range reads, suffix truncation and hard-state saves, on memory and on
-//! RocksDB. One iteration is one operation.
+//! RocksDB (with the `rocks` feature). One iteration is one operation.
 //!
 //! ```sh
 //! cargo bench -p actraft-benches --bench storage
+//! cargo bench -p actraft-benches --features rocks --bench storage   # RocksDB too
 //! cargo bench -p actraft-benches --bench storage -- --test   # run each case once
 //! ```
 //!
@@ -17,6 +18,7 @@ use actraft::testkit::storage_bench::{
 };
 use actraft::LogStorage;
 use actraft_storage_mem::MemStorage;
+#[cfg(feature = "rocks")]
 use actraft_storage_rocks::{RocksOptions, RocksStorage};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -79,6 +81,13 @@ fn bench_backend<S: LogStorage>(c: &mut Criterion, name: &str, storage: &S) {
 
 fn backends(c: &mut Criterion) {
     bench_backend(c, "mem", &MemStorage::new());
+    #[cfg(feature = "rocks")]
+    rocks(c);
+}
+
+/// RocksDB, with the `rocks` feature.
+#[cfg(feature = "rocks")]
+fn rocks(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let rocks = block_on(RocksStorage::open(
         dir.path().join("log"),

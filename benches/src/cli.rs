@@ -1,55 +1,28 @@
-//! Command-line flags shared by the benchmark binaries: `--flag value` pairs.
+//! Command-line pieces shared by the benchmark binaries (clap): the backend flags, the
+//! timeout-range value, and the runner that prints a binary's one-line result.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::{BenchError, StorageKind, TransportKind};
 
-/// One `--flag value` pair.
-#[derive(Debug, Clone)]
-pub struct Flag {
-    /// The flag, with its dashes.
-    pub name: String,
-    /// Its value, as given.
-    pub value: String,
+/// The flags choosing where a benchmark's cluster runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackendArgs {
+    /// Transport between the nodes: `mem` (in-process) or `quic` (loopback, mutual TLS).
+    #[arg(long, default_value_t = TransportKind::Mem)]
+    pub transport: TransportKind,
+    /// Log storage: `mem`, or `rocks` (RocksDB; needs a build with `--features rocks`).
+    #[arg(long, default_value_t = StorageKind::Mem)]
+    pub storage: StorageKind,
+    /// Where RocksDB keeps the nodes' logs (a temporary directory when not given).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
-impl Flag {
-    /// The value as a whole number.
-    pub fn num(&self) -> Result<u64, BenchError> {
-        self.value.parse().map_err(|_| {
-            BenchError::Usage(format!("{}: not a number: {:?}", self.name, self.value))
-        })
-    }
-
-    /// The value as a transport name.
-    pub fn transport(&self) -> Result<TransportKind, BenchError> {
-        self.value
-            .parse()
-            .map_err(|e| BenchError::Usage(format!("{e}")))
-    }
-
-    /// The value as a storage name.
-    pub fn storage(&self) -> Result<StorageKind, BenchError> {
-        self.value
-            .parse()
-            .map_err(|e| BenchError::Usage(format!("{e}")))
-    }
-
-    /// The error for a flag the binary does not know.
-    pub fn unknown(&self) -> BenchError {
-        BenchError::Usage(format!("unknown flag {}", self.name))
-    }
-}
-
-/// The `--flag value` pairs of this process's arguments.
-pub fn flags() -> Result<Vec<Flag>, BenchError> {
-    let mut out = Vec::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(name) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| BenchError::Usage(format!("{name} needs a value")))?;
-        out.push(Flag { name, value });
-    }
-    Ok(out)
+/// Parses `MIN..MAX` (whole milliseconds, `0 < MIN < MAX`) for clap.
+pub fn range_ms(s: &str) -> Result<(Duration, Duration), String> {
+    crate::parse_range_ms(s).map_err(|e| e.to_string())
 }
 
 /// Runs a benchmark binary: quiet tracing, then `run`, printing its one-line result last
@@ -71,5 +44,22 @@ where
             eprintln!("{name}: {e}");
             std::process::exit(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_ranges_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            range_ms("12..24"),
+            Ok((Duration::from_millis(12), Duration::from_millis(24)))
+        );
+        assert!(range_ms("24..12").unwrap_err().contains("empty range"));
+        assert!(range_ms("0..12").unwrap_err().contains("empty range"));
+        assert!(range_ms("12-24").unwrap_err().contains("MIN..MAX"));
+        assert!(range_ms("a..24").unwrap_err().contains("not a number"));
     }
 }

@@ -26,7 +26,7 @@ use actraft_examples::cluster::{Cluster, ClusterOptions, Placement};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::stats::Summary;
+use crate::stats::{LatencyHistogram, Summary};
 use crate::{BenchError, StorageKind, TransportKind};
 
 /// One election benchmark configuration.
@@ -102,7 +102,7 @@ pub struct ElectionResult {
     pub transport: String,
     /// Storage name.
     pub storage: String,
-    /// Every latency, ms, in trial order.
+    /// Every latency, ms, in trial order (for the CDF plot).
     pub latencies_ms: Vec<f64>,
     /// Summary of the latencies.
     pub summary: Summary,
@@ -170,15 +170,15 @@ async fn new_leader(
 
 /// Median latency of a replicated commit through `leader`, ms.
 async fn commit_rtt_ms(cluster: &Cluster, samples: usize) -> Result<f64, BenchError> {
-    let mut rtts = Vec::with_capacity(samples);
+    let mut rtts = LatencyHistogram::new();
     for i in 0..samples {
         let (leader, _) = cluster.wait_for_leader(Duration::from_secs(10)).await?;
         let handle = cluster.handle(leader).expect("leader runs");
         let start = Instant::now();
         handle.propose(Bytes::from(format!("rtt-{i}"))).await?;
-        rtts.push(ms(start.elapsed()));
+        rtts.record(start.elapsed());
     }
-    Ok(Summary::of(&rtts).p50)
+    Ok(rtts.quantile_ms(0.5))
 }
 
 /// Runs the trials of `cfg`.
@@ -202,6 +202,7 @@ pub async fn run(cfg: &ElectionConfig) -> Result<ElectionResult, BenchError> {
     let rtt = commit_rtt_ms(&cluster, 20).await?;
     let mut rng = SplitMix64::new(cfg.seed);
     let mut latencies = Vec::with_capacity(cfg.trials);
+    let mut histogram = LatencyHistogram::new();
     let mut multi_term = 0;
     for _ in 0..cfg.trials {
         let (leader, term) = cluster.wait_for_leader(settle).await?;
@@ -211,7 +212,9 @@ pub async fn run(cfg: &ElectionConfig) -> Result<ElectionResult, BenchError> {
         let crashed = Instant::now();
         cluster.kill(leader).await;
         let (new, new_term) = new_leader(&cluster, leader, term, settle).await?;
-        latencies.push(ms(crashed.elapsed()));
+        let latency = crashed.elapsed();
+        histogram.record(latency);
+        latencies.push(ms(latency));
         if new_term > term + 1 {
             multi_term += 1;
         }
@@ -227,7 +230,7 @@ pub async fn run(cfg: &ElectionConfig) -> Result<ElectionResult, BenchError> {
         heartbeat_ms: ms(h),
         transport: cfg.transport.to_string(),
         storage: cfg.storage.to_string(),
-        summary: Summary::of(&latencies),
+        summary: histogram.summary_ms(),
         latencies_ms: latencies,
         multi_term,
         commit_rtt_ms: rtt,

@@ -101,7 +101,7 @@ fn election_plan(budget: Budget) -> Vec<ElectionConfig> {
         (TransportKind::Mem, StorageKind::Rocks),
         (TransportKind::Quic, StorageKind::Rocks),
     ];
-    for (t, s) in backends {
+    for (t, s) in backends.into_iter().filter(|(_, s)| s.is_built()) {
         for (a, b, full, q) in [(12, 24, 200, 10), (150, 300, 60, 0)] {
             let trials = if quick { q } else { full };
             if trials == 0 {
@@ -152,7 +152,7 @@ fn append_plan(budget: Budget) -> Vec<ThroughputConfig> {
         (TransportKind::Quic, StorageKind::Rocks),
     ];
     let payloads: &[usize] = if quick { &[64] } else { &[64, 4096] };
-    for (t, s) in backends {
+    for (t, s) in backends.into_iter().filter(|(_, s)| s.is_built()) {
         for &payload in payloads {
             for clients in [1, 16, 256] {
                 let disk = s == StorageKind::Rocks;
@@ -171,6 +171,9 @@ fn append_plan(budget: Budget) -> Vec<ThroughputConfig> {
 /// Runs the report's configurations.
 pub async fn run(budget: Budget, mut progress: impl FnMut(&str)) -> Report {
     let mut report = Report::default();
+    if !StorageKind::Rocks.is_built() {
+        progress("RocksDB configurations left out: this build has no `rocks` feature (rebuild with `--features rocks`)");
+    }
     for cfg in election_plan(budget) {
         let what = format!(
             "election nodes={} timeout={}..{}ms transport={} storage={}",
@@ -207,6 +210,7 @@ pub async fn run(budget: Budget, mut progress: impl FnMut(&str)) -> Report {
         }
     }
     // The raw RocksDB ceiling for each RocksDB run, at the batch size its leader synced.
+    #[cfg(feature = "rocks")]
     for r in &mut report.append {
         let Some(batch) = r.leader_entries_per_sync else {
             continue;

@@ -3,6 +3,7 @@
 //! backend the same way), plus the raw RocksDB ceiling: the same entries written straight
 //! to RocksDB in synced batches of the same size.
 
+#[cfg(feature = "rocks")]
 use std::time::Instant;
 
 use actraft::testkit::storage_bench::{
@@ -10,6 +11,7 @@ use actraft::testkit::storage_bench::{
 };
 use actraft::LogStorage;
 use actraft_storage_mem::MemStorage;
+#[cfg(feature = "rocks")]
 use actraft_storage_rocks::{RocksOptions, RocksStorage};
 use serde::Serialize;
 
@@ -122,8 +124,9 @@ pub async fn measure_backend<S: LogStorage + ?Sized>(
     Ok(out)
 }
 
-/// The ceiling: `writes` synced RocksDB write batches of `batch` entries of `payload`
+/// The ceiling (with the `rocks` feature): `writes` synced RocksDB write batches of `batch` entries of `payload`
 /// bytes each, keyed by big-endian index, on the caller's thread.
+#[cfg(feature = "rocks")]
 pub fn raw_rocksdb(
     batch: usize,
     payload: usize,
@@ -158,14 +161,24 @@ pub fn raw_rocksdb(
     })
 }
 
-/// Runs every storage measurement: memory, RocksDB, and the raw RocksDB ceiling.
+/// Runs every storage measurement: memory, and with the `rocks` feature RocksDB and the
+/// raw RocksDB ceiling.
 pub async fn run_all(quick: bool) -> Result<Vec<StorageResult>, BenchError> {
+    #[allow(unused_mut)] // only the `rocks` feature adds to it
     let mut out = measure_backend("mem", &MemStorage::new(), quick).await?;
+    #[cfg(feature = "rocks")]
+    out.extend(run_rocks(quick).await?);
+    Ok(out)
+}
+
+/// RocksDB through `RocksStorage`, then the raw ceiling.
+#[cfg(feature = "rocks")]
+async fn run_rocks(quick: bool) -> Result<Vec<StorageResult>, BenchError> {
     let dir = tempfile::tempdir()?;
     let rocks = RocksStorage::open(dir.path().join("log"), RocksOptions::default())
         .await
         .map_err(std::io::Error::other)?;
-    out.extend(measure_backend("rocks", &rocks, quick).await?);
+    let mut out = measure_backend("rocks", &rocks, quick).await?;
     drop(rocks);
     for batch in [1, 16, 256] {
         let writes = if quick { 50 } else { 500 };

@@ -7,17 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actraft::{LogStorage, NodeId};
 use actraft_examples::backend::start_cluster;
-use actraft_examples::cluster::{Cluster, ClusterOptions, Placement, StorageProvider};
-use actraft_storage_rocks::{RocksOptions, RocksStorage, StorageStats};
-use actraft_transport_mem::MemRouter;
-use async_trait::async_trait;
+use actraft_examples::cluster::{ClusterOptions, Placement};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::stats::quantile;
+use crate::stats::LatencyHistogram;
 use crate::{BenchError, StorageKind, TransportKind};
 
 /// One throughput configuration.
@@ -124,19 +120,30 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let options = ClusterOptions::new(cfg.members)
         .placement(placement)
         .record(false);
-    let rocks = RocksWithStats::default();
+    #[cfg(feature = "rocks")]
+    let rocks = rocks_stats::RocksWithStats::default();
+    #[cfg(feature = "rocks")]
     let cluster = if cfg.storage == StorageKind::Rocks && cfg.transport == TransportKind::Mem {
-        let router = MemRouter::with_seed(options.seed);
-        Cluster::start_on(options, rocks.clone(), router.clone(), Some(router)).await?
+        let router = actraft_transport_mem::MemRouter::with_seed(options.seed);
+        actraft_examples::cluster::Cluster::start_on(
+            options,
+            rocks.clone(),
+            router.clone(),
+            Some(router),
+        )
+        .await?
     } else {
         start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?
     };
+    #[cfg(not(feature = "rocks"))]
+    let cluster = start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?;
     let (leader, _) = cluster.wait_for_leader(Duration::from_secs(20)).await?;
     let handle = cluster.handle(leader).expect("leader runs");
     // Warm up: the first proposals pay for allocations and connection set-up.
     for _ in 0..100 {
         handle.propose(Bytes::from(vec![0u8; cfg.payload])).await?;
     }
+    #[cfg(feature = "rocks")]
     let stats_before = rocks.stats(leader);
     let issued = Arc::new(AtomicU64::new(0));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
@@ -147,11 +154,11 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
             let (handle, issued, payload) = (handle.clone(), issued.clone(), payload.clone());
             let ops = cfg.ops;
             actix_rt::spawn(async move {
-                let mut latencies = Vec::new();
+                let mut latencies = LatencyHistogram::new();
                 while issued.fetch_add(1, Ordering::Relaxed) < ops {
                     let t = Instant::now();
                     handle.propose(payload.clone()).await?;
-                    latencies.push(t.elapsed().as_secs_f64() * 1e6);
+                    latencies.record(t.elapsed());
                 }
                 Ok::<_, BenchError>(latencies)
             })
@@ -159,17 +166,19 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         .collect();
     let per_client = join_all(tasks).await;
     let secs = start.elapsed().as_secs_f64();
+    #[cfg(feature = "rocks")]
     let leader_entries_per_sync = match (stats_before, rocks.stats(leader)) {
         (Some(a), Some(b)) if b.syncs > a.syncs => {
             Some((b.entries - a.entries) as f64 / (b.syncs - a.syncs) as f64)
         }
         _ => None,
     };
-    let mut latencies = Vec::with_capacity(cfg.ops as usize);
+    #[cfg(not(feature = "rocks"))]
+    let leader_entries_per_sync = None;
+    let mut latencies = LatencyHistogram::new();
     for l in per_client {
-        latencies.extend(l.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??);
+        latencies.add(&l.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??);
     }
-    latencies.sort_by(|a, b| a.total_cmp(b));
     let mut cluster = cluster;
     cluster.shutdown_all().await;
     Ok(ThroughputResult {
@@ -179,56 +188,67 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         transport: cfg.transport.to_string(),
         storage: cfg.storage.to_string(),
         threads: cfg.node_threads(),
-        ops: latencies.len() as u64,
+        ops: latencies.len(),
         secs,
         ops_per_sec: latencies.len() as f64 / secs,
-        p50_us: quantile(&latencies, 0.5),
-        p99_us: quantile(&latencies, 0.99),
+        p50_us: latencies.quantile_us(0.5),
+        p99_us: latencies.quantile_us(0.99),
         leader_entries_per_sync,
         raw_rocksdb_entries_per_sec: None,
     })
 }
 
-/// RocksDB storages in a temporary directory whose write counters the benchmark reads.
-#[derive(Clone, Default)]
-struct RocksWithStats {
-    inner: Arc<std::sync::Mutex<RocksInner>>,
-}
+/// RocksDB storages whose write counters the benchmark reads.
+#[cfg(feature = "rocks")]
+mod rocks_stats {
+    use std::sync::Arc;
 
-#[derive(Default)]
-struct RocksInner {
-    // Fields drop in order: the stores close before their directory is removed.
-    stores: std::collections::BTreeMap<NodeId, RocksStorage>,
-    dir: Option<tempfile::TempDir>,
-}
+    use actraft::{LogStorage, NodeId};
+    use actraft_examples::cluster::StorageProvider;
+    use actraft_storage_rocks::{RocksOptions, RocksStorage, StorageStats};
+    use async_trait::async_trait;
 
-impl RocksWithStats {
-    fn stats(&self, id: NodeId) -> Option<StorageStats> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.stores.get(&id).map(RocksStorage::stats)
+    /// RocksDB storages in a temporary directory whose write counters the benchmark reads.
+    #[derive(Clone, Default)]
+    pub(super) struct RocksWithStats {
+        inner: Arc<std::sync::Mutex<RocksInner>>,
     }
-}
 
-#[async_trait(?Send)]
-impl StorageProvider for RocksWithStats {
-    async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String> {
-        let path = {
+    #[derive(Default)]
+    struct RocksInner {
+        // Fields drop in order: the stores close before their directory is removed.
+        stores: std::collections::BTreeMap<NodeId, RocksStorage>,
+        dir: Option<tempfile::TempDir>,
+    }
+
+    impl RocksWithStats {
+        pub(super) fn stats(&self, id: NodeId) -> Option<StorageStats> {
+            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            inner.stores.get(&id).map(RocksStorage::stats)
+        }
+    }
+
+    #[async_trait(?Send)]
+    impl StorageProvider for RocksWithStats {
+        async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String> {
+            let path = {
+                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                if inner.dir.is_none() {
+                    inner.dir = Some(tempfile::tempdir().map_err(|e| e.to_string())?);
+                }
+                inner
+                    .dir
+                    .as_ref()
+                    .expect("set above")
+                    .path()
+                    .join(format!("node-{id}"))
+            };
+            let store = RocksStorage::open(path, RocksOptions::default())
+                .await
+                .map_err(|e| e.to_string())?;
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            if inner.dir.is_none() {
-                inner.dir = Some(tempfile::tempdir().map_err(|e| e.to_string())?);
-            }
-            inner
-                .dir
-                .as_ref()
-                .expect("set above")
-                .path()
-                .join(format!("node-{id}"))
-        };
-        let store = RocksStorage::open(path, RocksOptions::default())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.stores.insert(id, store.clone());
-        Ok(Box::new(store))
+            inner.stores.insert(id, store.clone());
+            Ok(Box::new(store))
+        }
     }
 }

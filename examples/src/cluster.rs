@@ -97,6 +97,9 @@ pub enum ClusterError {
     /// A client request failed for good.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The chosen backend is not in this build.
+    #[error(transparent)]
+    NotBuilt(#[from] crate::backend::BackendError),
 }
 
 /// Settings of a [`Cluster`].

@@ -1,6 +1,9 @@
 //! Shared pieces of the actraft examples and cluster tests: an in-process cluster
 //! harness ([`cluster`]), a replicated key-value state machine ([`kv`]) and a state
 //! machine that records what it applies ([`recording`]).
+//!
+//! The `rocks` feature (off by default) adds RocksDB storage (`rocks`) and the KV service
+//! example; without it everything here builds with nothing but a Rust toolchain.
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -10,6 +13,7 @@ pub mod kv_service;
 pub mod load;
 pub mod quic;
 pub mod recording;
+#[cfg(feature = "rocks")]
 pub mod rocks;
 pub mod scenarios;
 pub mod walkthrough;

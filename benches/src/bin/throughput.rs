@@ -3,34 +3,105 @@
 //! ```sh
 //! cargo run --release -p actraft-benches --bin throughput -- --members 3 --clients 256 \
 //!     --ops 1000000 --payload 0 --transport mem --storage mem [--threads N]
+//! cargo run --release -p actraft-benches --bin throughput -- --help
 //! ```
 //!
 //! The last line printed is the result:
 //! `throughput: members=.. clients=.. payload=.. transport=.. storage=.. ops=.. secs=..
 //! ops_per_sec=.. p50_us=.. p99_us=.. threads=..`
 
-use actraft_benches::cli::{self, flags};
+use actraft_benches::cli::{self, BackendArgs};
 use actraft_benches::throughput::{run, ThroughputConfig};
-use actraft_benches::BenchError;
+use clap::Parser;
 
-fn parse() -> Result<ThroughputConfig, BenchError> {
-    let mut cfg = ThroughputConfig::new(3, 256, 1_000_000, 0);
-    for f in flags()? {
-        match f.name.as_str() {
-            "--members" => cfg.members = f.num()? as usize,
-            "--clients" => cfg.clients = f.num()?.max(1) as usize,
-            "--ops" => cfg.ops = f.num()?,
-            "--payload" => cfg.payload = f.num()? as usize,
-            "--threads" => cfg.threads = Some(f.num()?.max(1) as usize),
-            "--transport" => cfg.transport = f.transport()?,
-            "--storage" => cfg.storage = f.storage()?,
-            "--data-dir" => cfg.data_dir = Some(f.value.into()),
-            _ => return Err(f.unknown()),
-        }
+/// Append throughput: K clients proposing back to back through the leader; entries
+/// committed and applied per second, and each commit's latency as a client sees it.
+/// Prints one result line.
+#[derive(Debug, Parser)]
+#[command(name = "throughput", version)]
+struct Args {
+    /// Cluster size.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+    members: u16,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    clients: u64,
+    /// Total proposals.
+    #[arg(long, default_value_t = 1_000_000)]
+    ops: u64,
+    /// Bytes per command (0: empty commands).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    payload: usize,
+    /// Threads for the nodes (default: one per node); clients run on a thread of their own.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+impl Args {
+    fn config(self) -> ThroughputConfig {
+        let mut cfg = ThroughputConfig::new(
+            usize::from(self.members),
+            self.clients as usize,
+            self.ops,
+            self.payload,
+        );
+        cfg.threads = self.threads.map(|n| n as usize);
+        cfg.transport = self.backend.transport;
+        cfg.storage = self.backend.storage;
+        cfg.data_dir = self.backend.data_dir;
+        cfg
     }
-    Ok(cfg)
 }
 
 fn main() {
-    cli::main("throughput", || async { Ok(run(&parse()?).await?.line()) });
+    let cfg = Args::parse().config();
+    cli::main("throughput", || async move { Ok(run(&cfg).await?.line()) });
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use clap::Parser;
+
+    use super::Args;
+
+    #[test]
+    fn flags_are_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_become_the_configuration() {
+        let cfg = Args::try_parse_from([
+            "throughput",
+            "--members",
+            "5",
+            "--clients",
+            "16",
+            "--ops",
+            "1000",
+            "--payload",
+            "64",
+            "--threads",
+            "2",
+        ])
+        .unwrap()
+        .config();
+        assert_eq!(
+            (cfg.members, cfg.clients, cfg.ops, cfg.payload),
+            (5, 16, 1000, 64)
+        );
+        assert_eq!(cfg.threads, Some(2));
+        let defaults = Args::try_parse_from(["throughput"]).unwrap().config();
+        assert_eq!(
+            (defaults.members, defaults.clients, defaults.ops),
+            (3, 256, 1_000_000)
+        );
+        assert_eq!(defaults.threads, None);
+        let e = Args::try_parse_from(["throughput", "--clients", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--clients"), "{e}");
+    }
 }

@@ -3,12 +3,14 @@
 //! - [`core`]: the protocol as a deterministic, sans-IO state machine ([`core::RaftCore`]).
 //! - [`NodeBuilder`] / [`RaftHandle`]: one actix actor per Raft node, a thin shell that
 //!   runs the core against a [`LogStorage`], a [`Transport`] and your [`StateMachine`].
+//! - [`session`]: client sessions, for exactly-once commands ([`session::SessionStateMachine`]).
 //! - `testkit` (cargo feature): the deterministic simulator, the Figure 3 checker, and
 //!   the conformance suites every storage and transport runs.
 #![warn(missing_docs)]
 
 pub mod core;
 pub mod node;
+pub mod session;
 pub mod state_machine;
 pub mod storage;
 pub mod transport;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The replicated KV service as three real processes on loopback: write, SIGKILL the
-# leader, write again, restart the killed node, read everything back through the log.
-# Exits non-zero on any mismatch or timeout. CI runs it after the tests.
+# The replicated KV service as three real processes on loopback: write, retry a write
+# with the same sequence number (answered from its session, not applied again), SIGKILL
+# the leader, write again, restart the killed node, read everything back through the log,
+# stop a node with SIGTERM. Exits non-zero on any mismatch or timeout. CI runs it after
+# the tests.
 #
 #   bash examples/kv-cluster.sh
 #
@@ -43,6 +45,7 @@ die() { echo "kv-cluster: FAIL: $*" >&2; exit 1; }
 check_time() { [ "$SECONDS" -lt "$deadline" ] || die "scenario took too long"; }
 
 kv() { check_time; timeout 30 "$KV_BIN" "$@" --nodes "$nodes"; }
+export KV_CERTS="$work/certs" # the client certificate, from `kv certs`
 
 start() {
   local id=$1 peers=() other
@@ -50,12 +53,12 @@ start() {
     [ "$other" = "$id" ] || peers+=("$other=$(addr "$other")")
   done
   local IFS=,
-  "$KV_BIN" serve --id "$id" --listen "$(addr "$id")" --peers "${peers[*]}" \
+  RUST_LOG="${RUST_LOG:-info}" "$KV_BIN" serve --id "$id" --listen "$(addr "$id")" --peers "${peers[*]}" \
     --data-dir "$work/data-$id" --certs "$work/certs" >>"$work/node-$id.log" 2>&1 &
   pid[$id]=$!
 }
 
-"$KV_BIN" certs --dir "$work/certs" --ids 1,2,3 >/dev/null
+"$KV_BIN" certs --dir "$work/certs" --ids 1,2,3 --clients client >/dev/null
 for id in 1 2 3; do start "$id"; done
 echo "kv-cluster: 3 nodes on $nodes"
 
@@ -65,6 +68,26 @@ for i in $(seq 1 20); do
   [ "$(kv put "key$i" "value $i")" = "ok" ] || die "put key$i"
 done
 echo "kv-cluster: 20 writes committed"
+
+# A retried write: the same session and sequence number again, after another client
+# overwrote the key. It is answered from the session and not applied again.
+sid="$(kv session)"
+[ "$(kv put r0 A --session "$sid" --seq 1)" = "ok" ] || die "put r0 A"
+[ "$(kv put r0 B)" = "ok" ] || die "put r0 B"
+note="$(kv put r0 A --session "$sid" --seq 1 2>&1 >/dev/null)" || die "retry of put r0 A"
+grep -q "answered from the session" <<<"$note" || die "the retry was not recognised: $note"
+[ "$(kv get r0)" = "B" ] || die "r0: the retried put was applied again (got $(kv get r0))"
+[ "$(kv put r0 C --session "$sid" --seq 2)" = "ok" ] || die "put r0 C"
+if err="$(kv put r0 A --session "$sid" --seq 1 2>&1)"; then die "a stale sequence number was accepted"; fi
+grep -q "stale" <<<"$err" || die "unexpected refusal: $err"
+echo "kv-cluster: a retried put was answered from its session, applied once"
+
+# Deletes, and absent keys (exit code 3).
+[ "$(kv put gone soon)" = "ok" ] || die "put gone"
+[ "$(kv delete gone)" = "ok" ] || die "delete gone"
+status=0; kv delete gone 2>/dev/null || status=$?
+[ "$status" = 3 ] || die "deleting an absent key: exit $status, expected 3"
+if kv put "" value 2>/dev/null; then die "an empty key was accepted"; fi
 
 { kill -9 "${pid[$leader]}" && wait "${pid[$leader]}"; } 2>/dev/null || true
 unset "pid[$leader]"
@@ -87,7 +110,8 @@ for i in $(seq 2 40); do
   got="$(kv get "key$i")"
   [ "$got" = "value $i" ] || die "key$i: expected 'value $i', got '$got'"
 done
-[ "$(kv get missing)" = "(nil)" ] || die "a missing key reads back as something"
+status=0; kv get missing >/dev/null 2>&1 || status=$?
+[ "$status" = 3 ] || die "a missing key: exit $status, expected 3 (not found)"
 echo "kv-cluster: all 40 keys read back"
 
 # The restarted node rejoins as a follower and applies the whole log.
@@ -103,4 +127,13 @@ while :; do
   sleep 0.1
 done
 echo "kv-cluster: node $leader follows again and applied up to $commit"
+
+# A graceful stop: SIGTERM, exit 0.
+kill -TERM "${pid[$leader]}"
+status=0; wait "${pid[$leader]}" || status=$?
+unset "pid[$leader]"
+[ "$status" = 0 ] || die "node $leader exited with $status after SIGTERM"
+grep -q "stopped" "$work/node-$leader.log" || die "node $leader did not report stopping"
+if grep -q $'\x1b\[' "$work"/node-*.log; then die "colour codes in logs written to a file"; fi
+echo "kv-cluster: node $leader stopped gracefully on SIGTERM"
 echo "kv-cluster: PASS"

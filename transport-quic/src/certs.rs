@@ -24,6 +24,12 @@ pub fn node_name(cluster: &str, id: NodeId) -> String {
     format!("node-{id}.{cluster}")
 }
 
+/// The DNS name in the certificate of client `name` of `cluster`:
+/// `client-<name>.<cluster>`.
+pub fn client_name(cluster: &str, name: &str) -> String {
+    format!("client-{name}.{cluster}")
+}
+
 /// What a node presents and what it trusts: its certificate chain and private key, and
 /// the cluster CA's certificates that every peer's certificate must chain to.
 #[derive(Debug)]
@@ -81,6 +87,14 @@ impl TlsIdentity {
         let files = CertFiles::in_dir(dir, id);
         Self::from_pem_files(&files.ca, &files.cert, &files.key)
     }
+
+    /// Loads client `name`'s identity from a directory laid out as
+    /// [`DevCa::write_clients`] writes it: `ca.pem`, `client-<name>.pem`,
+    /// `client-<name>.key`.
+    pub fn client_from_dir(dir: &Path, name: &str) -> Result<Self, QuicError> {
+        let files = CertFiles::client_in_dir(dir, name);
+        Self::from_pem_files(&files.ca, &files.cert, &files.key)
+    }
 }
 
 /// Where [`DevCa::write_dir`] puts a node's files.
@@ -101,6 +115,15 @@ impl CertFiles {
             ca: dir.join("ca.pem"),
             cert: dir.join(format!("node-{id}.pem")),
             key: dir.join(format!("node-{id}.key")),
+        }
+    }
+
+    /// The files of client `name` in `dir`.
+    pub fn client_in_dir(dir: &Path, name: &str) -> Self {
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join(format!("client-{name}.pem")),
+            key: dir.join(format!("client-{name}.key")),
         }
     }
 }
@@ -176,15 +199,59 @@ impl DevCa {
         })
     }
 
+    /// Issues client `name`'s identity: a certificate naming [`client_name`], usable
+    /// only as a TLS client (so it cannot pose as a node to other clients), signed by
+    /// this CA.
+    pub fn issue_client(&self, name: &str) -> Result<TlsIdentity, QuicError> {
+        let (cert, key) = self.sign_client(name)?;
+        Ok(TlsIdentity {
+            ca: vec![self.cert_der()],
+            cert_chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+
+    /// Writes `ca.pem` and, for each of `names`, `client-<name>.pem` and
+    /// `client-<name>.key` into `dir`, as [`TlsIdentity::client_from_dir`] reads them.
+    pub fn write_clients(&self, dir: &Path, names: &[&str]) -> Result<(), QuicError> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("ca.pem"), self.cert_pem())?;
+        for name in names {
+            let (cert, key) = self.sign_client(name)?;
+            let files = CertFiles::client_in_dir(dir, name);
+            std::fs::write(&files.cert, cert.pem())?;
+            write_private(&files.key, &key.serialize_pem())?;
+        }
+        Ok(())
+    }
+
+    fn sign_client(&self, name: &str) -> Result<(rcgen::Certificate, KeyPair), QuicError> {
+        self.sign_with_usages(
+            vec![client_name(&self.cluster, name)],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+        )
+    }
+
     fn sign(&self, names: Vec<String>) -> Result<(rcgen::Certificate, KeyPair), QuicError> {
+        self.sign_with_usages(
+            names,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    fn sign_with_usages(
+        &self,
+        names: Vec<String>,
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> Result<(rcgen::Certificate, KeyPair), QuicError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(names.clone())?;
         params.distinguished_name = common_name(names.first().map_or("node", String::as_str));
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = usages;
         params.use_authority_key_identifier_extension = true;
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params.signed_by(&key, &issuer)?;
@@ -238,6 +305,10 @@ mod tests {
         assert_eq!(loaded.ca, vec![ca.cert_der()]);
         assert_eq!(loaded.cert_chain.len(), 1);
         assert!(TlsIdentity::from_dir(&dir, 3).is_err());
+        ca.write_clients(&dir, &["ops"]).unwrap();
+        let client = TlsIdentity::client_from_dir(&dir, "ops").unwrap();
+        assert_eq!(client.ca, vec![ca.cert_der()]);
+        assert!(TlsIdentity::client_from_dir(&dir, "nobody").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

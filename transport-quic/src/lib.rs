@@ -74,7 +74,7 @@ mod socket;
 mod tls;
 mod transport;
 
-pub use certs::{node_name, CertFiles, DevCa, TlsIdentity};
+pub use certs::{client_name, node_name, CertFiles, DevCa, TlsIdentity};
 pub use config::QuicConfig;
 pub use error::{CloseCode, PeerFault, QuicError};
 pub use tls::ALPN;

@@ -319,7 +319,7 @@ impl Server {
                 seq,
                 latest,
             }) => Reply::Stale(format!(
-                "sequence number {seq} of session {client} is behind its latest, {latest}"
+                "sequence number {seq} of session {client} is stale: the session is at {latest}"
             )),
             Ok(SessionResponse::Malformed { reason }) => Reply::Error(reason),
             Err(e) => Reply::Error(format!("undecodable response: {e}")),

@@ -82,6 +82,16 @@ if err="$(kv put r0 A --session "$sid" --seq 1 2>&1)"; then die "a stale sequenc
 grep -q "stale" <<<"$err" || die "unexpected refusal: $err"
 echo "kv-cluster: a retried put was answered from its session, applied once"
 
+# A paused node first in the list costs one connect timeout (1 s), not the request's.
+for paused in 1 2 3; do [ "$paused" = "$leader" ] || break; done
+kill -STOP "${pid[$paused]}"
+started=$SECONDS
+out="$(check_time; timeout 30 "$KV_BIN" put slow ok --nodes "$(addr "$paused"),$nodes")" || { kill -CONT "${pid[$paused]}"; die "put with node $paused paused"; }
+took=$((SECONDS - started))
+kill -CONT "${pid[$paused]}"
+[ "$out" = "ok" ] && [ "$took" -le 4 ] || die "put with node $paused paused took ${took}s"
+echo "kv-cluster: a put with node $paused paused first in the list took ${took}s"
+
 # Deletes, and absent keys (exit code 3).
 [ "$(kv put gone soon)" = "ok" ] || die "put gone"
 [ "$(kv delete gone)" = "ok" ] || die "delete gone"
@@ -136,4 +146,11 @@ unset "pid[$leader]"
 grep -q "stopped" "$work/node-$leader.log" || die "node $leader did not report stopping"
 if grep -q $'\x1b\[' "$work"/node-*.log; then die "colour codes in logs written to a file"; fi
 echo "kv-cluster: node $leader stopped gracefully on SIGTERM"
+
+# One node of three left: no majority, and the client says so.
+{ kill -9 "${pid[$new_leader]}" && wait "${pid[$new_leader]}"; } 2>/dev/null || true
+unset "pid[$new_leader]"
+if err="$(kv put lonely write --timeout 3 2>&1)"; then die "a write succeeded without a majority"; fi
+grep -q "no leader known: does the cluster have a majority?" <<<"$err" || die "unclear error without a majority: $err"
+echo "kv-cluster: without a majority the client says so"
 echo "kv-cluster: PASS"

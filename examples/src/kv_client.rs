@@ -53,7 +53,7 @@ pub enum KvClientError {
     },
     /// A leader was reached but no answer came before the deadline: the outcome of a
     /// write is unknown.
-    #[error("no answer within {timeout:?}, the outcome is unknown; last problem: {last}")]
+    #[error("no answer within {timeout:?}, the outcome is unknown (is a majority of the cluster up?); last problem: {last}")]
     Timeout {
         /// The deadline.
         timeout: Duration,
@@ -146,6 +146,14 @@ impl KvClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The remembered leader failed: start over from the list next time.
+    fn forget_leader(&self, addr: &str) {
+        let mut remembered = self.leader.lock().unwrap_or_else(|e| e.into_inner());
+        if remembered.as_deref() == Some(addr) {
+            *remembered = None;
+        }
     }
 
     /// Sets `key` to `value`, exactly once.
@@ -284,9 +292,9 @@ impl KvClient {
             };
             let answer = tokio::time::timeout_at(deadline, self.attempt(&addr, request)).await;
             let Ok(answer) = answer else {
-                // Possibly sent: the outcome is unknown.
-                last = format!("{addr}: no reply before the deadline");
-                no_leader = false;
+                // The attempt in flight says nothing new about the leader: keep what
+                // the earlier ones said.
+                last = format!("{addr}: no reply before the deadline ({last})");
                 break;
             };
             match answer {
@@ -313,14 +321,9 @@ impl KvClient {
                     last = e;
                 }
             }
-            // The remembered leader failed: start over from the list.
-            let mut remembered = self.leader.lock().unwrap_or_else(|e| e.into_inner());
-            if remembered.as_deref() == Some(addr.as_str()) {
-                *remembered = None;
-            }
-            drop(remembered);
+            self.forget_leader(&addr);
             failures_in_row += 1;
-            if failures_in_row % self.nodes.len().max(1) == 0 {
+            if failures_in_row.is_multiple_of(self.nodes.len().max(1)) {
                 // A whole round without an answer: give an election time to finish.
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -283,11 +283,17 @@ impl Server {
                 command: command.encode(),
             },
         };
-        let response = match self
-            .handle
-            .propose_timeout(envelope.encode(), self.options.commit_timeout)
-            .await
-        {
+        let timeout = self.options.commit_timeout;
+        let propose = self.handle.propose_timeout(envelope.encode(), timeout);
+        // A leader that loses its majority steps down: answer then, not at the timeout.
+        let deposed = self.handle.wait_until(timeout, |s| s.role != Role::Leader);
+        let result = tokio::select! {
+            result = propose => result,
+            Ok(_) = deposed => {
+                return Reply::Unavailable("outcome unknown: this node stopped leading".into())
+            }
+        };
+        let response = match result {
             Ok(response) => response,
             Err(ClientError::NotLeader { leader }) => return self.redirect(leader),
             Err(ClientError::Stopped) => {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The replicated KV service as three real processes on loopback: write, SIGKILL the
-# leader, write again, restart the killed node, read everything back through the log.
-# Exits non-zero on any mismatch or timeout. CI runs it after the tests.
+# The replicated KV service as three real processes on loopback: write, retry a write
+# with the same sequence number (answered from its session, not applied again), SIGKILL
+# the leader, write again, restart the killed node, read everything back through the log,
+# stop a node with SIGTERM. Exits non-zero on any mismatch or timeout. CI runs it after
+# the tests.
 #
 #   bash examples/kv-cluster.sh
 #
@@ -12,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/actraft-target}"
 if [ -z "${KV_BIN:-}" ]; then
-  cargo build --release --quiet -p actraft-examples --example kv
+  cargo build --release --quiet -p actraft-examples --features rocks --example kv
   KV_BIN="$CARGO_TARGET_DIR/release/examples/kv"
 fi
 
@@ -43,6 +45,7 @@ die() { echo "kv-cluster: FAIL: $*" >&2; exit 1; }
 check_time() { [ "$SECONDS" -lt "$deadline" ] || die "scenario took too long"; }
 
 kv() { check_time; timeout 30 "$KV_BIN" "$@" --nodes "$nodes"; }
+export KV_CERTS="$work/certs" # the client certificate, from `kv certs`
 
 start() {
   local id=$1 peers=() other
@@ -50,12 +53,12 @@ start() {
     [ "$other" = "$id" ] || peers+=("$other=$(addr "$other")")
   done
   local IFS=,
-  "$KV_BIN" serve --id "$id" --listen "$(addr "$id")" --peers "${peers[*]}" \
+  RUST_LOG="${RUST_LOG:-info}" "$KV_BIN" serve --id "$id" --listen "$(addr "$id")" --peers "${peers[*]}" \
     --data-dir "$work/data-$id" --certs "$work/certs" >>"$work/node-$id.log" 2>&1 &
   pid[$id]=$!
 }
 
-"$KV_BIN" certs --dir "$work/certs" --ids 1,2,3 >/dev/null
+"$KV_BIN" certs --dir "$work/certs" --ids 1,2,3 --clients client >/dev/null
 for id in 1 2 3; do start "$id"; done
 echo "kv-cluster: 3 nodes on $nodes"
 
@@ -65,6 +68,36 @@ for i in $(seq 1 20); do
   [ "$(kv put "key$i" "value $i")" = "ok" ] || die "put key$i"
 done
 echo "kv-cluster: 20 writes committed"
+
+# A retried write: the same session and sequence number again, after another client
+# overwrote the key. It is answered from the session and not applied again.
+sid="$(kv session)"
+[ "$(kv put r0 A --session "$sid" --seq 1)" = "ok" ] || die "put r0 A"
+[ "$(kv put r0 B)" = "ok" ] || die "put r0 B"
+note="$(kv put r0 A --session "$sid" --seq 1 2>&1 >/dev/null)" || die "retry of put r0 A"
+grep -q "answered from the session" <<<"$note" || die "the retry was not recognised: $note"
+[ "$(kv get r0)" = "B" ] || die "r0: the retried put was applied again (got $(kv get r0))"
+[ "$(kv put r0 C --session "$sid" --seq 2)" = "ok" ] || die "put r0 C"
+if err="$(kv put r0 A --session "$sid" --seq 1 2>&1)"; then die "a stale sequence number was accepted"; fi
+grep -q "stale" <<<"$err" || die "unexpected refusal: $err"
+echo "kv-cluster: a retried put was answered from its session, applied once"
+
+# A paused node first in the list costs one connect timeout (1 s), not the request's.
+for paused in 1 2 3; do [ "$paused" = "$leader" ] || break; done
+kill -STOP "${pid[$paused]}"
+started=$SECONDS
+out="$(check_time; timeout 30 "$KV_BIN" put slow ok --nodes "$(addr "$paused"),$nodes")" || { kill -CONT "${pid[$paused]}"; die "put with node $paused paused"; }
+took=$((SECONDS - started))
+kill -CONT "${pid[$paused]}"
+[ "$out" = "ok" ] && [ "$took" -le 4 ] || die "put with node $paused paused took ${took}s"
+echo "kv-cluster: a put with node $paused paused first in the list took ${took}s"
+
+# Deletes, and absent keys (exit code 3).
+[ "$(kv put gone soon)" = "ok" ] || die "put gone"
+[ "$(kv delete gone)" = "ok" ] || die "delete gone"
+status=0; kv delete gone 2>/dev/null || status=$?
+[ "$status" = 3 ] || die "deleting an absent key: exit $status, expected 3"
+if kv put "" value 2>/dev/null; then die "an empty key was accepted"; fi
 
 { kill -9 "${pid[$leader]}" && wait "${pid[$leader]}"; } 2>/dev/null || true
 unset "pid[$leader]"
@@ -87,7 +120,8 @@ for i in $(seq 2 40); do
   got="$(kv get "key$i")"
   [ "$got" = "value $i" ] || die "key$i: expected 'value $i', got '$got'"
 done
-[ "$(kv get missing)" = "(nil)" ] || die "a missing key reads back as something"
+status=0; kv get missing >/dev/null 2>&1 || status=$?
+[ "$status" = 3 ] || die "a missing key: exit $status, expected 3 (not found)"
 echo "kv-cluster: all 40 keys read back"
 
 # The restarted node rejoins as a follower and applies the whole log.
@@ -103,4 +137,20 @@ while :; do
   sleep 0.1
 done
 echo "kv-cluster: node $leader follows again and applied up to $commit"
+
+# A graceful stop: SIGTERM, exit 0.
+kill -TERM "${pid[$leader]}"
+status=0; wait "${pid[$leader]}" || status=$?
+unset "pid[$leader]"
+[ "$status" = 0 ] || die "node $leader exited with $status after SIGTERM"
+grep -q "stopped" "$work/node-$leader.log" || die "node $leader did not report stopping"
+if grep -q $'\x1b\[' "$work"/node-*.log; then die "colour codes in logs written to a file"; fi
+echo "kv-cluster: node $leader stopped gracefully on SIGTERM"
+
+# One node of three left: no majority, and the client says so.
+{ kill -9 "${pid[$new_leader]}" && wait "${pid[$new_leader]}"; } 2>/dev/null || true
+unset "pid[$new_leader]"
+if err="$(kv put lonely write --timeout 3 2>&1)"; then die "a write succeeded without a majority"; fi
+grep -q "no leader known: does the cluster have a majority?" <<<"$err" || die "unclear error without a majority: $err"
+echo "kv-cluster: without a majority the client says so"
 echo "kv-cluster: PASS"

@@ -1,13 +1,15 @@
 //! A replicated key-value service, run as real processes: nodes talk Raft over QUIC
-//! with mutual TLS and keep their logs in RocksDB; clients talk to any node and are
-//! sent on to the leader. `examples/kv-cluster.sh` runs the whole scenario on loopback.
+//! with mutual TLS and keep their logs in RocksDB; clients talk TLS to any node, with a
+//! client certificate from the cluster's CA, and are sent on to the leader. Every write
+//! is applied exactly once, however often the client retries it (client sessions).
+//! `examples/kv-cluster.sh` runs the whole scenario on loopback.
 //!
 //! ```sh
-//! # Development certificates: a CA and one certificate per node.
-//! cargo run --release --example kv -- certs --dir /tmp/kv/certs --ids 1,2,3
+//! # Development certificates: a CA, one certificate per node, one per client.
+//! cargo run --release --example kv -- certs --dir /tmp/kv/certs --ids 1,2,3 --clients client
 //!
 //! # Three nodes (one terminal each). A node serves its peers on UDP and its clients on
-//! # TCP at the same address.
+//! # TCP at the same address. SIGTERM or Ctrl-C stops one gracefully.
 //! cargo run --release --example kv -- serve --id 1 --listen 127.0.0.1:7001 \
 //!     --peers 2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir /tmp/kv/1 --certs /tmp/kv/certs
 //! cargo run --release --example kv -- serve --id 2 --listen 127.0.0.1:7002 \
@@ -15,263 +17,448 @@
 //! cargo run --release --example kv -- serve --id 3 --listen 127.0.0.1:7003 \
 //!     --peers 1=127.0.0.1:7001,2=127.0.0.1:7002 --data-dir /tmp/kv/3 --certs /tmp/kv/certs
 //!
-//! # Clients: any node will do, they follow the leader.
+//! # Clients: any node will do, they follow the leader. Exit code 3: key not found.
+//! export KV_CERTS=/tmp/kv/certs
 //! cargo run --release --example kv -- put greeting hello
-//! cargo run --release --example kv -- get greeting --nodes 127.0.0.1:7002
+//! cargo run --release --example kv -- get greeting --nodes localhost:7002
+//! cargo run --release --example kv -- delete greeting
 //! cargo run --release --example kv -- status
 //! cargo run --release --example kv -- leader
 //! ```
 //!
-//! Production deployments give `serve` their own PEM files with `--ca`, `--cert` and
-//! `--key` instead of `--certs`.
+//! Production deployments give `serve` and the clients their own PEM files with `--ca`,
+//! `--cert` and `--key` instead of `--certs`.
 #![allow(clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use actraft::core::NodeId;
+use actraft::session::SessionConfig;
 use actraft::NodeBuilder;
-use actraft_examples::kv::KvMachine;
-use actraft_examples::kv_service::{serve_clients, KvClient};
+use actraft_examples::kv::{replicated, KvCommand};
+use actraft_examples::kv_client::{KvClient, KvClientError, KvClientOptions};
+use actraft_examples::kv_service::{serve_clients, ServeOptions};
+use actraft_examples::kv_tls;
 use actraft_storage_rocks::{RocksOptions, RocksStorage};
 use actraft_transport_quic::{DevCa, QuicConfig, QuicTransport, TlsIdentity};
+use clap::{Args, Parser, Subcommand};
 
-const USAGE: &str = "usage:
-  kv certs --dir DIR --ids 1,2,3 [--cluster NAME]
-  kv serve --id N --listen ADDR --peers ID=ADDR,... --data-dir DIR
-           (--certs DIR | --ca FILE --cert FILE --key FILE) [--cluster NAME]
-  kv put KEY VALUE [--nodes ADDR,...] [--timeout SECS]
-  kv get KEY [--nodes ADDR,...] [--timeout SECS]
-  kv status [--nodes ADDR,...]
-  kv leader [--nodes ADDR,...] [--timeout SECS]
-defaults: --cluster kv, --nodes 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003 (or $KV_NODES),
-          --timeout 15";
+/// Exit code of `get` and `delete` when the key does not exist.
+const EXIT_NOT_FOUND: i32 = 3;
+
+#[derive(Parser)]
+#[command(name = "kv", about = "A replicated key-value service on actraft")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes a development CA, node certificates and client certificates.
+    Certs {
+        /// Where to write them.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node ids, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        ids: Vec<NodeId>,
+        /// Client names, comma-separated (files `client-<name>.pem` and `.key`).
+        #[arg(long, value_delimiter = ',', default_value = "client")]
+        clients: Vec<String>,
+        /// The cluster name.
+        #[arg(long, default_value = "kv")]
+        cluster: String,
+    },
+    /// Runs a node until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+    /// Sets KEY to VALUE (the words after KEY, joined by spaces).
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        #[arg(required = true, num_args = 1..)]
+        value: Vec<String>,
+        #[command(flatten)]
+        session: ExplicitSession,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Prints KEY's value; exit code 3 when absent.
+    Get {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Removes KEY; exit code 3 when it did not exist.
+    Delete {
+        /// The key.
+        key: String,
+        #[command(flatten)]
+        session: ExplicitSession,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Opens a client session and prints its id (for --session).
+    Session {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Prints every node's status.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Prints the leader's id once there is one.
+    Leader {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// This node's id.
+    #[arg(long)]
+    id: NodeId,
+    /// Where to listen: UDP for peers, TCP for clients (host:port).
+    #[arg(long)]
+    listen: String,
+    /// The other nodes, ID=HOST:PORT, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    peers: Vec<String>,
+    /// The RocksDB directory.
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// The cluster name (in the certificates).
+    #[arg(long, default_value = "kv")]
+    cluster: String,
+    /// Client connections served at once.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds before an idle client connection is closed.
+    #[arg(long, default_value_t = 60.0)]
+    idle_timeout: f64,
+}
+
+#[derive(Args)]
+struct TlsArgs {
+    /// A directory as `kv certs` writes it.
+    #[arg(long, env = "KV_CERTS", conflicts_with_all = ["ca", "cert", "tls_key"])]
+    certs: Option<PathBuf>,
+    /// The CA certificate (PEM).
+    #[arg(long, requires_all = ["cert", "tls_key"])]
+    ca: Option<PathBuf>,
+    /// This side's certificate (PEM).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// This side's private key (PEM).
+    #[arg(long = "key", id = "tls_key")]
+    key: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// Nodes to try, HOST:PORT, comma-separated.
+    #[arg(
+        long,
+        env = "KV_NODES",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
+    nodes: Vec<String>,
+    /// Seconds before a request gives up.
+    #[arg(long, default_value_t = 15.0)]
+    timeout: f64,
+    /// Seconds before connecting to one node gives up (then the next is tried).
+    #[arg(long, default_value_t = 1.0)]
+    connect_timeout: f64,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// With --certs: which client certificate (`client-<name>.pem`).
+    #[arg(long = "client", env = "KV_CLIENT", default_value = "client")]
+    name: String,
+}
+
+/// For scripts: write as number SEQ of an existing session (from `kv session`) instead
+/// of a new one. Repeating the same SEQ is answered from the session.
+#[derive(Args)]
+struct ExplicitSession {
+    /// The session id.
+    #[arg(long, requires = "seq")]
+    session: Option<u64>,
+    /// The write's sequence number in that session.
+    #[arg(long, requires = "session")]
+    seq: Option<u64>,
+}
 
 fn fail(message: impl std::fmt::Display) -> ! {
     eprintln!("kv: {message}");
     std::process::exit(1)
 }
 
-fn usage() -> ! {
-    eprintln!("{USAGE}");
-    std::process::exit(2)
+fn seconds(secs: f64, what: &str) -> Duration {
+    Duration::try_from_secs_f64(secs)
+        .unwrap_or_else(|_| fail(format!("{what}: {secs} is not a duration")))
 }
 
-/// Positional arguments and `--flag value` pairs.
-struct Args {
-    positional: Vec<String>,
-    flags: BTreeMap<String, String>,
+fn resolve(addr: &str) -> SocketAddr {
+    addr.to_socket_addrs()
+        .unwrap_or_else(|e| fail(format!("{addr}: {e}")))
+        .next()
+        .unwrap_or_else(|| fail(format!("{addr}: no address")))
 }
 
-impl Args {
-    fn parse() -> Self {
-        let mut positional = Vec::new();
-        let mut flags = BTreeMap::new();
-        let mut it = std::env::args().skip(1);
-        while let Some(arg) = it.next() {
-            if let Some(flag) = arg.strip_prefix("--") {
-                let value = it.next().unwrap_or_else(|| usage());
-                flags.insert(flag.to_string(), value);
-            } else {
-                positional.push(arg);
-            }
+impl TlsArgs {
+    fn identity(
+        &self,
+        from_dir: impl FnOnce(
+            &std::path::Path,
+        ) -> Result<TlsIdentity, actraft_transport_quic::QuicError>,
+    ) -> TlsIdentity {
+        match (&self.certs, &self.ca, &self.cert, &self.key) {
+            (Some(dir), None, None, None) => from_dir(dir),
+            (None, Some(ca), Some(cert), Some(key)) => TlsIdentity::from_pem_files(ca, cert, key),
+            _ => fail("give either --certs DIR (or $KV_CERTS) or --ca, --cert and --key"),
         }
-        Self { positional, flags }
+        .unwrap_or_else(|e| fail(e))
     }
-
-    fn flag(&self, name: &str) -> Option<&str> {
-        self.flags.get(name).map(String::as_str)
-    }
-
-    fn required(&self, name: &str) -> &str {
-        self.flag(name)
-            .unwrap_or_else(|| fail(format!("--{name} is required\n{USAGE}")))
-    }
-
-    fn cluster(&self) -> String {
-        self.flag("cluster").unwrap_or("kv").to_string()
-    }
-
-    fn timeout(&self) -> Duration {
-        let secs: f64 = self
-            .flag("timeout")
-            .map_or(Ok(15.0), str::parse)
-            .unwrap_or_else(|_| usage());
-        Duration::from_secs_f64(secs)
-    }
-
-    fn nodes(&self) -> Vec<SocketAddr> {
-        let env = std::env::var("KV_NODES").ok();
-        let list = self
-            .flag("nodes")
-            .or(env.as_deref())
-            .unwrap_or("127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003");
-        list.split(',')
-            .map(|a| {
-                a.trim()
-                    .parse()
-                    .unwrap_or_else(|e| fail(format!("{a}: {e}")))
-            })
-            .collect()
-    }
-}
-
-fn parse_ids(list: &str) -> Vec<NodeId> {
-    list.split(',')
-        .map(|id| {
-            id.trim()
-                .parse()
-                .unwrap_or_else(|e| fail(format!("id {id}: {e}")))
-        })
-        .collect()
-}
-
-fn parse_peers(list: &str) -> BTreeMap<NodeId, SocketAddr> {
-    list.split(',')
-        .map(|pair| {
-            let (id, addr) = pair
-                .split_once('=')
-                .unwrap_or_else(|| fail(format!("peer {pair:?}: expected ID=ADDR")));
-            let id = id
-                .trim()
-                .parse()
-                .unwrap_or_else(|e| fail(format!("{pair}: {e}")));
-            let addr = addr
-                .trim()
-                .parse()
-                .unwrap_or_else(|e| fail(format!("{pair}: {e}")));
-            (id, addr)
-        })
-        .collect()
 }
 
 #[actix_rt::main]
 async fn main() {
     actraft_examples::init_tracing();
-    let args = Args::parse();
-    let command = args.positional.first().map(String::as_str);
-    match command {
-        Some("certs") => certs(&args),
-        Some("serve") => serve(&args).await,
-        Some("put") | Some("get") | Some("status") | Some("leader") => client(&args).await,
-        _ => usage(),
-    }
-}
-
-fn certs(args: &Args) {
-    let dir = PathBuf::from(args.required("dir"));
-    let ids = parse_ids(args.required("ids"));
-    let cluster = args.cluster();
-    let ca = DevCa::new(&cluster).unwrap_or_else(|e| fail(e));
-    ca.write_dir(&dir, &ids).unwrap_or_else(|e| fail(e));
-    println!(
-        "wrote a development CA and certificates for nodes {ids:?} of cluster {cluster:?} to {}",
-        dir.display()
-    );
-}
-
-async fn serve(args: &Args) {
-    let id: NodeId = args.required("id").parse().unwrap_or_else(|_| usage());
-    let listen: SocketAddr = args.required("listen").parse().unwrap_or_else(|_| usage());
-    let peers = parse_peers(args.required("peers"));
-    let data_dir = PathBuf::from(args.required("data-dir"));
-    let tls = match (args.flag("certs"), args.flag("ca")) {
-        (Some(dir), None) => TlsIdentity::from_dir(dir.as_ref(), id),
-        (None, Some(ca)) => TlsIdentity::from_pem_files(
-            ca.as_ref(),
-            args.required("cert").as_ref(),
-            args.required("key").as_ref(),
-        ),
-        _ => fail(format!(
-            "give either --certs DIR or --ca/--cert/--key\n{USAGE}"
-        )),
-    }
-    .unwrap_or_else(|e| fail(e));
-
-    let config = QuicConfig::new(id, args.cluster(), listen, peers.clone(), tls);
-    let transport = QuicTransport::new(config).unwrap_or_else(|e| fail(e));
-    let clients = tokio::net::TcpListener::bind(listen)
-        .await
-        .unwrap_or_else(|e| fail(format!("client port {listen}: {e}")));
-    let storage = RocksStorage::open(&data_dir, RocksOptions::default())
-        .await
-        .unwrap_or_else(|e| fail(e));
-    let members: Vec<NodeId> = peers.keys().copied().chain([id]).collect();
-    let handle = NodeBuilder::new(id, members)
-        .start(storage, transport, KvMachine::new())
-        .await
-        .unwrap_or_else(|e| fail(e));
-    println!(
-        "node {id} serving on {listen} (Raft over QUIC/UDP, clients over TCP), data in {}",
-        data_dir.display()
-    );
-    if let Err(e) = serve_clients(clients, handle.clone(), peers).await {
-        handle.shutdown().await;
-        fail(format!("client listener failed: {e}"));
-    }
-}
-
-async fn client(args: &Args) {
-    let nodes = args.nodes();
-    let client = KvClient::new(nodes.clone(), args.timeout());
-    let arg = |i: usize| {
-        args.positional
-            .get(i)
-            .map(String::as_str)
-            .unwrap_or_else(|| usage())
-    };
-    match arg(0) {
-        "put" => {
-            let value = args.positional[2..].join(" ");
-            if value.is_empty() || arg(1).contains(char::is_whitespace) {
-                usage();
-            }
+    match Cli::parse().command {
+        Command::Certs {
+            dir,
+            ids,
+            clients,
+            cluster,
+        } => {
+            let ca = DevCa::new(&cluster).unwrap_or_else(|e| fail(e));
+            ca.write_dir(&dir, &ids).unwrap_or_else(|e| fail(e));
+            let names: Vec<&str> = clients.iter().map(String::as_str).collect();
+            ca.write_clients(&dir, &names).unwrap_or_else(|e| fail(e));
             println!(
-                "{}",
-                client.put(arg(1), &value).await.unwrap_or_else(|e| fail(e))
+                "wrote a development CA, certificates for nodes {ids:?} and clients {clients:?} of cluster {cluster:?} to {}",
+                dir.display()
             );
         }
-        "get" => println!("{}", client.get(arg(1)).await.unwrap_or_else(|e| fail(e))),
-        "status" => {
-            for addr in nodes {
-                match client.status(addr).await {
+        Command::Serve(args) => serve(args).await,
+        Command::Put {
+            key,
+            value,
+            session,
+            client,
+        } => {
+            let value = value.join(" ");
+            let command = KvCommand::Put {
+                key: key.clone(),
+                value: value.clone(),
+            };
+            let kv = client.connect();
+            let written = match (session.session, session.seq) {
+                (Some(id), Some(seq)) => explicit(&kv, &client, id, seq, command).await,
+                _ => kv.put(&key, &value).await,
+            };
+            let written = written.unwrap_or_else(|e| fail(e));
+            if written.duplicate {
+                eprintln!("kv: already applied; answered from the session");
+            }
+            println!("ok");
+        }
+        Command::Get { key, client } => match client.connect().get(&key).await {
+            Ok(Some(value)) => println!("{value}"),
+            Ok(None) => {
+                eprintln!("kv: {key}: not found");
+                std::process::exit(EXIT_NOT_FOUND);
+            }
+            Err(e) => fail(e),
+        },
+        Command::Delete {
+            key,
+            session,
+            client,
+        } => {
+            let kv = client.connect();
+            let written = match (session.session, session.seq) {
+                (Some(id), Some(seq)) => {
+                    explicit(
+                        &kv,
+                        &client,
+                        id,
+                        seq,
+                        KvCommand::Delete { key: key.clone() },
+                    )
+                    .await
+                }
+                _ => kv.delete(&key).await,
+            };
+            match written {
+                Ok(w) if w.found => println!("ok"),
+                Ok(_) => {
+                    eprintln!("kv: {key}: not found");
+                    std::process::exit(EXIT_NOT_FOUND);
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Session { client } => {
+            println!(
+                "{}",
+                client
+                    .connect()
+                    .register()
+                    .await
+                    .unwrap_or_else(|e| fail(e))
+            );
+        }
+        Command::Status { client } => {
+            let kv = client.connect();
+            for addr in &client.nodes {
+                match kv.status(addr).await {
                     Ok(status) => println!("{addr}: {status}"),
                     Err(e) => println!("{addr}: down ({e})"),
                 }
             }
         }
-        "leader" => {
-            // The node that says it leads, in the highest term any node reports.
-            let deadline = tokio::time::Instant::now() + args.timeout();
-            while tokio::time::Instant::now() < deadline {
-                let mut best: Option<(u64, String)> = None;
-                for &addr in &nodes {
-                    let Ok(status) = client.status(addr).await else {
-                        continue;
-                    };
-                    let field = |name: &str| {
-                        status
-                            .split(' ')
-                            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                            .map(str::to_string)
-                    };
-                    let term: u64 = field("term").and_then(|t| t.parse().ok()).unwrap_or(0);
-                    if field("role").as_deref() == Some("leader")
-                        && best.as_ref().is_none_or(|(t, _)| term > *t)
-                    {
-                        best = field("id").map(|id| (term, id));
-                    }
-                }
-                if let Some((_, id)) = best {
-                    println!("{id}");
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            fail("no leader found in time");
-        }
-        _ => usage(),
+        Command::Leader { client } => leader(&client).await,
     }
+}
+
+async fn explicit(
+    kv: &KvClient,
+    client: &ClientArgs,
+    id: u64,
+    seq: u64,
+    command: KvCommand,
+) -> Result<actraft_examples::kv_client::Written, KvClientError> {
+    let deadline = tokio::time::Instant::now() + seconds(client.timeout, "--timeout");
+    kv.write_as(id, seq, command, deadline).await
+}
+
+impl ClientArgs {
+    fn connect(&self) -> KvClient {
+        let identity = self
+            .tls
+            .identity(|dir| TlsIdentity::client_from_dir(dir, &self.name));
+        let tls = kv_tls::client_config(&identity).unwrap_or_else(|e| fail(e));
+        let options = KvClientOptions {
+            timeout: seconds(self.timeout, "--timeout"),
+            connect_timeout: seconds(self.connect_timeout, "--connect-timeout"),
+            ..KvClientOptions::default()
+        };
+        KvClient::new(self.nodes.clone(), tls, options)
+    }
+}
+
+/// Prints the node that says it leads, in the highest term any node reports.
+async fn leader(client: &ClientArgs) {
+    let kv = client.connect();
+    let deadline = tokio::time::Instant::now() + seconds(client.timeout, "--timeout");
+    while tokio::time::Instant::now() < deadline {
+        let mut best: Option<(u64, String)> = None;
+        for addr in &client.nodes {
+            let Ok(status) = kv.status(addr).await else {
+                continue;
+            };
+            let field = |name: &str| {
+                status
+                    .split(' ')
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .map(str::to_string)
+            };
+            let term: u64 = field("term").and_then(|t| t.parse().ok()).unwrap_or(0);
+            if field("role").as_deref() == Some("leader")
+                && best.as_ref().is_none_or(|(t, _)| term > *t)
+            {
+                best = field("id").map(|id| (term, id));
+            }
+        }
+        if let Some((_, id)) = best {
+            println!("{id}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fail("no leader known: does the cluster have a majority?");
+}
+
+async fn serve(args: ServeArgs) {
+    let id = args.id;
+    let listen = resolve(&args.listen);
+    let peers: BTreeMap<NodeId, SocketAddr> = args
+        .peers
+        .iter()
+        .map(|pair| {
+            let (peer, addr) = pair
+                .split_once('=')
+                .unwrap_or_else(|| fail(format!("peer {pair:?}: expected ID=HOST:PORT")));
+            let peer = peer
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| fail(format!("{pair}: {e}")));
+            (peer, resolve(addr.trim()))
+        })
+        .collect();
+    let tls = args.tls.identity(|dir| TlsIdentity::from_dir(dir, id));
+    let client_tls = kv_tls::server_config(&tls).unwrap_or_else(|e| fail(e));
+
+    let config = QuicConfig::new(id, args.cluster.clone(), listen, peers.clone(), tls);
+    let transport = QuicTransport::new(config).unwrap_or_else(|e| fail(e));
+    let clients = tokio::net::TcpListener::bind(listen)
+        .await
+        .unwrap_or_else(|e| fail(format!("client port {listen}: {e}")));
+    let storage = RocksStorage::open(&args.data_dir, RocksOptions::default())
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let members: Vec<NodeId> = peers.keys().copied().chain([id]).collect();
+    let handle = NodeBuilder::new(id, members)
+        .start(storage, transport, replicated(SessionConfig::default()))
+        .await
+        .unwrap_or_else(|e| fail(e));
+    println!(
+        "node {id} serving on {listen} (Raft over QUIC/UDP, clients over TLS/TCP), data in {}",
+        args.data_dir.display()
+    );
+    let options = ServeOptions {
+        max_connections: args.max_connections,
+        idle_timeout: seconds(args.idle_timeout, "--idle-timeout"),
+        ..ServeOptions::default()
+    };
+    let served = serve_clients(
+        clients,
+        handle.clone(),
+        peers,
+        client_tls,
+        options,
+        stop_signal(),
+    )
+    .await;
+    // Clients are no longer served: stop the node (the write in flight completes).
+    handle.shutdown().await;
+    if let Err(e) = served {
+        fail(format!("client listener failed: {e}"));
+    }
+    println!("node {id} stopped");
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).unwrap_or_else(|e| fail(format!("SIGTERM handler: {e}")));
+    let mut int =
+        signal(SignalKind::interrupt()).unwrap_or_else(|e| fail(format!("SIGINT handler: {e}")));
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{name}: shutting down");
 }

@@ -2,9 +2,13 @@
 //!
 //! Commands are text: `put <key> <value>`, `get <key>`, `delete <key>`. Reads go
 //! through the log too, so a read answered by the leader is linearizable.
+//!
+//! The service runs the machine inside a [`SessionStateMachine`] ([`replicated`]), so
+//! every write is applied exactly once however often a client retries it.
 
 use std::collections::BTreeMap;
 
+use actraft::session::{SessionConfig, SessionStateMachine};
 use actraft::{LogIndex, StateMachine};
 use bytes::Bytes;
 
@@ -31,6 +35,13 @@ pub enum KvCommand {
 }
 
 impl KvCommand {
+    /// The key the command is about.
+    pub fn key(&self) -> &str {
+        match self {
+            KvCommand::Put { key, .. } | KvCommand::Get { key } | KvCommand::Delete { key } => key,
+        }
+    }
+
     /// Encodes the command for a proposal.
     pub fn encode(&self) -> Bytes {
         match self {
@@ -40,13 +51,14 @@ impl KvCommand {
         }
     }
 
-    /// Decodes a command; `None` for anything malformed.
+    /// Decodes a command; `None` for anything malformed (including an empty key or a
+    /// key with white space).
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let text = std::str::from_utf8(bytes).ok()?;
         let mut parts = text.splitn(3, ' ');
         let verb = parts.next()?;
         let key = parts.next()?.to_string();
-        if key.is_empty() {
+        if validate_key(&key).is_err() {
             return None;
         }
         match (verb, parts.next()) {
@@ -61,8 +73,64 @@ impl KvCommand {
     }
 }
 
-/// The key-value state machine. Responses: `ok` for a put or delete, the value (or
-/// `(nil)`) for a get, `error: ...` for a malformed command.
+/// Checks a key: not empty, no white space or control characters.
+pub fn validate_key(key: &str) -> Result<(), &'static str> {
+    if key.is_empty() {
+        Err("the key is empty")
+    } else if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("the key contains white space or control characters")
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a value: no line breaks or other control characters (it may contain spaces).
+pub fn validate_value(value: &str) -> Result<(), &'static str> {
+    if value.chars().any(char::is_control) {
+        Err("the value contains control characters")
+    } else {
+        Ok(())
+    }
+}
+
+/// What the machine answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvResponse {
+    /// A put, or a delete of a key that existed.
+    Done,
+    /// A get found this value.
+    Value(String),
+    /// A get or delete found no such key.
+    NotFound,
+    /// The command could not be decoded; nothing changed.
+    Malformed,
+}
+
+impl KvResponse {
+    /// Encodes the response: `ok`, `value <v>`, `not-found`, `malformed`.
+    pub fn encode(&self) -> Bytes {
+        match self {
+            KvResponse::Done => Bytes::from_static(b"ok"),
+            KvResponse::Value(v) => format!("value {v}").into(),
+            KvResponse::NotFound => Bytes::from_static(b"not-found"),
+            KvResponse::Malformed => Bytes::from_static(b"malformed"),
+        }
+    }
+
+    /// Decodes a response; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        match std::str::from_utf8(bytes).ok()? {
+            "ok" => Some(KvResponse::Done),
+            "not-found" => Some(KvResponse::NotFound),
+            "malformed" => Some(KvResponse::Malformed),
+            text => text
+                .strip_prefix("value ")
+                .map(|v| KvResponse::Value(v.to_string())),
+        }
+    }
+}
+
+/// The key-value state machine.
 #[derive(Debug, Default)]
 pub struct KvMachine {
     data: BTreeMap<String, String>,
@@ -73,26 +141,37 @@ impl KvMachine {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The value of `key`, as this replica holds it.
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.data.get(key).map(String::as_str)
+    }
 }
 
 impl StateMachine for KvMachine {
     fn apply(&mut self, _index: LogIndex, command: &Bytes) -> Bytes {
-        match KvCommand::decode(command) {
+        let response = match KvCommand::decode(command) {
             Some(KvCommand::Put { key, value }) => {
                 self.data.insert(key, value);
-                Bytes::from_static(b"ok")
+                KvResponse::Done
             }
             Some(KvCommand::Get { key }) => match self.data.get(&key) {
-                Some(v) => Bytes::from(v.clone()),
-                None => Bytes::from_static(b"(nil)"),
+                Some(v) => KvResponse::Value(v.clone()),
+                None => KvResponse::NotFound,
             },
-            Some(KvCommand::Delete { key }) => {
-                self.data.remove(&key);
-                Bytes::from_static(b"ok")
-            }
-            None => Bytes::from_static(b"error: malformed command"),
-        }
+            Some(KvCommand::Delete { key }) => match self.data.remove(&key) {
+                Some(_) => KvResponse::Done,
+                None => KvResponse::NotFound,
+            },
+            None => KvResponse::Malformed,
+        };
+        response.encode()
     }
+}
+
+/// The machine a KV node runs: [`KvMachine`] with client sessions.
+pub fn replicated(config: SessionConfig) -> SessionStateMachine<KvMachine> {
+    SessionStateMachine::new(KvMachine::new(), config)
 }
 
 #[cfg(test)]
@@ -107,15 +186,28 @@ mod tests {
         };
         assert_eq!(KvCommand::decode(&put.encode()), Some(put.clone()));
         assert_eq!(KvCommand::decode(b"bogus"), None);
+        assert_eq!(KvCommand::decode(b"get "), None, "an empty key");
         let mut kv = KvMachine::new();
         assert_eq!(kv.apply(1, &put.encode()), "ok");
+        let get = KvCommand::Get { key: "k".into() }.encode();
+        assert_eq!(kv.apply(2, &get), "value a b");
         assert_eq!(
-            kv.apply(2, &KvCommand::Get { key: "k".into() }.encode()),
-            "a b"
+            KvResponse::decode(&kv.apply(2, &get)),
+            Some(KvResponse::Value("a b".into()))
         );
-        assert_eq!(
-            kv.apply(3, &Bytes::from_static(b"get")),
-            "error: malformed command"
-        );
+        assert_eq!(kv.apply(3, &Bytes::from_static(b"get")), "malformed");
+        let delete = KvCommand::Delete { key: "k".into() }.encode();
+        assert_eq!(kv.apply(4, &delete), "ok");
+        assert_eq!(kv.apply(5, &delete), "not-found");
+        assert_eq!(kv.apply(6, &get), "not-found");
+    }
+
+    #[test]
+    fn keys_and_values_are_checked() {
+        assert!(validate_key("").is_err());
+        assert!(validate_key("a b").is_err());
+        assert!(validate_key("ok").is_ok());
+        assert!(validate_value("two words").is_ok());
+        assert!(validate_value("line\nbreak").is_err());
     }
 }

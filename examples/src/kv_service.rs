@@ -1,232 +1,334 @@
 //! The replicated key-value service run as real processes: each node serves clients
-//! over a line protocol on TCP, and a client that follows the leader.
+//! over TLS on TCP ([`serve_clients`]); [`KvClient`](crate::kv_client::KvClient)
+//! follows the leader.
 //!
 //! A node listens for clients on TCP at the same address where it listens for its peers
 //! on UDP (QUIC), so one address per node serves both, and a follower can redirect a
 //! client to the leader's address without a second address book.
 //!
-//! The protocol, one request and one response per line:
-//!
-//! | request | response |
-//! |---|---|
-//! | `put <key> <value>` | `ok ok` |
-//! | `get <key>` | `ok <value>` or `ok (nil)` |
-//! | `delete <key>` | `ok ok` |
-//! | `status` | `ok id=1 role=leader term=3 leader=1 commit=45 applied=45` |
-//!
-//! Any request may instead get `redirect <addr>` (ask the leader there), `unavailable
-//! <why>` (no leader now, or the outcome is unknown: retry), or `error <why>`.
-//!
+//! The protocol is in [`kv_wire`](crate::kv_wire). Writes carry a client session
+//! ([`actraft::session`]), so a write retried after an unknown outcome is applied once.
 //! Reads go through the log like writes: the leader answers a `get` only once the read
 //! is committed and applied, so no read ever returns a value older than a write that
 //! completed before it started (linearizability), even across leader changes.
+//!
+//! # Limits
+//!
+//! The client port is open to the network, so everything a client can make the node hold
+//! is bounded ([`ServeOptions`]):
+//! - a client must present a certificate from the cluster CA (see
+//!   [`kv_tls`](crate::kv_tls)); the TLS handshake must finish within
+//!   `handshake_timeout`;
+//! - at most `max_connections` connections at once; one more is told `busy` and closed
+//!   (up to a few at a time; beyond that it is closed at once);
+//! - a request frame over `max_request` bytes is refused before its body is read, and
+//!   the connection closed;
+//! - requests on one connection are served one at a time (one in flight; the next frame
+//!   is not read until the reply is written), so a pipelining client is held back by TCP;
+//! - a connection idle for `idle_timeout` is closed.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actraft::core::NodeId;
+use actraft::session::{ClientSession, Envelope, SessionResponse};
 use actraft::{ClientError, RaftHandle, Role};
-use thiserror::Error;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
-use crate::kv::KvCommand;
+use crate::kv::{KvCommand, KvResponse};
+use crate::kv_wire::{read_frame, write_frame, FrameError, Reply, Request, MAX_FRAME};
 
-/// How long a node waits for a proposal to commit before telling the client to retry.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest request line a node accepts.
-const MAX_LINE: usize = 64 << 10;
+/// Connections beyond the limit that are still told `busy` (each costs a handshake);
+/// past these, extra connections are closed without a word.
+const MAX_REFUSALS: usize = 16;
 
-/// Serves clients on `listener` for node `handle`, whose peers listen at `peers`.
-/// Returns when the listener fails.
+/// Limits and timeouts of a node's client port.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Client connections served at once.
+    pub max_connections: usize,
+    /// Longest request frame, in bytes.
+    pub max_request: usize,
+    /// A connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// The TLS handshake must complete within this.
+    pub handshake_timeout: Duration,
+    /// How long a node waits for a proposal to commit before telling the client that
+    /// the outcome is unknown (retry).
+    pub commit_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            max_request: MAX_FRAME,
+            idle_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(5),
+            commit_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+struct Server {
+    handle: RaftHandle,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    options: ServeOptions,
+    acceptor: TlsAcceptor,
+}
+
+/// Serves clients on `listener` for node `handle`, whose peers listen at `peers`, until
+/// `shutdown` resolves. Then it stops accepting, lets each connection finish the
+/// request it is serving (up to the commit timeout), and returns. Errors only when the
+/// listener fails.
 pub async fn serve_clients(
     listener: TcpListener,
     handle: RaftHandle,
     peers: BTreeMap<NodeId, SocketAddr>,
+    tls: Arc<rustls::ServerConfig>,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    loop {
-        let (stream, remote) = listener.accept().await?;
-        let (handle, peers) = (handle.clone(), peers.clone());
-        actix_rt::spawn(async move {
-            if let Err(error) = serve_client(stream, &handle, &peers).await {
-                tracing::debug!(%remote, %error, "client connection ended");
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
+    let (stopping_tx, stopping) = watch::channel(false);
+    let server = Arc::new(Server {
+        handle,
+        peers,
+        options,
+        acceptor: TlsAcceptor::from(tls),
+    });
+    tokio::pin!(shutdown);
+    let result = loop {
+        let (stream, remote) = tokio::select! {
+            () = &mut shutdown => break Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors and the like: keep serving the others.
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!(error = %e, "accepting a client failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(e) => break Err(e),
+            },
+        };
+        let server = Arc::clone(&server);
+        match Arc::clone(&slots).try_acquire_owned() {
+            Ok(permit) => {
+                let stopping = stopping.clone();
+                actix_rt::spawn(async move {
+                    server.serve(stream, remote, permit, stopping).await;
+                });
             }
-        });
-    }
-}
-
-async fn serve_client(
-    stream: TcpStream,
-    handle: &RaftHandle,
-    peers: &BTreeMap<NodeId, SocketAddr>,
-) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if lines.read_line(&mut line).await? == 0 {
-            return Ok(());
+            Err(_) => match Arc::clone(&refusals).try_acquire_owned() {
+                Ok(permit) => {
+                    actix_rt::spawn(async move { server.refuse(stream, remote, permit).await });
+                }
+                Err(_) => {
+                    tracing::debug!(%remote, "too many client connections: closed at once");
+                }
+            },
         }
-        if line.len() > MAX_LINE {
-            write.write_all(b"error request too long\n").await?;
-            return Ok(());
-        }
-        let response = answer(line.trim_end_matches(['\r', '\n']), handle, peers).await;
-        write.write_all(response.as_bytes()).await?;
-        write.write_all(b"\n").await?;
-    }
-}
-
-/// The response line (without newline) to one request line.
-async fn answer(
-    request: &str,
-    handle: &RaftHandle,
-    peers: &BTreeMap<NodeId, SocketAddr>,
-) -> String {
-    let redirect = |leader: Option<NodeId>| match leader.and_then(|l| peers.get(&l)) {
-        Some(addr) => format!("redirect {addr}"),
-        None => "unavailable no leader known".to_string(),
     };
-    if request == "status" {
-        let s = handle.status();
-        let leader = s.leader.map_or("none".to_string(), |l| l.to_string());
-        return format!(
-            "ok id={} role={} term={} leader={leader} commit={} applied={}",
-            s.id, s.role, s.term, s.commit_index, s.applied_index
-        );
-    }
-    let Some(command) = KvCommand::decode(request.as_bytes()) else {
-        return "error malformed request".into();
-    };
-    let status = handle.status();
-    if status.role != Role::Leader {
-        return redirect(status.leader);
-    }
-    match handle
-        .propose_timeout(command.encode(), COMMIT_TIMEOUT)
+    drop(listener);
+    let _ = stopping_tx.send(true);
+    let grace = server.options.commit_timeout + Duration::from_secs(1);
+    let all = u32::try_from(server.options.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, slots.acquire_many(all))
         .await
+        .is_err()
     {
-        Ok(response) => format!("ok {}", String::from_utf8_lossy(&response)),
-        Err(ClientError::NotLeader { leader }) => redirect(leader),
-        Err(ClientError::Stopped) => "error the node has stopped".into(),
-        Err(e) => format!("unavailable {e}"),
+        tracing::warn!("client connections still busy after {grace:?}; stopping anyway");
     }
+    result
 }
 
-/// Why a client request failed for good.
-#[derive(Debug, Error)]
-pub enum KvClientError {
-    /// No node answered with a result before the deadline.
-    #[error("no answer within {timeout:?}; last problem: {last}")]
-    Timeout {
-        /// The deadline.
-        timeout: Duration,
-        /// The last thing that went wrong.
-        last: String,
-    },
-    /// A node refused the request itself.
-    #[error("the service refused the request: {0}")]
-    Refused(String),
+/// Sends a last reply and closes the connection cleanly (TLS close-notify, then FIN).
+async fn close(mut tls: TlsStream<TcpStream>, reply: Reply) {
+    let _ = write_frame(&mut tls, &reply.encode()).await;
+    let _ = tls.shutdown().await;
 }
 
-/// A client of the service: tries the nodes it knows, follows redirects to the leader,
-/// and retries while there is none, until a deadline.
-#[derive(Debug, Clone)]
-pub struct KvClient {
-    nodes: Vec<SocketAddr>,
-    timeout: Duration,
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || e.raw_os_error().is_some_and(|c| c == 23 || c == 24) // ENFILE, EMFILE
 }
 
-impl KvClient {
-    /// A client for a cluster whose nodes listen at `nodes` (any subset works, as long
-    /// as one of them is up), giving up on a request after `timeout`.
-    pub fn new(nodes: Vec<SocketAddr>, timeout: Duration) -> Self {
-        Self { nodes, timeout }
-    }
-
-    /// Sets `key` to `value`. A retried put may be applied twice, which is harmless
-    /// for a put.
-    pub async fn put(&self, key: &str, value: &str) -> Result<String, KvClientError> {
-        self.request(&format!("put {key} {value}")).await
-    }
-
-    /// Reads `key` through the log: `(nil)` when absent.
-    pub async fn get(&self, key: &str) -> Result<String, KvClientError> {
-        self.request(&format!("get {key}")).await
-    }
-
-    /// Node `addr`'s status line, without any redirect.
-    pub async fn status(&self, addr: SocketAddr) -> Result<String, String> {
-        exchange(addr, "status").await.and_then(|r| {
-            r.strip_prefix("ok ")
-                .map(str::to_string)
-                .ok_or_else(|| format!("unexpected answer {r:?}"))
-        })
-    }
-
-    /// Sends one request line, following redirects and retrying until the deadline.
-    pub async fn request(&self, line: &str) -> Result<String, KvClientError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut next = 0usize;
-        let mut target: Option<SocketAddr> = None;
-        let mut last = String::from("no node tried");
-        while tokio::time::Instant::now() < deadline {
-            let addr = match target.take() {
-                Some(addr) => addr,
-                None => {
-                    let addr = self.nodes[next % self.nodes.len()];
-                    next += 1;
-                    addr
+impl Server {
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        remote: SocketAddr,
+        _permit: OwnedSemaphorePermit,
+        mut stopping: watch::Receiver<bool>,
+    ) {
+        let accept =
+            tokio::time::timeout(self.options.handshake_timeout, self.acceptor.accept(stream));
+        let mut tls = match accept.await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                tracing::info!(%remote, error = %e, "client refused: TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%remote, "client refused: no TLS handshake in time");
+                return;
+            }
+        };
+        loop {
+            let next = tokio::time::timeout(
+                self.options.idle_timeout,
+                read_frame(&mut tls, self.options.max_request),
+            );
+            let frame = tokio::select! {
+                frame = next => Some(frame),
+                _ = stopping.wait_for(|s| *s) => None,
+            };
+            let Some(frame) = frame else {
+                let bye = Reply::Unavailable("the node is shutting down".into());
+                return close(tls, bye).await;
+            };
+            let request = match frame {
+                Ok(Ok(Some(request))) => request,
+                Ok(Ok(None)) => return,
+                Err(_) => {
+                    let idle = Reply::Error(format!(
+                        "no request for {:?}: closing the connection",
+                        self.options.idle_timeout
+                    ));
+                    return close(tls, idle).await;
+                }
+                Ok(Err(FrameError::Io(e))) => {
+                    tracing::debug!(%remote, error = %e, "client connection ended");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::info!(%remote, error = %e, "client request refused");
+                    return close(tls, Reply::Error(e.to_string())).await;
                 }
             };
-            match exchange(addr, line).await {
-                Ok(response) => {
-                    let (kind, rest) = response.split_once(' ').unwrap_or((&response, ""));
-                    match kind {
-                        "ok" => return Ok(rest.to_string()),
-                        "redirect" => match rest.parse() {
-                            Ok(leader) => {
-                                target = Some(leader);
-                                continue;
-                            }
-                            Err(_) => last = format!("bad redirect {rest:?}"),
-                        },
-                        // No leader known there, or the outcome is unknown: try the
-                        // next node (any node that knows the leader redirects).
-                        "unavailable" => last = format!("{addr}: {rest}"),
-                        "error" => return Err(KvClientError::Refused(rest.to_string())),
-                        _ => last = format!("{addr}: unexpected answer {response:?}"),
-                    }
-                }
-                Err(e) => last = format!("{addr}: {e}"),
+            let reply = self.answer(&request).await;
+            if let Err(e) = write_frame(&mut tls, &reply.encode()).await {
+                tracing::debug!(%remote, error = %e, "could not reply to a client");
+                return;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(KvClientError::Timeout {
-            timeout: self.timeout,
-            last,
-        })
     }
-}
 
-/// One request and its response over a fresh connection.
-async fn exchange(addr: SocketAddr, line: &str) -> Result<String, String> {
-    let io = async {
-        let stream = TcpStream::connect(addr).await?;
-        let (read, mut write) = stream.into_split();
-        write.write_all(line.as_bytes()).await?;
-        write.write_all(b"\n").await?;
-        let mut response = String::new();
-        BufReader::new(read).read_line(&mut response).await?;
-        Ok::<_, std::io::Error>(response)
-    };
-    // A commit can take up to COMMIT_TIMEOUT; allow a little more for the answer.
-    match tokio::time::timeout(COMMIT_TIMEOUT + Duration::from_secs(1), io).await {
-        Err(_) => Err("timed out".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(response)) if response.is_empty() => Err("connection closed".into()),
-        Ok(Ok(response)) => Ok(response.trim_end().to_string()),
+    async fn refuse(&self, stream: TcpStream, remote: SocketAddr, _permit: OwnedSemaphorePermit) {
+        tracing::info!(%remote, limit = self.options.max_connections, "client refused: too many connections");
+        let accept =
+            tokio::time::timeout(self.options.handshake_timeout, self.acceptor.accept(stream));
+        if let Ok(Ok(tls)) = accept.await {
+            let busy = Reply::Busy(format!(
+                "too many client connections (limit {}): retry later",
+                self.options.max_connections
+            ));
+            close(tls, busy).await;
+        }
+    }
+
+    fn redirect(&self, leader: Option<NodeId>) -> Reply {
+        match leader.and_then(|l| self.peers.get(&l)) {
+            Some(addr) => Reply::Redirect(addr.to_string()),
+            None => Reply::Unavailable("no leader known".into()),
+        }
+    }
+
+    /// The reply to one request.
+    async fn answer(&self, request: &str) -> Reply {
+        let request = match Request::decode(request) {
+            Ok(request) => request,
+            Err(why) => return Reply::Error(why),
+        };
+        let status = self.handle.status();
+        if request == Request::Status {
+            let leader = status.leader.map_or("none".to_string(), |l| l.to_string());
+            return Reply::Ok(format!(
+                "id={} role={} term={} leader={leader} commit={} applied={}",
+                status.id, status.role, status.term, status.commit_index, status.applied_index
+            ));
+        }
+        if status.role != Role::Leader {
+            return self.redirect(status.leader);
+        }
+        // The leader stamps its clock into what it proposes: the session layer's time.
+        let stamp_ms = actraft::session::wall_clock_ms();
+        let envelope = match request {
+            Request::Status => unreachable!("answered above"),
+            Request::Register => ClientSession::register(),
+            Request::Get { key } => Envelope::Unsessioned {
+                stamp_ms,
+                command: KvCommand::Get { key }.encode(),
+            },
+            Request::Command {
+                client,
+                seq,
+                command,
+            } => Envelope::Command {
+                client,
+                seq,
+                stamp_ms,
+                command: command.encode(),
+            },
+        };
+        let timeout = self.options.commit_timeout;
+        let propose = self.handle.propose_timeout(envelope.encode(), timeout);
+        // A leader that loses its majority steps down: answer then, not at the timeout.
+        let deposed = self.handle.wait_until(timeout, |s| s.role != Role::Leader);
+        let result = tokio::select! {
+            result = propose => result,
+            Ok(_) = deposed => {
+                return Reply::Unavailable("outcome unknown: this node stopped leading".into())
+            }
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ClientError::NotLeader { leader }) => return self.redirect(leader),
+            Err(ClientError::Stopped) => {
+                return Reply::Unavailable("the node is stopping: try another".into())
+            }
+            // Leadership lost, timed out, busy: the outcome is unknown, so the client
+            // retries the same request; its session makes that safe.
+            Err(e) => return Reply::Unavailable(format!("outcome unknown: {e}")),
+        };
+        match SessionResponse::decode(&response) {
+            Ok(SessionResponse::Registered { client }) => Reply::Ok(client.to_string()),
+            Ok(SessionResponse::Applied {
+                response,
+                duplicate,
+            }) => match KvResponse::decode(&response) {
+                Some(KvResponse::Done) if duplicate => Reply::Duplicate("ok".into()),
+                Some(KvResponse::Done) => Reply::Ok("ok".into()),
+                Some(KvResponse::Value(v)) => Reply::Ok(v),
+                Some(KvResponse::NotFound) => Reply::NotFound,
+                Some(KvResponse::Malformed) | None => {
+                    Reply::Error("the store could not read the command".into())
+                }
+            },
+            Ok(SessionResponse::SessionExpired { client }) => Reply::Expired(format!(
+                "session {client} expired or was evicted; its last unanswered write may or may not have been applied"
+            )),
+            Ok(SessionResponse::Stale {
+                client,
+                seq,
+                latest,
+            }) => Reply::Stale(format!(
+                "sequence number {seq} of session {client} is stale: the session is at {latest}"
+            )),
+            Ok(SessionResponse::Malformed { reason }) => Reply::Error(reason),
+            Err(e) => Reply::Error(format!("undecodable response: {e}")),
+        }
     }
 }

@@ -9,7 +9,10 @@
 pub mod backend;
 pub mod cluster;
 pub mod kv;
+pub mod kv_client;
 pub mod kv_service;
+pub mod kv_tls;
+pub mod kv_wire;
 pub mod load;
 pub mod quic;
 pub mod recording;
@@ -21,8 +24,15 @@ pub mod walkthrough;
 /// Installs a quiet `tracing` subscriber for a demo or tool: warnings and errors only,
 /// unless `RUST_LOG` says otherwise. Logs go to standard error, so they never mix with a
 /// program's output.
+///
+/// Colours (ANSI codes) only when standard error is a terminal and `NO_COLOR` is unset
+/// or empty, so logs redirected to a file stay plain text.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),

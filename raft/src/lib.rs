@@ -6,6 +6,7 @@
 //!   run the same driver.
 //! - [`NodeBuilder`] / [`RaftHandle`]: one actix actor per Raft node, a thin shell that
 //!   runs the driver against a [`LogStorage`], a [`Transport`] and your [`StateMachine`].
+//! - [`session`]: client sessions, for exactly-once commands ([`session::SessionStateMachine`]).
 //! - `testkit` (cargo feature): the deterministic simulator, the Figure 3 checker, and
 //!   the conformance suites every storage and transport runs.
 #![warn(missing_docs)]
@@ -13,6 +14,7 @@
 pub mod core;
 pub mod driver;
 pub mod node;
+pub mod session;
 pub mod state_machine;
 pub mod storage;
 pub mod transport;

@@ -20,6 +20,12 @@ pub fn node_name(cluster: &str, id: NodeId) -> String {
     format!("node-{id}.{cluster}")
 }
 
+/// The DNS name in the certificate of client `name` of `cluster`:
+/// `client-<name>.<cluster>`.
+pub fn client_name(cluster: &str, name: &str) -> String {
+    format!("client-{name}.{cluster}")
+}
+
 /// What a node presents and what it trusts: its certificate chain and private key, and
 /// the cluster CA's certificates that every peer's certificate must chain to.
 #[derive(Debug)]
@@ -77,6 +83,14 @@ impl TlsIdentity {
         let files = CertFiles::in_dir(dir, id);
         Self::from_pem_files(&files.ca, &files.cert, &files.key)
     }
+
+    /// Loads client `name`'s identity from a directory laid out as
+    /// [`DevCa::write_clients`] writes it: `ca.pem`, `client-<name>.pem`,
+    /// `client-<name>.key`.
+    pub fn client_from_dir(dir: &Path, name: &str) -> Result<Self, QuicError> {
+        let files = CertFiles::client_in_dir(dir, name);
+        Self::from_pem_files(&files.ca, &files.cert, &files.key)
+    }
 }
 
 /// Where a node's certificate files are in a directory (as `DevCa::write_dir` writes
@@ -98,6 +112,15 @@ impl CertFiles {
             ca: dir.join("ca.pem"),
             cert: dir.join(format!("node-{id}.pem")),
             key: dir.join(format!("node-{id}.key")),
+        }
+    }
+
+    /// The files of client `name` in `dir`.
+    pub fn client_in_dir(dir: &Path, name: &str) -> Self {
+        Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join(format!("client-{name}.pem")),
+            key: dir.join(format!("client-{name}.key")),
         }
     }
 }

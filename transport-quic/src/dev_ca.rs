@@ -12,7 +12,7 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use thiserror::Error;
 
-use crate::certs::{node_name, CertFiles, TlsIdentity};
+use crate::certs::{client_name, node_name, CertFiles, TlsIdentity};
 
 /// Why a development certificate could not be made or written. Nothing was kept of the
 /// failed operation; fix the cause and retry.
@@ -112,15 +112,64 @@ impl DevCa {
         })
     }
 
+    /// Issues client `name`'s identity: a certificate naming [`client_name`], usable
+    /// only as a TLS client (so it cannot pose as a node to other clients), signed by
+    /// this CA.
+    pub fn issue_client(&self, name: &str) -> Result<TlsIdentity, DevCertError> {
+        let (cert, key) = self.sign_client(name)?;
+        Ok(TlsIdentity {
+            ca: vec![self.cert_der()],
+            cert_chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+
+    /// Writes `ca.pem` and, for each of `names`, `client-<name>.pem` and
+    /// `client-<name>.key` into `dir`, as [`TlsIdentity::client_from_dir`] reads them.
+    pub fn write_clients(&self, dir: &Path, names: &[&str]) -> Result<(), DevCertError> {
+        let write_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DevCertError::Write { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(write_error(dir))?;
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, self.cert_pem()).map_err(write_error(&ca))?;
+        for name in names {
+            let (cert, key) = self.sign_client(name)?;
+            let files = CertFiles::client_in_dir(dir, name);
+            std::fs::write(&files.cert, cert.pem()).map_err(write_error(&files.cert))?;
+            write_private(&files.key, &key.serialize_pem()).map_err(write_error(&files.key))?;
+        }
+        Ok(())
+    }
+
+    fn sign_client(&self, name: &str) -> Result<(rcgen::Certificate, KeyPair), DevCertError> {
+        self.sign_with_usages(
+            vec![client_name(&self.cluster, name)],
+            vec![ExtendedKeyUsagePurpose::ClientAuth],
+        )
+    }
+
     fn sign(&self, names: Vec<String>) -> Result<(rcgen::Certificate, KeyPair), DevCertError> {
+        self.sign_with_usages(
+            names,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    fn sign_with_usages(
+        &self,
+        names: Vec<String>,
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> Result<(rcgen::Certificate, KeyPair), DevCertError> {
         let key = KeyPair::generate().map_err(DevCertError::generate)?;
         let mut params = CertificateParams::new(names.clone()).map_err(DevCertError::generate)?;
         params.distinguished_name = common_name(names.first().map_or("node", String::as_str));
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.extended_key_usages = usages;
         params.use_authority_key_identifier_extension = true;
         let issuer = Issuer::from_params(&self.params, &self.key);
         let cert = params

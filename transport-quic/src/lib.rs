@@ -85,7 +85,7 @@ mod tls;
 mod transport;
 pub mod wire;
 
-pub use certs::{node_name, CertFiles, TlsIdentity};
+pub use certs::{client_name, node_name, CertFiles, TlsIdentity};
 pub use config::{ConfigError, QuicConfig};
 #[cfg(feature = "dev-certs")]
 pub use dev_ca::{DevCa, DevCertError};

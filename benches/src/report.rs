@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::election::{self, ElectionConfig, ElectionResult};
+use crate::overload::{self, OverloadConfig, OverloadResult};
 use crate::storage::{self, StorageResult};
 use crate::svg::{bar_chart, cdf, line_chart, Series};
 use crate::throughput::{self, ThroughputConfig, ThroughputResult};
@@ -80,6 +81,8 @@ pub struct Report {
     pub append: Vec<ThroughputResult>,
     /// Storage backends on the same work, and the raw RocksDB ceiling.
     pub storage: Vec<StorageResult>,
+    /// Far more clients than the cluster serves: backpressure at work.
+    pub overload: Vec<OverloadResult>,
     /// Configurations that failed to run.
     pub skipped: Vec<Skipped>,
 }
@@ -227,6 +230,24 @@ pub async fn run(budget: Budget, mut progress: impl FnMut(&str)) -> Report {
             Err(e) => progress(&format!("raw RocksDB ceiling failed: {e}")),
         }
     }
+    let overload_cfg = if budget == Budget::Quick {
+        OverloadConfig {
+            secs: 4.0,
+            warmup_secs: 2.0,
+            baseline_secs: 2.0,
+            ..OverloadConfig::default()
+        }
+    } else {
+        OverloadConfig::default()
+    };
+    match overload::run(&overload_cfg).await {
+        Ok(r) => {
+            progress(&r.baseline_line());
+            progress(&r.line());
+            report.overload.push(r);
+        }
+        Err(e) => skip(&mut report, &mut progress, "overload".into(), e),
+    }
     match storage::run_all(budget == Budget::Quick).await {
         Ok(results) => {
             for r in &results {
@@ -331,9 +352,32 @@ pub fn markdown(report: &Report) -> String {
             vs_raw
         );
     }
+    if !report.overload.is_empty() {
+        md.push_str("\n## Overload (3 nodes, mem/mem, 64 B commands)\n\n");
+        md.push_str("Far more proposals in flight than the node's bounds (16 384 queued, 16 384 waiting for an answer, 16 384 uncommitted entries): the node answers `Busy` and the clients back off 1 ms. The baseline is the saturated rate with 256 closed-loop clients on a fresh cluster. Memory is this process's resident set after the warm-up and its maximum after.\n\n");
+        md.push_str("| clients × in flight | secs | ops/s | baseline ops/s | ratio | busy | p99 (µs) | RSS start (MB) | RSS max (MB) | elections |\n");
+        md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+        for r in &report.overload {
+            let _ = writeln!(
+                md,
+                "| {} × {} | {:.0} | {:.0} | {:.0} | {:.2} | {} | {:.0} | {:.1} | {:.1} | {} |",
+                r.clients,
+                r.window,
+                r.secs,
+                r.ops_per_sec,
+                r.baseline_ops_per_sec,
+                r.ops_per_sec / r.baseline_ops_per_sec.max(1.0),
+                r.busy,
+                r.p99_us,
+                r.rss_mb_start,
+                r.rss_mb_max,
+                r.elections
+            );
+        }
+    }
     if !report.storage.is_empty() {
         md.push_str("\n## Storage backends on the same work\n\n");
-        md.push_str("`rocksdb-raw` is the ceiling: the same entries written straight to RocksDB in synced batches. Several writers on one store show group commit.\n\n");
+        md.push_str("`rocksdb-raw` is the ceiling: the same entries written straight to RocksDB in synced batches. actraft's storages make each write durable on its own (the node groups its writes), so several writers on one store do not share syncs.\n\n");
         md.push_str("| storage | operation | batch (entries) | payload (B) | writers | ops/s | entries/s | MB/s |\n");
         md.push_str("|---|---|---|---|---|---|---|---|\n");
         for r in &report.storage {

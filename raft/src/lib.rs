@@ -13,6 +13,7 @@
 
 pub mod core;
 pub mod driver;
+mod error;
 pub mod node;
 pub mod session;
 pub mod state_machine;

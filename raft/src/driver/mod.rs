@@ -57,7 +57,7 @@ pub use writes::WriteId;
 use crate::core::{
     Envelope, Event, LogId, LogIndex, ProposeError, RaftCore, Ready, Role, Status, StepError, Term,
 };
-use crate::node::ClientError;
+use crate::error::ClientError;
 use crate::storage::{LogWrite, StorageError};
 use crate::StateMachine;
 use writes::Writes;

@@ -34,8 +34,8 @@ use crate::core::{
 };
 use crate::driver::Limits;
 use crate::storage::LogWrite;
-use node::{Outcome, SimDriver, SimReply};
 use crate::testkit::SplitMix64;
+use node::{Outcome, SimDriver, SimReply};
 
 /// The knobs of one simulated run.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::*;
 use crate::driver::{Counters, Driver, Limits, Responder, Run, WriteId};
-use crate::node::ClientError;
+use crate::error::ClientError;
 use crate::storage::LogWrite;
 use crate::StateMachine;
 

@@ -93,6 +93,20 @@ impl StateMachine for KvMachine {
             None => Bytes::from_static(b"error: malformed command"),
         }
     }
+
+    fn snapshot(&mut self) -> Option<Box<dyn actraft::SnapshotChunks>> {
+        let frozen = self.data.clone();
+        Some(Box::new(crate::kv_snapshot::KvSnapshotSource::new(frozen)))
+    }
+
+    fn restore(
+        &mut self,
+        _meta: &actraft::SnapshotMeta,
+        chunks: &mut dyn actraft::SnapshotChunks,
+    ) -> Result<(), actraft::SnapshotError> {
+        self.data = crate::kv_snapshot::KvSnapshotDecoder::decode_all(chunks)?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

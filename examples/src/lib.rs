@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cluster;
 pub mod kv;
 pub mod kv_service;
+pub mod kv_snapshot;
 pub mod load;
 pub mod quic;
 pub mod recording;

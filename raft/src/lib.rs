@@ -13,6 +13,7 @@
 pub mod core;
 pub mod driver;
 pub mod node;
+pub mod snapshot;
 pub mod state_machine;
 pub mod storage;
 pub mod transport;
@@ -23,6 +24,7 @@ pub mod testkit;
 pub use crate::core::{Config, Entry, HardState, LogId, LogIndex, NodeId, Role, Status, Term};
 pub use driver::{CounterSnapshot, Limits};
 pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError, Stopping, Submitted};
+pub use snapshot::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore};
 pub use state_machine::StateMachine;
 pub use storage::{LogState, LogStorage, LogWrite, StorageError};
 pub use transport::{Inbox, Transport, TransportError};

@@ -70,6 +70,7 @@ fn initial(term: Term, voted_for: Option<NodeId>, log: &[Term]) -> InitialState 
         log_prefix: LogId::default(),
         entries: log_of(log),
         applied_index: 0,
+        snapshot: LogId::default(),
     }
 }
 

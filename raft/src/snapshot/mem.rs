@@ -31,6 +31,12 @@ impl MemSnapshotStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The stored snapshot's metadata, if any (what [`SnapshotStore::latest`] says,
+    /// without the `Result`: this store cannot fail).
+    pub fn latest_meta(&self) -> Option<SnapshotMeta> {
+        self.lock().as_ref().map(|s| s.meta.clone())
+    }
+
     /// The stored snapshot's size in bytes (0 without one).
     pub fn size(&self) -> u64 {
         self.lock()

@@ -420,4 +420,5 @@ mod s5_1_terms;
 mod s5_2_election;
 mod s5_3_replication;
 mod s5_4_safety;
+mod s7_log_compaction;
 mod validation;

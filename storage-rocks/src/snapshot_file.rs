@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actraft::core::LogId;
-use actraft::snapshot::{crc32c, SnapshotWriter};
+use actraft::snapshot::{crc32c, SnapshotWriter, StoredSnapshot};
 use actraft::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore};
 use bytes::Bytes;
 use thiserror::Error;
@@ -287,9 +287,7 @@ impl SnapshotStore for FileSnapshotStore {
         Ok(self.located().map(|l| l.meta))
     }
 
-    fn open_latest(
-        &self,
-    ) -> Result<Option<(SnapshotMeta, Box<dyn SnapshotChunks>)>, SnapshotError> {
+    fn open_latest(&self) -> Result<Option<StoredSnapshot>, SnapshotError> {
         // Hold the lock while opening, so a concurrent commit's rename cannot slip in
         // between reading the location and opening the file it describes.
         let latest = self.inner.latest.lock().unwrap_or_else(|e| e.into_inner());

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 
 use super::{
-    SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore, SnapshotWriter, VecChunks,
+    SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore, SnapshotWriter, StoredSnapshot,
+    VecChunks,
 };
 
 #[derive(Debug, Default)]
@@ -50,9 +51,7 @@ impl SnapshotStore for MemSnapshotStore {
         Ok(self.lock().as_ref().map(|s| s.meta.clone()))
     }
 
-    fn open_latest(
-        &self,
-    ) -> Result<Option<(SnapshotMeta, Box<dyn SnapshotChunks>)>, SnapshotError> {
+    fn open_latest(&self) -> Result<Option<StoredSnapshot>, SnapshotError> {
         Ok(self.lock().as_ref().map(|s| {
             let chunks: Box<dyn SnapshotChunks> = Box::new(VecChunks::new(s.chunks.clone()));
             (s.meta.clone(), chunks)

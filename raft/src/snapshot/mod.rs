@@ -34,7 +34,7 @@ use crate::core::{LogId, NodeId};
 
 pub use crc::crc32c;
 pub use mem::MemSnapshotStore;
-pub use store::{write_snapshot, SnapshotStore, SnapshotWriter};
+pub use store::{write_snapshot, SnapshotStore, SnapshotWriter, StoredSnapshot};
 
 /// Where a snapshot sits in the log, and the membership it reflects.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,9 @@
 
 use super::{SnapshotChunks, SnapshotError, SnapshotMeta};
 
+/// A stored snapshot as a store hands it out: its metadata and a reader over its bytes.
+pub type StoredSnapshot = (SnapshotMeta, Box<dyn SnapshotChunks>);
+
 /// Durable storage for one node's latest snapshot.
 ///
 /// # Correctness rules
@@ -27,8 +30,7 @@ pub trait SnapshotStore: std::fmt::Debug + Send + Sync + 'static {
     fn latest(&self) -> Result<Option<SnapshotMeta>, SnapshotError>;
 
     /// The stored snapshot: its metadata and a reader over its bytes.
-    fn open_latest(&self)
-        -> Result<Option<(SnapshotMeta, Box<dyn SnapshotChunks>)>, SnapshotError>;
+    fn open_latest(&self) -> Result<Option<StoredSnapshot>, SnapshotError>;
 
     /// Starts writing a new snapshot with this metadata.
     fn begin(&self, meta: SnapshotMeta) -> Result<Box<dyn SnapshotWriter>, SnapshotError>;

@@ -13,6 +13,7 @@ pub mod kv_client;
 pub mod kv_service;
 pub mod kv_tls;
 pub mod kv_wire;
+pub mod kv_snapshot;
 pub mod load;
 pub mod quic;
 pub mod recording;

@@ -15,6 +15,10 @@ use actraft::core::{Entry, HardState, LogId, LogIndex};
 use actraft::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
 use async_trait::async_trait;
 
+/// The in-memory snapshot store to pair with [`MemStorage`] (clones share one store,
+/// like the log, so a test can restart a node on both).
+pub use actraft::snapshot::MemSnapshotStore;
+
 #[derive(Debug, Default)]
 struct Inner {
     hard_state: HardState,

@@ -45,6 +45,16 @@ pub struct Config {
     /// applied; the driver applies in batches of this size and lets ticks and messages
     /// through between them, so a long catch-up never stalls heartbeats. Default 1024.
     pub max_apply_batch: usize,
+    /// Take a snapshot once this many entries were applied since the last one (§7);
+    /// 0 turns the entry trigger off. Default 0 (see the limits in
+    /// [`RaftCore::snapshot_taken`](super::RaftCore::snapshot_taken)).
+    pub snapshot_after_entries: u64,
+    /// Take a snapshot once this many payload bytes were applied since the last one;
+    /// 0 turns the byte trigger off. Default 0.
+    pub snapshot_after_bytes: u64,
+    /// Entries kept in memory and in storage behind the latest snapshot, so that a
+    /// follower lagging by less catches up from the log. Default 1024.
+    pub snapshot_keep_entries: u64,
 }
 
 impl Default for Config {
@@ -62,6 +72,9 @@ impl Default for Config {
             max_uncommitted_entries: 16 * 1024,
             max_uncommitted_bytes: 64 << 20,
             max_apply_batch: 1024,
+            snapshot_after_entries: 0,
+            snapshot_after_bytes: 0,
+            snapshot_keep_entries: 1024,
         }
     }
 }

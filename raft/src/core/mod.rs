@@ -14,6 +14,7 @@ mod output;
 mod progress;
 mod replication;
 pub(crate) mod rng;
+mod snapshot;
 mod types;
 mod validate;
 
@@ -49,6 +50,9 @@ pub struct InitialState {
     /// The highest index the state machine has applied (from a durable state machine;
     /// 0 for one rebuilt from the log). Committed entries above it are handed out again.
     pub applied_index: LogIndex,
+    /// The last entry covered by the latest durable snapshot (default: none). The state
+    /// machine was restored from it, so `applied_index` is at least its index.
+    pub snapshot: LogId,
 }
 
 /// One Raft node's protocol state machine (Figure 2 of the Raft paper, plus Pre-Vote and
@@ -169,6 +173,9 @@ pub struct RaftCore {
     messages: Vec<Envelope>,
     persisted_messages: Vec<Envelope>,
     events: Vec<Event>,
+
+    /// The last entry covered by the latest durable snapshot.
+    snapshot: LogId,
 }
 
 impl RaftCore {
@@ -224,6 +231,7 @@ impl RaftCore {
             messages: Vec::new(),
             persisted_messages: Vec::new(),
             events: Vec::new(),
+            snapshot: state.snapshot,
             log,
             config,
         };

@@ -43,6 +43,7 @@
 //! longer promise durability and must stop (see [`fail_all`](Driver::fail_all)).
 
 mod counters;
+mod snapshots;
 mod writes;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
+pub use snapshots::{check_snapshot_against_log, SnapshotJob};
 pub use writes::WriteId;
 
 use crate::core::{
@@ -124,6 +126,11 @@ pub struct Output<R> {
     pub replies: Vec<(R, Result<Bytes, ClientError>)>,
     /// What changed in the core, in order (commit progress included).
     pub events: Vec<Event>,
+    /// Snapshots to write off the node's thread (see [`SnapshotJob`]).
+    pub snapshots: Vec<SnapshotJob>,
+    /// Compact the stored log up to and including each index, in order (a snapshot
+    /// covering it is durable).
+    pub compactions: Vec<LogIndex>,
 }
 
 impl<R> Default for Output<R> {
@@ -133,6 +140,8 @@ impl<R> Default for Output<R> {
             messages: Vec::new(),
             replies: Vec::new(),
             events: Vec::new(),
+            snapshots: Vec::new(),
+            compactions: Vec::new(),
         }
     }
 }
@@ -144,6 +153,8 @@ impl<R> Output<R> {
             && self.messages.is_empty()
             && self.replies.is_empty()
             && self.events.is_empty()
+            && self.snapshots.is_empty()
+            && self.compactions.is_empty()
     }
 }
 
@@ -171,11 +182,14 @@ pub struct Driver<M, R> {
     out: Output<R>,
     counters: Arc<Counters>,
     fatal: Option<StorageError>,
+    snapshots: snapshots::Snapshots,
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
     /// A driver for `core`, applying to `state_machine`, counting into `counters`.
     pub fn new(core: RaftCore, state_machine: M, limits: Limits, counters: Arc<Counters>) -> Self {
+        let applied = core.status().applied_index;
+        let applied = LogId::new(core.log_term(applied).unwrap_or(0), applied);
         Self {
             writes: Writes::new(limits.max_writes_in_flight),
             core,
@@ -183,6 +197,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             limits,
             proposals: BTreeMap::new(),
             out: Output::default(),
+            snapshots: snapshots::Snapshots::new(None, applied),
             counters,
             fatal: None,
         }
@@ -340,6 +355,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                 None => break,
             }
         }
+        self.maybe_snapshot();
         if self.core.has_ready() {
             Run::Yield
         } else {
@@ -404,6 +420,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                 }
             }
             self.core.applied(last);
+            self.snapshots.applied(&ready.committed);
         }
         if self.core.role() != Role::Leader && !self.proposals.is_empty() {
             // This node no longer leads: whether its entries commit is now up to another

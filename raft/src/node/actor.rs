@@ -78,6 +78,8 @@ pub(crate) struct Shared {
     pub(crate) started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
     pub(crate) proposals: Arc<WakeQueue<Proposal>>,
     pub(crate) inbound: Arc<WakeQueue<Envelope>>,
+    pub(crate) snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
+    pub(crate) snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
 }
 
 pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
@@ -98,6 +100,8 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     flush_scheduled: bool,
     stopping: Vec<oneshot::Sender<()>>,
     shutting_down: bool,
+    snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
+    snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
 }
 
 impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
@@ -127,6 +131,8 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             flush_scheduled: false,
             stopping: Vec::new(),
             shutting_down: false,
+            snapshot_store: shared.snapshot_store,
+            snapshots: shared.snapshots,
         }
     }
 
@@ -181,6 +187,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         for (id, write) in writes {
             self.start_write(id, write, ctx);
         }
+        self.execute_snapshots(ctx);
         let out = self.driver.output();
         for envelope in out.messages.drain(..) {
             if let Err(error) = self.transport.send(envelope) {
@@ -236,6 +243,48 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 }));
             }
         }
+    }
+
+    /// Starts the driver's snapshot jobs off the node's thread and its storage
+    /// compactions, and publishes the latest snapshot.
+    fn execute_snapshots(&mut self, ctx: &mut Context<Self>) {
+        let out = self.driver.output();
+        let jobs = std::mem::take(&mut out.snapshots);
+        let compactions = std::mem::take(&mut out.compactions);
+        for job in jobs {
+            let Some(store) = self.snapshot_store.clone() else {
+                let meta = job.meta.clone();
+                let error = crate::SnapshotError::Io(std::io::Error::other("no snapshot store"));
+                self.driver.snapshot_done(meta, Err(error));
+                continue;
+            };
+            let fut = super::snapshots::write_job(store, job);
+            ctx.spawn(fut.into_actor(self).map(|(meta, result), act, ctx| {
+                act.driver.snapshot_done(meta, result);
+                act.drive(ctx);
+            }));
+        }
+        for upto in compactions {
+            let storage = Arc::clone(&self.storage);
+            ctx.spawn(
+                async move { storage.get().compact(upto).await }
+                    .into_actor(self)
+                    .map(move |result, _act, _ctx| {
+                        if let Err(error) = result {
+                            tracing::error!(%error, upto, "log compaction failed");
+                        }
+                    }),
+            );
+        }
+        let latest = self.driver.latest_snapshot().cloned();
+        self.snapshots.send_if_modified(|s| {
+            if *s != latest {
+                *s = latest;
+                true
+            } else {
+                false
+            }
+        });
     }
 
     fn publish_status(&self) {
@@ -407,6 +456,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
             Command::Kill => {
                 self.shutting_down = true;
                 ctx.stop();
+            }
+            Command::TriggerSnapshot => {
+                self.driver.request_snapshot();
+                self.drive(ctx);
             }
         }
     }

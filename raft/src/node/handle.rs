@@ -35,6 +35,7 @@ pub struct NodeEvent {
 pub(crate) enum Command {
     Shutdown { done: oneshot::Sender<()> },
     Kill,
+    TriggerSnapshot,
 }
 
 impl actix::Message for Command {
@@ -52,6 +53,7 @@ pub struct RaftHandle {
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) released: watch::Receiver<bool>,
+    pub(crate) snapshots: watch::Receiver<Option<crate::SnapshotMeta>>,
 }
 
 /// A proposal the leader has appended: where its entry went, and its outcome to come.
@@ -97,6 +99,35 @@ impl std::fmt::Debug for RaftHandle {
 }
 
 impl RaftHandle {
+    /// Asks the node to snapshot its applied state now (when it has a snapshot store
+    /// and its state machine supports snapshots), whatever the policy says. Returns at
+    /// once; watch [`latest_snapshot`](Self::latest_snapshot) or
+    /// [`wait_for_snapshot`](Self::wait_for_snapshot) for the result.
+    pub fn trigger_snapshot(&self) {
+        self.commands.do_send(Command::TriggerSnapshot);
+    }
+
+    /// The latest durable snapshot of this node, if any.
+    pub fn latest_snapshot(&self) -> Option<crate::SnapshotMeta> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// Waits until this node has a durable snapshot through `index` or later.
+    pub async fn wait_for_snapshot(
+        &self,
+        index: LogIndex,
+        timeout: Duration,
+    ) -> Result<crate::SnapshotMeta, ClientError> {
+        let mut rx = self.snapshots.clone();
+        let wait = rx.wait_for(|s| s.as_ref().is_some_and(|m| m.last_included.index >= index));
+        let outcome = match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(meta)) => Ok(meta.clone().expect("checked above")),
+            Ok(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        };
+        outcome
+    }
+
     /// The node's id.
     pub fn id(&self) -> NodeId {
         self.id

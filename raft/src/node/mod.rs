@@ -24,6 +24,7 @@
 mod actor;
 mod handle;
 mod queue;
+mod snapshots;
 mod storage;
 mod timer;
 
@@ -63,6 +64,9 @@ pub enum StartError {
     /// The arbiter to run on has stopped.
     #[error("the arbiter to run the node on is gone")]
     ArbiterGone,
+    /// The latest snapshot could not be read or restored, or does not fit the log.
+    #[error("could not recover from the snapshot: {0}")]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 /// Configures and starts a node.
@@ -86,6 +90,7 @@ pub struct NodeBuilder {
     limits: Limits,
     seed: Option<u64>,
     arbiter: Option<ArbiterHandle>,
+    snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
 }
 
 impl NodeBuilder {
@@ -98,6 +103,7 @@ impl NodeBuilder {
             limits: Limits::default(),
             seed: None,
             arbiter: None,
+            snapshot_store: None,
         }
     }
 
@@ -126,6 +132,15 @@ impl NodeBuilder {
         self
     }
 
+    /// Where the node keeps its snapshots (default: none, and the node never takes a
+    /// snapshot nor compacts its log). With a store, the node snapshots by
+    /// [`Config::snapshot_after_entries`] and [`Config::snapshot_after_bytes`] or on
+    /// [`RaftHandle::trigger_snapshot`], and restarts from the latest snapshot.
+    pub fn snapshot_store(mut self, store: impl crate::SnapshotStore) -> Self {
+        self.snapshot_store = Some(Arc::new(store));
+        self
+    }
+
     /// Recovers the node's state from `storage` and starts it. Must be called from
     /// within an actix system.
     pub async fn start<S, T, M>(
@@ -140,19 +155,21 @@ impl NodeBuilder {
         M: crate::StateMachine,
     {
         let state = storage.state().await?;
-        let entries = if state.last.index > state.prefix.index {
-            storage
-                .entries(state.prefix.index + 1, state.last.index)
-                .await?
-        } else {
-            Vec::new()
-        };
+        let recovered =
+            snapshots::recover(&storage, &state, self.snapshot_store.clone(), state_machine)
+                .await?;
+        let state_machine = recovered.state_machine;
+        let snapshot_point = recovered.snapshot.as_ref().map(|m| m.last_included);
         let initial = InitialState {
             hard_state: state.hard_state,
-            log_prefix: state.prefix,
-            entries,
-            applied_index: state_machine.applied_index(),
+            log_prefix: recovered.log_prefix,
+            entries: recovered.entries,
+            applied_index: state_machine
+                .applied_index()
+                .max(snapshot_point.map_or(0, |p| p.index)),
+            snapshot: snapshot_point.unwrap_or_default(),
         };
+        let (snapshot_tx, snapshot_rx) = watch::channel(recovered.snapshot.clone());
         let seed = self.seed.unwrap_or_else(|| {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -175,13 +192,16 @@ impl NodeBuilder {
             started: started_tx,
             proposals: Arc::clone(&proposals),
             inbound,
+            snapshot_store: self.snapshot_store.clone(),
+            snapshots: snapshot_tx,
         };
         let driver = Driver::new(
             core,
             Box::new(state_machine),
             self.limits,
             Arc::clone(&counters),
-        );
+        )
+        .with_latest_snapshot(recovered.snapshot);
         let make = move || RaftNode::new(driver, storage, transport, shared);
         let addr = match &self.arbiter {
             Some(arbiter) => {
@@ -200,6 +220,7 @@ impl NodeBuilder {
             events,
             counters,
             released,
+            snapshots: snapshot_rx,
         })
     }
 }

@@ -70,6 +70,7 @@ fn initial(term: Term, voted_for: Option<NodeId>, log: &[Term]) -> InitialState 
         log_prefix: LogId::default(),
         entries: log_of(log),
         applied_index: 0,
+        snapshot: LogId::default(),
     }
 }
 
@@ -419,4 +420,5 @@ mod s5_1_terms;
 mod s5_2_election;
 mod s5_3_replication;
 mod s5_4_safety;
+mod s7_log_compaction;
 mod validation;

@@ -88,6 +88,8 @@ pub struct OverloadResult {
     pub rss_mb_max: f64,
     /// Leader elections during the overload phase (the first one included).
     pub elections: u64,
+    /// Closed-loop clients of the baseline.
+    pub baseline_clients: usize,
     /// Committed proposals per second of the saturated baseline.
     pub baseline_ops_per_sec: f64,
 }
@@ -113,7 +115,7 @@ impl OverloadResult {
     pub fn baseline_line(&self) -> String {
         format!(
             "overload-baseline: members={} clients={} ops_per_sec={:.0}",
-            self.members, self.clients, self.baseline_ops_per_sec
+            self.members, self.baseline_clients, self.baseline_ops_per_sec
         )
     }
 }
@@ -269,6 +271,7 @@ pub async fn run(cfg: &OverloadConfig) -> Result<OverloadResult, BenchError> {
         rss_mb_start: rss_start.unwrap_or(0.0),
         rss_mb_max: rss_max,
         elections,
+        baseline_clients: cfg.baseline_clients,
         baseline_ops_per_sec: base_ops as f64 / base_secs,
     })
 }

@@ -58,11 +58,21 @@ impl Inbox {
         }
     }
 
-    /// An inbox feeding an unbounded channel, and the channel's receiving end.
-    pub fn channel() -> (Self, mpsc::UnboundedReceiver<Envelope>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (Self::from_fn(move |env| tx.send(env).is_ok()), rx)
+    /// An inbox feeding a channel of [`Inbox::CHANNEL_CAPACITY`] messages, and the
+    /// channel's receiving end. When the channel is full, further messages are dropped
+    /// (as a node's own bounded inbox drops them); delivery reports false only once the
+    /// receiver is gone.
+    pub fn channel() -> (Self, mpsc::Receiver<Envelope>) {
+        let (tx, rx) = mpsc::channel(Self::CHANNEL_CAPACITY);
+        let sink = move |env| match tx.try_send(env) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => true,
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        (Self::from_fn(sink), rx)
     }
+
+    /// Messages an [`Inbox::channel`] holds before it drops.
+    pub const CHANNEL_CAPACITY: usize = 65_536;
 
     /// Hands one message to the local node. Returns false if the node is gone.
     pub fn deliver(&self, envelope: Envelope) -> bool {

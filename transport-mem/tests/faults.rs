@@ -10,13 +10,13 @@ use actraft::core::{Envelope, Message, NodeId, VoteReply};
 use actraft::testkit::transport::sample;
 use actraft::{Inbox, Transport, TransportError};
 use actraft_transport_mem::{MemRouter, MemTransport};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tokio::time::Instant;
 
 /// A started cluster on `router` with ids `1..=n`.
 struct Net {
     router: MemRouter,
-    nodes: Vec<(MemTransport, UnboundedReceiver<Envelope>)>,
+    nodes: Vec<(MemTransport, Receiver<Envelope>)>,
 }
 
 impl Net {

@@ -13,7 +13,7 @@ use actraft_transport_quic::wire::{Frame, Hello, PROTOCOL_VERSION, SUPPORTED_VER
 use actraft_transport_quic::{node_name, CloseCode, DevCa, PeerFault, QuicError, QuicTransport};
 use common::{raw, Layout, CLUSTER, WAIT};
 use quinn::{ConnectionError, VarInt};
-use tokio::sync::{broadcast, mpsc::UnboundedReceiver};
+use tokio::sync::{broadcast, mpsc::Receiver};
 use tokio::time::timeout;
 
 const MAX_FRAME: usize = 64 << 10;
@@ -22,7 +22,7 @@ const MAX_FRAME: usize = 64 << 10;
 struct Bench {
     layout: Layout,
     one: QuicTransport,
-    one_rx: UnboundedReceiver<Envelope>,
+    one_rx: Receiver<Envelope>,
     faults: broadcast::Receiver<PeerFault>,
     three: QuicTransport,
     _two_socket: UdpSocket,

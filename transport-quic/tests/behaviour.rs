@@ -39,7 +39,7 @@ fn big_append(term: u64, entries: u64) -> Message {
 fn started_pair() -> (
     QuicTransport,
     QuicTransport,
-    tokio::sync::mpsc::UnboundedReceiver<Envelope>,
+    tokio::sync::mpsc::Receiver<Envelope>,
 ) {
     let (layout, sockets) = Layout::bind(&[1, 2]);
     let mut transports = layout.transports(sockets).into_iter();

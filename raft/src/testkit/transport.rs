@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tokio::time::{timeout_at, Instant};
 
 use crate::core::{
@@ -237,7 +237,7 @@ pub async fn peer_restart<F: TransportFactory>(factory: &mut F) {
 
 struct Member<T> {
     transport: T,
-    rx: UnboundedReceiver<Envelope>,
+    rx: Receiver<Envelope>,
 }
 
 /// A started cluster of one case.

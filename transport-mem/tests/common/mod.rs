@@ -10,12 +10,12 @@ use actraft::core::{
 };
 use actraft::{Inbox, Transport};
 use actraft_transport_mem::{MemRouter, MemTransport, Stats};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 /// A started cluster on `router` with ids `1..=n`.
 pub struct Net {
     pub router: MemRouter,
-    pub nodes: Vec<(MemTransport, UnboundedReceiver<Envelope>)>,
+    pub nodes: Vec<(MemTransport, Receiver<Envelope>)>,
 }
 
 impl Net {

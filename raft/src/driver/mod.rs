@@ -43,6 +43,7 @@
 //! longer promise durability and must stop (see [`fail_all`](Driver::fail_all)).
 
 mod counters;
+mod transfers;
 mod writes;
 
 use std::collections::BTreeMap;
@@ -52,10 +53,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
+pub use transfers::TransferId;
 pub use writes::WriteId;
 
 use crate::core::{
-    Envelope, Event, LogId, LogIndex, ProposeError, RaftCore, Ready, Role, Status, StepError, Term,
+    Envelope, Event, LogId, LogIndex, NodeId, ProposeError, RaftCore, Ready, Role, Status,
+    StepError, Term, TransferError,
 };
 use crate::node::ClientError;
 use crate::storage::{LogWrite, StorageError};
@@ -124,6 +127,9 @@ pub struct Output<R> {
     pub replies: Vec<(R, Result<Bytes, ClientError>)>,
     /// What changed in the core, in order (commit progress included).
     pub events: Vec<Event>,
+    /// Outcomes of leadership transfer requests
+    /// ([`transfer_leadership`](Driver::transfer_leadership)).
+    pub transfers: Vec<(TransferId, Result<NodeId, TransferError>)>,
 }
 
 impl<R> Default for Output<R> {
@@ -133,6 +139,7 @@ impl<R> Default for Output<R> {
             messages: Vec::new(),
             replies: Vec::new(),
             events: Vec::new(),
+            transfers: Vec::new(),
         }
     }
 }
@@ -144,6 +151,7 @@ impl<R> Output<R> {
             && self.messages.is_empty()
             && self.replies.is_empty()
             && self.events.is_empty()
+            && self.transfers.is_empty()
     }
 }
 
@@ -171,6 +179,7 @@ pub struct Driver<M, R> {
     out: Output<R>,
     counters: Arc<Counters>,
     fatal: Option<StorageError>,
+    transfers: transfers::Transfers,
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
@@ -185,6 +194,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             out: Output::default(),
             counters,
             fatal: None,
+            transfers: transfers::Transfers::default(),
         }
     }
 
@@ -220,7 +230,9 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
 
     /// When the driver next needs a [`tick`](Self::tick).
     pub fn next_deadline(&self) -> Duration {
-        self.core.next_deadline()
+        self.core
+            .next_deadline()
+            .min(self.transfers.next_deadline())
     }
 
     /// Accepted proposals waiting for their entry.
@@ -241,6 +253,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
     /// The clock reached `now`: fire the election or heartbeat timer if due.
     pub fn tick(&mut self, now: Duration) {
         self.core.tick(now);
+        self.expire_transfers(now);
     }
 
     /// Feeds one inbound message. A malformed message, or one from a non-member, is
@@ -280,6 +293,12 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             Err(ProposeError::Busy { .. }) => {
                 Counters::add(&self.counters.proposals_busy, 1);
                 self.out.replies.push((responder, Err(ClientError::Busy)));
+            }
+            Err(ProposeError::TransferInProgress { target }) => {
+                Counters::add(&self.counters.proposals_not_leader, 1);
+                self.out
+                    .replies
+                    .push((responder, Err(ClientError::TransferInProgress { target })));
             }
         }
     }
@@ -340,6 +359,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                 None => break,
             }
         }
+        self.settle_transfers();
         if self.core.has_ready() {
             Run::Yield
         } else {
@@ -357,6 +377,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         for (_, (_, responder)) in std::mem::take(&mut self.proposals) {
             self.out.replies.push((responder, Err(error.clone())));
         }
+        self.fail_transfers(TransferError::Stopped);
     }
 
     /// Executes one `Ready`; returns how many entries it applied.

@@ -28,6 +28,7 @@ mod storage;
 mod timer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, ArbiterHandle};
 use thiserror::Error;
@@ -46,6 +47,10 @@ use storage::StorageHolder;
 /// Events a subscriber may fall behind by before it starts missing them (it is then
 /// told how many it missed: see [`RaftHandle::subscribe`]).
 pub const EVENT_CAPACITY: usize = 4096;
+
+/// How long a leader's shutdown waits at most for the leader it hands over to, by
+/// default ([`NodeBuilder::transfer_on_shutdown`]).
+pub const DEFAULT_SHUTDOWN_TRANSFER: Duration = Duration::from_secs(1);
 
 /// Why a node could not start.
 #[derive(Debug, Error)]
@@ -85,6 +90,7 @@ pub struct NodeBuilder {
     limits: Limits,
     seed: Option<u64>,
     arbiter: Option<ArbiterHandle>,
+    transfer_on_shutdown: Option<Duration>,
 }
 
 impl NodeBuilder {
@@ -97,6 +103,7 @@ impl NodeBuilder {
             limits: Limits::default(),
             seed: None,
             arbiter: None,
+            transfer_on_shutdown: Some(DEFAULT_SHUTDOWN_TRANSFER),
         }
     }
 
@@ -122,6 +129,15 @@ impl NodeBuilder {
     /// a thread and talk without thread hops; nodes on several use several cores.
     pub fn arbiter(mut self, arbiter: ArbiterHandle) -> Self {
         self.arbiter = Some(arbiter);
+        self
+    }
+
+    /// Whether [`RaftHandle::shutdown`] of a leader first hands leadership to its most
+    /// up-to-date follower, and how long it waits at most for the new leader before it
+    /// stops anyway. `None` stops at once (the others then elect a leader after an
+    /// election timeout). Default: on, waiting at most one second.
+    pub fn transfer_on_shutdown(mut self, bound: Option<Duration>) -> Self {
+        self.transfer_on_shutdown = bound;
         self
     }
 
@@ -174,6 +190,7 @@ impl NodeBuilder {
             started: started_tx,
             proposals: Arc::clone(&proposals),
             inbound,
+            transfer_on_shutdown: self.transfer_on_shutdown,
         };
         let driver = Driver::new(
             core,

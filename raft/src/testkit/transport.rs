@@ -396,7 +396,7 @@ pub fn sample(seq: u64) -> Message {
         0 => Message::RequestVote(VoteRequest {
             term: seq,
             last_log,
-            leader_transfer: seq % 12 == 0,
+            leader_transfer: seq.is_multiple_of(12),
         }),
         1 => Message::RequestVoteReply(VoteReply {
             term: seq,

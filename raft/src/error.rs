@@ -50,4 +50,11 @@ pub enum ClientError {
     /// The wait timed out.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The leader is handing leadership to `target` and takes no proposals meanwhile.
+    /// Nothing was appended: retry at the new leader.
+    #[error("leadership is being transferred to node {target}; retry there")]
+    TransferInProgress {
+        /// The node leadership is being handed to.
+        target: NodeId,
+    },
 }

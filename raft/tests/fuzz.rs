@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use actraft::core::{
     AppendReply, AppendRequest, AppendResult, Config, ConflictHint, Entry, Envelope, InitialState,
-    Message, Payload, RaftCore, Role, StepError, VoteReply, VoteRequest,
+    Message, Payload, RaftCore, Role, StepError, TimeoutNow, VoteReply, VoteRequest,
 };
 use actraft::driver::{Counters, Driver, Limits, Run};
 use actraft::{LogId, LogIndex, StateMachine, Term};
@@ -225,7 +225,7 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
     let last = s.last_log.index;
     let index = (last + rng.below(8)).saturating_sub(4);
     let log_term = |i: LogIndex| node.driver.core().log_term(i).unwrap_or(term);
-    let message = match rng.below(6) {
+    let message = match rng.below(7) {
         0 | 1 => {
             let prev_index = index;
             let prev_term = if rng.chance(800) {
@@ -280,6 +280,7 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
             let req = VoteRequest {
                 term: term + rng.below(2),
                 last_log: LogId::new(rng.below(term + 2), rng.below(last + 4)),
+                leader_transfer: rng.chance(200),
             };
             if rng.chance(500) {
                 Message::PreVote(req)
@@ -287,6 +288,10 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                 Message::RequestVote(req)
             }
         }
+        6 => Message::TimeoutNow(TimeoutNow {
+            term,
+            last_log: LogId::new(log_term(last).min(term), last.saturating_sub(rng.below(2))),
+        }),
         _ => {
             let rep = VoteReply {
                 term: s.term + rng.below(2),
@@ -341,6 +346,7 @@ fn mutate(rng: &mut Rng, message: &mut Message) {
             req.last_log.term = rng.below(req.term + 5);
         }
         Message::RequestVoteReply(rep) | Message::PreVoteReply(rep) => rep.granted = !rep.granted,
+        Message::TimeoutNow(req) => req.term = rng.below(req.term + 3),
     }
 }
 

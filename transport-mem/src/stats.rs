@@ -10,13 +10,14 @@ use actraft::core::Message;
 
 /// The message kinds, in the order of [`kind_index`], named as [`Message::kind`] names
 /// them.
-pub(crate) const KINDS: [&str; 6] = [
+pub(crate) const KINDS: [&str; 7] = [
     "RequestVote",
     "RequestVoteReply",
     "PreVote",
     "PreVoteReply",
     "AppendEntries",
     "AppendEntriesReply",
+    "TimeoutNow",
 ];
 
 /// The index of `message`'s kind in [`KINDS`].
@@ -28,6 +29,7 @@ pub(crate) fn kind_index(message: &Message) -> usize {
         Message::PreVoteReply(_) => 3,
         Message::AppendEntries(_) => 4,
         Message::AppendEntriesReply(_) => 5,
+        Message::TimeoutNow(_) => 6,
     }
 }
 
@@ -49,8 +51,8 @@ pub(crate) enum DropReason {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct LinkCounters {
-    sent: [AtomicU64; 6],
-    delivered: [AtomicU64; 6],
+    sent: [AtomicU64; 7],
+    delivered: [AtomicU64; 7],
     cut: AtomicU64,
     lost: AtomicU64,
     filtered: AtomicU64,

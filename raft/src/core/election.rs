@@ -82,6 +82,7 @@ impl RaftCore {
         let req = VoteRequest {
             term,
             last_log: self.log.last_id(),
+            leader_transfer: self.transfer_campaign && !pre_vote,
         };
         for peer in self.peers().collect::<Vec<_>>() {
             if pre_vote {

@@ -35,6 +35,9 @@ pub enum Message {
     AppendEntries(AppendRequest),
     /// A follower answers an [`Message::AppendEntries`].
     AppendEntriesReply(AppendReply),
+    /// The leader hands over leadership: the recipient, whose log it knows is up to
+    /// date, campaigns at once (thesis §3.10).
+    TimeoutNow(TimeoutNow),
 }
 
 impl Message {
@@ -45,6 +48,7 @@ impl Message {
             Message::RequestVoteReply(m) | Message::PreVoteReply(m) => m.term,
             Message::AppendEntries(m) => m.term,
             Message::AppendEntriesReply(m) => m.term,
+            Message::TimeoutNow(m) => m.term,
         }
     }
 
@@ -57,6 +61,7 @@ impl Message {
             Message::PreVoteReply(_) => "PreVoteReply",
             Message::AppendEntries(_) => "AppendEntries",
             Message::AppendEntriesReply(_) => "AppendEntriesReply",
+            Message::TimeoutNow(_) => "TimeoutNow",
         }
     }
 
@@ -80,6 +85,10 @@ pub struct VoteRequest {
     pub term: Term,
     /// The candidate's last log entry, for the §5.4.1 up-to-date check.
     pub last_log: LogId,
+    /// Set on the RequestVote of a candidate that campaigns because the leader handed
+    /// leadership to it ([`Message::TimeoutNow`]): voters grant it even within the
+    /// CheckQuorum leader lease (thesis §3.10). Always false on a PreVote.
+    pub leader_transfer: bool,
 }
 
 /// Reply to RequestVote or PreVote.
@@ -142,4 +151,14 @@ pub struct ConflictHint {
     /// With `term`: the first index the follower holds in that term. Without: the
     /// follower's last index + 1.
     pub index: LogIndex,
+}
+
+/// Arguments of TimeoutNow: the leader of `term` asks the recipient to campaign now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader's last log entry, which the recipient is known to hold. A recipient
+    /// whose log is behind it ignores the message (it could not win).
+    pub last_log: LogId,
 }

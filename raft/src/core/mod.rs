@@ -15,6 +15,7 @@ mod progress;
 mod replication;
 pub(crate) mod rng;
 mod snapshot;
+mod transfer;
 mod types;
 mod validate;
 
@@ -26,10 +27,11 @@ use bytes::Bytes;
 pub use config::{Config, ConfigError};
 pub use error::{InitError, Malformed, ProposeError, StepError};
 pub use message::{
-    AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, VoteReply,
-    VoteRequest,
+    AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, TimeoutNow,
+    VoteReply, VoteRequest,
 };
 pub use output::{Event, Ready, Status, VoteRefusal};
+pub use transfer::TransferError;
 pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
 
 use log::RaftLog;
@@ -176,6 +178,10 @@ pub struct RaftCore {
 
     /// The last entry covered by the latest durable snapshot.
     snapshot: LogId,
+    /// The leadership transfer in progress (leader only).
+    transfer: Option<transfer::Transfer>,
+    /// The next RequestVote is a campaign started by TimeoutNow.
+    transfer_campaign: bool,
 }
 
 impl RaftCore {
@@ -232,6 +238,8 @@ impl RaftCore {
             persisted_messages: Vec::new(),
             events: Vec::new(),
             snapshot: state.snapshot,
+            transfer: None,
+            transfer_campaign: false,
             log,
             config,
         };
@@ -287,7 +295,7 @@ impl RaftCore {
     /// The moment the core next needs a [`tick`](Self::tick).
     pub fn next_deadline(&self) -> Duration {
         match self.role {
-            Role::Leader => self.heartbeat_deadline,
+            Role::Leader => self.heartbeat_deadline.min(self.transfer_deadline()),
             _ => self.election_deadline,
         }
     }
@@ -297,6 +305,7 @@ impl RaftCore {
         self.advance(now);
         match self.role {
             Role::Leader => {
+                self.check_transfer_deadline();
                 if now >= self.heartbeat_deadline {
                     self.heartbeat_deadline = now + self.config.heartbeat_interval;
                     if self.config.check_quorum && !self.quorum_active() {
@@ -310,6 +319,9 @@ impl RaftCore {
                         return;
                     }
                     self.broadcast_heartbeat();
+                    if let Some(target) = self.transfer_target() {
+                        self.advance_transfer(target, true);
+                    }
                 }
             }
             _ => {
@@ -345,12 +357,14 @@ impl RaftCore {
                 // A pre-vote request proposes a term nobody has yet; a granted pre-vote
                 // echoes it. Neither raises anyone's term.
                 Message::PreVote(_) | Message::PreVoteReply(VoteReply { granted: true, .. }) => {}
-                Message::RequestVote(req) if self.in_lease() => {
+                Message::RequestVote(req) if self.in_lease() && !req.leader_transfer => {
                     let leader = self.leader.unwrap_or(self.id);
                     self.refuse_vote(from, req.term, false, VoteRefusal::LeaderLease { leader });
                     return Ok(());
                 }
-                Message::AppendEntries(_) => self.become_follower(term, Some(from)),
+                Message::AppendEntries(_) | Message::TimeoutNow(_) => {
+                    self.become_follower(term, Some(from))
+                }
                 _ => self.become_follower(term, None),
             }
         } else if term < self.term() {
@@ -367,6 +381,7 @@ impl RaftCore {
             Message::PreVoteReply(rep) => self.handle_vote_reply(from, rep, true),
             Message::AppendEntries(req) => self.handle_append(from, req),
             Message::AppendEntriesReply(rep) => self.handle_append_reply(from, rep),
+            Message::TimeoutNow(req) => self.handle_timeout_now(from, req),
         }
         Ok(())
     }
@@ -383,6 +398,9 @@ impl RaftCore {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
+        }
+        if let Some(target) = self.transfer_target() {
+            return Err(ProposeError::TransferInProgress { target });
         }
         let entries = (self.log.last_index() - self.commit) as usize;
         let bytes = self.uncommitted_bytes;
@@ -585,6 +603,7 @@ impl RaftCore {
             self.set_leader(None);
         }
         self.set_role(Role::Follower);
+        self.transfer = None;
         self.progress.clear();
         self.granted.clear();
         self.refused.clear();

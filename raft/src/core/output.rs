@@ -145,6 +145,22 @@ pub enum Event {
         /// The new commit index.
         index: LogIndex,
     },
+    /// This leader started handing leadership to `target` and stopped taking
+    /// proposals (thesis §3.10).
+    TransferStarted {
+        /// The node leadership is handed to.
+        target: NodeId,
+        /// The term this node leads.
+        term: Term,
+    },
+    /// The transfer to `target` did not complete within an election timeout; this
+    /// node leads on and takes proposals again.
+    TransferAbandoned {
+        /// The node leadership was to go to.
+        target: NodeId,
+        /// The term this node leads.
+        term: Term,
+    },
 }
 
 /// A snapshot of a node's volatile and persistent state.

@@ -163,6 +163,7 @@ impl RaftCore {
                     self.maybe_commit();
                 }
                 self.send_pipelined(from);
+                self.advance_transfer(from, false);
             }
             AppendResult::Conflict { rejected, hint } => {
                 if rejected <= p.matched || (p.mode == Mode::Probe && rejected + 1 != p.next) {

@@ -24,6 +24,7 @@ impl RaftCore {
             Message::AppendEntries(req) => self.check_append(req),
             Message::AppendEntriesReply(rep) => self.check_append_reply(rep.term, &rep.result),
             Message::RequestVoteReply(_) | Message::PreVoteReply(_) => None,
+            Message::TimeoutNow(req) => self.check_timeout_now(from, req.term),
         };
         match reason {
             None => Ok(()),

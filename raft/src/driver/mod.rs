@@ -44,6 +44,7 @@
 
 mod counters;
 mod snapshots;
+mod transfers;
 mod writes;
 
 use std::collections::BTreeMap;
@@ -54,10 +55,12 @@ use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
 pub use snapshots::{check_snapshot_against_log, SnapshotJob};
+pub use transfers::TransferId;
 pub use writes::WriteId;
 
 use crate::core::{
-    Envelope, Event, LogId, LogIndex, ProposeError, RaftCore, Ready, Role, Status, StepError, Term,
+    Envelope, Event, LogId, LogIndex, NodeId, ProposeError, RaftCore, Ready, Role, Status,
+    StepError, Term, TransferError,
 };
 use crate::error::ClientError;
 use crate::storage::{LogWrite, StorageError};
@@ -131,6 +134,9 @@ pub struct Output<R> {
     /// Compact the stored log up to and including each index, in order (a snapshot
     /// covering it is durable).
     pub compactions: Vec<LogIndex>,
+    /// Outcomes of leadership transfer requests
+    /// ([`transfer_leadership`](Driver::transfer_leadership)).
+    pub transfers: Vec<(TransferId, Result<NodeId, TransferError>)>,
 }
 
 impl<R> Default for Output<R> {
@@ -142,6 +148,7 @@ impl<R> Default for Output<R> {
             events: Vec::new(),
             snapshots: Vec::new(),
             compactions: Vec::new(),
+            transfers: Vec::new(),
         }
     }
 }
@@ -155,6 +162,7 @@ impl<R> Output<R> {
             && self.events.is_empty()
             && self.snapshots.is_empty()
             && self.compactions.is_empty()
+            && self.transfers.is_empty()
     }
 }
 
@@ -183,6 +191,7 @@ pub struct Driver<M, R> {
     counters: Arc<Counters>,
     fatal: Option<StorageError>,
     snapshots: snapshots::Snapshots,
+    transfers: transfers::Transfers,
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
@@ -200,6 +209,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             snapshots: snapshots::Snapshots::new(None, applied),
             counters,
             fatal: None,
+            transfers: transfers::Transfers::default(),
         }
     }
 
@@ -235,7 +245,9 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
 
     /// When the driver next needs a [`tick`](Self::tick).
     pub fn next_deadline(&self) -> Duration {
-        self.core.next_deadline()
+        self.core
+            .next_deadline()
+            .min(self.transfers.next_deadline())
     }
 
     /// Accepted proposals waiting for their entry.
@@ -256,6 +268,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
     /// The clock reached `now`: fire the election or heartbeat timer if due.
     pub fn tick(&mut self, now: Duration) {
         self.core.tick(now);
+        self.expire_transfers(now);
     }
 
     /// Feeds one inbound message. A malformed message, or one from a non-member, is
@@ -295,6 +308,12 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             Err(ProposeError::Busy { .. }) => {
                 Counters::add(&self.counters.proposals_busy, 1);
                 self.out.replies.push((responder, Err(ClientError::Busy)));
+            }
+            Err(ProposeError::TransferInProgress { target }) => {
+                Counters::add(&self.counters.proposals_not_leader, 1);
+                self.out
+                    .replies
+                    .push((responder, Err(ClientError::TransferInProgress { target })));
             }
         }
     }
@@ -356,6 +375,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             }
         }
         self.maybe_snapshot();
+        self.settle_transfers();
         if self.core.has_ready() {
             Run::Yield
         } else {
@@ -373,6 +393,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         for (_, (_, responder)) in std::mem::take(&mut self.proposals) {
             self.out.replies.push((responder, Err(error.clone())));
         }
+        self.fail_transfers(TransferError::Stopped);
     }
 
     /// Executes one `Ready`; returns how many entries it applied.

@@ -17,8 +17,8 @@ use super::handle::{ClientError, Command, NodeEvent};
 use super::queue::WakeQueue;
 use super::storage::StorageHolder;
 use super::timer::{TimerId, Timers};
-use crate::core::{Envelope, Event, LogId, Status};
-use crate::driver::{Driver, Responder, Run, WriteId};
+use crate::core::{Envelope, Event, LogId, NodeId, Role, Status, TransferError};
+use crate::driver::{Driver, Responder, Run, TransferId, WriteId};
 use crate::storage::{LogStorage, StorageError};
 use crate::transport::Transport;
 use crate::StateMachine;
@@ -80,7 +80,11 @@ pub(crate) struct Shared {
     pub(crate) inbound: Arc<WakeQueue<Envelope>>,
     pub(crate) snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
     pub(crate) snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
+    pub(crate) transfer_on_shutdown: Option<Duration>,
 }
+
+/// Where a leadership transfer's outcome goes.
+type TransferReply = oneshot::Sender<Result<NodeId, TransferError>>;
 
 pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     driver: Driver<Box<M>, Reply>,
@@ -102,6 +106,12 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     shutting_down: bool,
     snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
     snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
+    transfer_replies: Vec<(TransferId, TransferReply)>,
+    transfer_on_shutdown: Option<Duration>,
+    /// The transfer a leader's shutdown waits for.
+    shutdown_transfer: Option<TransferId>,
+    /// That transfer is over: finish the shutdown.
+    shutdown_ready: bool,
 }
 
 impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
@@ -133,6 +143,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             shutting_down: false,
             snapshot_store: shared.snapshot_store,
             snapshots: shared.snapshots,
+            transfer_replies: Vec::new(),
+            transfer_on_shutdown: shared.transfer_on_shutdown,
+            shutdown_transfer: None,
+            shutdown_ready: false,
         }
     }
 
@@ -170,6 +184,11 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 Run::Done if self.driver.has_work() => continue,
                 Run::Done => break,
             }
+        }
+        if self.shutdown_ready {
+            self.shutdown_ready = false;
+            self.finish_shutdown(ctx);
+            return;
         }
         if self.shutting_down && self.driver.storage_idle() {
             ctx.stop();
@@ -218,6 +237,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 }
             }
         }
+        self.answer_transfers();
         if !self.driver.output().replies.is_empty() {
             // A client that reads the status after its answer sees its entry applied.
             self.publish_status();
@@ -323,6 +343,38 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.driver.fail_all(error);
         for (reply, result) in self.driver.output().replies.drain(..) {
             reply.respond(result);
+        }
+        self.answer_transfers();
+    }
+
+    /// Delivers the outcomes of leadership transfers; the one a shutdown waits for lets
+    /// the shutdown go on.
+    fn answer_transfers(&mut self) {
+        let outcomes = std::mem::take(&mut self.driver.output().transfers);
+        for (id, result) in outcomes {
+            if self.shutdown_transfer == Some(id) {
+                tracing::info!(?result, "leadership handed over before shutdown");
+                self.shutdown_transfer = None;
+                self.shutdown_ready = true;
+            }
+            if let Some(i) = self.transfer_replies.iter().position(|(t, _)| *t == id) {
+                let (_, done) = self.transfer_replies.swap_remove(i);
+                let _ = done.send(result);
+            }
+        }
+    }
+
+    /// Stops the node: finish what the core already asked for, then stop once the
+    /// writes in flight are durable.
+    fn finish_shutdown(&mut self, ctx: &mut Context<Self>) {
+        self.drive(ctx);
+        self.shutting_down = true;
+        self.answer_all(ClientError::Stopped);
+        for (_, done) in self.transfer_replies.drain(..) {
+            let _ = done.send(Err(TransferError::Stopped));
+        }
+        if self.driver.storage_idle() {
+            ctx.stop();
         }
     }
 }
@@ -444,14 +496,30 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
         match command {
             Command::Shutdown { done } => {
                 self.stopping.push(done);
-                // Finish what the core already asked for, then stop once the writes in
-                // flight are durable.
-                self.drive(ctx);
-                self.shutting_down = true;
-                self.answer_all(ClientError::Stopped);
-                if self.driver.storage_idle() {
-                    ctx.stop();
+                if self.shutdown_transfer.is_some() {
+                    return; // the shutdown already waits for its transfer
                 }
+                let core = self.driver.core();
+                let hand_over = core.role() == Role::Leader && core.members().len() > 1;
+                match self.transfer_on_shutdown {
+                    Some(bound) if hand_over && !self.shutting_down => {
+                        let now = self.now();
+                        let id = self.driver.transfer_leadership(now, None, Some(bound));
+                        self.shutdown_transfer = Some(id);
+                        self.drive(ctx);
+                    }
+                    _ => self.finish_shutdown(ctx),
+                }
+            }
+            Command::TransferLeadership { to, done } => {
+                if self.shutting_down {
+                    let _ = done.send(Err(TransferError::Stopped));
+                    return;
+                }
+                let now = self.now();
+                let id = self.driver.transfer_leadership(now, to, None);
+                self.transfer_replies.push((id, done));
+                self.drive(ctx);
             }
             Command::Kill => {
                 self.shutting_down = true;

@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use super::actor::{Proposal, Reply, Wake};
 use super::queue::{Refused, WakeQueue};
-use crate::core::{Event, LogId, LogIndex, NodeId, Role, Status, Term};
+use crate::core::{Event, LogId, LogIndex, NodeId, Role, Status, Term, TransferError};
 use crate::driver::{CounterSnapshot, Counters};
 pub use crate::error::ClientError;
 
@@ -33,9 +33,15 @@ pub struct NodeEvent {
 /// Requests from handles to the node actor.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Shutdown { done: oneshot::Sender<()> },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
     Kill,
     TriggerSnapshot,
+    TransferLeadership {
+        to: Option<NodeId>,
+        done: oneshot::Sender<Result<NodeId, TransferError>>,
+    },
 }
 
 impl actix::Message for Command {
@@ -269,9 +275,31 @@ impl RaftHandle {
         self.wait_until(timeout, |s| s.applied_index >= index).await
     }
 
+    /// Hands leadership to `to`, or with `None` to the most up-to-date follower (thesis
+    /// §3.10). This node must lead. It stops taking proposals (they fail with
+    /// [`ClientError::TransferInProgress`]), brings the target's log up to date and tells
+    /// it to campaign at once. Resolves with the new leader as soon as this node knows
+    /// it, usually within a few round trips; fails with
+    /// [`TransferError::Abandoned`] when the target did not win within an election
+    /// timeout (this node then leads on and takes proposals again), with
+    /// [`TransferError::TimedOut`] when no new leader was known within twice the maximum
+    /// election timeout, or at once with [`TransferError::NotLeader`],
+    /// [`TransferError::UnknownTarget`] or [`TransferError::InProgress`].
+    pub async fn transfer_leadership(&self, to: Option<NodeId>) -> Result<NodeId, TransferError> {
+        let (done, rx) = oneshot::channel();
+        self.commands
+            .do_send(Command::TransferLeadership { to, done });
+        rx.await.unwrap_or(Err(TransferError::Stopped))
+    }
+
     /// Stops the node gracefully: no new work, the writes in flight complete, pending
     /// proposals fail with [`ClientError::Stopped`]. Resolves once the node has stopped
     /// and released its storage, so the same storage can be opened again at once.
+    ///
+    /// A leader first hands leadership to its most up-to-date follower and waits (within
+    /// a bound) until it knows the new leader, so the cluster is without a leader for a
+    /// few round trips rather than an election timeout; see
+    /// [`NodeBuilder::transfer_on_shutdown`](super::NodeBuilder::transfer_on_shutdown).
     pub async fn shutdown(&self) {
         let (done, rx) = oneshot::channel();
         self.commands.do_send(Command::Shutdown { done });

@@ -29,6 +29,7 @@ mod storage;
 mod timer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, ArbiterHandle};
 use thiserror::Error;
@@ -47,6 +48,10 @@ use storage::StorageHolder;
 /// Events a subscriber may fall behind by before it starts missing them (it is then
 /// told how many it missed: see [`RaftHandle::subscribe`]).
 pub const EVENT_CAPACITY: usize = 4096;
+
+/// How long a leader's shutdown waits at most for the leader it hands over to, by
+/// default ([`NodeBuilder::transfer_on_shutdown`]).
+pub const DEFAULT_SHUTDOWN_TRANSFER: Duration = Duration::from_secs(1);
 
 /// Why a node could not start.
 #[derive(Debug, Error)]
@@ -91,6 +96,7 @@ pub struct NodeBuilder {
     seed: Option<u64>,
     arbiter: Option<ArbiterHandle>,
     snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
+    transfer_on_shutdown: Option<Duration>,
 }
 
 impl NodeBuilder {
@@ -104,6 +110,7 @@ impl NodeBuilder {
             seed: None,
             arbiter: None,
             snapshot_store: None,
+            transfer_on_shutdown: Some(DEFAULT_SHUTDOWN_TRANSFER),
         }
     }
 
@@ -138,6 +145,15 @@ impl NodeBuilder {
     /// [`RaftHandle::trigger_snapshot`], and restarts from the latest snapshot.
     pub fn snapshot_store(mut self, store: impl crate::SnapshotStore) -> Self {
         self.snapshot_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Whether [`RaftHandle::shutdown`] of a leader first hands leadership to its most
+    /// up-to-date follower, and how long it waits at most for the new leader before it
+    /// stops anyway. `None` stops at once (the others then elect a leader after an
+    /// election timeout). Default: on, waiting at most one second.
+    pub fn transfer_on_shutdown(mut self, bound: Option<Duration>) -> Self {
+        self.transfer_on_shutdown = bound;
         self
     }
 
@@ -194,6 +210,7 @@ impl NodeBuilder {
             inbound,
             snapshot_store: self.snapshot_store.clone(),
             snapshots: snapshot_tx,
+            transfer_on_shutdown: self.transfer_on_shutdown,
         };
         let driver = Driver::new(
             core,

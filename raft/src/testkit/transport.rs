@@ -396,6 +396,7 @@ pub fn sample(seq: u64) -> Message {
         0 => Message::RequestVote(VoteRequest {
             term: seq,
             last_log,
+            leader_transfer: seq.is_multiple_of(12),
         }),
         1 => Message::RequestVoteReply(VoteReply {
             term: seq,
@@ -404,6 +405,7 @@ pub fn sample(seq: u64) -> Message {
         2 => Message::PreVote(VoteRequest {
             term: seq,
             last_log,
+            leader_transfer: false,
         }),
         3 => Message::AppendEntries(AppendRequest {
             term: seq,

@@ -79,6 +79,7 @@ pub fn vote(term: u64) -> Message {
     Message::RequestVote(VoteRequest {
         term,
         last_log: LogId::new(0, 0),
+        leader_transfer: false,
     })
 }
 
@@ -93,6 +94,7 @@ pub fn pre_vote(term: u64) -> Message {
     Message::PreVote(VoteRequest {
         term,
         last_log: LogId::new(0, 0),
+        leader_transfer: false,
     })
 }
 

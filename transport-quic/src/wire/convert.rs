@@ -10,7 +10,7 @@ use actraft::core;
 
 use super::message::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
-    Payload, VoteReply, VoteRequest,
+    Payload, TimeoutNow, VoteReply, VoteRequest,
 };
 
 impl From<core::Envelope> for Envelope {
@@ -36,12 +36,19 @@ impl From<Envelope> for core::Envelope {
 impl From<core::Message> for Message {
     fn from(m: core::Message) -> Self {
         match m {
+            core::Message::RequestVote(r) if r.leader_transfer => {
+                Message::TransferVote(r.into())
+            }
             core::Message::RequestVote(r) => Message::RequestVote(r.into()),
             core::Message::RequestVoteReply(r) => Message::RequestVoteReply(r.into()),
             core::Message::PreVote(r) => Message::PreVote(r.into()),
             core::Message::PreVoteReply(r) => Message::PreVoteReply(r.into()),
             core::Message::AppendEntries(r) => Message::AppendEntries(r.into()),
             core::Message::AppendEntriesReply(r) => Message::AppendEntriesReply(r.into()),
+            core::Message::TimeoutNow(t) => Message::TimeoutNow(TimeoutNow {
+                term: t.term,
+                last_log: t.last_log.into(),
+            }),
         }
     }
 }
@@ -55,6 +62,14 @@ impl From<Message> for core::Message {
             Message::PreVoteReply(r) => core::Message::PreVoteReply(r.into()),
             Message::AppendEntries(r) => core::Message::AppendEntries(r.into()),
             Message::AppendEntriesReply(r) => core::Message::AppendEntriesReply(r.into()),
+            Message::TransferVote(r) => core::Message::RequestVote(core::VoteRequest {
+                leader_transfer: true,
+                ..r.into()
+            }),
+            Message::TimeoutNow(t) => core::Message::TimeoutNow(core::TimeoutNow {
+                term: t.term,
+                last_log: t.last_log.into(),
+            }),
         }
     }
 }
@@ -83,11 +98,13 @@ impl From<core::VoteRequest> for VoteRequest {
     }
 }
 
+/// The plain form: the caller sets `leader_transfer` for a [`Message::TransferVote`].
 impl From<VoteRequest> for core::VoteRequest {
     fn from(r: VoteRequest) -> Self {
         Self {
             term: r.term,
             last_log: r.last_log.into(),
+            leader_transfer: false,
         }
     }
 }

@@ -30,6 +30,21 @@ pub enum Message {
     AppendEntries(AppendRequest),
     /// Tag 5. The answer to an `AppendEntries`.
     AppendEntriesReply(AppendReply),
+    /// Tag 6 (version 2). A `RequestVote` of a candidate that campaigns because the
+    /// leader handed leadership to it: voters grant it even within the leader lease.
+    TransferVote(VoteRequest),
+    /// Tag 7 (version 2). The leader tells the target of a leadership transfer to
+    /// campaign at once.
+    TimeoutNow(TimeoutNow),
+}
+
+/// Arguments of TimeoutNow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The leader's term.
+    pub term: u64,
+    /// The leader's last log entry, which the recipient is known to hold.
+    pub last_log: LogId,
 }
 
 /// A (term, index) log position.

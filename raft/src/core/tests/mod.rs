@@ -114,7 +114,11 @@ fn append(term: Term, prev: LogId, entries: Vec<Entry>, leader_commit: LogIndex)
 }
 
 fn request_vote(term: Term, last_log: LogId) -> Message {
-    Message::RequestVote(VoteRequest { term, last_log })
+    Message::RequestVote(VoteRequest {
+        term,
+        last_log,
+        leader_transfer: false,
+    })
 }
 
 fn vote_reply(term: Term, granted: bool) -> Message {
@@ -416,6 +420,7 @@ fn core_in_role(role: Role, base: &Config) -> RaftCore {
 
 mod construction;
 mod pre_vote_check_quorum;
+mod s3_10_transfer;
 mod s5_1_terms;
 mod s5_2_election;
 mod s5_3_replication;

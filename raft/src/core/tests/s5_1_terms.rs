@@ -73,6 +73,7 @@ fn s5_1_pre_vote_messages_do_not_raise_the_term() {
         Message::PreVote(VoteRequest {
             term: 5,
             last_log: LogId::new(2, 2),
+            leader_transfer: false,
         }),
     );
     let status = voter.status();

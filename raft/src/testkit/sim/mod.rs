@@ -65,6 +65,9 @@ pub struct SimConfig {
     pub liveness_bound: Duration,
     /// Give up (as a liveness failure) after this many steps.
     pub max_steps: u64,
+    /// Mean time between requests to the leader to hand over leadership (to a random
+    /// member, itself and crashed nodes included, or to the best follower).
+    pub transfer_interval: Duration,
 }
 
 impl SimConfig {
@@ -85,6 +88,7 @@ impl SimConfig {
             propose_interval: Duration::from_millis(25),
             liveness_bound: Duration::from_secs(5),
             max_steps: 2_000_000,
+            transfer_interval: Duration::from_millis(300),
         }
     }
 }
@@ -102,6 +106,9 @@ pub struct SimReport {
     pub committed: u64,
     /// Client answers checked against what committed.
     pub replies: u64,
+    /// Leadership transfers asked for, and how many ended with a new leader known to
+    /// the old one.
+    pub transfers: (u64, u64),
     /// The first property broken, if any, with the tail of the trace.
     pub failure: Option<SimFailure>,
 }
@@ -123,6 +130,7 @@ enum Action {
     Fault,
     Restart { node: usize },
     StartLiveness,
+    Transfer,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +173,7 @@ pub struct Simulation {
     limits: Limits,
     outcomes: Rc<RefCell<Vec<Outcome>>>,
     replies: u64,
+    transfers: (u64, u64),
 }
 
 impl SimNode {
@@ -194,6 +203,7 @@ impl Simulation {
             limits,
             outcomes: Rc::new(RefCell::new(Vec::new())),
             replies: 0,
+            transfers: (0, 0),
             now: Duration::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -236,6 +246,7 @@ impl Simulation {
             elections: self.checker.elections(),
             committed: self.checker.committed_len(),
             replies: self.replies,
+            transfers: self.transfers,
             failure: result.err().map(|property| SimFailure {
                 property,
                 trace: self.trace.render(),
@@ -249,6 +260,8 @@ impl Simulation {
         let first_proposal = self.jitter(self.cfg.propose_interval);
         self.schedule(first_proposal, Action::Propose);
         self.schedule(self.cfg.fault_time, Action::StartLiveness);
+        let first_transfer = self.jitter(self.cfg.transfer_interval);
+        self.schedule(first_transfer, Action::Transfer);
         loop {
             self.steps += 1;
             if self.steps > self.cfg.max_steps {
@@ -258,7 +271,7 @@ impl Simulation {
                 .nodes
                 .iter()
                 .enumerate()
-                .filter_map(|(i, n)| n.core().map(|c| (c.next_deadline(), i)))
+                .filter_map(|(i, n)| n.driver.as_ref().map(|d| (d.next_deadline(), i)))
                 .min();
             let queued = self.queue.peek().map(|Reverse((t, _, _))| *t);
             let fire_timer = match (timer, queued) {
@@ -470,6 +483,32 @@ impl Simulation {
                     self.restart(node)?;
                 }
                 Ok(())
+            }
+            Action::Transfer => {
+                if self.liveness.is_none() {
+                    let next = self.jitter(self.cfg.transfer_interval);
+                    self.schedule(next, Action::Transfer);
+                }
+                let Some(i) = self.nodes.iter().position(SimNode::is_leader) else {
+                    return Ok(());
+                };
+                let n = self.nodes.len() as u64;
+                let to = match self.rng.below(3) {
+                    0 => None,
+                    _ => Some(1 + self.rng.below(n)),
+                };
+                self.trace.push(
+                    self.now,
+                    TraceEvent::Transfer {
+                        node: self.nodes[i].id,
+                        to,
+                    },
+                );
+                let now = self.now;
+                let driver = self.nodes[i].driver.as_mut().expect("leader is up");
+                driver.transfer_leadership(now, to, None);
+                self.transfers.0 += 1;
+                self.process(i)
             }
             Action::StartLiveness => {
                 self.faults_on = false;

@@ -112,12 +112,24 @@ impl Simulation {
             let messages = std::mem::take(&mut out.messages);
             let events = std::mem::take(&mut out.events);
             let replies = std::mem::take(&mut out.replies);
+            let transfers = std::mem::take(&mut out.transfers);
             let applied = std::mem::take(&mut driver.state_machine_mut().applied);
             let has_work = driver.has_work();
             for (reply, result) in replies {
                 reply.respond(result);
             }
             let id = self.nodes[i].id;
+            for (_, result) in transfers {
+                match result {
+                    Ok(leader) if leader != id && !self.members.contains(&leader) => {
+                        return Err(format!(
+                            "Transfer: node {id} reported unknown leader {leader}"
+                        ));
+                    }
+                    Ok(leader) if leader != id => self.transfers.1 += 1,
+                    _ => {}
+                }
+            }
             self.observe_events(i, &events)?;
             for (wid, write) in writes {
                 self.checker

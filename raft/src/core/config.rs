@@ -45,6 +45,16 @@ pub struct Config {
     /// applied; the driver applies in batches of this size and lets ticks and messages
     /// through between them, so a long catch-up never stalls heartbeats. Default 1024.
     pub max_apply_batch: usize,
+    /// Serve [`ReadMode::Lease`](super::ReadMode::Lease) reads without a round of
+    /// heartbeats while the leader's lease holds (see the `read_index` module docs for
+    /// the clock assumption). Needs `check_quorum`; without it lease reads take a round.
+    /// With it, a node that just started refuses votes for `election_timeout_min`.
+    /// Default off.
+    pub lease_reads: bool,
+    /// How much slower than the leader's any node's clock may run over one lease window
+    /// (`election_timeout_min − heartbeat_interval / 2`); the lease is shortened by it.
+    /// Must be below that window when `lease_reads` is on. Default 15 ms.
+    pub clock_drift_margin: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +72,8 @@ impl Default for Config {
             max_uncommitted_entries: 16 * 1024,
             max_uncommitted_bytes: 64 << 20,
             max_apply_batch: 1024,
+            lease_reads: false,
+            clock_drift_margin: Duration::from_millis(15),
         }
     }
 }
@@ -87,6 +99,14 @@ pub enum ConfigError {
         /// The configured minimum election timeout.
         min: Duration,
     },
+    /// The clock-drift margin leaves no lease.
+    #[error("clock drift margin {margin:?} must be below the lease window {window:?}")]
+    DriftMarginTooLarge {
+        /// The configured margin.
+        margin: Duration,
+        /// `election_timeout_min − heartbeat_interval / 2`.
+        window: Duration,
+    },
     /// A count or byte limit is zero.
     #[error("limit `{name}` must be positive")]
     ZeroLimit {
@@ -105,6 +125,13 @@ impl Config {
         let hb = self.heartbeat_interval;
         if hb.is_zero() || hb * 2 > min {
             return Err(ConfigError::HeartbeatTooSlow { heartbeat: hb, min });
+        }
+        let window = min - hb / 2;
+        if self.lease_reads && self.clock_drift_margin >= window {
+            return Err(ConfigError::DriftMarginTooLarge {
+                margin: self.clock_drift_margin,
+                window,
+            });
         }
         for (name, v) in [
             ("max_append_entries", self.max_append_entries),

@@ -211,11 +211,15 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 }
             }
         }
-        if !self.driver.output().replies.is_empty() {
+        if !self.driver.output().replies.is_empty() || !self.driver.output().read_replies.is_empty()
+        {
             // A client that reads the status after its answer sees its entry applied.
             self.publish_status();
             for (reply, result) in self.driver.output().replies.drain(..) {
                 reply.respond(result);
+            }
+            for (reply, result) in self.driver.output().read_replies.drain(..) {
+                reply.read_done(result);
             }
         }
     }
@@ -274,6 +278,9 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.driver.fail_all(error);
         for (reply, result) in self.driver.output().replies.drain(..) {
             reply.respond(result);
+        }
+        for (reply, result) in self.driver.output().read_replies.drain(..) {
+            reply.read_done(result);
         }
     }
 }
@@ -402,6 +409,18 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
                 self.answer_all(ClientError::Stopped);
                 if self.driver.storage_idle() {
                     ctx.stop();
+                }
+            }
+            Command::Read { mode, done } => {
+                let reply = Reply {
+                    accepted: None,
+                    done,
+                };
+                if self.shutting_down {
+                    reply.respond(Err(ClientError::Stopped));
+                } else {
+                    self.driver.read(mode, reply);
+                    self.schedule_flush(ctx);
                 }
             }
             Command::Kill => {

@@ -109,6 +109,7 @@ pub fn append(term: u64, entries: u64) -> Message {
             })
             .collect(),
         leader_commit: 0,
+        read_round: 0,
     })
 }
 
@@ -120,6 +121,7 @@ pub fn append_reply(term: u64) -> Message {
     Message::AppendEntriesReply(AppendReply {
         term,
         result: AppendResult::Success { match_index: 0 },
+        read_round: 0,
     })
 }
 

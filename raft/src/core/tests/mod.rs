@@ -109,6 +109,7 @@ fn append(term: Term, prev: LogId, entries: Vec<Entry>, leader_commit: LogIndex)
         prev_log: prev,
         entries,
         leader_commit,
+        read_round: 0,
     })
 }
 

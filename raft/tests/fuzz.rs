@@ -392,7 +392,8 @@ fn hostile_messages_never_break_a_node() {
             6 => {
                 let mode =
                     [ReadMode::Index, ReadMode::Lease, ReadMode::Follower][rng.below(3) as usize];
-                node.driver.read(mode, ());
+                let now = node.now;
+                node.driver.read(now, mode, ());
             }
             _ => {
                 fed += 1;

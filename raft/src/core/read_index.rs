@@ -191,8 +191,10 @@ impl Reads {
 
 impl RaftCore {
     /// Asks for a read index for read `id` (see the [module docs](self)). The outcome
-    /// comes in [`Ready::reads`](super::Ready::reads), possibly at once.
-    pub fn read_index(&mut self, id: ReadId, mode: ReadMode) {
+    /// comes in [`Ready::reads`](super::Ready::reads), possibly at once. `now` is the
+    /// current time (a lease is judged against it).
+    pub fn read_index(&mut self, now: Duration, id: ReadId, mode: ReadMode) {
+        self.advance(now);
         let deadline = self.now + self.config.election_timeout_max;
         if self.role != Role::Leader {
             let result = match (mode, self.leader) {

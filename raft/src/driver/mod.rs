@@ -311,7 +311,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
     /// [`Responder::read_done`] once this node's state machine has applied everything
     /// committed before this call, or a typed [`ClientError::Read`] failure. Answered
     /// [`ClientError::Busy`] at once when [`Limits::max_pending_reads`] reads wait.
-    pub fn read(&mut self, mode: ReadMode, responder: R) {
+    pub fn read(&mut self, now: Duration, mode: ReadMode, responder: R) {
         if self.reads.len() >= self.limits.max_pending_reads {
             self.out
                 .read_replies
@@ -319,7 +319,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             return;
         }
         let id = self.reads.start(responder);
-        self.core.read_index(id, mode);
+        self.core.read_index(now, id, mode);
     }
 
     /// Reads waiting for their read index or for it to be applied.

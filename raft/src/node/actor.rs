@@ -419,7 +419,8 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
                 if self.shutting_down {
                     reply.respond(Err(ClientError::Stopped));
                 } else {
-                    self.driver.read(mode, reply);
+                    let now = self.now();
+                    self.driver.read(now, mode, reply);
                     self.schedule_flush(ctx);
                 }
             }

@@ -490,8 +490,9 @@ impl Simulation {
                     [self.rng.below(3) as usize];
                 let floor = self.checker.committed_len();
                 let reply = SimReply::read(self.nodes[i].id, floor, &self.outcomes);
+                let now = self.now;
                 if let Some(driver) = self.nodes[i].driver.as_mut() {
-                    driver.read(mode, reply);
+                    driver.read(now, mode, reply);
                 }
                 self.process(i)
             }

@@ -72,10 +72,12 @@ impl SimConfig {
     /// The standard configuration for `seed`: 3, 5 or 7 nodes (by seed), every fault on.
     pub fn for_seed(seed: u64) -> Self {
         let nodes = [3, 5, 7][(seed % 3) as usize];
-        let mut raft = Config::default();
         // Leases on half of the seeds; the other half exercise lease reads falling back
         // to a round.
-        raft.lease_reads = seed % 4 >= 2;
+        let raft = Config {
+            lease_reads: seed % 4 >= 2,
+            ..Config::default()
+        };
         Self {
             seed,
             nodes,

@@ -10,13 +10,15 @@ use actraft::core::Message;
 
 /// The message kinds, in the order of [`kind_index`], named as [`Message::kind`] names
 /// them.
-pub(crate) const KINDS: [&str; 6] = [
+pub(crate) const KINDS: [&str; 8] = [
     "RequestVote",
     "RequestVoteReply",
     "PreVote",
     "PreVoteReply",
     "AppendEntries",
     "AppendEntriesReply",
+    "ReadIndex",
+    "ReadIndexReply",
 ];
 
 /// The index of `message`'s kind in [`KINDS`].
@@ -28,6 +30,8 @@ pub(crate) fn kind_index(message: &Message) -> usize {
         Message::PreVoteReply(_) => 3,
         Message::AppendEntries(_) => 4,
         Message::AppendEntriesReply(_) => 5,
+        Message::ReadIndex(_) => 6,
+        Message::ReadIndexReply(_) => 7,
     }
 }
 
@@ -49,8 +53,8 @@ pub(crate) enum DropReason {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct LinkCounters {
-    sent: [AtomicU64; 6],
-    delivered: [AtomicU64; 6],
+    sent: [AtomicU64; 8],
+    delivered: [AtomicU64; 8],
     cut: AtomicU64,
     lost: AtomicU64,
     filtered: AtomicU64,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::core::{LogIndex, NodeId, Term};
+use crate::core::{LogIndex, NodeId, ReadError, Term};
 
 /// Why a client request to a node failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -57,4 +57,8 @@ pub enum ClientError {
         /// The node leadership is being handed to.
         target: NodeId,
     },
+    /// A linearizable read got no read index (see [`ReadError`]); nothing stale was
+    /// served.
+    #[error("read failed: {0}")]
+    Read(#[from] ReadError),
 }

@@ -24,7 +24,9 @@ pub mod transport;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use crate::core::{Config, Entry, HardState, LogId, LogIndex, NodeId, Role, Status, Term};
+pub use crate::core::{
+    Config, Entry, HardState, LogId, LogIndex, NodeId, ReadError, ReadMode, Role, Status, Term,
+};
 pub use driver::{CounterSnapshot, Limits};
 pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError, Stopping, Submitted};
 pub use snapshot::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore};

@@ -10,7 +10,7 @@ use actraft::core::Message;
 
 /// The message kinds, in the order of [`kind_index`], named as [`Message::kind`] names
 /// them.
-pub(crate) const KINDS: [&str; 7] = [
+pub(crate) const KINDS: [&str; 9] = [
     "RequestVote",
     "RequestVoteReply",
     "PreVote",
@@ -18,6 +18,8 @@ pub(crate) const KINDS: [&str; 7] = [
     "AppendEntries",
     "AppendEntriesReply",
     "TimeoutNow",
+    "ReadIndex",
+    "ReadIndexReply",
 ];
 
 /// The index of `message`'s kind in [`KINDS`].
@@ -30,6 +32,8 @@ pub(crate) fn kind_index(message: &Message) -> usize {
         Message::AppendEntries(_) => 4,
         Message::AppendEntriesReply(_) => 5,
         Message::TimeoutNow(_) => 6,
+        Message::ReadIndex(_) => 7,
+        Message::ReadIndexReply(_) => 8,
     }
 }
 
@@ -51,8 +55,8 @@ pub(crate) enum DropReason {
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct LinkCounters {
-    sent: [AtomicU64; 7],
-    delivered: [AtomicU64; 7],
+    sent: [AtomicU64; 9],
+    delivered: [AtomicU64; 9],
     cut: AtomicU64,
     lost: AtomicU64,
     filtered: AtomicU64,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use actraft::core::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
-    Payload, TimeoutNow, VoteReply, VoteRequest,
+    Payload, ReadIndexReply, ReadIndexRequest, TimeoutNow, VoteReply, VoteRequest,
 };
 use actraft_transport_quic::codec::{decode, encode, hello_version};
 use actraft_transport_quic::wire::{
@@ -83,6 +83,29 @@ fn samples() -> Vec<(&'static str, Sample)> {
             })),
         ),
         (
+            "read_index",
+            message(Message::ReadIndex(ReadIndexRequest {
+                term: 300,
+                ctx: 0xfeed,
+            })),
+        ),
+        (
+            "read_index_reply",
+            message(Message::ReadIndexReply(ReadIndexReply {
+                term: 300,
+                ctx: 0xfeed,
+                index: Some(1_000_001),
+            })),
+        ),
+        (
+            "read_index_reply_refused",
+            message(Message::ReadIndexReply(ReadIndexReply {
+                term: 300,
+                ctx: 1,
+                index: None,
+            })),
+        ),
+        (
             "timeout_now",
             message(Message::TimeoutNow(TimeoutNow {
                 term: 300,
@@ -118,6 +141,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 prev_log: LogId::new(5, 250),
                 entries: vec![],
                 leader_commit: 249,
+                read_round: 7,
             })),
         ),
         (
@@ -143,6 +167,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                     },
                 ],
                 leader_commit: 9,
+                read_round: 0,
             })),
         ),
         (
@@ -150,6 +175,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
             message(Message::AppendEntriesReply(AppendReply {
                 term: 5,
                 result: AppendResult::Success { match_index: 12 },
+                read_round: 300,
             })),
         ),
         (
@@ -163,6 +189,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                         index: 17,
                     },
                 },
+                read_round: 0,
             })),
         ),
         (
@@ -176,6 +203,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                         index: 15,
                     },
                 },
+                read_round: 0,
             })),
         ),
     ]

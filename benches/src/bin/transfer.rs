@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use actraft::core::Config;
-use actraft_benches::stats::Summary;
+use actraft_benches::stats::LatencyHistogram;
 use actraft_examples::backend::{start_cluster, StorageKind, TransportKind};
 use actraft_examples::cluster::ClusterOptions;
 use clap::Parser;
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let system = actix_rt::System::new();
     let samples = system.block_on(run(&args))?;
-    let s = Summary::of(&samples);
+    let s = samples.summary_ms();
     println!(
         "transfer: nodes={} transport={} storage={} trials={} mean_ms={:.3} p99_ms={:.3} max_ms={:.3}",
         args.nodes, args.transport, args.storage, s.count, s.mean, s.p99, s.max
@@ -48,10 +48,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn run(args: &Args) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+async fn run(args: &Args) -> Result<LatencyHistogram, Box<dyn std::error::Error>> {
     let options = ClusterOptions::new(args.nodes).config(Config::default());
     let cluster = start_cluster(options, args.storage, args.transport, None).await?;
-    let mut samples = Vec::with_capacity(args.trials);
+    let mut samples = LatencyHistogram::new();
     for _ in 0..args.trials {
         let (leader, _) = cluster.wait_for_leader(WAIT).await?;
         cluster
@@ -67,7 +67,7 @@ async fn run(args: &Args) -> Result<Vec<f64>, Box<dyn std::error::Error>> {
                 s.iter().all(|s| s.leader == Some(new))
             })
             .await?;
-        samples.push(start.elapsed().as_secs_f64() * 1e3);
+        samples.record(start.elapsed());
     }
     Ok(samples)
 }

@@ -55,6 +55,16 @@ pub struct Config {
     /// Entries kept in memory and in storage behind the latest snapshot, so that a
     /// follower lagging by less catches up from the log. Default 1024.
     pub snapshot_keep_entries: u64,
+    /// Serve [`ReadMode::Lease`](super::ReadMode::Lease) reads without a round of
+    /// heartbeats while the leader's lease holds (see the `read_index` module docs for
+    /// the clock assumption). Needs `check_quorum`; without it lease reads take a round.
+    /// With it, a node that just started refuses votes for `election_timeout_min`.
+    /// Default off.
+    pub lease_reads: bool,
+    /// How much slower than the leader's any node's clock may run over one lease window
+    /// (`election_timeout_min − heartbeat_interval / 2`); the lease is shortened by it.
+    /// Must be below that window when `lease_reads` is on. Default 15 ms.
+    pub clock_drift_margin: Duration,
 }
 
 impl Default for Config {
@@ -75,6 +85,8 @@ impl Default for Config {
             snapshot_after_entries: 0,
             snapshot_after_bytes: 0,
             snapshot_keep_entries: 1024,
+            lease_reads: false,
+            clock_drift_margin: Duration::from_millis(15),
         }
     }
 }
@@ -101,6 +113,14 @@ pub enum ConfigError {
         /// The configured minimum election timeout.
         min: Duration,
     },
+    /// The clock-drift margin leaves no lease.
+    #[error("clock drift margin {margin:?} must be below the lease window {window:?}")]
+    DriftMarginTooLarge {
+        /// The configured margin.
+        margin: Duration,
+        /// `election_timeout_min − heartbeat_interval / 2`.
+        window: Duration,
+    },
     /// A count or byte limit is zero.
     #[error("limit `{name}` must be positive")]
     ZeroLimit {
@@ -119,6 +139,13 @@ impl Config {
         let hb = self.heartbeat_interval;
         if hb.is_zero() || hb * 2 > min {
             return Err(ConfigError::HeartbeatTooSlow { heartbeat: hb, min });
+        }
+        let window = min - hb / 2;
+        if self.lease_reads && self.clock_drift_margin >= window {
+            return Err(ConfigError::DriftMarginTooLarge {
+                margin: self.clock_drift_margin,
+                window,
+            });
         }
         for (name, v) in [
             ("max_append_entries", self.max_append_entries),

@@ -21,6 +21,9 @@ impl RaftCore {
         if !self.config.check_quorum {
             return false;
         }
+        if self.boot_guard() {
+            return true;
+        }
         let window = self.config.election_timeout_min - self.config.heartbeat_interval / 2;
         match (self.role, self.leader, self.leader_contact) {
             (Role::Leader, _, _) => true,
@@ -259,6 +262,7 @@ impl RaftCore {
                             index: self.log.last_index() + 1,
                         },
                     },
+                    read_round: 0,
                 };
                 self.send(from, Message::AppendEntriesReply(reply));
             }

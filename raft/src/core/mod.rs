@@ -12,6 +12,7 @@ mod log;
 mod message;
 mod output;
 mod progress;
+mod read_index;
 mod replication;
 pub(crate) mod rng;
 mod snapshot;
@@ -27,10 +28,11 @@ use bytes::Bytes;
 pub use config::{Config, ConfigError};
 pub use error::{InitError, Malformed, ProposeError, StepError};
 pub use message::{
-    AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, TimeoutNow,
-    VoteReply, VoteRequest,
+    AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, ReadIndexReply,
+    ReadIndexRequest, TimeoutNow, VoteReply, VoteRequest,
 };
 pub use output::{Event, Ready, Status, VoteRefusal};
+pub use read_index::{ReadError, ReadId, ReadMode, ReadState};
 pub use transfer::TransferError;
 pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
 
@@ -182,6 +184,8 @@ pub struct RaftCore {
     transfer: Option<transfer::Transfer>,
     /// The next RequestVote is a campaign started by TimeoutNow.
     transfer_campaign: bool,
+    /// Reads waiting for a read index (ReadIndex, leases, follower reads).
+    reads: read_index::Reads,
 }
 
 impl RaftCore {
@@ -209,6 +213,7 @@ impl RaftCore {
             }
         }
         let log = RaftLog::new(state.log_prefix, state.entries);
+        let reads = read_index::Reads::new(SplitMix64::new(seed.rotate_left(17) ^ id).next_u64());
         let last = log.last_index();
         let applied = state.applied_index.max(state.log_prefix.index).min(last);
         let mut core = Self {
@@ -240,6 +245,7 @@ impl RaftCore {
             snapshot: state.snapshot,
             transfer: None,
             transfer_campaign: false,
+            reads,
             log,
             config,
         };
@@ -294,15 +300,17 @@ impl RaftCore {
 
     /// The moment the core next needs a [`tick`](Self::tick).
     pub fn next_deadline(&self) -> Duration {
-        match self.role {
+        let timer = match self.role {
             Role::Leader => self.heartbeat_deadline.min(self.transfer_deadline()),
             _ => self.election_deadline,
-        }
+        };
+        timer.min(self.reads.next_deadline())
     }
 
     /// Advances the clock to `now` and fires the election or heartbeat timer if due.
     pub fn tick(&mut self, now: Duration) {
         self.advance(now);
+        self.expire_reads();
         match self.role {
             Role::Leader => {
                 self.check_transfer_deadline();
@@ -382,6 +390,8 @@ impl RaftCore {
             Message::AppendEntries(req) => self.handle_append(from, req),
             Message::AppendEntriesReply(rep) => self.handle_append_reply(from, rep),
             Message::TimeoutNow(req) => self.handle_timeout_now(from, req),
+            Message::ReadIndex(req) => self.handle_read_request(from, req),
+            Message::ReadIndexReply(rep) => self.handle_read_reply(rep),
         }
         Ok(())
     }
@@ -453,6 +463,7 @@ impl RaftCore {
             || !self.persisted_messages.is_empty()
             || !self.events.is_empty()
             || self.handed < self.apply_limit()
+            || self.reads_ready()
     }
 
     /// The highest index the next `Ready` may hand out for applying: committed, durable
@@ -469,6 +480,7 @@ impl RaftCore {
             self.pending_broadcast = false;
             self.broadcast_append();
         }
+        self.flush_reads();
         let hard_state = (self.hard != self.saved_hard).then_some(self.hard);
         self.saved_hard = self.hard;
         let last = self.log.last_index();
@@ -494,6 +506,7 @@ impl RaftCore {
             persisted_messages: std::mem::take(&mut self.persisted_messages),
             committed,
             events: std::mem::take(&mut self.events),
+            reads: std::mem::take(&mut self.reads.done),
         }
     }
 
@@ -511,6 +524,7 @@ impl RaftCore {
         if now > self.now {
             self.now = now;
         }
+        self.reads.observe_time(now);
     }
 
     fn send(&mut self, to: NodeId, message: Message) {
@@ -611,6 +625,7 @@ impl RaftCore {
         self.heartbeat_deadline = Duration::MAX;
         if was_leader {
             self.reset_election_timer();
+            self.abandon_reads();
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Ready {
     pub committed: Vec<Entry>,
     /// What changed, for the driver's bookkeeping and for observers.
     pub events: Vec<Event>,
+    /// Outcomes of reads asked with [`RaftCore::read_index`](super::RaftCore::read_index).
+    pub reads: Vec<super::ReadState>,
 }
 
 impl Ready {
@@ -38,6 +40,7 @@ impl Ready {
             && self.persisted_messages.is_empty()
             && self.committed.is_empty()
             && self.events.is_empty()
+            && self.reads.is_empty()
     }
 
     /// True when this batch carries a write for stable storage.

@@ -43,6 +43,7 @@
 //! longer promise durability and must stop (see [`fail_all`](Driver::fail_all)).
 
 mod counters;
+mod reads;
 mod snapshots;
 mod transfers;
 mod writes;
@@ -59,8 +60,8 @@ pub use transfers::TransferId;
 pub use writes::WriteId;
 
 use crate::core::{
-    Envelope, Event, LogId, LogIndex, NodeId, ProposeError, RaftCore, Ready, Role, Status,
-    StepError, Term, TransferError,
+    Envelope, Event, LogId, LogIndex, NodeId, ProposeError, RaftCore, ReadMode, Ready, Role,
+    Status, StepError, Term, TransferError,
 };
 use crate::error::ClientError;
 use crate::storage::{LogWrite, StorageError};
@@ -86,6 +87,10 @@ pub struct Limits {
     /// Most entries applied by one [`Driver::run`] before it yields to other inputs.
     /// Default 4 096.
     pub max_applies_per_run: usize,
+    /// Most linearizable reads waiting for their read index or for the state machine to
+    /// apply it. When full, a read is answered [`ClientError::Busy`] at once.
+    /// Default 16 384.
+    pub max_pending_reads: usize,
 }
 
 impl Default for Limits {
@@ -96,6 +101,7 @@ impl Default for Limits {
             max_queued_proposals: 16 * 1024,
             max_inbound_messages: 8 * 1024,
             max_applies_per_run: 4096,
+            max_pending_reads: 16 * 1024,
         }
     }
 }
@@ -111,6 +117,16 @@ pub trait Responder {
 
     /// The proposal's outcome: the state machine's response, or why there is none.
     fn respond(self, result: Result<Bytes, ClientError>);
+
+    /// A read's outcome ([`Driver::read`]): its read index, once this node's state
+    /// machine has applied that far, or why there is none. The default answers
+    /// [`respond`](Self::respond) with the index as 8 big-endian bytes.
+    fn read_done(self, result: Result<LogIndex, ClientError>)
+    where
+        Self: Sized,
+    {
+        self.respond(result.map(|index| Bytes::copy_from_slice(&index.to_be_bytes())));
+    }
 }
 
 /// A responder that ignores the outcome.
@@ -137,6 +153,8 @@ pub struct Output<R> {
     /// Outcomes of leadership transfer requests
     /// ([`transfer_leadership`](Driver::transfer_leadership)).
     pub transfers: Vec<(TransferId, Result<NodeId, TransferError>)>,
+    /// Answers to reads ([`Responder::read_done`]), after publishing the status.
+    pub read_replies: Vec<(R, Result<LogIndex, ClientError>)>,
 }
 
 impl<R> Default for Output<R> {
@@ -149,6 +167,7 @@ impl<R> Default for Output<R> {
             snapshots: Vec::new(),
             compactions: Vec::new(),
             transfers: Vec::new(),
+            read_replies: Vec::new(),
         }
     }
 }
@@ -163,6 +182,7 @@ impl<R> Output<R> {
             && self.snapshots.is_empty()
             && self.compactions.is_empty()
             && self.transfers.is_empty()
+            && self.read_replies.is_empty()
     }
 }
 
@@ -187,6 +207,7 @@ pub struct Driver<M, R> {
     writes: Writes,
     /// Accepted proposals by index, with the term of their entry.
     proposals: BTreeMap<LogIndex, (Term, R)>,
+    reads: reads::Reads<R>,
     out: Output<R>,
     counters: Arc<Counters>,
     fatal: Option<StorageError>,
@@ -205,6 +226,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             state_machine,
             limits,
             proposals: BTreeMap::new(),
+            reads: reads::Reads::default(),
             out: Output::default(),
             snapshots: snapshots::Snapshots::new(None, applied),
             counters,
@@ -318,6 +340,26 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         }
     }
 
+    /// Starts a linearizable read (see [`ReadMode`]); `responder` gets
+    /// [`Responder::read_done`] once this node's state machine has applied everything
+    /// committed before this call, or a typed [`ClientError::Read`] failure. Answered
+    /// [`ClientError::Busy`] at once when [`Limits::max_pending_reads`] reads wait.
+    pub fn read(&mut self, now: Duration, mode: ReadMode, responder: R) {
+        if self.reads.len() >= self.limits.max_pending_reads {
+            self.out
+                .read_replies
+                .push((responder, Err(ClientError::Busy)));
+            return;
+        }
+        let id = self.reads.start(responder);
+        self.core.read_index(now, id, mode);
+    }
+
+    /// Reads waiting for their read index or for it to be applied.
+    pub fn pending_reads(&self) -> usize {
+        self.reads.len()
+    }
+
     /// Reports that write `id` completed. Completions may arrive in any order; they take
     /// effect in the order the writes were issued.
     pub fn write_done(&mut self, id: WriteId, result: Result<(), StorageError>) {
@@ -394,6 +436,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             self.out.replies.push((responder, Err(error.clone())));
         }
         self.fail_transfers(TransferError::Stopped);
+        self.reads.fail_all(&error, &mut self.out.read_replies);
     }
 
     /// Executes one `Ready`; returns how many entries it applied.
@@ -443,6 +486,14 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             self.core.applied(last);
             self.snapshots.applied(&ready.committed);
         }
+        let applied_index = self.core.status().applied_index;
+        for state in std::mem::take(&mut ready.reads) {
+            if let Some(answer) = self.reads.outcome(state, applied_index) {
+                self.out.read_replies.push(answer);
+            }
+        }
+        self.reads
+            .applied(applied_index, &mut self.out.read_replies);
         if self.core.role() != Role::Leader && !self.proposals.is_empty() {
             // This node no longer leads: whether its entries commit is now up to another
             // leader. Answer at once rather than when the log is repaired.

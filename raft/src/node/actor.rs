@@ -238,11 +238,15 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             }
         }
         self.answer_transfers();
-        if !self.driver.output().replies.is_empty() {
+        if !self.driver.output().replies.is_empty() || !self.driver.output().read_replies.is_empty()
+        {
             // A client that reads the status after its answer sees its entry applied.
             self.publish_status();
             for (reply, result) in self.driver.output().replies.drain(..) {
                 reply.respond(result);
+            }
+            for (reply, result) in self.driver.output().read_replies.drain(..) {
+                reply.read_done(result);
             }
         }
     }
@@ -343,6 +347,9 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.driver.fail_all(error);
         for (reply, result) in self.driver.output().replies.drain(..) {
             reply.respond(result);
+        }
+        for (reply, result) in self.driver.output().read_replies.drain(..) {
+            reply.read_done(result);
         }
         self.answer_transfers();
     }
@@ -520,6 +527,19 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
                 let id = self.driver.transfer_leadership(now, to, None);
                 self.transfer_replies.push((id, done));
                 self.drive(ctx);
+            }
+            Command::Read { mode, done } => {
+                let reply = Reply {
+                    accepted: None,
+                    done,
+                };
+                if self.shutting_down {
+                    reply.respond(Err(ClientError::Stopped));
+                } else {
+                    let now = self.now();
+                    self.driver.read(now, mode, reply);
+                    self.schedule_flush(ctx);
+                }
             }
             Command::Kill => {
                 self.shutting_down = true;

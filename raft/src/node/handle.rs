@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use super::actor::{Proposal, Reply, Wake};
 use super::queue::{Refused, WakeQueue};
-use crate::core::{Event, LogId, LogIndex, NodeId, Role, Status, Term, TransferError};
+use crate::core::{Event, LogId, LogIndex, NodeId, ReadMode, Role, Status, Term, TransferError};
 use crate::driver::{CounterSnapshot, Counters};
 pub use crate::error::ClientError;
 
@@ -41,6 +41,10 @@ pub(crate) enum Command {
     TransferLeadership {
         to: Option<NodeId>,
         done: oneshot::Sender<Result<NodeId, TransferError>>,
+    },
+    Read {
+        mode: ReadMode,
+        done: oneshot::Sender<Result<Bytes, ClientError>>,
     },
 }
 
@@ -192,6 +196,58 @@ impl RaftHandle {
             Err(Refused::Closed(_)) => return Err(ClientError::Stopped),
         }
         Ok(())
+    }
+
+    /// A linearizable read barrier. Resolves with a read index once this node's state
+    /// machine has applied every entry committed before this call; from then on, the
+    /// state machine's own state reflects every write that completed before the read
+    /// began, so the service reads it locally (the status is published before the
+    /// answer, so [`status`](Self::status) shows `applied_index` at least the returned
+    /// index).
+    ///
+    /// # Rules
+    ///
+    /// - Read the state machine *after* this resolves, on any node (the state only moves
+    ///   forward: a later state is still linearizable).
+    /// - [`ReadMode::Index`] and [`ReadMode::Lease`] need the leader; a follower answers
+    ///   [`ClientError::Read`] with [`ReadError::NotLeader`] (and the leader it knows).
+    ///   [`ReadMode::Follower`] works on any node: the follower asks the leader for the
+    ///   read index ([`ReadError::NoLeader`] when it knows none).
+    /// - [`ReadMode::Lease`] trusts bounded clock drift (see
+    ///   [`Config::lease_reads`](crate::Config::lease_reads)); without leases enabled it
+    ///   costs what [`ReadMode::Index`] costs.
+    /// - A node that cannot confirm its leadership in time answers
+    ///   [`ReadError::NotConfirmed`], never a stale index; an old leader cut off from
+    ///   the majority refuses once its lease ran out.
+    /// - [`ClientError::Busy`] when too many reads wait on this node
+    ///   ([`Limits::max_pending_reads`](crate::Limits::max_pending_reads)).
+    ///
+    /// Compared with a read through the log ([`propose`](Self::propose)), nothing is
+    /// written: the read costs one round of heartbeats (batched with concurrent reads),
+    /// or nothing with a lease.
+    pub async fn read_index(&self, mode: ReadMode) -> Result<LogIndex, ClientError> {
+        let (done, rx) = oneshot::channel();
+        if !self.commands.connected() {
+            return Err(ClientError::Stopped);
+        }
+        self.commands.do_send(Command::Read { mode, done });
+        let bytes = rx.await.unwrap_or(Err(ClientError::Stopped))?;
+        let raw: [u8; 8] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| ClientError::Stopped)?;
+        Ok(u64::from_be_bytes(raw))
+    }
+
+    /// Like [`read_index`](Self::read_index), giving up after `timeout`.
+    pub async fn read_index_timeout(
+        &self,
+        mode: ReadMode,
+        timeout: Duration,
+    ) -> Result<LogIndex, ClientError> {
+        tokio::time::timeout(timeout, self.read_index(mode))
+            .await
+            .unwrap_or(Err(ClientError::Timeout(timeout)))
     }
 
     /// The node's counters: proposals accepted and refused, messages refused and dropped,

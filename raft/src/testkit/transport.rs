@@ -152,6 +152,7 @@ pub async fn large_message<F: TransportFactory>(factory: &mut F) {
         prev_log: LogId::default(),
         entries,
         leader_commit: 0,
+        read_round: 0,
     });
     let big = c.send(1, 2, big);
     let small = c.send(1, 2, sample(1));
@@ -416,6 +417,7 @@ pub fn sample(seq: u64) -> Message {
                 payload: Payload::Command(pattern(64 + seq as usize % 100, seq)),
             }],
             leader_commit: seq,
+            read_round: 0,
         }),
         4 => Message::AppendEntriesReply(AppendReply {
             term: seq,
@@ -426,6 +428,7 @@ pub fn sample(seq: u64) -> Message {
                     index: seq,
                 },
             },
+            read_round: 0,
         }),
         _ => Message::PreVoteReply(VoteReply {
             term: seq,

@@ -111,6 +111,7 @@ pub fn append(term: u64, entries: u64) -> Message {
             })
             .collect(),
         leader_commit: 0,
+        read_round: 0,
     })
 }
 
@@ -122,6 +123,7 @@ pub fn append_reply(term: u64) -> Message {
     Message::AppendEntriesReply(AppendReply {
         term,
         result: AppendResult::Success { match_index: 0 },
+        read_round: 0,
     })
 }
 

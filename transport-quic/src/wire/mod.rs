@@ -50,7 +50,8 @@ use serde::{Deserialize, Serialize};
 
 pub use message::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
-    Payload, TimeoutNow, VoteReply, VoteRequest,
+    Payload, ReadIndexReply, ReadIndexRequest, RoundAppendReply, RoundAppendRequest, TimeoutNow,
+    VoteReply, VoteRequest,
 };
 
 /// The wire protocol version this build sends in every [`Hello`].

@@ -110,6 +110,7 @@ fn append(term: Term, prev: LogId, entries: Vec<Entry>, leader_commit: LogIndex)
         prev_log: prev,
         entries,
         leader_commit,
+        read_round: 0,
     })
 }
 
@@ -165,6 +166,8 @@ struct Cluster {
     held: BTreeMap<NodeId, Vec<HeldWrite>>,
     /// Election Safety (§5.2): the one leader of each term seen so far.
     leaders: BTreeMap<Term, NodeId>,
+    /// Read outcomes, with the time and node they came out at.
+    reads: Vec<(Duration, NodeId, ReadState)>,
 }
 
 impl Cluster {
@@ -195,6 +198,7 @@ impl Cluster {
             hold: BTreeSet::new(),
             held: BTreeMap::new(),
             leaders: BTreeMap::new(),
+            reads: Vec::new(),
         }
     }
 
@@ -274,6 +278,7 @@ impl Cluster {
                 }
                 self.events.push((now, id, event));
             }
+            self.reads.extend(ready.reads.iter().map(|r| (now, id, *r)));
             let ack = ready.persist_ack();
             self.sent.extend(ready.messages.iter().cloned());
             self.queue.extend(ready.messages);
@@ -420,6 +425,7 @@ fn core_in_role(role: Role, base: &Config) -> RaftCore {
 
 mod construction;
 mod pre_vote_check_quorum;
+mod reads;
 mod s3_10_transfer;
 mod s5_1_terms;
 mod s5_2_election;

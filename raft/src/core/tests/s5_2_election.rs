@@ -313,7 +313,8 @@ fn s5_2_candidate_steps_down_on_append_from_a_leader_of_its_term() {
             2,
             Message::AppendEntriesReply(AppendReply {
                 term,
-                result: AppendResult::Success { match_index: 1 }
+                result: AppendResult::Success { match_index: 1 },
+                read_round: 0
             })
         )]
     );

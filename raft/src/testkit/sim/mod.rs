@@ -30,7 +30,7 @@ pub use trace::TraceEvent;
 
 use crate::core::{
     Config, Entry, Envelope, Event, HardState, InitialState, LogId, LogIndex, NodeId, RaftCore,
-    Role,
+    ReadMode, Role,
 };
 use crate::driver::Limits;
 use crate::storage::LogWrite;
@@ -60,6 +60,8 @@ pub struct SimConfig {
     pub disk_delay_max: Duration,
     /// Mean time between client proposals.
     pub propose_interval: Duration,
+    /// Mean time between linearizable reads (each on a random node, in a random mode).
+    pub read_interval: Duration,
     /// Once every node is up and connected, a leader must be elected and a new proposal
     /// commit within this much simulated time.
     pub liveness_bound: Duration,
@@ -74,7 +76,12 @@ impl SimConfig {
     /// The standard configuration for `seed`: 3, 5 or 7 nodes (by seed), every fault on.
     pub fn for_seed(seed: u64) -> Self {
         let nodes = [3, 5, 7][(seed % 3) as usize];
-        let raft = Config::default();
+        // Leases on half of the seeds; the other half exercise lease reads falling back
+        // to a round.
+        let raft = Config {
+            lease_reads: seed % 4 >= 2,
+            ..Config::default()
+        };
         Self {
             seed,
             nodes,
@@ -86,6 +93,7 @@ impl SimConfig {
             delay: (Duration::from_millis(1), Duration::from_millis(12)),
             disk_delay_max: Duration::from_millis(4),
             propose_interval: Duration::from_millis(25),
+            read_interval: Duration::from_millis(20),
             liveness_bound: Duration::from_secs(5),
             max_steps: 2_000_000,
             transfer_interval: Duration::from_millis(300),
@@ -109,6 +117,11 @@ pub struct SimReport {
     /// Leadership transfers asked for, and how many ended with a new leader known to
     /// the old one.
     pub transfers: (u64, u64),
+    /// Reads answered with a read index, each checked against the committed prefix at
+    /// the time it was issued.
+    pub reads_ok: u64,
+    /// Reads refused with a typed error.
+    pub reads_failed: u64,
     /// The first property broken, if any, with the tail of the trace.
     pub failure: Option<SimFailure>,
 }
@@ -127,6 +140,7 @@ enum Action {
     Deliver(Envelope),
     WriteDone { node: usize, incarnation: u64 },
     Propose,
+    Read,
     Fault,
     Restart { node: usize },
     StartLiveness,
@@ -174,6 +188,8 @@ pub struct Simulation {
     outcomes: Rc<RefCell<Vec<Outcome>>>,
     replies: u64,
     transfers: (u64, u64),
+    reads_ok: u64,
+    reads_failed: u64,
 }
 
 impl SimNode {
@@ -204,6 +220,8 @@ impl Simulation {
             outcomes: Rc::new(RefCell::new(Vec::new())),
             replies: 0,
             transfers: (0, 0),
+            reads_ok: 0,
+            reads_failed: 0,
             now: Duration::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -247,6 +265,8 @@ impl Simulation {
             committed: self.checker.committed_len(),
             replies: self.replies,
             transfers: self.transfers,
+            reads_ok: self.reads_ok,
+            reads_failed: self.reads_failed,
             failure: result.err().map(|property| SimFailure {
                 property,
                 trace: self.trace.render(),
@@ -259,6 +279,8 @@ impl Simulation {
         self.schedule(first_fault, Action::Fault);
         let first_proposal = self.jitter(self.cfg.propose_interval);
         self.schedule(first_proposal, Action::Propose);
+        let first_read = self.jitter(self.cfg.read_interval);
+        self.schedule(first_read, Action::Read);
         self.schedule(self.cfg.fault_time, Action::StartLiveness);
         let first_transfer = self.jitter(self.cfg.transfer_interval);
         self.schedule(first_transfer, Action::Transfer);
@@ -467,6 +489,26 @@ impl Simulation {
                             node: self.nodes[i].id,
                         },
                     );
+                }
+                self.process(i)
+            }
+            Action::Read => {
+                let next = self.jitter(self.cfg.read_interval);
+                if self.liveness.is_none() {
+                    self.schedule(next, Action::Read);
+                }
+                let leader = self.nodes.iter().position(SimNode::is_leader);
+                let i = match leader {
+                    Some(i) if self.chance(500) => i,
+                    _ => self.rng.below(self.nodes.len() as u64) as usize,
+                };
+                let mode = [ReadMode::Index, ReadMode::Lease, ReadMode::Follower]
+                    [self.rng.below(3) as usize];
+                let floor = self.checker.committed_len();
+                let reply = SimReply::read(self.nodes[i].id, floor, &self.outcomes);
+                let now = self.now;
+                if let Some(driver) = self.nodes[i].driver.as_mut() {
+                    driver.read(now, mode, reply);
                 }
                 self.process(i)
             }

@@ -184,6 +184,11 @@ pub struct RaftCore {
     transfer: Option<transfer::Transfer>,
     /// The next RequestVote is a campaign started by TimeoutNow.
     transfer_campaign: bool,
+    /// The term in which this leader sent a TimeoutNow. Voters grant the target's
+    /// flagged RequestVote despite the lease, so from then on, for the rest of that term,
+    /// this leader holds no lease (even if the transfer is abandoned: the TimeoutNow may
+    /// still arrive).
+    lease_forfeited: Term,
     /// Reads waiting for a read index (ReadIndex, leases, follower reads).
     reads: read_index::Reads,
 }
@@ -245,6 +250,7 @@ impl RaftCore {
             snapshot: state.snapshot,
             transfer: None,
             transfer_campaign: false,
+            lease_forfeited: 0,
             reads,
             log,
             config,

@@ -234,7 +234,11 @@ impl RaftCore {
 
     /// Does this leader hold a lease (see the module docs)?
     pub(super) fn lease_valid(&self) -> bool {
-        if !self.config.lease_reads || !self.config.check_quorum || self.role != Role::Leader {
+        if !self.config.lease_reads
+            || !self.config.check_quorum
+            || self.role != Role::Leader
+            || self.lease_forfeited == self.term()
+        {
             return false;
         }
         let window = (self.config.election_timeout_min - self.config.heartbeat_interval / 2)

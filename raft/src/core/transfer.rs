@@ -172,6 +172,7 @@ impl RaftCore {
         }
         tracing::debug!(node = self.id, target = peer, "sending TimeoutNow");
         let term = self.term();
+        self.lease_forfeited = term;
         self.send(
             peer,
             Message::TimeoutNow(TimeoutNow {

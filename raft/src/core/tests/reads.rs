@@ -205,3 +205,30 @@ fn s6_4_an_isolated_leader_stops_serving_lease_reads_within_the_lease() {
         "served past the lease"
     );
 }
+
+/// §6.4 with §3.10: voters grant the transfer target's flagged RequestVote within the
+/// lease, so a leader that sent TimeoutNow holds no lease for the rest of its term,
+/// even while the TimeoutNow is still on its way.
+#[test]
+fn s6_4_a_leader_that_sent_timeout_now_holds_no_lease() {
+    let mut c = led_cluster(lease_config());
+    c.run_for(Duration::from_millis(60)); // a heartbeat round acknowledged
+    c.read(1, 1, ReadMode::Lease);
+    c.drain(1);
+    assert!(matches!(outcome(&c, 1), Some(Ok(_))), "the lease holds");
+
+    assert_eq!(c.node_mut(1).transfer_leadership(Some(2)), Ok(2));
+    let sent = c.sent.len();
+    c.drain(1);
+    assert!(
+        c.sent[sent..]
+            .iter()
+            .any(|e| matches!(e.message, Message::TimeoutNow(_))),
+        "the up-to-date target gets TimeoutNow at once"
+    );
+    // The TimeoutNow is not delivered yet, and node 1 still leads: no lease read.
+    assert_eq!(c.status(1).role, Role::Leader);
+    c.read(1, 2, ReadMode::Lease);
+    c.drain(1);
+    assert_eq!(outcome(&c, 2), None, "a lease read after TimeoutNow was sent");
+}

@@ -84,7 +84,7 @@ fn inspect(path: &Path, options: &RocksOptions) -> Result<Found, OpenError> {
 /// synced, and RocksDB syncs only the store's own directory. Without this, a machine
 /// that loses power soon after a store is created can come back without the store's
 /// directory, and with it everything the store acknowledged.
-fn create_dir_durably(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_dir_durably(path: &Path) -> std::io::Result<()> {
     let mut missing = Vec::new();
     let mut at = Some(path);
     while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {

@@ -126,7 +126,9 @@ impl FileSnapshotStore {
     /// temporary files, and verifies the stored snapshot, if any.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, SnapshotFileError> {
         let dir = dir.as_ref().to_owned();
-        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        // Its name in its parent is synced too: a snapshot committed into a directory
+        // whose own entry a power cut forgets would be lost with it.
+        crate::open::create_dir_durably(&dir).map_err(io_at(&dir))?;
         for entry in fs::read_dir(&dir).map_err(io_at(&dir))? {
             let entry = entry.map_err(io_at(&dir))?;
             if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {

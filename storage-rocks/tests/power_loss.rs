@@ -32,21 +32,21 @@
 //! ```
 #![allow(clippy::print_stdout)]
 
-#[path = "support/log_model.rs"]
-mod log_model;
+mod support {
+    pub mod log_model;
+    pub mod power_cycle;
+}
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actraft::LogStorage;
 use actraft_storage_rocks::{RocksOptions, RocksStorage};
-use actraft_testfs::{CutReport, Mount, Tear};
+use actraft_testfs::{CutReport, Mount};
 
-use log_model::{read_model, Model, Op, Rng};
+use support::log_model::{read_model, Model, Op, Rng};
+use support::power_cycle::{self, cut_during_writer, env_u64, Cut};
 
 const NAME: &str = "power_loss_reopen";
 const CHILD_ENV: &str = "ACTRAFT_POWERLOSS_CHILD";
@@ -174,24 +174,14 @@ fn reopen(rt: &tokio::runtime::Runtime, dir: &Path) -> Model {
     })
 }
 
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
-}
-
 fn parent(mount: Mount) {
     let cycles = env_u64(CYCLES_ENV).map_or(DEFAULT_CYCLES, |n| n as usize);
-    let seed = env_u64(SEED_ENV).unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-    });
+    let seed = power_cycle::seed(SEED_ENV);
     println!("{NAME}: {cycles} power cuts, seed {seed} (replay with {SEED_ENV}={seed})");
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     let store = mount.path().join("store");
-    let exe = std::env::current_exe().unwrap();
     let mut rng = Rng(seed);
     let (mut base, mut next) = (Model::default(), 0u64);
     let (mut acknowledged, mut lost) = (0u64, 0u64);
@@ -201,43 +191,12 @@ fn parent(mount: Mount) {
     for cycle in 0..cycles {
         let depth = 1 + rng.below(MAX_DEPTH);
         let spec = format!("{}|{seed}|{next}|{depth}", store.display());
-        let mut writer = Command::new(&exe)
-            .env(CHILD_ENV, spec)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the writer");
-        let (lines_tx, lines) = mpsc::channel();
-        let stdout = writer.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
-        // Sometimes during start-up or recovery, mostly while writing.
-        std::thread::sleep(Duration::from_micros(rng.below(200_000)));
-        if let Some(status) = writer.try_wait().unwrap() {
-            panic!("cycle {cycle}: the writer died before the power cut ({status}); seed {seed}");
-        }
-        let m = mount.take().expect("mounted");
-        m.cut_power();
-        // After the cut the writer's calls fail and it may stop by itself; kill it anyway.
-        let _ = writer.kill();
-        writer.wait().unwrap();
-        reader.join().unwrap();
-        let last_durable = lines
-            .try_iter()
-            .filter_map(|line| {
-                line.strip_prefix("durable ")
-                    .map(|k| k.parse::<u64>().unwrap())
-            })
-            .last();
-        let tear = if rng.below(2) == 0 {
-            Tear::Never
-        } else {
-            Tear::Random(rng.next())
-        };
-        let (m, report) = m.power_cycle(tear).expect("power cycle");
+        let Cut {
+            mount: m,
+            last_durable,
+            tear,
+            report,
+        } = cut_during_writer(mount.take().expect("mounted"), CHILD_ENV, spec, &mut rng);
         mount = Some(m);
         cut_total.files_reverted += report.files_reverted;
         cut_total.bytes_dropped += report.bytes_dropped;
@@ -284,36 +243,5 @@ fn parent(mount: Mount) {
 }
 
 fn main() {
-    if let Ok(spec) = std::env::var(CHILD_ENV) {
-        child(&spec);
-        return;
-    }
-    // `cargo test NAME_FILTER` passes the filter to every test binary: honour it.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if std::env::args().any(|a| a == "--list") {
-        println!("{NAME}: test");
-        return;
-    }
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
-        return;
-    }
-    if let Err(e) = actraft_testfs::available() {
-        println!("power-loss: skipped: {e}");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (backing, mnt) = (dir.path().join("backing"), dir.path().join("mnt"));
-    std::fs::create_dir(&backing).unwrap();
-    std::fs::create_dir(&mnt).unwrap();
-    let mount = match Mount::new(&backing, &mnt) {
-        Ok(mount) => mount,
-        Err(e) => {
-            println!("power-loss: skipped: {e}");
-            return;
-        }
-    };
-    parent(mount);
+    power_cycle::main(NAME, CHILD_ENV, child, parent);
 }

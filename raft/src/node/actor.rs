@@ -19,6 +19,7 @@ use super::storage::StorageHolder;
 use super::timer::{TimerId, Timers};
 use crate::core::{Envelope, Event, LogId, Status};
 use crate::driver::{Driver, Responder, Run, WriteId};
+use crate::metrics::NodeMetrics;
 use crate::storage::{LogStorage, StorageError};
 use crate::transport::Transport;
 use crate::StateMachine;
@@ -78,6 +79,7 @@ pub(crate) struct Shared {
     pub(crate) started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
     pub(crate) proposals: Arc<WakeQueue<Proposal>>,
     pub(crate) inbound: Arc<WakeQueue<Envelope>>,
+    pub(crate) metrics: watch::Sender<crate::metrics::RaftMetrics>,
 }
 
 pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
@@ -98,6 +100,7 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     flush_scheduled: bool,
     stopping: Vec<oneshot::Sender<()>>,
     shutting_down: bool,
+    metrics: NodeMetrics,
 }
 
 impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
@@ -127,6 +130,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             flush_scheduled: false,
             stopping: Vec::new(),
             shutting_down: false,
+            metrics: NodeMetrics::new(&status, shared.metrics),
         }
     }
 
@@ -170,6 +174,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             return;
         }
         self.publish_status();
+        self.publish_metrics();
         self.arm_timer(ctx);
     }
 
@@ -191,6 +196,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             let status = self.driver.status();
             let out = self.driver.output();
             for event in out.events.drain(..) {
+                self.metrics.event(&event);
                 // Commit progress is on the status watch; as an event it would wake every
                 // subscriber once per commit.
                 if matches!(event, Event::Committed { .. }) {
@@ -214,6 +220,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         if !self.driver.output().replies.is_empty() {
             // A client that reads the status after its answer sees its entry applied.
             self.publish_status();
+            self.publish_metrics();
             for (reply, result) in self.driver.output().replies.drain(..) {
                 reply.respond(result);
             }
@@ -224,13 +231,18 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     /// hop; one that does not completes on its own thread and wakes the node.
     fn start_write(&mut self, id: WriteId, write: crate::LogWrite, ctx: &mut Context<Self>) {
         let storage = Arc::clone(&self.storage);
+        let started = self.metrics.write_started(write.entries.len());
         // Polling the future hands the write to the storage, which keeps the order in
         // which writes were handed to it.
         let mut fut: WriteFuture = Box::pin(async move { storage.get().write(write).await });
         match (&mut fut).now_or_never() {
-            Some(result) => self.driver.write_done(id, result),
+            Some(result) => {
+                self.metrics.write_done(started);
+                self.driver.write_done(id, result);
+            }
             None => {
                 ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+                    act.metrics.write_done(started);
                     act.driver.write_done(id, result);
                     act.drive(ctx);
                 }));
@@ -248,6 +260,13 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 false
             }
         });
+    }
+
+    fn publish_metrics(&mut self) {
+        let status = self.driver.status();
+        let core = self.driver.core();
+        self.metrics
+            .publish(&status, core.replication(), self.driver.counters());
     }
 
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {

@@ -169,12 +169,14 @@ impl NodeBuilder {
         let proposals = Arc::new(WakeQueue::new(self.limits.max_queued_proposals));
         let inbound = Arc::new(WakeQueue::new(self.limits.max_inbound_messages));
         let counters = Arc::new(Counters::default());
+        let (metrics_tx, metrics_rx) = crate::metrics::NodeMetrics::channel(&core.status());
         let shared = actor::Shared {
             status: status_tx,
             events: events.clone(),
             started: started_tx,
             proposals: Arc::clone(&proposals),
             inbound,
+            metrics: metrics_tx,
         };
         let driver = Driver::new(
             core,
@@ -200,6 +202,7 @@ impl NodeBuilder {
             events,
             counters,
             released,
+            metrics: metrics_rx,
         })
     }
 }

@@ -6,7 +6,10 @@
 //! a bounded request head, a read timeout, and a bound on connections served at once
 //! (further connections wait in the listen backlog). It binds where the caller says, so
 //! a caller that binds port 0 knows the port it got.
+//!
+//! [`parse_text`] reads the exposition text back, for tests and tools.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,4 +124,101 @@ async fn answer(mut stream: TcpStream, handle: &PrometheusHandle) -> std::io::Re
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// One sample of Prometheus exposition text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The metric name (with its `_sum`, `_count` or `_bucket` suffix, if any).
+    pub name: String,
+    /// The labels.
+    pub labels: BTreeMap<String, String>,
+    /// The value.
+    pub value: f64,
+}
+
+impl Sample {
+    /// True when the sample carries every `(label, value)` pair of `with`.
+    pub fn has(&self, with: &[(&str, &str)]) -> bool {
+        with.iter()
+            .all(|(k, v)| self.labels.get(*k).map(String::as_str) == Some(*v))
+    }
+}
+
+/// Parses Prometheus exposition text (format 0.0.4): every line that is neither empty
+/// nor a comment is `name value` or `name{label="value",...} value`. Label values
+/// holding `",` or escapes are not supported (actraft's never do).
+pub fn parse_text(text: &str) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or_else(|| format!("no value: {line:?}"))?;
+        let value = value
+            .parse()
+            .map_err(|e| format!("value {value:?}: {e}: {line:?}"))?;
+        let (name, labels) = match series.split_once('{') {
+            None => (series, BTreeMap::new()),
+            Some((name, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .ok_or_else(|| format!("labels without }}: {line:?}"))?;
+                let mut labels = BTreeMap::new();
+                for pair in body.split("\",").filter(|p| !p.is_empty()) {
+                    let (key, value) = pair
+                        .split_once("=\"")
+                        .ok_or_else(|| format!("label {pair:?}: {line:?}"))?;
+                    labels.insert(key.to_string(), value.trim_end_matches('"').to_string());
+                }
+                (name, labels)
+            }
+        };
+        samples.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_exposition_text() {
+        let text = "# HELP actraft_term Current term\n# TYPE actraft_term gauge\n\
+                    actraft_term{node=\"1\"} 3\n\n\
+                    up 1\n\
+                    x_count{node=\"2\",peer=\"3\"} 4.5\n";
+        let samples = parse_text(text).unwrap();
+        assert_eq!(samples.len(), 3);
+        assert_eq!(samples[0].name, "actraft_term");
+        assert!(samples[0].has(&[("node", "1")]));
+        assert_eq!(samples[0].value, 3.0);
+        assert!(samples[1].labels.is_empty());
+        assert!(samples[2].has(&[("node", "2"), ("peer", "3")]));
+        assert!(!samples[2].has(&[("peer", "2")]));
+        assert!(parse_text("novalue").is_err());
+        assert!(parse_text("x{a=\"1\" 2").is_err());
+    }
+
+    #[test]
+    fn answers_only_complete_get_requests_for_metrics() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        assert!(respond(b"GET /metrics HTTP/1.1\r\n", &handle).is_none());
+        let (status, _) = respond(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &handle).unwrap();
+        assert_eq!(status, "200 OK");
+        let (status, _) = respond(b"GET /metrics?x=1 HTTP/1.1\r\n\r\n", &handle).unwrap();
+        assert_eq!(status, "200 OK");
+        let (status, _) = respond(b"GET / HTTP/1.1\r\n\r\n", &handle).unwrap();
+        assert_eq!(status, "404 Not Found");
+        let (status, _) = respond(b"POST /metrics HTTP/1.1\r\n\r\n", &handle).unwrap();
+        assert_eq!(status, "405 Method Not Allowed");
+    }
 }

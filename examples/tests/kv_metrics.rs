@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use actraft_examples::kv_client::{KvClient, KvClientOptions};
 use actraft_examples::kv_tls;
+use actraft_examples::metrics_http::{parse_text, Sample};
 use actraft_transport_quic::TlsIdentity;
 
 const WRITES: u64 = 12;
@@ -100,51 +101,6 @@ fn serve(bin: &Path, id: u64, ports: &BTreeMap<u64, u16>, dir: &Path) -> Node {
     Node { id, child, metrics }
 }
 
-/// One sample of the exposition text.
-#[derive(Debug, Clone)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
-}
-
-/// Parses Prometheus text: every line that is not a comment is
-/// `name{label="value",...} value` (labels optional).
-fn parse(text: &str) -> Vec<Sample> {
-    let mut samples = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').expect("name and value");
-        let value: f64 = value
-            .parse()
-            .unwrap_or_else(|e| panic!("{line:?}: value: {e}"));
-        let (name, labels) = match series.split_once('{') {
-            None => (series, BTreeMap::new()),
-            Some((name, rest)) => {
-                let body = rest.strip_suffix('}').expect("labels end with }");
-                let labels = body
-                    .split("\",")
-                    .filter(|pair| !pair.is_empty())
-                    .map(|pair| {
-                        let (key, value) = pair.split_once("=\"").expect("key=\"value\"");
-                        (key.to_string(), value.trim_end_matches('"').to_string())
-                    })
-                    .collect();
-                (name, labels)
-            }
-        };
-        samples.push(Sample {
-            name: name.to_string(),
-            labels,
-            value,
-        });
-    }
-    samples
-}
-
 /// A plain HTTP/1.1 GET; returns the status line and the body.
 fn get(addr: SocketAddr, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -168,7 +124,7 @@ impl Scrape {
         assert_eq!(status, "HTTP/1.1 200 OK");
         Self {
             node: node.id,
-            samples: parse(&body),
+            samples: parse_text(&body).unwrap(),
         }
     }
 

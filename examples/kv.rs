@@ -22,9 +22,12 @@
 //! cargo run --release --example kv -- put greeting hello
 //! cargo run --release --example kv -- get greeting --nodes localhost:7002
 //! cargo run --release --example kv -- delete greeting
-//! cargo run --release --example kv -- status
+//! cargo run --release --example kv -- status     # a table of the cluster
 //! cargo run --release --example kv -- leader
 //! ```
+//!
+//! `serve --metrics 127.0.0.1:9001` also serves the node's metrics as Prometheus text at
+//! `http://127.0.0.1:9001/metrics` (see `actraft::metrics` for the list).
 //!
 //! Production deployments give `serve` and the clients their own PEM files with `--ca`,
 //! `--cert` and `--key` instead of `--certs`.

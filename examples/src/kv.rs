@@ -167,6 +167,20 @@ impl StateMachine for KvMachine {
         };
         response.encode()
     }
+
+    fn snapshot(&mut self) -> Option<Box<dyn actraft::SnapshotChunks>> {
+        let frozen = self.data.clone();
+        Some(Box::new(crate::kv_snapshot::KvSnapshotSource::new(frozen)))
+    }
+
+    fn restore(
+        &mut self,
+        _meta: &actraft::SnapshotMeta,
+        chunks: &mut dyn actraft::SnapshotChunks,
+    ) -> Result<(), actraft::SnapshotError> {
+        self.data = crate::kv_snapshot::KvSnapshotDecoder::decode_all(chunks)?;
+        Ok(())
+    }
 }
 
 /// The machine a KV node runs: [`KvMachine`] with client sessions.

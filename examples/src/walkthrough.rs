@@ -178,6 +178,12 @@ impl Stage {
                 format!("becomes {role} in term {term}")
             }
             Event::TermChanged { term } => format!("moves to term {term}"),
+            Event::TransferStarted { target, term } => {
+                format!("hands leadership of term {term} to {}", who(target))
+            }
+            Event::TransferAbandoned { target, term } => {
+                format!("gives up handing term {term} to {}", who(target))
+            }
             Event::LeaderChanged {
                 leader: Some(l),
                 term,

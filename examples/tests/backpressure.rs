@@ -177,6 +177,7 @@ async fn a_flood_of_peer_messages_is_dropped_and_counted() {
             prev_log: actraft::LogId::default(),
             entries: Vec::new(),
             leader_commit: 0,
+            read_round: 0,
         }),
     };
     // The node shares this thread, so it drains nothing while the flood lasts.

@@ -1,13 +1,18 @@
 //! Metrics in process: [`RaftHandle::metrics`] and its watch on a three-node cluster
 //! (in-memory transport and storage), and what the same nodes record through the
-//! `metrics` facade, read back from a Prometheus recorder. One test, since a process
-//! has one global recorder.
+//! `metrics` facade, read back from a Prometheus recorder (one per process, shared by
+//! the tests, whose nodes have distinct ids).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use actraft::{RaftHandle, RaftMetrics, Role};
+use actraft::{NodeBuilder, RaftHandle, RaftMetrics, Role};
 use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions};
+use actraft_examples::kv::{KvCommand, KvMachine};
 use actraft_examples::metrics_http::{install_prometheus, parse_text, Sample};
+use actraft_storage_mem::{MemSnapshotStore, MemStorage};
+use actraft_transport_mem::MemRouter;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 const WAIT: Duration = Duration::from_secs(10);
 const WRITES: u64 = 20;
@@ -27,6 +32,12 @@ async fn wait_metrics(handle: &RaftHandle, pred: impl Fn(&RaftMetrics) -> bool) 
         .expect("metrics to reach the expected state")
 }
 
+/// The process's recorder, installed by the first test that asks.
+fn recorder() -> &'static PrometheusHandle {
+    static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+    RECORDER.get_or_init(|| install_prometheus().unwrap())
+}
+
 fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
     let found: Vec<&Sample> = samples
         .iter()
@@ -39,7 +50,7 @@ fn value(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
 #[actix_rt::test]
 async fn raft_metrics_and_the_facade_report_roles_progress_and_traffic() {
     // Before the cluster: components look up their metric handles when they are made.
-    let recorder = install_prometheus().unwrap();
+    let recorder = recorder();
     let options = ClusterOptions::new(3).config(fast_config());
     let (cluster, leader, term) = Cluster::start_with_leader(options, WAIT).await.unwrap();
     let payload: u64 = (0..WRITES).map(|i| format!("write {i}").len() as u64).sum();
@@ -91,9 +102,11 @@ async fn raft_metrics_and_the_facade_report_roles_progress_and_traffic() {
     let samples = parse_text(&recorder.render()).unwrap();
     let node = leader.to_string();
     let me = [("node", node.as_str())];
+    let members: Vec<String> = cluster.members().iter().map(u64::to_string).collect();
     let leaders: f64 = samples
         .iter()
         .filter(|s| s.name == "actraft_is_leader")
+        .filter(|s| members.contains(&s.labels["node"]))
         .map(|s| s.value)
         .sum();
     assert_eq!(leaders, 1.0, "one leader");
@@ -157,4 +170,45 @@ async fn raft_metrics_and_the_facade_report_roles_progress_and_traffic() {
         let with = [("node", node.as_str()), ("peer", peer.as_str())];
         assert_eq!(value(&samples, "actraft_follower_lag", &with), 0.0);
     }
+}
+
+#[actix_rt::test]
+async fn a_snapshot_shows_in_the_metrics() {
+    let recorder = recorder();
+    // Node 9: apart from the cluster test's nodes 1 to 3.
+    let id = 9;
+    let router = MemRouter::new();
+    let handle = NodeBuilder::new(id, vec![id])
+        .config(fast_config())
+        .snapshot_store(MemSnapshotStore::new())
+        .start(
+            MemStorage::for_node(id),
+            router.transport(id),
+            KvMachine::new(),
+        )
+        .await
+        .unwrap();
+    handle.wait_for_leader(WAIT).await.unwrap();
+    for i in 0..10 {
+        let put = KvCommand::Put {
+            key: format!("k{i}"),
+            value: "v".into(),
+        };
+        handle.propose(put.encode()).await.unwrap();
+    }
+    assert_eq!(handle.metrics().snapshot, None, "no snapshot yet");
+    let applied = handle.status().applied_index;
+    handle.trigger_snapshot();
+    let meta = handle.wait_for_snapshot(applied, WAIT).await.unwrap();
+    let m = wait_metrics(&handle, |m| m.snapshot.is_some()).await;
+    assert_eq!(m.snapshot, Some(meta.last_included));
+    let samples = parse_text(&recorder.render()).unwrap();
+    let me = [("node", "9")];
+    assert_eq!(
+        value(&samples, "actraft_snapshot_index", &me),
+        meta.last_included.index as f64
+    );
+    assert_eq!(value(&samples, "actraft_snapshots_taken_total", &me), 1.0);
+    assert_eq!(value(&samples, "actraft_snapshots_failed_total", &me), 0.0);
+    handle.shutdown().await;
 }

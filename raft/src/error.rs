@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::core::{LogIndex, NodeId, Term};
+use crate::core::{LogIndex, NodeId, ReadError, Term};
 
 /// Why a client request to a node failed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -50,4 +50,15 @@ pub enum ClientError {
     /// The wait timed out.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The leader is handing leadership to `target` and takes no proposals meanwhile.
+    /// Nothing was appended: retry at the new leader.
+    #[error("leadership is being transferred to node {target}; retry there")]
+    TransferInProgress {
+        /// The node leadership is being handed to.
+        target: NodeId,
+    },
+    /// A linearizable read got no read index (see [`ReadError`]); nothing stale was
+    /// served.
+    #[error("read failed: {0}")]
+    Read(#[from] ReadError),
 }

@@ -19,6 +19,7 @@ mod error;
 pub mod metrics;
 pub mod node;
 pub mod session;
+pub mod snapshot;
 pub mod state_machine;
 pub mod storage;
 pub mod transport;
@@ -26,10 +27,13 @@ pub mod transport;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use crate::core::{Config, Entry, HardState, LogId, LogIndex, NodeId, Role, Status, Term};
+pub use crate::core::{
+    Config, Entry, HardState, LogId, LogIndex, NodeId, ReadError, ReadMode, Role, Status, Term,
+};
 pub use driver::{CounterSnapshot, Limits};
 pub use metrics::{FollowerProgress, RaftMetrics};
 pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError, Stopping, Submitted};
+pub use snapshot::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore};
 pub use state_machine::StateMachine;
 pub use storage::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
 pub use transport::{Inbox, Transport, TransportError};

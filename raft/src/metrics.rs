@@ -46,6 +46,11 @@
 //! | `actraft_elections_started_total` | counter | node | elections started (real votes, after any pre-vote) |
 //! | `actraft_pre_votes_started_total` | counter | node | pre-vote rounds started |
 //! | `actraft_elections_won_total` | counter | node | elections won |
+//! | `actraft_transfers_started_total` | counter | node | leadership transfers this leader started |
+//! | `actraft_transfers_abandoned_total` | counter | node | leadership transfers that did not complete in time |
+//! | `actraft_snapshot_index` | gauge | node | last index included in the latest durable snapshot (0: none) |
+//! | `actraft_snapshots_taken_total` | counter | node | snapshots made durable |
+//! | `actraft_snapshots_failed_total` | counter | node | snapshot attempts that failed |
 //! | `actraft_write_batch_entries` | histogram | node | entries per storage write (group commit batch size) |
 //! | `actraft_write_seconds` | histogram | node | from handing a write to the storage to its completion |
 //!
@@ -207,6 +212,10 @@ pub fn describe() {
     );
     describe_gauge!("actraft_applied_index", "Highest index applied");
     describe_gauge!(
+        "actraft_snapshot_index",
+        "Last index in the latest durable snapshot, 0 when none"
+    );
+    describe_gauge!(
         "actraft_follower_match_index",
         "Leader only: highest index known replicated on the follower"
     );
@@ -250,6 +259,19 @@ pub fn describe() {
         ("actraft_elections_started_total", "Elections started"),
         ("actraft_pre_votes_started_total", "Pre-vote rounds started"),
         ("actraft_elections_won_total", "Elections won"),
+        (
+            "actraft_transfers_started_total",
+            "Leadership transfers started",
+        ),
+        (
+            "actraft_transfers_abandoned_total",
+            "Leadership transfers abandoned",
+        ),
+        ("actraft_snapshots_taken_total", "Snapshots made durable"),
+        (
+            "actraft_snapshots_failed_total",
+            "Snapshot attempts that failed",
+        ),
         (
             "actraft_transport_messages_sent_total",
             "Messages sent to the peer",

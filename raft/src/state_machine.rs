@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use crate::core::{Entry, LogIndex, Payload};
+use crate::snapshot::{SnapshotChunks, SnapshotError, SnapshotMeta};
 
 /// The service a Raft cluster replicates. Every node applies the same commands in the
 /// same order, so every node's state machine goes through the same states.
@@ -19,6 +20,13 @@ use crate::core::{Entry, LogIndex, Payload};
 ///    and is rebuilt from the log.
 /// 3. **Quick.** `apply` runs on the node's thread; a slow one delays heartbeats. Hand
 ///    expensive work to another thread and keep `apply` to the state change itself.
+/// 4. **Snapshots (optional).** A state machine that implements
+///    [`snapshot`](StateMachine::snapshot) and [`restore`](StateMachine::restore) lets
+///    the node compact its log (§7 of the Raft paper). `snapshot` captures the state as
+///    of the last applied entry and returns a source read on another thread (see the
+///    contract in [`crate::snapshot`]); `restore` replaces the whole state with a
+///    snapshot's, after which the node applies from the snapshot's last index on. The
+///    two must round-trip: restoring a snapshot gives the state that produced it.
 pub trait StateMachine: Send + 'static {
     /// Applies the committed command at `index` and returns the response for the client
     /// that proposed it.
@@ -41,6 +49,30 @@ pub trait StateMachine: Send + 'static {
     fn applied_index(&self) -> LogIndex {
         0
     }
+
+    /// Captures the applied state for a snapshot and returns its source, or `None`
+    /// when snapshots are not supported (the default: the node then never compacts).
+    ///
+    /// Runs on the node's thread: capture, do not encode. The source is moved to
+    /// another thread and read there while the node keeps applying, so it must own a
+    /// frozen view (a clone, an `Arc` of an immutable version, a checkpoint).
+    fn snapshot(&mut self) -> Option<Box<dyn SnapshotChunks>> {
+        None
+    }
+
+    /// Replaces the whole state with the snapshot read from `chunks` (made by
+    /// [`snapshot`](Self::snapshot) on this or another node), described by `meta`.
+    /// On an error the state must be unchanged (decode fully, then swap). The node
+    /// calls it on its own thread while it installs a snapshot, and applies entries
+    /// after `meta.last_included.index` afterwards.
+    fn restore(
+        &mut self,
+        meta: &SnapshotMeta,
+        chunks: &mut dyn SnapshotChunks,
+    ) -> Result<(), SnapshotError> {
+        let _ = (meta, chunks);
+        Err(SnapshotError::Unsupported)
+    }
 }
 
 /// A boxed state machine is a state machine, so nodes can pick one at run time.
@@ -55,5 +87,17 @@ impl<M: StateMachine + ?Sized> StateMachine for Box<M> {
 
     fn applied_index(&self) -> LogIndex {
         (**self).applied_index()
+    }
+
+    fn snapshot(&mut self) -> Option<Box<dyn SnapshotChunks>> {
+        (**self).snapshot()
+    }
+
+    fn restore(
+        &mut self,
+        meta: &SnapshotMeta,
+        chunks: &mut dyn SnapshotChunks,
+    ) -> Result<(), SnapshotError> {
+        (**self).restore(meta, chunks)
     }
 }

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use actraft::core::{
     AppendReply, AppendRequest, AppendResult, Config, ConflictHint, Entry, Envelope, InitialState,
-    Message, Payload, RaftCore, Role, StepError, VoteReply, VoteRequest,
+    Message, Payload, RaftCore, ReadIndexReply, ReadIndexRequest, ReadMode, Role, StepError,
+    TimeoutNow, VoteReply, VoteRequest,
 };
 use actraft::driver::{Counters, Driver, Limits, Run};
 use actraft::{LogId, LogIndex, StateMachine, Term};
@@ -120,6 +121,12 @@ impl Node {
             sent.append(&mut out.messages);
             out.replies.clear();
             out.events.clear();
+            let applied = self.driver.status().applied_index;
+            for (_, answer) in self.driver.output().read_replies.drain(..) {
+                if let Ok(index) = answer {
+                    assert!(index <= applied, "a read answered before its index applied");
+                }
+            }
             for (id, _) in writes {
                 self.driver.write_done(id, Ok(()));
             }
@@ -225,7 +232,7 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
     let last = s.last_log.index;
     let index = (last + rng.below(8)).saturating_sub(4);
     let log_term = |i: LogIndex| node.driver.core().log_term(i).unwrap_or(term);
-    let message = match rng.below(6) {
+    let message = match rng.below(9) {
         0 | 1 => {
             let prev_index = index;
             let prev_term = if rng.chance(800) {
@@ -258,6 +265,7 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                 prev_log: LogId::new(prev_term, prev_index),
                 entries,
                 leader_commit,
+                read_round: rng.below(4),
             })
         }
         2 => Message::AppendEntriesReply(AppendReply {
@@ -275,11 +283,22 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                     },
                 }
             },
+            read_round: rng.below(4),
+        }),
+        6 => Message::ReadIndex(ReadIndexRequest {
+            term,
+            ctx: rng.next(),
+        }),
+        7 => Message::ReadIndexReply(ReadIndexReply {
+            term,
+            ctx: rng.next(),
+            index: rng.chance(700).then(|| rng.below(last + 4)),
         }),
         3 => {
             let req = VoteRequest {
                 term: term + rng.below(2),
                 last_log: LogId::new(rng.below(term + 2), rng.below(last + 4)),
+                leader_transfer: rng.chance(200),
             };
             if rng.chance(500) {
                 Message::PreVote(req)
@@ -287,6 +306,10 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                 Message::RequestVote(req)
             }
         }
+        8 => Message::TimeoutNow(TimeoutNow {
+            term,
+            last_log: LogId::new(log_term(last).min(term), last.saturating_sub(rng.below(2))),
+        }),
         _ => {
             let rep = VoteReply {
                 term: s.term + rng.below(2),
@@ -341,6 +364,9 @@ fn mutate(rng: &mut Rng, message: &mut Message) {
             req.last_log.term = rng.below(req.term + 5);
         }
         Message::RequestVoteReply(rep) | Message::PreVoteReply(rep) => rep.granted = !rep.granted,
+        Message::TimeoutNow(req) => req.term = rng.below(req.term + 3),
+        Message::ReadIndex(req) => req.ctx = rng.next(),
+        Message::ReadIndexReply(rep) => rep.index = Some(rng.next() % 1000),
     }
 }
 
@@ -369,6 +395,12 @@ fn hostile_messages_never_break_a_node() {
             3..=5 => node
                 .driver
                 .propose(Bytes::from(step.to_le_bytes().to_vec()), ()),
+            6 => {
+                let mode =
+                    [ReadMode::Index, ReadMode::Lease, ReadMode::Follower][rng.below(3) as usize];
+                let now = node.now;
+                node.driver.read(now, mode, ());
+            }
             _ => {
                 fed += 1;
                 let env = message(&mut rng, &node, &seen);

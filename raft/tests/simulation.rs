@@ -27,7 +27,7 @@ fn simulation() {
     };
     let started = Instant::now();
     let next = AtomicU64::new(0);
-    let totals = Mutex::new((0u64, 0u64, 0u64, 0u64));
+    let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64));
     let failures: Mutex<Vec<SimReport>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
@@ -42,6 +42,10 @@ fn simulation() {
                     t.1 += report.elections;
                     t.2 += report.committed;
                     t.3 += report.replies;
+                    t.4 += report.transfers.0;
+                    t.5 += report.transfers.1;
+                    t.6 += report.reads_ok;
+                    t.7 += report.reads_failed;
                 }
                 if report.failure.is_some() {
                     failures.lock().unwrap().push(report);
@@ -49,7 +53,8 @@ fn simulation() {
             });
         }
     });
-    let (steps, elections, committed, replies) = *totals.lock().unwrap();
+    let (steps, elections, committed, replies, transfers, handed_over, reads_ok, reads_failed) =
+        *totals.lock().unwrap();
     let mut failures = failures.into_inner().unwrap();
     failures.sort_by_key(|r| r.seed);
     for report in &failures {
@@ -64,14 +69,17 @@ fn simulation() {
         }
     }
     println!(
-        "simulation: {} seeds, {} steps, {} elections, {} entries committed, {} client answers checked, {} violations",
+        "simulation: {} seeds, {} steps, {} elections, {} entries committed, {} client answers checked, {} reads checked ({} refused), {} violations",
         seeds.len(),
         steps,
         elections,
         committed,
         replies,
+        reads_ok,
+        reads_failed,
         failures.len()
     );
+    println!("simulation: {transfers} leadership transfers asked, {handed_over} handed over");
     println!("simulation took {:.1}s", started.elapsed().as_secs_f64());
     assert!(
         failures.is_empty(),

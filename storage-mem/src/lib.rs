@@ -18,6 +18,10 @@ use actraft::metrics::StorageMetrics;
 use actraft::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
 use async_trait::async_trait;
 
+/// The in-memory snapshot store to pair with [`MemStorage`] (clones share one store,
+/// like the log, so a test can restart a node on both).
+pub use actraft::snapshot::MemSnapshotStore;
+
 #[derive(Debug, Default)]
 struct Inner {
     hard_state: HardState,

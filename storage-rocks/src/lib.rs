@@ -53,6 +53,7 @@ mod error;
 pub mod layout;
 mod open;
 mod options;
+pub mod snapshot_file;
 mod worker;
 
 use std::future::Future;
@@ -70,6 +71,7 @@ use tokio::sync::oneshot;
 
 pub use error::{Corruption, OpenError};
 pub use options::{Compression, RocksOptions};
+pub use snapshot_file::{FileSnapshotStore, SnapshotFileError};
 
 use worker::{Counters, Done, Request, Worker};
 

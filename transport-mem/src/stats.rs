@@ -11,13 +11,16 @@ use actraft::metrics::PeerTraffic;
 
 /// The message kinds, in the order of [`kind_index`], named as [`Message::kind`] names
 /// them.
-pub(crate) const KINDS: [&str; 6] = [
+pub(crate) const KINDS: [&str; 9] = [
     "RequestVote",
     "RequestVoteReply",
     "PreVote",
     "PreVoteReply",
     "AppendEntries",
     "AppendEntriesReply",
+    "TimeoutNow",
+    "ReadIndex",
+    "ReadIndexReply",
 ];
 
 /// The index of `message`'s kind in [`KINDS`].
@@ -29,6 +32,9 @@ pub(crate) fn kind_index(message: &Message) -> usize {
         Message::PreVoteReply(_) => 3,
         Message::AppendEntries(_) => 4,
         Message::AppendEntriesReply(_) => 5,
+        Message::TimeoutNow(_) => 6,
+        Message::ReadIndex(_) => 7,
+        Message::ReadIndexReply(_) => 8,
     }
 }
 
@@ -61,8 +67,8 @@ pub(crate) enum DropReason {
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct LinkCounters {
-    sent: [AtomicU64; 6],
-    delivered: [AtomicU64; 6],
+    sent: [AtomicU64; 9],
+    delivered: [AtomicU64; 9],
     cut: AtomicU64,
     lost: AtomicU64,
     filtered: AtomicU64,

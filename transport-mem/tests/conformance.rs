@@ -120,6 +120,9 @@ impl actraft::Transport for Broken {
                 Message::RequestVoteReply(m) | Message::PreVoteReply(m) => m.term += 1,
                 Message::AppendEntries(m) => m.term += 1,
                 Message::AppendEntriesReply(m) => m.term += 1,
+                Message::TimeoutNow(m) => m.term += 1,
+                Message::ReadIndex(m) => m.term += 1,
+                Message::ReadIndexReply(m) => m.term += 1,
             },
             Fault::Misroute => {
                 if let Some(own) = self.own_inbox.lock().unwrap().as_ref() {

@@ -32,6 +32,7 @@ fn big_append(term: u64, entries: u64) -> Message {
             })
             .collect(),
         leader_commit: 0,
+        read_round: 0,
     })
 }
 
@@ -91,6 +92,7 @@ async fn a_heartbeat_overtakes_a_large_append() {
         prev_log: LogId::default(),
         entries: Vec::new(),
         leader_commit: 0,
+        read_round: 0,
     });
     assert!(heartbeat.is_urgent());
     for message in [big_append(2, 16), heartbeat.clone()] {

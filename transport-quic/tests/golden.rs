@@ -12,10 +12,12 @@ use std::path::PathBuf;
 
 use actraft::core::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
-    Payload, VoteReply, VoteRequest,
+    Payload, ReadIndexReply, ReadIndexRequest, TimeoutNow, VoteReply, VoteRequest,
 };
 use actraft_transport_quic::codec::{decode, encode, hello_version};
-use actraft_transport_quic::wire::{self, Frame, Hello, PROTOCOL_VERSION, SUPPORTED_VERSIONS};
+use actraft_transport_quic::wire::{
+    self, Frame, Hello, PROTOCOL_VERSION, RETIRED_VERSIONS, SUPPORTED_VERSIONS,
+};
 use bytes::Bytes;
 
 /// What a sample frame is, before it is put on the wire: the hello, or a core message
@@ -69,6 +71,45 @@ fn samples() -> Vec<(&'static str, Sample)> {
             message(Message::RequestVote(VoteRequest {
                 term: 300,
                 last_log: LogId::new(299, 1_000_000),
+                leader_transfer: false,
+            })),
+        ),
+        (
+            "transfer_vote",
+            message(Message::RequestVote(VoteRequest {
+                term: 301,
+                last_log: LogId::new(300, 1_000_001),
+                leader_transfer: true,
+            })),
+        ),
+        (
+            "read_index",
+            message(Message::ReadIndex(ReadIndexRequest {
+                term: 300,
+                ctx: 0xfeed,
+            })),
+        ),
+        (
+            "read_index_reply",
+            message(Message::ReadIndexReply(ReadIndexReply {
+                term: 300,
+                ctx: 0xfeed,
+                index: Some(1_000_001),
+            })),
+        ),
+        (
+            "read_index_reply_refused",
+            message(Message::ReadIndexReply(ReadIndexReply {
+                term: 300,
+                ctx: 1,
+                index: None,
+            })),
+        ),
+        (
+            "timeout_now",
+            message(Message::TimeoutNow(TimeoutNow {
+                term: 300,
+                last_log: LogId::new(300, 1_000_001),
             })),
         ),
         (
@@ -83,6 +124,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
             message(Message::PreVote(VoteRequest {
                 term: 8,
                 last_log: LogId::new(7, 42),
+                leader_transfer: false,
             })),
         ),
         (
@@ -99,6 +141,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 prev_log: LogId::new(5, 250),
                 entries: vec![],
                 leader_commit: 249,
+                read_round: 7,
             })),
         ),
         (
@@ -124,6 +167,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                     },
                 ],
                 leader_commit: 9,
+                read_round: 0,
             })),
         ),
         (
@@ -131,6 +175,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
             message(Message::AppendEntriesReply(AppendReply {
                 term: 5,
                 result: AppendResult::Success { match_index: 12 },
+                read_round: 300,
             })),
         ),
         (
@@ -144,6 +189,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                         index: 17,
                     },
                 },
+                read_round: 0,
             })),
         ),
         (
@@ -157,6 +203,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                         index: 15,
                     },
                 },
+                read_round: 0,
             })),
         ),
     ]
@@ -251,9 +298,19 @@ fn current_version_encodes_to_its_golden_bytes() {
 }
 
 #[test]
+fn retired_versions_are_not_supported() {
+    for version in RETIRED_VERSIONS {
+        assert!(!SUPPORTED_VERSIONS.contains(version), "v{version}");
+        assert!(*version < PROTOCOL_VERSION, "v{version}");
+    }
+}
+
+/// Supported versions decode and re-encode byte for byte; so do retired ones (their
+/// peers are refused by version, but their frames must not turn into something else).
+#[test]
 fn every_supported_version_still_decodes() {
     assert!(SUPPORTED_VERSIONS.contains(&PROTOCOL_VERSION));
-    for &version in SUPPORTED_VERSIONS {
+    for &version in SUPPORTED_VERSIONS.iter().chain(RETIRED_VERSIONS) {
         let golden = read_golden(version);
         assert!(!golden.is_empty(), "version {version} has no samples");
         for (name, bytes) in golden {

@@ -45,6 +45,26 @@ pub struct Config {
     /// applied; the driver applies in batches of this size and lets ticks and messages
     /// through between them, so a long catch-up never stalls heartbeats. Default 1024.
     pub max_apply_batch: usize,
+    /// Take a snapshot once this many entries were applied since the last one (§7);
+    /// 0 turns the entry trigger off. Default 0 (see the limits in
+    /// [`RaftCore::snapshot_taken`](super::RaftCore::snapshot_taken)).
+    pub snapshot_after_entries: u64,
+    /// Take a snapshot once this many payload bytes were applied since the last one;
+    /// 0 turns the byte trigger off. Default 0.
+    pub snapshot_after_bytes: u64,
+    /// Entries kept in memory and in storage behind the latest snapshot, so that a
+    /// follower lagging by less catches up from the log. Default 1024.
+    pub snapshot_keep_entries: u64,
+    /// Serve [`ReadMode::Lease`](super::ReadMode::Lease) reads without a round of
+    /// heartbeats while the leader's lease holds (see the `read_index` module docs for
+    /// the clock assumption). Needs `check_quorum`; without it lease reads take a round.
+    /// With it, a node that just started refuses votes for `election_timeout_min`.
+    /// Default off.
+    pub lease_reads: bool,
+    /// How much slower than the leader's any node's clock may run over one lease window
+    /// (`election_timeout_min − heartbeat_interval / 2`); the lease is shortened by it.
+    /// Must be below that window when `lease_reads` is on. Default 15 ms.
+    pub clock_drift_margin: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +82,11 @@ impl Default for Config {
             max_uncommitted_entries: 16 * 1024,
             max_uncommitted_bytes: 64 << 20,
             max_apply_batch: 1024,
+            snapshot_after_entries: 0,
+            snapshot_after_bytes: 0,
+            snapshot_keep_entries: 1024,
+            lease_reads: false,
+            clock_drift_margin: Duration::from_millis(15),
         }
     }
 }
@@ -88,6 +113,14 @@ pub enum ConfigError {
         /// The configured minimum election timeout.
         min: Duration,
     },
+    /// The clock-drift margin leaves no lease.
+    #[error("clock drift margin {margin:?} must be below the lease window {window:?}")]
+    DriftMarginTooLarge {
+        /// The configured margin.
+        margin: Duration,
+        /// `election_timeout_min − heartbeat_interval / 2`.
+        window: Duration,
+    },
     /// A count or byte limit is zero.
     #[error("limit `{name}` must be positive")]
     ZeroLimit {
@@ -106,6 +139,13 @@ impl Config {
         let hb = self.heartbeat_interval;
         if hb.is_zero() || hb * 2 > min {
             return Err(ConfigError::HeartbeatTooSlow { heartbeat: hb, min });
+        }
+        let window = min - hb / 2;
+        if self.lease_reads && self.clock_drift_margin >= window {
+            return Err(ConfigError::DriftMarginTooLarge {
+                margin: self.clock_drift_margin,
+                window,
+            });
         }
         for (name, v) in [
             ("max_append_entries", self.max_append_entries),

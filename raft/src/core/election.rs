@@ -21,6 +21,9 @@ impl RaftCore {
         if !self.config.check_quorum {
             return false;
         }
+        if self.boot_guard() {
+            return true;
+        }
         let window = self.config.election_timeout_min - self.config.heartbeat_interval / 2;
         match (self.role, self.leader, self.leader_contact) {
             (Role::Leader, _, _) => true,
@@ -82,6 +85,7 @@ impl RaftCore {
         let req = VoteRequest {
             term,
             last_log: self.log.last_id(),
+            leader_transfer: self.transfer_campaign && !pre_vote,
         };
         for peer in self.peers().collect::<Vec<_>>() {
             if pre_vote {
@@ -258,6 +262,7 @@ impl RaftCore {
                             index: self.log.last_index() + 1,
                         },
                     },
+                    read_round: 0,
                 };
                 self.send(from, Message::AppendEntriesReply(reply));
             }

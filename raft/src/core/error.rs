@@ -32,6 +32,13 @@ pub enum ProposeError {
         /// Their payload bytes.
         bytes: usize,
     },
+    /// The leader is handing leadership to `target` and takes no proposals until the
+    /// transfer completes or is abandoned. Retry at the new leader.
+    #[error("leadership is being transferred to node {target}")]
+    TransferInProgress {
+        /// The node leadership is being handed to.
+        target: NodeId,
+    },
 }
 
 /// Why an inbound message was refused (recoverable: the message is dropped).
@@ -131,6 +138,12 @@ pub enum Malformed {
         index: LogIndex,
         /// The leader's last index.
         last: LogIndex,
+    },
+    /// A TimeoutNow that does not come from the leader of this node's current term.
+    #[error("TimeoutNow in term {term} from a node that does not lead it")]
+    TimeoutNowNotFromLeader {
+        /// The term.
+        term: Term,
     },
     /// A candidate claims a last log term above the term it campaigns in.
     #[error("candidate's last log term {last_term} is above its term {term}")]

@@ -99,6 +99,21 @@ impl RaftLog {
             .truncate(index.saturating_sub(self.prefix.index + 1) as usize);
     }
 
+    /// Drops every entry up to and including `upto` from memory; they become the
+    /// compacted prefix. Returns true when the prefix now reaches `upto` (already
+    /// compacted counts); false, changing nothing, when `upto` is past the end.
+    pub(crate) fn compact_to(&mut self, upto: LogIndex) -> bool {
+        if upto <= self.prefix.index {
+            return true;
+        }
+        let Some(term) = self.term_at(upto) else {
+            return false;
+        };
+        self.entries.drain(..(upto - self.prefix.index) as usize);
+        self.prefix = LogId::new(term, upto);
+        true
+    }
+
     /// The first index of the run of `term` that contains `index` (walking back).
     pub(crate) fn first_index_of_term_run(&self, index: LogIndex, term: Term) -> LogIndex {
         let mut i = index;
@@ -163,5 +178,21 @@ mod tests {
         assert_eq!(log.term_at(2), Some(1));
         assert!(log.get(1).is_none());
         assert_eq!(log.range(2, 2).len(), 1);
+    }
+
+    #[test]
+    fn compact_to_moves_the_prefix() {
+        let mut log = log_of(&[1, 1, 2, 2]);
+        assert!(!log.compact_to(5), "past the end");
+        assert!(log.compact_to(3));
+        assert_eq!(log.prefix(), LogId::new(2, 3));
+        assert_eq!(log.last_id(), LogId::new(2, 4));
+        assert_eq!(log.term_at(3), Some(2));
+        assert!(log.get(3).is_none());
+        assert!(log.compact_to(2), "behind the prefix: nothing to do");
+        assert_eq!(log.prefix(), LogId::new(2, 3));
+        assert!(log.compact_to(4));
+        assert_eq!(log.last_index(), 4);
+        assert!(log.range(1, 4).is_empty());
     }
 }

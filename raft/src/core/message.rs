@@ -35,6 +35,13 @@ pub enum Message {
     AppendEntries(AppendRequest),
     /// A follower answers an [`Message::AppendEntries`].
     AppendEntriesReply(AppendReply),
+    /// The leader hands over leadership: the recipient, whose log it knows is up to
+    /// date, campaigns at once (thesis §3.10).
+    TimeoutNow(TimeoutNow),
+    /// A follower asks the leader for a read index (follower reads, thesis §6.4).
+    ReadIndex(ReadIndexRequest),
+    /// The leader answers a [`Message::ReadIndex`].
+    ReadIndexReply(ReadIndexReply),
 }
 
 impl Message {
@@ -45,6 +52,9 @@ impl Message {
             Message::RequestVoteReply(m) | Message::PreVoteReply(m) => m.term,
             Message::AppendEntries(m) => m.term,
             Message::AppendEntriesReply(m) => m.term,
+            Message::TimeoutNow(m) => m.term,
+            Message::ReadIndex(m) => m.term,
+            Message::ReadIndexReply(m) => m.term,
         }
     }
 
@@ -57,6 +67,9 @@ impl Message {
             Message::PreVoteReply(_) => "PreVoteReply",
             Message::AppendEntries(_) => "AppendEntries",
             Message::AppendEntriesReply(_) => "AppendEntriesReply",
+            Message::TimeoutNow(_) => "TimeoutNow",
+            Message::ReadIndex(_) => "ReadIndex",
+            Message::ReadIndexReply(_) => "ReadIndexReply",
         }
     }
 
@@ -80,6 +93,10 @@ pub struct VoteRequest {
     pub term: Term,
     /// The candidate's last log entry, for the §5.4.1 up-to-date check.
     pub last_log: LogId,
+    /// Set on the RequestVote of a candidate that campaigns because the leader handed
+    /// leadership to it ([`Message::TimeoutNow`]): voters grant it even within the
+    /// CheckQuorum leader lease (thesis §3.10). Always false on a PreVote.
+    pub leader_transfer: bool,
 }
 
 /// Reply to RequestVote or PreVote.
@@ -102,6 +119,10 @@ pub struct AppendRequest {
     pub entries: Vec<Entry>,
     /// Leader's commit index.
     pub leader_commit: LogIndex,
+    /// The leader's read round when it sent this message (0 when it never started one).
+    /// The follower echoes it in its reply, so that the leader can tell an
+    /// acknowledgement given after a read began from an older one.
+    pub read_round: u64,
 }
 
 /// Reply to AppendEntries.
@@ -112,6 +133,8 @@ pub struct AppendReply {
     /// On success, the follower's log matches the leader's up to here, and every entry up
     /// to here is durable on the follower.
     pub result: AppendResult,
+    /// The `read_round` of the request answered (0 for an answer to a stale term).
+    pub read_round: u64,
 }
 
 /// Outcome of an AppendEntries.
@@ -142,4 +165,35 @@ pub struct ConflictHint {
     /// With `term`: the first index the follower holds in that term. Without: the
     /// follower's last index + 1.
     pub index: LogIndex,
+}
+
+/// Arguments of TimeoutNow: the leader of `term` asks the recipient to campaign now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The leader's term.
+    pub term: Term,
+    /// The leader's last log entry, which the recipient is known to hold. A recipient
+    /// whose log is behind it ignores the message (it could not win).
+    pub last_log: LogId,
+}
+
+/// A follower's request for a read index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    /// The follower's current term.
+    pub term: Term,
+    /// Names the request among the follower's reads in flight; echoed in the reply.
+    pub ctx: u64,
+}
+
+/// The leader's answer to a [`ReadIndexRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexReply {
+    /// The leader's current term.
+    pub term: Term,
+    /// The request's `ctx`.
+    pub ctx: u64,
+    /// The read index: every entry committed before the request reached the leader is
+    /// at or below it. `None` when the node could not confirm its leadership.
+    pub index: Option<LogIndex>,
 }

@@ -12,8 +12,11 @@ mod log;
 mod message;
 mod output;
 mod progress;
+mod read_index;
 mod replication;
 pub(crate) mod rng;
+mod snapshot;
+mod transfer;
 mod types;
 mod validate;
 
@@ -25,10 +28,12 @@ use bytes::Bytes;
 pub use config::{Config, ConfigError};
 pub use error::{InitError, Malformed, ProposeError, StepError};
 pub use message::{
-    AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, VoteReply,
-    VoteRequest,
+    AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, ReadIndexReply,
+    ReadIndexRequest, TimeoutNow, VoteReply, VoteRequest,
 };
 pub use output::{Event, Ready, Status, VoteRefusal};
+pub use read_index::{ReadError, ReadId, ReadMode, ReadState};
+pub use transfer::TransferError;
 pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
 
 use log::RaftLog;
@@ -49,6 +54,9 @@ pub struct InitialState {
     /// The highest index the state machine has applied (from a durable state machine;
     /// 0 for one rebuilt from the log). Committed entries above it are handed out again.
     pub applied_index: LogIndex,
+    /// The last entry covered by the latest durable snapshot (default: none). The state
+    /// machine was restored from it, so `applied_index` is at least its index.
+    pub snapshot: LogId,
 }
 
 /// One Raft node's protocol state machine (Figure 2 of the Raft paper, plus Pre-Vote and
@@ -169,6 +177,20 @@ pub struct RaftCore {
     messages: Vec<Envelope>,
     persisted_messages: Vec<Envelope>,
     events: Vec<Event>,
+
+    /// The last entry covered by the latest durable snapshot.
+    snapshot: LogId,
+    /// The leadership transfer in progress (leader only).
+    transfer: Option<transfer::Transfer>,
+    /// The next RequestVote is a campaign started by TimeoutNow.
+    transfer_campaign: bool,
+    /// The term in which this leader sent a TimeoutNow. Voters grant the target's
+    /// flagged RequestVote despite the lease, so from then on, for the rest of that term,
+    /// this leader holds no lease (even if the transfer is abandoned: the TimeoutNow may
+    /// still arrive).
+    lease_forfeited: Term,
+    /// Reads waiting for a read index (ReadIndex, leases, follower reads).
+    reads: read_index::Reads,
 }
 
 impl RaftCore {
@@ -196,6 +218,7 @@ impl RaftCore {
             }
         }
         let log = RaftLog::new(state.log_prefix, state.entries);
+        let reads = read_index::Reads::new(SplitMix64::new(seed.rotate_left(17) ^ id).next_u64());
         let last = log.last_index();
         let applied = state.applied_index.max(state.log_prefix.index).min(last);
         let mut core = Self {
@@ -224,6 +247,11 @@ impl RaftCore {
             messages: Vec::new(),
             persisted_messages: Vec::new(),
             events: Vec::new(),
+            snapshot: state.snapshot,
+            transfer: None,
+            transfer_campaign: false,
+            lease_forfeited: 0,
+            reads,
             log,
             config,
         };
@@ -284,17 +312,20 @@ impl RaftCore {
 
     /// The moment the core next needs a [`tick`](Self::tick).
     pub fn next_deadline(&self) -> Duration {
-        match self.role {
-            Role::Leader => self.heartbeat_deadline,
+        let timer = match self.role {
+            Role::Leader => self.heartbeat_deadline.min(self.transfer_deadline()),
             _ => self.election_deadline,
-        }
+        };
+        timer.min(self.reads.next_deadline())
     }
 
     /// Advances the clock to `now` and fires the election or heartbeat timer if due.
     pub fn tick(&mut self, now: Duration) {
         self.advance(now);
+        self.expire_reads();
         match self.role {
             Role::Leader => {
+                self.check_transfer_deadline();
                 if now >= self.heartbeat_deadline {
                     self.heartbeat_deadline = now + self.config.heartbeat_interval;
                     if self.config.check_quorum && !self.quorum_active() {
@@ -308,6 +339,9 @@ impl RaftCore {
                         return;
                     }
                     self.broadcast_heartbeat();
+                    if let Some(target) = self.transfer_target() {
+                        self.advance_transfer(target, true);
+                    }
                 }
             }
             _ => {
@@ -343,12 +377,14 @@ impl RaftCore {
                 // A pre-vote request proposes a term nobody has yet; a granted pre-vote
                 // echoes it. Neither raises anyone's term.
                 Message::PreVote(_) | Message::PreVoteReply(VoteReply { granted: true, .. }) => {}
-                Message::RequestVote(req) if self.in_lease() => {
+                Message::RequestVote(req) if self.in_lease() && !req.leader_transfer => {
                     let leader = self.leader.unwrap_or(self.id);
                     self.refuse_vote(from, req.term, false, VoteRefusal::LeaderLease { leader });
                     return Ok(());
                 }
-                Message::AppendEntries(_) => self.become_follower(term, Some(from)),
+                Message::AppendEntries(_) | Message::TimeoutNow(_) => {
+                    self.become_follower(term, Some(from))
+                }
                 _ => self.become_follower(term, None),
             }
         } else if term < self.term() {
@@ -365,6 +401,9 @@ impl RaftCore {
             Message::PreVoteReply(rep) => self.handle_vote_reply(from, rep, true),
             Message::AppendEntries(req) => self.handle_append(from, req),
             Message::AppendEntriesReply(rep) => self.handle_append_reply(from, rep),
+            Message::TimeoutNow(req) => self.handle_timeout_now(from, req),
+            Message::ReadIndex(req) => self.handle_read_request(from, req),
+            Message::ReadIndexReply(rep) => self.handle_read_reply(rep),
         }
         Ok(())
     }
@@ -381,6 +420,9 @@ impl RaftCore {
             return Err(ProposeError::NotLeader {
                 leader: self.leader,
             });
+        }
+        if let Some(target) = self.transfer_target() {
+            return Err(ProposeError::TransferInProgress { target });
         }
         let entries = (self.log.last_index() - self.commit) as usize;
         let bytes = self.uncommitted_bytes;
@@ -433,6 +475,7 @@ impl RaftCore {
             || !self.persisted_messages.is_empty()
             || !self.events.is_empty()
             || self.handed < self.apply_limit()
+            || self.reads_ready()
     }
 
     /// The highest index the next `Ready` may hand out for applying: committed, durable
@@ -449,6 +492,7 @@ impl RaftCore {
             self.pending_broadcast = false;
             self.broadcast_append();
         }
+        self.flush_reads();
         let hard_state = (self.hard != self.saved_hard).then_some(self.hard);
         self.saved_hard = self.hard;
         let last = self.log.last_index();
@@ -474,6 +518,7 @@ impl RaftCore {
             persisted_messages: std::mem::take(&mut self.persisted_messages),
             committed,
             events: std::mem::take(&mut self.events),
+            reads: std::mem::take(&mut self.reads.done),
         }
     }
 
@@ -491,6 +536,7 @@ impl RaftCore {
         if now > self.now {
             self.now = now;
         }
+        self.reads.observe_time(now);
     }
 
     fn send(&mut self, to: NodeId, message: Message) {
@@ -583,6 +629,7 @@ impl RaftCore {
             self.set_leader(None);
         }
         self.set_role(Role::Follower);
+        self.transfer = None;
         self.progress.clear();
         self.granted.clear();
         self.refused.clear();
@@ -590,6 +637,7 @@ impl RaftCore {
         self.heartbeat_deadline = Duration::MAX;
         if was_leader {
             self.reset_election_timer();
+            self.abandon_reads();
         }
     }
 }

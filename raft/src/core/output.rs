@@ -26,6 +26,8 @@ pub struct Ready {
     pub committed: Vec<Entry>,
     /// What changed, for the driver's bookkeeping and for observers.
     pub events: Vec<Event>,
+    /// Outcomes of reads asked with [`RaftCore::read_index`](super::RaftCore::read_index).
+    pub reads: Vec<super::ReadState>,
 }
 
 impl Ready {
@@ -38,6 +40,7 @@ impl Ready {
             && self.persisted_messages.is_empty()
             && self.committed.is_empty()
             && self.events.is_empty()
+            && self.reads.is_empty()
     }
 
     /// True when this batch carries a write for stable storage.
@@ -144,6 +147,22 @@ pub enum Event {
     Committed {
         /// The new commit index.
         index: LogIndex,
+    },
+    /// This leader started handing leadership to `target` and stopped taking
+    /// proposals (thesis §3.10).
+    TransferStarted {
+        /// The node leadership is handed to.
+        target: NodeId,
+        /// The term this node leads.
+        term: Term,
+    },
+    /// The transfer to `target` did not complete within an election timeout; this
+    /// node leads on and takes proposals again.
+    TransferAbandoned {
+        /// The node leadership was to go to.
+        target: NodeId,
+        /// The term this node leads.
+        term: Term,
     },
 }
 

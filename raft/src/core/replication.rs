@@ -70,6 +70,7 @@ impl RaftCore {
             // Never vouch for more than the message carries: a follower takes the
             // commit index only as far as its log is known to match this one.
             leader_commit: self.commit.min(last_sent),
+            read_round: self.reads.round(),
         };
         let now = self.now;
         if let Some(p) = self.progress.get_mut(&peer) {
@@ -94,6 +95,7 @@ impl RaftCore {
     /// on disk speed.
     pub(super) fn broadcast_heartbeat(&mut self) {
         let stall = self.config.heartbeat_interval * 2;
+        let read_round = self.next_read_round();
         for peer in self.peers().collect::<Vec<_>>() {
             let Some(p) = self.progress.get_mut(&peer) else {
                 continue;
@@ -116,6 +118,7 @@ impl RaftCore {
                 prev_log: LogId::new(self.log.term_at(matched).unwrap_or(0), matched),
                 entries: Vec::new(),
                 leader_commit: self.commit.min(matched),
+                read_round,
             };
             self.send(peer, Message::AppendEntries(req));
             self.send_pipelined(peer);
@@ -146,6 +149,7 @@ impl RaftCore {
         if self.role != Role::Leader {
             return;
         }
+        self.read_ack(from, rep.read_round);
         let now = self.now;
         let Some(p) = self.progress.get_mut(&from) else {
             return;
@@ -163,6 +167,7 @@ impl RaftCore {
                     self.maybe_commit();
                 }
                 self.send_pipelined(from);
+                self.advance_transfer(from, false);
             }
             AppendResult::Conflict { rejected, hint } => {
                 if rejected <= p.matched || (p.mode == Mode::Probe && rejected + 1 != p.next) {
@@ -221,6 +226,7 @@ impl RaftCore {
                     rejected: prev.index,
                     hint,
                 },
+                read_round: req.read_round,
             };
             self.send(from, Message::AppendEntriesReply(reply));
             return;
@@ -246,6 +252,7 @@ impl RaftCore {
             result: AppendResult::Success {
                 match_index: last_new,
             },
+            read_round: req.read_round,
         };
         if last_new <= self.persisted {
             self.send(from, Message::AppendEntriesReply(reply));

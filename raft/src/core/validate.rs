@@ -24,6 +24,16 @@ impl RaftCore {
             Message::AppendEntries(req) => self.check_append(req),
             Message::AppendEntriesReply(rep) => self.check_append_reply(rep.term, &rep.result),
             Message::RequestVoteReply(_) | Message::PreVoteReply(_) => None,
+            Message::TimeoutNow(req) => self.check_timeout_now(from, req.term),
+            Message::ReadIndex(_) => None,
+            // Only a leader answers with a read index: one for this node's own leadership
+            // term claims a second leader.
+            Message::ReadIndexReply(rep)
+                if rep.index.is_some() && rep.term == self.term() && self.role == Role::Leader =>
+            {
+                Some(Malformed::SecondLeader { term: rep.term })
+            }
+            Message::ReadIndexReply(_) => None,
         };
         match reason {
             None => Ok(()),

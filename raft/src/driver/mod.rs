@@ -43,6 +43,9 @@
 //! longer promise durability and must stop (see [`fail_all`](Driver::fail_all)).
 
 mod counters;
+mod reads;
+mod snapshots;
+mod transfers;
 mod writes;
 
 use std::collections::BTreeMap;
@@ -52,10 +55,13 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
+pub use snapshots::{check_snapshot_against_log, SnapshotJob};
+pub use transfers::TransferId;
 pub use writes::WriteId;
 
 use crate::core::{
-    Envelope, Event, LogId, LogIndex, ProposeError, RaftCore, Ready, Role, Status, StepError, Term,
+    Envelope, Event, LogId, LogIndex, NodeId, ProposeError, RaftCore, ReadMode, Ready, Role,
+    Status, StepError, Term, TransferError,
 };
 use crate::error::ClientError;
 use crate::storage::{LogWrite, StorageError};
@@ -81,6 +87,10 @@ pub struct Limits {
     /// Most entries applied by one [`Driver::run`] before it yields to other inputs.
     /// Default 4 096.
     pub max_applies_per_run: usize,
+    /// Most linearizable reads waiting for their read index or for the state machine to
+    /// apply it. When full, a read is answered [`ClientError::Busy`] at once.
+    /// Default 16 384.
+    pub max_pending_reads: usize,
 }
 
 impl Default for Limits {
@@ -91,6 +101,7 @@ impl Default for Limits {
             max_queued_proposals: 16 * 1024,
             max_inbound_messages: 8 * 1024,
             max_applies_per_run: 4096,
+            max_pending_reads: 16 * 1024,
         }
     }
 }
@@ -106,6 +117,16 @@ pub trait Responder {
 
     /// The proposal's outcome: the state machine's response, or why there is none.
     fn respond(self, result: Result<Bytes, ClientError>);
+
+    /// A read's outcome ([`Driver::read`]): its read index, once this node's state
+    /// machine has applied that far, or why there is none. The default answers
+    /// [`respond`](Self::respond) with the index as 8 big-endian bytes.
+    fn read_done(self, result: Result<LogIndex, ClientError>)
+    where
+        Self: Sized,
+    {
+        self.respond(result.map(|index| Bytes::copy_from_slice(&index.to_be_bytes())));
+    }
 }
 
 /// A responder that ignores the outcome.
@@ -124,6 +145,16 @@ pub struct Output<R> {
     pub replies: Vec<(R, Result<Bytes, ClientError>)>,
     /// What changed in the core, in order (commit progress included).
     pub events: Vec<Event>,
+    /// Snapshots to write off the node's thread (see [`SnapshotJob`]).
+    pub snapshots: Vec<SnapshotJob>,
+    /// Compact the stored log up to and including each index, in order (a snapshot
+    /// covering it is durable).
+    pub compactions: Vec<LogIndex>,
+    /// Outcomes of leadership transfer requests
+    /// ([`transfer_leadership`](Driver::transfer_leadership)).
+    pub transfers: Vec<(TransferId, Result<NodeId, TransferError>)>,
+    /// Answers to reads ([`Responder::read_done`]), after publishing the status.
+    pub read_replies: Vec<(R, Result<LogIndex, ClientError>)>,
 }
 
 impl<R> Default for Output<R> {
@@ -133,6 +164,10 @@ impl<R> Default for Output<R> {
             messages: Vec::new(),
             replies: Vec::new(),
             events: Vec::new(),
+            snapshots: Vec::new(),
+            compactions: Vec::new(),
+            transfers: Vec::new(),
+            read_replies: Vec::new(),
         }
     }
 }
@@ -144,6 +179,10 @@ impl<R> Output<R> {
             && self.messages.is_empty()
             && self.replies.is_empty()
             && self.events.is_empty()
+            && self.snapshots.is_empty()
+            && self.compactions.is_empty()
+            && self.transfers.is_empty()
+            && self.read_replies.is_empty()
     }
 }
 
@@ -168,23 +207,31 @@ pub struct Driver<M, R> {
     writes: Writes,
     /// Accepted proposals by index, with the term of their entry.
     proposals: BTreeMap<LogIndex, (Term, R)>,
+    reads: reads::Reads<R>,
     out: Output<R>,
     counters: Arc<Counters>,
     fatal: Option<StorageError>,
+    snapshots: snapshots::Snapshots,
+    transfers: transfers::Transfers,
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
     /// A driver for `core`, applying to `state_machine`, counting into `counters`.
     pub fn new(core: RaftCore, state_machine: M, limits: Limits, counters: Arc<Counters>) -> Self {
+        let applied = core.status().applied_index;
+        let applied = LogId::new(core.log_term(applied).unwrap_or(0), applied);
         Self {
             writes: Writes::new(limits.max_writes_in_flight),
             core,
             state_machine,
             limits,
             proposals: BTreeMap::new(),
+            reads: reads::Reads::default(),
             out: Output::default(),
+            snapshots: snapshots::Snapshots::new(None, applied),
             counters,
             fatal: None,
+            transfers: transfers::Transfers::default(),
         }
     }
 
@@ -220,7 +267,9 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
 
     /// When the driver next needs a [`tick`](Self::tick).
     pub fn next_deadline(&self) -> Duration {
-        self.core.next_deadline()
+        self.core
+            .next_deadline()
+            .min(self.transfers.next_deadline())
     }
 
     /// Accepted proposals waiting for their entry.
@@ -241,6 +290,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
     /// The clock reached `now`: fire the election or heartbeat timer if due.
     pub fn tick(&mut self, now: Duration) {
         self.core.tick(now);
+        self.expire_transfers(now);
     }
 
     /// Feeds one inbound message. A malformed message, or one from a non-member, is
@@ -281,7 +331,33 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                 Counters::add(&self.counters.proposals_busy, 1);
                 self.out.replies.push((responder, Err(ClientError::Busy)));
             }
+            Err(ProposeError::TransferInProgress { target }) => {
+                Counters::add(&self.counters.proposals_not_leader, 1);
+                self.out
+                    .replies
+                    .push((responder, Err(ClientError::TransferInProgress { target })));
+            }
         }
+    }
+
+    /// Starts a linearizable read (see [`ReadMode`]); `responder` gets
+    /// [`Responder::read_done`] once this node's state machine has applied everything
+    /// committed before this call, or a typed [`ClientError::Read`] failure. Answered
+    /// [`ClientError::Busy`] at once when [`Limits::max_pending_reads`] reads wait.
+    pub fn read(&mut self, now: Duration, mode: ReadMode, responder: R) {
+        if self.reads.len() >= self.limits.max_pending_reads {
+            self.out
+                .read_replies
+                .push((responder, Err(ClientError::Busy)));
+            return;
+        }
+        let id = self.reads.start(responder);
+        self.core.read_index(now, id, mode);
+    }
+
+    /// Reads waiting for their read index or for it to be applied.
+    pub fn pending_reads(&self) -> usize {
+        self.reads.len()
     }
 
     /// Reports that write `id` completed. Completions may arrive in any order; they take
@@ -340,6 +416,8 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                 None => break,
             }
         }
+        self.maybe_snapshot();
+        self.settle_transfers();
         if self.core.has_ready() {
             Run::Yield
         } else {
@@ -357,6 +435,8 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         for (_, (_, responder)) in std::mem::take(&mut self.proposals) {
             self.out.replies.push((responder, Err(error.clone())));
         }
+        self.fail_transfers(TransferError::Stopped);
+        self.reads.fail_all(&error, &mut self.out.read_replies);
     }
 
     /// Executes one `Ready`; returns how many entries it applied.
@@ -404,7 +484,16 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                 }
             }
             self.core.applied(last);
+            self.snapshots.applied(&ready.committed);
         }
+        let applied_index = self.core.status().applied_index;
+        for state in std::mem::take(&mut ready.reads) {
+            if let Some(answer) = self.reads.outcome(state, applied_index) {
+                self.out.read_replies.push(answer);
+            }
+        }
+        self.reads
+            .applied(applied_index, &mut self.out.read_replies);
         if self.core.role() != Role::Leader && !self.proposals.is_empty() {
             // This node no longer leads: whether its entries commit is now up to another
             // leader. Answer at once rather than when the log is repaired.

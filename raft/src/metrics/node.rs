@@ -10,8 +10,9 @@ use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use tokio::sync::watch;
 
 use super::{role_code, FollowerProgress, RaftMetrics};
-use crate::core::{Event, LogIndex, NodeId, Role, Status};
-use crate::driver::{CounterSnapshot, Counters};
+use crate::core::{Event, NodeId, Role, Status};
+use crate::driver::{CounterSnapshot, Driver, Responder};
+use crate::StateMachine;
 
 /// The gauges of one follower, on its leader.
 struct FollowerGauges {
@@ -135,6 +136,11 @@ struct Recorder {
     elections_won: Counter,
     write_batch_entries: Histogram,
     write_seconds: Histogram,
+    transfers_started: Counter,
+    transfers_abandoned: Counter,
+    snapshot_index: Gauge,
+    snapshots_taken: Counter,
+    snapshots_failed: Counter,
 }
 
 impl Recorder {
@@ -157,6 +163,11 @@ impl Recorder {
             elections_won: counter!("actraft_elections_won_total", &labels),
             write_batch_entries: histogram!("actraft_write_batch_entries", &labels),
             write_seconds: histogram!("actraft_write_seconds", &labels),
+            transfers_started: counter!("actraft_transfers_started_total", &labels),
+            transfers_abandoned: counter!("actraft_transfers_abandoned_total", &labels),
+            snapshot_index: gauge!("actraft_snapshot_index", &labels),
+            snapshots_taken: counter!("actraft_snapshots_taken_total", &labels),
+            snapshots_failed: counter!("actraft_snapshots_failed_total", &labels),
             node,
         }
     }
@@ -189,6 +200,8 @@ pub(crate) struct NodeMetrics {
     watched: watch::Sender<RaftMetrics>,
     /// The counters as last mirrored into the facade.
     exported: CounterSnapshot,
+    /// Snapshots taken and failed, as last mirrored.
+    exported_snapshots: (u64, u64),
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -216,26 +229,41 @@ impl NodeMetrics {
             recorder,
             watched,
             exported: CounterSnapshot::default(),
+            exported_snapshots: (0, 0),
         }
     }
 
     /// Publishes the node's state after a drive: gauges, per-follower progress, the
     /// counters that grew, and the watched snapshot (woken only when something other
     /// than the counters changed).
-    pub(crate) fn publish(
-        &mut self,
-        status: &Status,
-        replication: impl Iterator<Item = (NodeId, LogIndex, LogIndex)>,
-        counters: &Counters,
-    ) {
-        let counters = counters.snapshot();
+    pub(crate) fn publish<M: StateMachine, R: Responder>(&mut self, driver: &Driver<M, R>) {
+        let status = &driver.status();
+        let replication = driver.core().replication();
+        let counters = driver.counters().snapshot();
         self.recorder.counters.advance(&self.exported, &counters);
         self.exported = counters;
+        let (taken, failed) = driver.snapshot_counts();
+        let (taken_before, failed_before) = self.exported_snapshots;
+        self.recorder
+            .snapshots_taken
+            .increment(taken.saturating_sub(taken_before));
+        self.recorder
+            .snapshots_failed
+            .increment(failed.saturating_sub(failed_before));
+        self.exported_snapshots = (taken, failed);
+        let snapshot = driver.latest_snapshot().map(|m| m.last_included);
         let recorder = &mut self.recorder;
         self.watched.send_if_modified(|metrics| {
             let mut changed = metrics.set_status(status);
             if changed {
                 recorder.set_status(status);
+            }
+            if metrics.snapshot != snapshot {
+                metrics.snapshot = snapshot;
+                recorder
+                    .snapshot_index
+                    .set(snapshot.map_or(0.0, |id| id.index as f64));
+                changed = true;
             }
             let last = status.last_log.index;
             let mut seen = 0;
@@ -265,7 +293,7 @@ impl NodeMetrics {
         });
     }
 
-    /// Counts elections from the core's events.
+    /// Counts elections and leadership transfers from the core's events.
     pub(crate) fn event(&self, event: &Event) {
         match event {
             Event::ElectionStarted { pre_vote: true, .. } => {
@@ -277,6 +305,8 @@ impl NodeMetrics {
             Event::RoleChanged {
                 role: Role::Leader, ..
             } => self.recorder.elections_won.increment(1),
+            Event::TransferStarted { .. } => self.recorder.transfers_started.increment(1),
+            Event::TransferAbandoned { .. } => self.recorder.transfers_abandoned.increment(1),
             _ => {}
         }
     }
@@ -296,7 +326,10 @@ impl NodeMetrics {
     }
 
     /// The counters' latest values together with the last published snapshot.
-    pub(crate) fn read(watched: &watch::Receiver<RaftMetrics>, counters: &Counters) -> RaftMetrics {
+    pub(crate) fn read(
+        watched: &watch::Receiver<RaftMetrics>,
+        counters: &crate::driver::Counters,
+    ) -> RaftMetrics {
         let mut metrics = watched.borrow().clone();
         metrics.counters = counters.snapshot();
         metrics

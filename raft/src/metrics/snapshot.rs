@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::core::{LogIndex, NodeId, Role, Status, Term};
+use crate::core::{LogId, LogIndex, NodeId, Role, Status, Term};
 use crate::driver::CounterSnapshot;
 
 /// A node's state at one moment: who it is, what it plays, how far its log, commit and
@@ -35,6 +35,9 @@ pub struct RaftMetrics {
     pub applied_index: LogIndex,
     /// On the leader: each follower's replication progress. Empty on other roles.
     pub replication: BTreeMap<NodeId, FollowerProgress>,
+    /// The latest durable snapshot of the node's state machine (the last entry it
+    /// includes), if any.
+    pub snapshot: Option<LogId>,
     /// The node's counters. [`RaftHandle::metrics`](crate::RaftHandle::metrics) reads
     /// them fresh; in a value from the watch they are as of the last change of the
     /// other fields (counters alone do not wake watchers).
@@ -80,6 +83,7 @@ impl RaftMetrics {
             persisted_index: 0,
             applied_index: 0,
             replication: BTreeMap::new(),
+            snapshot: None,
             counters: CounterSnapshot::default(),
         };
         metrics.set_status(status);

@@ -17,8 +17,8 @@ use super::handle::{ClientError, Command, NodeEvent};
 use super::queue::WakeQueue;
 use super::storage::StorageHolder;
 use super::timer::{TimerId, Timers};
-use crate::core::{Envelope, Event, LogId, Status};
-use crate::driver::{Driver, Responder, Run, WriteId};
+use crate::core::{Envelope, Event, LogId, NodeId, Role, Status, TransferError};
+use crate::driver::{Driver, Responder, Run, TransferId, WriteId};
 use crate::metrics::NodeMetrics;
 use crate::storage::{LogStorage, StorageError};
 use crate::transport::Transport;
@@ -79,8 +79,14 @@ pub(crate) struct Shared {
     pub(crate) started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
     pub(crate) proposals: Arc<WakeQueue<Proposal>>,
     pub(crate) inbound: Arc<WakeQueue<Envelope>>,
+    pub(crate) snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
+    pub(crate) snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
+    pub(crate) transfer_on_shutdown: Option<Duration>,
     pub(crate) metrics: watch::Sender<crate::metrics::RaftMetrics>,
 }
+
+/// Where a leadership transfer's outcome goes.
+type TransferReply = oneshot::Sender<Result<NodeId, TransferError>>;
 
 pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     driver: Driver<Box<M>, Reply>,
@@ -100,6 +106,14 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     flush_scheduled: bool,
     stopping: Vec<oneshot::Sender<()>>,
     shutting_down: bool,
+    snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
+    snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
+    transfer_replies: Vec<(TransferId, TransferReply)>,
+    transfer_on_shutdown: Option<Duration>,
+    /// The transfer a leader's shutdown waits for.
+    shutdown_transfer: Option<TransferId>,
+    /// That transfer is over: finish the shutdown.
+    shutdown_ready: bool,
     metrics: NodeMetrics,
 }
 
@@ -130,6 +144,12 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             flush_scheduled: false,
             stopping: Vec::new(),
             shutting_down: false,
+            snapshot_store: shared.snapshot_store,
+            snapshots: shared.snapshots,
+            transfer_replies: Vec::new(),
+            transfer_on_shutdown: shared.transfer_on_shutdown,
+            shutdown_transfer: None,
+            shutdown_ready: false,
             metrics: NodeMetrics::new(&status, shared.metrics),
         }
     }
@@ -169,6 +189,11 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 Run::Done => break,
             }
         }
+        if self.shutdown_ready {
+            self.shutdown_ready = false;
+            self.finish_shutdown(ctx);
+            return;
+        }
         if self.shutting_down && self.driver.storage_idle() {
             ctx.stop();
             return;
@@ -186,6 +211,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         for (id, write) in writes {
             self.start_write(id, write, ctx);
         }
+        self.execute_snapshots(ctx);
         let out = self.driver.output();
         for envelope in out.messages.drain(..) {
             if let Err(error) = self.transport.send(envelope) {
@@ -217,12 +243,17 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 }
             }
         }
-        if !self.driver.output().replies.is_empty() {
+        self.answer_transfers();
+        if !self.driver.output().replies.is_empty() || !self.driver.output().read_replies.is_empty()
+        {
             // A client that reads the status after its answer sees its entry applied.
             self.publish_status();
             self.publish_metrics();
             for (reply, result) in self.driver.output().replies.drain(..) {
                 reply.respond(result);
+            }
+            for (reply, result) in self.driver.output().read_replies.drain(..) {
+                reply.read_done(result);
             }
         }
     }
@@ -250,6 +281,48 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         }
     }
 
+    /// Starts the driver's snapshot jobs off the node's thread and its storage
+    /// compactions, and publishes the latest snapshot.
+    fn execute_snapshots(&mut self, ctx: &mut Context<Self>) {
+        let out = self.driver.output();
+        let jobs = std::mem::take(&mut out.snapshots);
+        let compactions = std::mem::take(&mut out.compactions);
+        for job in jobs {
+            let Some(store) = self.snapshot_store.clone() else {
+                let meta = job.meta.clone();
+                let error = crate::SnapshotError::Io(std::io::Error::other("no snapshot store"));
+                self.driver.snapshot_done(meta, Err(error));
+                continue;
+            };
+            let fut = super::snapshots::write_job(store, job);
+            ctx.spawn(fut.into_actor(self).map(|(meta, result), act, ctx| {
+                act.driver.snapshot_done(meta, result);
+                act.drive(ctx);
+            }));
+        }
+        for upto in compactions {
+            let storage = Arc::clone(&self.storage);
+            ctx.spawn(
+                async move { storage.get().compact(upto).await }
+                    .into_actor(self)
+                    .map(move |result, _act, _ctx| {
+                        if let Err(error) = result {
+                            tracing::error!(%error, upto, "log compaction failed");
+                        }
+                    }),
+            );
+        }
+        let latest = self.driver.latest_snapshot().cloned();
+        self.snapshots.send_if_modified(|s| {
+            if *s != latest {
+                *s = latest;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
     fn publish_status(&self) {
         let now = self.driver.status();
         self.status.send_if_modified(|s| {
@@ -263,10 +336,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     }
 
     fn publish_metrics(&mut self) {
-        let status = self.driver.status();
-        let core = self.driver.core();
-        self.metrics
-            .publish(&status, core.replication(), self.driver.counters());
+        self.metrics.publish(&self.driver);
     }
 
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
@@ -293,6 +363,41 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.driver.fail_all(error);
         for (reply, result) in self.driver.output().replies.drain(..) {
             reply.respond(result);
+        }
+        for (reply, result) in self.driver.output().read_replies.drain(..) {
+            reply.read_done(result);
+        }
+        self.answer_transfers();
+    }
+
+    /// Delivers the outcomes of leadership transfers; the one a shutdown waits for lets
+    /// the shutdown go on.
+    fn answer_transfers(&mut self) {
+        let outcomes = std::mem::take(&mut self.driver.output().transfers);
+        for (id, result) in outcomes {
+            if self.shutdown_transfer == Some(id) {
+                tracing::info!(?result, "leadership handed over before shutdown");
+                self.shutdown_transfer = None;
+                self.shutdown_ready = true;
+            }
+            if let Some(i) = self.transfer_replies.iter().position(|(t, _)| *t == id) {
+                let (_, done) = self.transfer_replies.swap_remove(i);
+                let _ = done.send(result);
+            }
+        }
+    }
+
+    /// Stops the node: finish what the core already asked for, then stop once the
+    /// writes in flight are durable.
+    fn finish_shutdown(&mut self, ctx: &mut Context<Self>) {
+        self.drive(ctx);
+        self.shutting_down = true;
+        self.answer_all(ClientError::Stopped);
+        for (_, done) in self.transfer_replies.drain(..) {
+            let _ = done.send(Err(TransferError::Stopped));
+        }
+        if self.driver.storage_idle() {
+            ctx.stop();
         }
     }
 }
@@ -414,18 +519,51 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
         match command {
             Command::Shutdown { done } => {
                 self.stopping.push(done);
-                // Finish what the core already asked for, then stop once the writes in
-                // flight are durable.
+                if self.shutdown_transfer.is_some() {
+                    return; // the shutdown already waits for its transfer
+                }
+                let core = self.driver.core();
+                let hand_over = core.role() == Role::Leader && core.members().len() > 1;
+                match self.transfer_on_shutdown {
+                    Some(bound) if hand_over && !self.shutting_down => {
+                        let now = self.now();
+                        let id = self.driver.transfer_leadership(now, None, Some(bound));
+                        self.shutdown_transfer = Some(id);
+                        self.drive(ctx);
+                    }
+                    _ => self.finish_shutdown(ctx),
+                }
+            }
+            Command::TransferLeadership { to, done } => {
+                if self.shutting_down {
+                    let _ = done.send(Err(TransferError::Stopped));
+                    return;
+                }
+                let now = self.now();
+                let id = self.driver.transfer_leadership(now, to, None);
+                self.transfer_replies.push((id, done));
                 self.drive(ctx);
-                self.shutting_down = true;
-                self.answer_all(ClientError::Stopped);
-                if self.driver.storage_idle() {
-                    ctx.stop();
+            }
+            Command::Read { mode, done } => {
+                let reply = Reply {
+                    accepted: None,
+                    done,
+                };
+                if self.shutting_down {
+                    reply.respond(Err(ClientError::Stopped));
+                } else {
+                    let now = self.now();
+                    self.driver.read(now, mode, reply);
+                    self.schedule_flush(ctx);
                 }
             }
             Command::Kill => {
                 self.shutting_down = true;
                 ctx.stop();
+            }
+            Command::TriggerSnapshot => {
+                self.driver.request_snapshot();
+                self.drive(ctx);
             }
         }
     }

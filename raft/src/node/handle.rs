@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use super::actor::{Proposal, Reply, Wake};
 use super::queue::{Refused, WakeQueue};
-use crate::core::{Event, LogId, LogIndex, NodeId, Role, Status, Term};
+use crate::core::{Event, LogId, LogIndex, NodeId, ReadMode, Role, Status, Term, TransferError};
 use crate::driver::{CounterSnapshot, Counters};
 pub use crate::error::ClientError;
 
@@ -33,8 +33,19 @@ pub struct NodeEvent {
 /// Requests from handles to the node actor.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Shutdown { done: oneshot::Sender<()> },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
     Kill,
+    TriggerSnapshot,
+    TransferLeadership {
+        to: Option<NodeId>,
+        done: oneshot::Sender<Result<NodeId, TransferError>>,
+    },
+    Read {
+        mode: ReadMode,
+        done: oneshot::Sender<Result<Bytes, ClientError>>,
+    },
 }
 
 impl actix::Message for Command {
@@ -52,6 +63,7 @@ pub struct RaftHandle {
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) released: watch::Receiver<bool>,
+    pub(crate) snapshots: watch::Receiver<Option<crate::SnapshotMeta>>,
     pub(crate) metrics: watch::Receiver<crate::metrics::RaftMetrics>,
 }
 
@@ -98,6 +110,35 @@ impl std::fmt::Debug for RaftHandle {
 }
 
 impl RaftHandle {
+    /// Asks the node to snapshot its applied state now (when it has a snapshot store
+    /// and its state machine supports snapshots), whatever the policy says. Returns at
+    /// once; watch [`latest_snapshot`](Self::latest_snapshot) or
+    /// [`wait_for_snapshot`](Self::wait_for_snapshot) for the result.
+    pub fn trigger_snapshot(&self) {
+        self.commands.do_send(Command::TriggerSnapshot);
+    }
+
+    /// The latest durable snapshot of this node, if any.
+    pub fn latest_snapshot(&self) -> Option<crate::SnapshotMeta> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// Waits until this node has a durable snapshot through `index` or later.
+    pub async fn wait_for_snapshot(
+        &self,
+        index: LogIndex,
+        timeout: Duration,
+    ) -> Result<crate::SnapshotMeta, ClientError> {
+        let mut rx = self.snapshots.clone();
+        let wait = rx.wait_for(|s| s.as_ref().is_some_and(|m| m.last_included.index >= index));
+        let outcome = match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(meta)) => Ok(meta.clone().expect("checked above")),
+            Ok(Err(_)) => Err(ClientError::Stopped),
+            Err(_) => Err(ClientError::Timeout(timeout)),
+        };
+        outcome
+    }
+
     /// The node's id.
     pub fn id(&self) -> NodeId {
         self.id
@@ -156,6 +197,58 @@ impl RaftHandle {
             Err(Refused::Closed(_)) => return Err(ClientError::Stopped),
         }
         Ok(())
+    }
+
+    /// A linearizable read barrier. Resolves with a read index once this node's state
+    /// machine has applied every entry committed before this call; from then on, the
+    /// state machine's own state reflects every write that completed before the read
+    /// began, so the service reads it locally (the status is published before the
+    /// answer, so [`status`](Self::status) shows `applied_index` at least the returned
+    /// index).
+    ///
+    /// # Rules
+    ///
+    /// - Read the state machine *after* this resolves, on any node (the state only moves
+    ///   forward: a later state is still linearizable).
+    /// - [`ReadMode::Index`] and [`ReadMode::Lease`] need the leader; a follower answers
+    ///   [`ClientError::Read`] with [`ReadError::NotLeader`] (and the leader it knows).
+    ///   [`ReadMode::Follower`] works on any node: the follower asks the leader for the
+    ///   read index ([`ReadError::NoLeader`] when it knows none).
+    /// - [`ReadMode::Lease`] trusts bounded clock drift (see
+    ///   [`Config::lease_reads`](crate::Config::lease_reads)); without leases enabled it
+    ///   costs what [`ReadMode::Index`] costs.
+    /// - A node that cannot confirm its leadership in time answers
+    ///   [`ReadError::NotConfirmed`], never a stale index; an old leader cut off from
+    ///   the majority refuses once its lease ran out.
+    /// - [`ClientError::Busy`] when too many reads wait on this node
+    ///   ([`Limits::max_pending_reads`](crate::Limits::max_pending_reads)).
+    ///
+    /// Compared with a read through the log ([`propose`](Self::propose)), nothing is
+    /// written: the read costs one round of heartbeats (batched with concurrent reads),
+    /// or nothing with a lease.
+    pub async fn read_index(&self, mode: ReadMode) -> Result<LogIndex, ClientError> {
+        let (done, rx) = oneshot::channel();
+        if !self.commands.connected() {
+            return Err(ClientError::Stopped);
+        }
+        self.commands.do_send(Command::Read { mode, done });
+        let bytes = rx.await.unwrap_or(Err(ClientError::Stopped))?;
+        let raw: [u8; 8] = bytes
+            .as_ref()
+            .try_into()
+            .map_err(|_| ClientError::Stopped)?;
+        Ok(u64::from_be_bytes(raw))
+    }
+
+    /// Like [`read_index`](Self::read_index), giving up after `timeout`.
+    pub async fn read_index_timeout(
+        &self,
+        mode: ReadMode,
+        timeout: Duration,
+    ) -> Result<LogIndex, ClientError> {
+        tokio::time::timeout(timeout, self.read_index(mode))
+            .await
+            .unwrap_or(Err(ClientError::Timeout(timeout)))
     }
 
     /// The node's counters: proposals accepted and refused, messages refused and dropped,
@@ -251,9 +344,31 @@ impl RaftHandle {
         self.wait_until(timeout, |s| s.applied_index >= index).await
     }
 
+    /// Hands leadership to `to`, or with `None` to the most up-to-date follower (thesis
+    /// §3.10). This node must lead. It stops taking proposals (they fail with
+    /// [`ClientError::TransferInProgress`]), brings the target's log up to date and tells
+    /// it to campaign at once. Resolves with the new leader as soon as this node knows
+    /// it, usually within a few round trips; fails with
+    /// [`TransferError::Abandoned`] when the target did not win within an election
+    /// timeout (this node then leads on and takes proposals again), with
+    /// [`TransferError::TimedOut`] when no new leader was known within twice the maximum
+    /// election timeout, or at once with [`TransferError::NotLeader`],
+    /// [`TransferError::UnknownTarget`] or [`TransferError::InProgress`].
+    pub async fn transfer_leadership(&self, to: Option<NodeId>) -> Result<NodeId, TransferError> {
+        let (done, rx) = oneshot::channel();
+        self.commands
+            .do_send(Command::TransferLeadership { to, done });
+        rx.await.unwrap_or(Err(TransferError::Stopped))
+    }
+
     /// Stops the node gracefully: no new work, the writes in flight complete, pending
     /// proposals fail with [`ClientError::Stopped`]. Resolves once the node has stopped
     /// and released its storage, so the same storage can be opened again at once.
+    ///
+    /// A leader first hands leadership to its most up-to-date follower and waits (within
+    /// a bound) until it knows the new leader, so the cluster is without a leader for a
+    /// few round trips rather than an election timeout; see
+    /// [`NodeBuilder::transfer_on_shutdown`](super::NodeBuilder::transfer_on_shutdown).
     pub async fn shutdown(&self) {
         let (done, rx) = oneshot::channel();
         self.commands.do_send(Command::Shutdown { done });

@@ -24,10 +24,12 @@
 mod actor;
 mod handle;
 mod queue;
+mod snapshots;
 mod storage;
 mod timer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, ArbiterHandle};
 use thiserror::Error;
@@ -47,6 +49,10 @@ use storage::StorageHolder;
 /// told how many it missed: see [`RaftHandle::subscribe`]).
 pub const EVENT_CAPACITY: usize = 4096;
 
+/// How long a leader's shutdown waits at most for the leader it hands over to, by
+/// default ([`NodeBuilder::transfer_on_shutdown`]).
+pub const DEFAULT_SHUTDOWN_TRANSFER: Duration = Duration::from_secs(1);
+
 /// Why a node could not start.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -63,6 +69,9 @@ pub enum StartError {
     /// The arbiter to run on has stopped.
     #[error("the arbiter to run the node on is gone")]
     ArbiterGone,
+    /// The latest snapshot could not be read or restored, or does not fit the log.
+    #[error("could not recover from the snapshot: {0}")]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
 }
 
 /// Configures and starts a node.
@@ -86,6 +95,8 @@ pub struct NodeBuilder {
     limits: Limits,
     seed: Option<u64>,
     arbiter: Option<ArbiterHandle>,
+    snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
+    transfer_on_shutdown: Option<Duration>,
 }
 
 impl NodeBuilder {
@@ -98,6 +109,8 @@ impl NodeBuilder {
             limits: Limits::default(),
             seed: None,
             arbiter: None,
+            snapshot_store: None,
+            transfer_on_shutdown: Some(DEFAULT_SHUTDOWN_TRANSFER),
         }
     }
 
@@ -126,6 +139,24 @@ impl NodeBuilder {
         self
     }
 
+    /// Where the node keeps its snapshots (default: none, and the node never takes a
+    /// snapshot nor compacts its log). With a store, the node snapshots by
+    /// [`Config::snapshot_after_entries`] and [`Config::snapshot_after_bytes`] or on
+    /// [`RaftHandle::trigger_snapshot`], and restarts from the latest snapshot.
+    pub fn snapshot_store(mut self, store: impl crate::SnapshotStore) -> Self {
+        self.snapshot_store = Some(Arc::new(store));
+        self
+    }
+
+    /// Whether [`RaftHandle::shutdown`] of a leader first hands leadership to its most
+    /// up-to-date follower, and how long it waits at most for the new leader before it
+    /// stops anyway. `None` stops at once (the others then elect a leader after an
+    /// election timeout). Default: on, waiting at most one second.
+    pub fn transfer_on_shutdown(mut self, bound: Option<Duration>) -> Self {
+        self.transfer_on_shutdown = bound;
+        self
+    }
+
     /// Recovers the node's state from `storage` and starts it. Must be called from
     /// within an actix system.
     pub async fn start<S, T, M>(
@@ -140,19 +171,21 @@ impl NodeBuilder {
         M: crate::StateMachine,
     {
         let state = storage.state().await?;
-        let entries = if state.last.index > state.prefix.index {
-            storage
-                .entries(state.prefix.index + 1, state.last.index)
-                .await?
-        } else {
-            Vec::new()
-        };
+        let recovered =
+            snapshots::recover(&storage, &state, self.snapshot_store.clone(), state_machine)
+                .await?;
+        let state_machine = recovered.state_machine;
+        let snapshot_point = recovered.snapshot.as_ref().map(|m| m.last_included);
         let initial = InitialState {
             hard_state: state.hard_state,
-            log_prefix: state.prefix,
-            entries,
-            applied_index: state_machine.applied_index(),
+            log_prefix: recovered.log_prefix,
+            entries: recovered.entries,
+            applied_index: state_machine
+                .applied_index()
+                .max(snapshot_point.map_or(0, |p| p.index)),
+            snapshot: snapshot_point.unwrap_or_default(),
         };
+        let (snapshot_tx, snapshot_rx) = watch::channel(recovered.snapshot.clone());
         let seed = self.seed.unwrap_or_else(|| {
             let nanos = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -176,6 +209,9 @@ impl NodeBuilder {
             started: started_tx,
             proposals: Arc::clone(&proposals),
             inbound,
+            snapshot_store: self.snapshot_store.clone(),
+            snapshots: snapshot_tx,
+            transfer_on_shutdown: self.transfer_on_shutdown,
             metrics: metrics_tx,
         };
         let driver = Driver::new(
@@ -183,7 +219,8 @@ impl NodeBuilder {
             Box::new(state_machine),
             self.limits,
             Arc::clone(&counters),
-        );
+        )
+        .with_latest_snapshot(recovered.snapshot);
         let make = move || RaftNode::new(driver, storage, transport, shared);
         let addr = match &self.arbiter {
             Some(arbiter) => {
@@ -202,6 +239,7 @@ impl NodeBuilder {
             events,
             counters,
             released,
+            snapshots: snapshot_rx,
             metrics: metrics_rx,
         })
     }

@@ -152,6 +152,7 @@ pub async fn large_message<F: TransportFactory>(factory: &mut F) {
         prev_log: LogId::default(),
         entries,
         leader_commit: 0,
+        read_round: 0,
     });
     let big = c.send(1, 2, big);
     let small = c.send(1, 2, sample(1));
@@ -396,6 +397,7 @@ pub fn sample(seq: u64) -> Message {
         0 => Message::RequestVote(VoteRequest {
             term: seq,
             last_log,
+            leader_transfer: seq.is_multiple_of(12),
         }),
         1 => Message::RequestVoteReply(VoteReply {
             term: seq,
@@ -404,6 +406,7 @@ pub fn sample(seq: u64) -> Message {
         2 => Message::PreVote(VoteRequest {
             term: seq,
             last_log,
+            leader_transfer: false,
         }),
         3 => Message::AppendEntries(AppendRequest {
             term: seq,
@@ -414,6 +417,7 @@ pub fn sample(seq: u64) -> Message {
                 payload: Payload::Command(pattern(64 + seq as usize % 100, seq)),
             }],
             leader_commit: seq,
+            read_round: 0,
         }),
         4 => Message::AppendEntriesReply(AppendReply {
             term: seq,
@@ -424,6 +428,7 @@ pub fn sample(seq: u64) -> Message {
                     index: seq,
                 },
             },
+            read_round: 0,
         }),
         _ => Message::PreVoteReply(VoteReply {
             term: seq,

@@ -79,6 +79,7 @@ pub fn vote(term: u64) -> Message {
     Message::RequestVote(VoteRequest {
         term,
         last_log: LogId::new(0, 0),
+        leader_transfer: false,
     })
 }
 
@@ -93,6 +94,7 @@ pub fn pre_vote(term: u64) -> Message {
     Message::PreVote(VoteRequest {
         term,
         last_log: LogId::new(0, 0),
+        leader_transfer: false,
     })
 }
 
@@ -109,6 +111,7 @@ pub fn append(term: u64, entries: u64) -> Message {
             })
             .collect(),
         leader_commit: 0,
+        read_round: 0,
     })
 }
 
@@ -120,6 +123,7 @@ pub fn append_reply(term: u64) -> Message {
     Message::AppendEntriesReply(AppendReply {
         term,
         result: AppendResult::Success { match_index: 0 },
+        read_round: 0,
     })
 }
 

@@ -10,7 +10,8 @@ use actraft::core;
 
 use super::message::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
-    Payload, VoteReply, VoteRequest,
+    Payload, ReadIndexReply, ReadIndexRequest, RoundAppendReply, RoundAppendRequest, TimeoutNow,
+    VoteReply, VoteRequest,
 };
 
 impl From<core::Envelope> for Envelope {
@@ -36,12 +37,34 @@ impl From<Envelope> for core::Envelope {
 impl From<core::Message> for Message {
     fn from(m: core::Message) -> Self {
         match m {
+            core::Message::RequestVote(r) if r.leader_transfer => Message::TransferVote(r.into()),
             core::Message::RequestVote(r) => Message::RequestVote(r.into()),
             core::Message::RequestVoteReply(r) => Message::RequestVoteReply(r.into()),
             core::Message::PreVote(r) => Message::PreVote(r.into()),
             core::Message::PreVoteReply(r) => Message::PreVoteReply(r.into()),
-            core::Message::AppendEntries(r) => Message::AppendEntries(r.into()),
-            core::Message::AppendEntriesReply(r) => Message::AppendEntriesReply(r.into()),
+            core::Message::AppendEntries(r) => Message::RoundAppendEntries(RoundAppendRequest {
+                read_round: r.read_round,
+                request: r.into(),
+            }),
+            core::Message::AppendEntriesReply(r) => {
+                Message::RoundAppendEntriesReply(RoundAppendReply {
+                    read_round: r.read_round,
+                    reply: r.into(),
+                })
+            }
+            core::Message::TimeoutNow(t) => Message::TimeoutNow(TimeoutNow {
+                term: t.term,
+                last_log: t.last_log.into(),
+            }),
+            core::Message::ReadIndex(r) => Message::ReadIndex(ReadIndexRequest {
+                term: r.term,
+                ctx: r.ctx,
+            }),
+            core::Message::ReadIndexReply(r) => Message::ReadIndexReply(ReadIndexReply {
+                term: r.term,
+                ctx: r.ctx,
+                index: r.index,
+            }),
         }
     }
 }
@@ -55,6 +78,33 @@ impl From<Message> for core::Message {
             Message::PreVoteReply(r) => core::Message::PreVoteReply(r.into()),
             Message::AppendEntries(r) => core::Message::AppendEntries(r.into()),
             Message::AppendEntriesReply(r) => core::Message::AppendEntriesReply(r.into()),
+            Message::TransferVote(r) => core::Message::RequestVote(core::VoteRequest {
+                leader_transfer: true,
+                ..r.into()
+            }),
+            Message::TimeoutNow(t) => core::Message::TimeoutNow(core::TimeoutNow {
+                term: t.term,
+                last_log: t.last_log.into(),
+            }),
+            Message::ReadIndex(r) => core::Message::ReadIndex(core::ReadIndexRequest {
+                term: r.term,
+                ctx: r.ctx,
+            }),
+            Message::ReadIndexReply(r) => core::Message::ReadIndexReply(core::ReadIndexReply {
+                term: r.term,
+                ctx: r.ctx,
+                index: r.index,
+            }),
+            Message::RoundAppendEntries(r) => core::Message::AppendEntries(core::AppendRequest {
+                read_round: r.read_round,
+                ..r.request.into()
+            }),
+            Message::RoundAppendEntriesReply(r) => {
+                core::Message::AppendEntriesReply(core::AppendReply {
+                    read_round: r.read_round,
+                    ..r.reply.into()
+                })
+            }
         }
     }
 }
@@ -83,11 +133,13 @@ impl From<core::VoteRequest> for VoteRequest {
     }
 }
 
+/// The plain form: the caller sets `leader_transfer` for a [`Message::TransferVote`].
 impl From<VoteRequest> for core::VoteRequest {
     fn from(r: VoteRequest) -> Self {
         Self {
             term: r.term,
             last_log: r.last_log.into(),
+            leader_transfer: false,
         }
     }
 }
@@ -121,6 +173,7 @@ impl From<core::AppendRequest> for AppendRequest {
     }
 }
 
+/// The version 1 form: no read round (the caller sets it for a round message).
 impl From<AppendRequest> for core::AppendRequest {
     fn from(r: AppendRequest) -> Self {
         Self {
@@ -128,6 +181,7 @@ impl From<AppendRequest> for core::AppendRequest {
             prev_log: r.prev_log.into(),
             entries: r.entries.into_iter().map(core::Entry::from).collect(),
             leader_commit: r.leader_commit,
+            read_round: 0,
         }
     }
 }
@@ -141,11 +195,13 @@ impl From<core::AppendReply> for AppendReply {
     }
 }
 
+/// The version 1 form: no read round (the caller sets it for a round message).
 impl From<AppendReply> for core::AppendReply {
     fn from(r: AppendReply) -> Self {
         Self {
             term: r.term,
             result: r.result.into(),
+            read_round: 0,
         }
     }
 }

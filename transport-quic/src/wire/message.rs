@@ -30,6 +30,67 @@ pub enum Message {
     AppendEntries(AppendRequest),
     /// Tag 5. The answer to an `AppendEntries`.
     AppendEntriesReply(AppendReply),
+    /// Tag 6 (version 2). A `RequestVote` of a candidate that campaigns because the
+    /// leader handed leadership to it: voters grant it even within the leader lease.
+    TransferVote(VoteRequest),
+    /// Tag 7 (version 2). The leader tells the target of a leadership transfer to
+    /// campaign at once.
+    TimeoutNow(TimeoutNow),
+    /// Tag 8 (version 2). A follower asks the leader for a read index.
+    ReadIndex(ReadIndexRequest),
+    /// Tag 9 (version 2). The leader answers a `ReadIndex`.
+    ReadIndexReply(ReadIndexReply),
+    /// Tag 10 (version 2). An `AppendEntries` that carries the leader's read round.
+    RoundAppendEntries(RoundAppendRequest),
+    /// Tag 11 (version 2). An `AppendEntriesReply` that echoes the request's read round.
+    RoundAppendEntriesReply(RoundAppendReply),
+}
+
+/// Arguments of ReadIndex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexRequest {
+    /// The follower's term.
+    pub term: u64,
+    /// Names the request among the follower's reads in flight.
+    pub ctx: u64,
+}
+
+/// Reply to ReadIndex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadIndexReply {
+    /// The leader's term.
+    pub term: u64,
+    /// The request's `ctx`.
+    pub ctx: u64,
+    /// The read index; `None` when the leader could not confirm its leadership.
+    pub index: Option<u64>,
+}
+
+/// An AppendEntries with the leader's read round (version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundAppendRequest {
+    /// The leader's read round when it sent the request.
+    pub read_round: u64,
+    /// The request itself.
+    pub request: AppendRequest,
+}
+
+/// An AppendEntriesReply with the read round it answers (version 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundAppendReply {
+    /// The `read_round` of the request answered.
+    pub read_round: u64,
+    /// The reply itself.
+    pub reply: AppendReply,
+}
+
+/// Arguments of TimeoutNow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The leader's term.
+    pub term: u64,
+    /// The leader's last log entry, which the recipient is known to hold.
+    pub last_log: LogId,
 }
 
 /// A (term, index) log position.

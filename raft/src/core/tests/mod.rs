@@ -70,6 +70,7 @@ fn initial(term: Term, voted_for: Option<NodeId>, log: &[Term]) -> InitialState 
         log_prefix: LogId::default(),
         entries: log_of(log),
         applied_index: 0,
+        snapshot: LogId::default(),
     }
 }
 
@@ -109,11 +110,16 @@ fn append(term: Term, prev: LogId, entries: Vec<Entry>, leader_commit: LogIndex)
         prev_log: prev,
         entries,
         leader_commit,
+        read_round: 0,
     })
 }
 
 fn request_vote(term: Term, last_log: LogId) -> Message {
-    Message::RequestVote(VoteRequest { term, last_log })
+    Message::RequestVote(VoteRequest {
+        term,
+        last_log,
+        leader_transfer: false,
+    })
 }
 
 fn vote_reply(term: Term, granted: bool) -> Message {
@@ -160,6 +166,8 @@ struct Cluster {
     held: BTreeMap<NodeId, Vec<HeldWrite>>,
     /// Election Safety (§5.2): the one leader of each term seen so far.
     leaders: BTreeMap<Term, NodeId>,
+    /// Read outcomes, with the time and node they came out at.
+    reads: Vec<(Duration, NodeId, ReadState)>,
 }
 
 impl Cluster {
@@ -190,6 +198,7 @@ impl Cluster {
             hold: BTreeSet::new(),
             held: BTreeMap::new(),
             leaders: BTreeMap::new(),
+            reads: Vec::new(),
         }
     }
 
@@ -269,6 +278,7 @@ impl Cluster {
                 }
                 self.events.push((now, id, event));
             }
+            self.reads.extend(ready.reads.iter().map(|r| (now, id, *r)));
             let ack = ready.persist_ack();
             self.sent.extend(ready.messages.iter().cloned());
             self.queue.extend(ready.messages);
@@ -415,8 +425,11 @@ fn core_in_role(role: Role, base: &Config) -> RaftCore {
 
 mod construction;
 mod pre_vote_check_quorum;
+mod reads;
+mod s3_10_transfer;
 mod s5_1_terms;
 mod s5_2_election;
 mod s5_3_replication;
 mod s5_4_safety;
+mod s7_log_compaction;
 mod validation;

@@ -24,6 +24,7 @@ fn s5_1_any_message_with_a_larger_term_makes_a_follower_of_that_term() {
             Message::AppendEntriesReply(AppendReply {
                 term: t,
                 result: AppendResult::Success { match_index: 0 },
+                read_round: 0,
             })
         }),
         ("refused PreVoteReply", |t| {
@@ -73,6 +74,7 @@ fn s5_1_pre_vote_messages_do_not_raise_the_term() {
         Message::PreVote(VoteRequest {
             term: 5,
             last_log: LogId::new(2, 2),
+            leader_transfer: false,
         }),
     );
     let status = voter.status();
@@ -157,6 +159,7 @@ fn s5_1_requests_with_a_stale_term_are_rejected() {
                     index: 3,
                 },
             },
+            read_round: 0,
         }),
     );
     assert_eq!(leader.status().role, Role::Follower);

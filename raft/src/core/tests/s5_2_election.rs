@@ -203,7 +203,8 @@ fn s5_2_pre_vote_outcome_in_one_round() {
             assert!(ready.messages.iter().all(|e| e.message
                 == Message::PreVote(VoteRequest {
                     term: 5,
-                    last_log: LogId::new(4, 1)
+                    last_log: LogId::new(4, 1),
+                    leader_transfer: false,
                 })));
         }
         for &(from, granted) in votes {
@@ -312,7 +313,8 @@ fn s5_2_candidate_steps_down_on_append_from_a_leader_of_its_term() {
             2,
             Message::AppendEntriesReply(AppendReply {
                 term,
-                result: AppendResult::Success { match_index: 1 }
+                result: AppendResult::Success { match_index: 1 },
+                read_round: 0
             })
         )]
     );

@@ -182,6 +182,7 @@ fn s5_3_follower_rejects_a_mismatched_prev_log() {
                     rejected,
                     hint: ConflictHint { term, index },
                 },
+                read_round: 0,
             }),
         )]
     };
@@ -211,7 +212,8 @@ fn s5_3_follower_rejects_a_mismatched_prev_log() {
             2,
             Message::AppendEntriesReply(AppendReply {
                 term: 3,
-                result: AppendResult::Success { match_index: 2 }
+                result: AppendResult::Success { match_index: 2 },
+                read_round: 0
             })
         )]
     );
@@ -267,6 +269,7 @@ fn s5_3_follower_replaces_a_conflicting_suffix() {
                 result: AppendResult::Success {
                     match_index: last_new,
                 },
+                read_round: 0,
             }),
         );
         // Entries durable already are acknowledged at once; new ones once written.

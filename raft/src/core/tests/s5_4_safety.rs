@@ -14,6 +14,7 @@ fn s5_4_1_vote_requests_carry_the_last_log_id() {
         let request = VoteRequest {
             term: 4,
             last_log: LogId::new(3, 3),
+            leader_transfer: false,
         };
         let (sent, message) = if pre_vote {
             (&ready.messages, Message::PreVote(request))

@@ -135,6 +135,7 @@ fn malformed_votes_and_replies_are_refused() {
             result: AppendResult::Success {
                 match_index: last + 5,
             },
+            read_round: 0,
         }),
         Malformed::NeverSent {
             index: last + 5,
@@ -195,6 +196,7 @@ fn leader_refuses_proposals_beyond_its_uncommitted_bounds() {
         Message::AppendEntriesReply(AppendReply {
             term,
             result: AppendResult::Success { match_index: last },
+            read_round: 0,
         }),
     );
     assert_eq!(leader.uncommitted(), (0, 0));

@@ -30,7 +30,7 @@ pub use trace::TraceEvent;
 
 use crate::core::{
     Config, Entry, Envelope, Event, HardState, InitialState, LogId, LogIndex, NodeId, RaftCore,
-    Role,
+    ReadMode, Role,
 };
 use crate::driver::Limits;
 use crate::storage::LogWrite;
@@ -60,18 +60,28 @@ pub struct SimConfig {
     pub disk_delay_max: Duration,
     /// Mean time between client proposals.
     pub propose_interval: Duration,
+    /// Mean time between linearizable reads (each on a random node, in a random mode).
+    pub read_interval: Duration,
     /// Once every node is up and connected, a leader must be elected and a new proposal
     /// commit within this much simulated time.
     pub liveness_bound: Duration,
     /// Give up (as a liveness failure) after this many steps.
     pub max_steps: u64,
+    /// Mean time between requests to the leader to hand over leadership (to a random
+    /// member, itself and crashed nodes included, or to the best follower).
+    pub transfer_interval: Duration,
 }
 
 impl SimConfig {
     /// The standard configuration for `seed`: 3, 5 or 7 nodes (by seed), every fault on.
     pub fn for_seed(seed: u64) -> Self {
         let nodes = [3, 5, 7][(seed % 3) as usize];
-        let raft = Config::default();
+        // Leases on half of the seeds; the other half exercise lease reads falling back
+        // to a round.
+        let raft = Config {
+            lease_reads: seed % 4 >= 2,
+            ..Config::default()
+        };
         Self {
             seed,
             nodes,
@@ -83,8 +93,10 @@ impl SimConfig {
             delay: (Duration::from_millis(1), Duration::from_millis(12)),
             disk_delay_max: Duration::from_millis(4),
             propose_interval: Duration::from_millis(25),
+            read_interval: Duration::from_millis(20),
             liveness_bound: Duration::from_secs(5),
             max_steps: 2_000_000,
+            transfer_interval: Duration::from_millis(300),
         }
     }
 }
@@ -102,6 +114,14 @@ pub struct SimReport {
     pub committed: u64,
     /// Client answers checked against what committed.
     pub replies: u64,
+    /// Leadership transfers asked for, and how many ended with a new leader known to
+    /// the old one.
+    pub transfers: (u64, u64),
+    /// Reads answered with a read index, each checked against the committed prefix at
+    /// the time it was issued.
+    pub reads_ok: u64,
+    /// Reads refused with a typed error.
+    pub reads_failed: u64,
     /// The first property broken, if any, with the tail of the trace.
     pub failure: Option<SimFailure>,
 }
@@ -120,9 +140,11 @@ enum Action {
     Deliver(Envelope),
     WriteDone { node: usize, incarnation: u64 },
     Propose,
+    Read,
     Fault,
     Restart { node: usize },
     StartLiveness,
+    Transfer,
 }
 
 #[derive(Debug, Default)]
@@ -165,6 +187,9 @@ pub struct Simulation {
     limits: Limits,
     outcomes: Rc<RefCell<Vec<Outcome>>>,
     replies: u64,
+    transfers: (u64, u64),
+    reads_ok: u64,
+    reads_failed: u64,
 }
 
 impl SimNode {
@@ -194,6 +219,9 @@ impl Simulation {
             limits,
             outcomes: Rc::new(RefCell::new(Vec::new())),
             replies: 0,
+            transfers: (0, 0),
+            reads_ok: 0,
+            reads_failed: 0,
             now: Duration::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -236,6 +264,9 @@ impl Simulation {
             elections: self.checker.elections(),
             committed: self.checker.committed_len(),
             replies: self.replies,
+            transfers: self.transfers,
+            reads_ok: self.reads_ok,
+            reads_failed: self.reads_failed,
             failure: result.err().map(|property| SimFailure {
                 property,
                 trace: self.trace.render(),
@@ -248,7 +279,11 @@ impl Simulation {
         self.schedule(first_fault, Action::Fault);
         let first_proposal = self.jitter(self.cfg.propose_interval);
         self.schedule(first_proposal, Action::Propose);
+        let first_read = self.jitter(self.cfg.read_interval);
+        self.schedule(first_read, Action::Read);
         self.schedule(self.cfg.fault_time, Action::StartLiveness);
+        let first_transfer = self.jitter(self.cfg.transfer_interval);
+        self.schedule(first_transfer, Action::Transfer);
         loop {
             self.steps += 1;
             if self.steps > self.cfg.max_steps {
@@ -258,7 +293,7 @@ impl Simulation {
                 .nodes
                 .iter()
                 .enumerate()
-                .filter_map(|(i, n)| n.core().map(|c| (c.next_deadline(), i)))
+                .filter_map(|(i, n)| n.driver.as_ref().map(|d| (d.next_deadline(), i)))
                 .min();
             let queued = self.queue.peek().map(|Reverse((t, _, _))| *t);
             let fire_timer = match (timer, queued) {
@@ -457,6 +492,26 @@ impl Simulation {
                 }
                 self.process(i)
             }
+            Action::Read => {
+                let next = self.jitter(self.cfg.read_interval);
+                if self.liveness.is_none() {
+                    self.schedule(next, Action::Read);
+                }
+                let leader = self.nodes.iter().position(SimNode::is_leader);
+                let i = match leader {
+                    Some(i) if self.chance(500) => i,
+                    _ => self.rng.below(self.nodes.len() as u64) as usize,
+                };
+                let mode = [ReadMode::Index, ReadMode::Lease, ReadMode::Follower]
+                    [self.rng.below(3) as usize];
+                let floor = self.checker.committed_len();
+                let reply = SimReply::read(self.nodes[i].id, floor, &self.outcomes);
+                let now = self.now;
+                if let Some(driver) = self.nodes[i].driver.as_mut() {
+                    driver.read(now, mode, reply);
+                }
+                self.process(i)
+            }
             Action::Fault => {
                 if self.faults_on {
                     let next = self.jitter(self.cfg.fault_interval);
@@ -470,6 +525,32 @@ impl Simulation {
                     self.restart(node)?;
                 }
                 Ok(())
+            }
+            Action::Transfer => {
+                if self.liveness.is_none() {
+                    let next = self.jitter(self.cfg.transfer_interval);
+                    self.schedule(next, Action::Transfer);
+                }
+                let Some(i) = self.nodes.iter().position(SimNode::is_leader) else {
+                    return Ok(());
+                };
+                let n = self.nodes.len() as u64;
+                let to = match self.rng.below(3) {
+                    0 => None,
+                    _ => Some(1 + self.rng.below(n)),
+                };
+                self.trace.push(
+                    self.now,
+                    TraceEvent::Transfer {
+                        node: self.nodes[i].id,
+                        to,
+                    },
+                );
+                let now = self.now;
+                let driver = self.nodes[i].driver.as_mut().expect("leader is up");
+                driver.transfer_leadership(now, to, None);
+                self.transfers.0 += 1;
+                self.process(i)
             }
             Action::StartLiveness => {
                 self.faults_on = false;

@@ -38,6 +38,9 @@ pub(super) struct Outcome {
     pub(super) command: Bytes,
     pub(super) accepted: Option<LogId>,
     pub(super) result: Result<Bytes, ClientError>,
+    /// For a read: the committed prefix the checker knew when it was issued, and the
+    /// read's answer.
+    pub(super) read: Option<(LogIndex, Result<LogIndex, ClientError>)>,
 }
 
 /// A simulated client's reply channel.
@@ -46,6 +49,7 @@ pub(super) struct SimReply {
     node: NodeId,
     command: Bytes,
     accepted: Option<LogId>,
+    read_floor: Option<LogIndex>,
     sink: Rc<RefCell<Vec<Outcome>>>,
 }
 
@@ -55,6 +59,18 @@ impl SimReply {
             node,
             command,
             accepted: None,
+            read_floor: None,
+            sink: Rc::clone(sink),
+        }
+    }
+
+    /// A read's reply channel; `floor` is the committed prefix when it was issued.
+    pub(super) fn read(node: NodeId, floor: LogIndex, sink: &Rc<RefCell<Vec<Outcome>>>) -> Self {
+        Self {
+            node,
+            command: Bytes::new(),
+            accepted: None,
+            read_floor: Some(floor),
             sink: Rc::clone(sink),
         }
     }
@@ -71,6 +87,18 @@ impl Responder for SimReply {
             command: self.command,
             accepted: self.accepted,
             result,
+            read: None,
+        });
+    }
+
+    fn read_done(self, result: Result<LogIndex, ClientError>) {
+        let floor = self.read_floor.unwrap_or(0);
+        self.sink.borrow_mut().push(Outcome {
+            node: self.node,
+            command: self.command,
+            accepted: None,
+            result: Err(ClientError::Stopped),
+            read: Some((floor, result)),
         });
     }
 }
@@ -112,12 +140,28 @@ impl Simulation {
             let messages = std::mem::take(&mut out.messages);
             let events = std::mem::take(&mut out.events);
             let replies = std::mem::take(&mut out.replies);
+            let transfers = std::mem::take(&mut out.transfers);
+            let read_replies = std::mem::take(&mut out.read_replies);
             let applied = std::mem::take(&mut driver.state_machine_mut().applied);
             let has_work = driver.has_work();
             for (reply, result) in replies {
                 reply.respond(result);
             }
+            for (reply, result) in read_replies {
+                reply.read_done(result);
+            }
             let id = self.nodes[i].id;
+            for (_, result) in transfers {
+                match result {
+                    Ok(leader) if leader != id && !self.members.contains(&leader) => {
+                        return Err(format!(
+                            "Transfer: node {id} reported unknown leader {leader}"
+                        ));
+                    }
+                    Ok(leader) if leader != id => self.transfers.1 += 1,
+                    _ => {}
+                }
+            }
             self.observe_events(i, &events)?;
             for (wid, write) in writes {
                 self.checker
@@ -139,6 +183,37 @@ impl Simulation {
                 Run::Done => return Ok(()),
             }
         }
+    }
+
+    /// A read answered with index `i` must cover every entry known committed when it
+    /// was issued, and the node must have applied that far before answering.
+    fn check_read(
+        &mut self,
+        node: NodeId,
+        floor: LogIndex,
+        result: &Result<LogIndex, ClientError>,
+    ) -> Result<(), String> {
+        match result {
+            Ok(index) => {
+                if *index < floor {
+                    return Err(format!(
+                        "Read: node {node} answered read index {index}, but {floor} was committed before the read began (stale read)"
+                    ));
+                }
+                let applied = self.nodes[self.index_of(node)]
+                    .core()
+                    .map_or(0, |c| c.status().applied_index);
+                if applied < *index {
+                    return Err(format!(
+                        "Read: node {node} answered read index {index} with only {applied} applied"
+                    ));
+                }
+                self.reads_ok += 1;
+            }
+            Err(ClientError::Read(_) | ClientError::Busy) => self.reads_failed += 1,
+            Err(e) => return Err(format!("Read: node {node} failed a read with {e}")),
+        }
+        Ok(())
     }
 
     fn start_write(&mut self, i: usize, id: WriteId, write: LogWrite) {
@@ -191,6 +266,10 @@ impl Simulation {
     fn check_outcomes(&mut self) -> Result<(), String> {
         let outcomes = std::mem::take(&mut *self.outcomes.borrow_mut());
         for o in outcomes {
+            if let Some((floor, result)) = &o.read {
+                self.check_read(o.node, *floor, result)?;
+                continue;
+            }
             let entry = |id: LogId| Entry {
                 term: id.term,
                 index: id.index,

@@ -67,6 +67,13 @@ pub enum TraceEvent {
     },
     /// Every partition healed.
     Heal,
+    /// A leader was asked to hand over leadership.
+    Transfer {
+        /// The leader.
+        node: NodeId,
+        /// The target asked for (`None`: the most up-to-date follower).
+        to: Option<NodeId>,
+    },
 }
 
 #[derive(Debug)]

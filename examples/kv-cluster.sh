@@ -125,11 +125,11 @@ status=0; kv get missing >/dev/null 2>&1 || status=$?
 echo "kv-cluster: all 40 keys read back"
 
 # The restarted node rejoins as a follower and applies the whole log.
-target="$(KV_NODES="$(addr "$new_leader")" timeout 30 "$KV_BIN" status)"
+target="$(KV_NODES="$(addr "$new_leader")" timeout 30 "$KV_BIN" status --lines)"
 commit="$(sed -n 's/.* commit=\([0-9]*\).*/\1/p' <<<"$target")"
 while :; do
   check_time
-  status="$(timeout 30 "$KV_BIN" status --nodes "$(addr "$leader")")"
+  status="$(timeout 30 "$KV_BIN" status --lines --nodes "$(addr "$leader")")"
   applied="$(sed -n 's/.* applied=\([0-9]*\).*/\1/p' <<<"$status")"
   if grep -q "role=follower" <<<"$status" && [ -n "$applied" ] && [ "$applied" -ge "$commit" ]; then
     break

@@ -22,9 +22,12 @@
 //! cargo run --release --example kv -- put greeting hello
 //! cargo run --release --example kv -- get greeting --nodes localhost:7002
 //! cargo run --release --example kv -- delete greeting
-//! cargo run --release --example kv -- status
+//! cargo run --release --example kv -- status     # a table of the cluster
 //! cargo run --release --example kv -- leader
 //! ```
+//!
+//! `serve --metrics 127.0.0.1:9001` also serves the node's metrics as Prometheus text at
+//! `http://127.0.0.1:9001/metrics` (see `actraft::metrics` for the list).
 //!
 //! Production deployments give `serve` and the clients their own PEM files with `--ca`,
 //! `--cert` and `--key` instead of `--certs`.
@@ -41,7 +44,9 @@ use actraft::NodeBuilder;
 use actraft_examples::kv::{replicated, KvCommand};
 use actraft_examples::kv_client::{KvClient, KvClientError, KvClientOptions};
 use actraft_examples::kv_service::{serve_clients, ServeOptions};
+use actraft_examples::kv_status::{self, NodeStatus};
 use actraft_examples::kv_tls;
+use actraft_examples::metrics_http;
 use actraft_storage_rocks::{RocksOptions, RocksStorage};
 use actraft_transport_quic::{DevCa, QuicConfig, QuicTransport, TlsIdentity};
 use clap::{Args, Parser, Subcommand};
@@ -108,8 +113,12 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Prints every node's status.
+    /// Prints a table of the cluster: each node's id, role, term, leader, commit and
+    /// applied index, and (on the leader) the largest follower lag.
     Status {
+        /// One `ADDR: key=value ...` line per node instead of the table (for scripts).
+        #[arg(long)]
+        lines: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -145,6 +154,10 @@ struct ServeArgs {
     /// Seconds before an idle client connection is closed.
     #[arg(long, default_value_t = 60.0)]
     idle_timeout: f64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (host:port; port 0 picks a free
+    /// one, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 #[derive(Args)]
@@ -319,13 +332,21 @@ async fn main() {
                     .unwrap_or_else(|e| fail(e))
             );
         }
-        Command::Status { client } => {
+        Command::Status { lines, client } => {
             let kv = client.connect();
+            let mut rows = Vec::new();
             for addr in &client.nodes {
-                match kv.status(addr).await {
-                    Ok(status) => println!("{addr}: {status}"),
-                    Err(e) => println!("{addr}: down ({e})"),
+                let status = kv.status(addr).await;
+                if lines {
+                    match &status {
+                        Ok(status) => println!("{addr}: {status}"),
+                        Err(e) => println!("{addr}: down ({e})"),
+                    }
                 }
+                rows.push((addr.clone(), status.and_then(|s| NodeStatus::parse(&s))));
+            }
+            if !lines {
+                print!("{}", kv_status::table(&rows));
             }
         }
         Command::Leader { client } => leader(&client).await,
@@ -409,13 +430,22 @@ async fn serve(args: ServeArgs) {
         .collect();
     let tls = args.tls.identity(|dir| TlsIdentity::from_dir(dir, id));
     let client_tls = kv_tls::server_config(&tls).unwrap_or_else(|e| fail(e));
+    // Before the transport, the storage and the node: they register their metrics
+    // with the recorder installed when they are made.
+    if let Some(addr) = &args.metrics {
+        serve_metrics(resolve(addr)).await;
+    }
 
     let config = QuicConfig::new(id, args.cluster.clone(), listen, peers.clone(), tls);
     let transport = QuicTransport::new(config).unwrap_or_else(|e| fail(e));
     let clients = tokio::net::TcpListener::bind(listen)
         .await
         .unwrap_or_else(|e| fail(format!("client port {listen}: {e}")));
-    let storage = RocksStorage::open(&args.data_dir, RocksOptions::default())
+    let rocks = RocksOptions {
+        metrics_node: Some(id),
+        ..RocksOptions::default()
+    };
+    let storage = RocksStorage::open(&args.data_dir, rocks)
         .await
         .unwrap_or_else(|e| fail(e));
     let members: Vec<NodeId> = peers.keys().copied().chain([id]).collect();
@@ -447,6 +477,25 @@ async fn serve(args: ServeArgs) {
         fail(format!("client listener failed: {e}"));
     }
     println!("node {id} stopped");
+}
+
+/// Installs the Prometheus recorder and serves it at `http://addr/metrics` for the rest
+/// of the process's life.
+async fn serve_metrics(addr: SocketAddr) {
+    let recorder = metrics_http::install_prometheus().unwrap_or_else(|e| fail(e));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| fail(format!("metrics port {addr}: {e}")));
+    let bound = listener
+        .local_addr()
+        .unwrap_or_else(|e| fail(format!("metrics port {addr}: {e}")));
+    println!("metrics at http://{bound}/metrics");
+    actix_rt::spawn(async move {
+        let forever = std::future::pending::<()>();
+        if let Err(e) = metrics_http::serve_metrics(listener, recorder, forever).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -49,7 +49,10 @@ pub struct MemStorages {
 impl MemStorages {
     /// Node `id`'s storage, opening it (empty) if needed.
     pub fn get(&mut self, id: NodeId) -> MemStorage {
-        self.stores.entry(id).or_default().clone()
+        self.stores
+            .entry(id)
+            .or_insert_with(|| MemStorage::for_node(id))
+            .clone()
     }
 }
 

@@ -254,11 +254,8 @@ impl Server {
         };
         let status = self.handle.status();
         if request == Request::Status {
-            let leader = status.leader.map_or("none".to_string(), |l| l.to_string());
-            return Reply::Ok(format!(
-                "id={} role={} term={} leader={leader} commit={} applied={}",
-                status.id, status.role, status.term, status.commit_index, status.applied_index
-            ));
+            let metrics = self.handle.metrics();
+            return Reply::Ok(crate::kv_status::NodeStatus::of(&metrics).line());
         }
         if status.role != Role::Leader {
             return self.redirect(status.leader);

@@ -6,7 +6,7 @@
 //!
 //! | request | meaning |
 //! |---|---|
-//! | `status` | this node's status, answered by any node |
+//! | `status` | this node's status line (see [`kv_status`](crate::kv_status)), answered by any node |
 //! | `register` | opens a client session; `ok <client id>` |
 //! | `get <key>` | reads through the log; `ok <value>` or `notfound` |
 //! | `cmd <client> <seq> put <key> <value>` | a write of session `client`, number `seq` |

@@ -12,9 +12,11 @@ pub mod kv;
 pub mod kv_client;
 pub mod kv_service;
 pub mod kv_snapshot;
+pub mod kv_status;
 pub mod kv_tls;
 pub mod kv_wire;
 pub mod load;
+pub mod metrics_http;
 pub mod quic;
 pub mod recording;
 #[cfg(feature = "rocks")]

@@ -7,6 +7,8 @@
 //! - [`NodeBuilder`] / [`RaftHandle`]: one actix actor per Raft node, a thin shell that
 //!   runs the driver against a [`LogStorage`], a [`Transport`] and your [`StateMachine`].
 //! - [`session`]: client sessions, for exactly-once commands ([`session::SessionStateMachine`]).
+//! - [`metrics`]: [`RaftMetrics`] snapshots, and the list of metrics recorded through the
+//!   `metrics` facade.
 //! - `testkit` (cargo feature): the deterministic simulator, the Figure 3 checker, and
 //!   the conformance suites every storage and transport runs.
 #![warn(missing_docs)]
@@ -14,6 +16,7 @@
 pub mod core;
 pub mod driver;
 mod error;
+pub mod metrics;
 pub mod node;
 pub mod session;
 pub mod snapshot;
@@ -28,6 +31,7 @@ pub use crate::core::{
     Config, Entry, HardState, LogId, LogIndex, NodeId, ReadError, ReadMode, Role, Status, Term,
 };
 pub use driver::{CounterSnapshot, Limits};
+pub use metrics::{FollowerProgress, RaftMetrics};
 pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError, Stopping, Submitted};
 pub use snapshot::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore};
 pub use state_machine::StateMachine;

@@ -11,7 +11,10 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use actraft::core::{Entry, HardState, LogId, LogIndex};
+use std::time::Instant;
+
+use actraft::core::{Entry, HardState, LogId, LogIndex, NodeId};
+use actraft::metrics::StorageMetrics;
 use actraft::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
 use async_trait::async_trait;
 
@@ -77,16 +80,37 @@ impl Inner {
     }
 }
 
-/// An in-memory [`LogStorage`]. Clones share the same log.
-#[derive(Debug, Clone, Default)]
+/// An in-memory [`LogStorage`]. Clones share the same log (and its metrics).
+#[derive(Debug, Clone)]
 pub struct MemStorage {
     inner: Arc<Mutex<Inner>>,
+    metrics: StorageMetrics,
+}
+
+impl Default for MemStorage {
+    fn default() -> Self {
+        Self::with_metrics(None)
+    }
 }
 
 impl MemStorage {
-    /// An empty log with a zero hard state.
+    /// An empty log with a zero hard state. Its metrics have an empty `node` label
+    /// (see [`for_node`](Self::for_node)).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty log for node `id`: its metrics (`actraft_storage_*`, see
+    /// `actraft::metrics`) are labelled with the node id.
+    pub fn for_node(id: NodeId) -> Self {
+        Self::with_metrics(Some(id))
+    }
+
+    fn with_metrics(node: Option<NodeId>) -> Self {
+        Self {
+            inner: Arc::default(),
+            metrics: StorageMetrics::new("mem", node),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -136,7 +160,13 @@ impl LogStorage for MemStorage {
     }
 
     async fn write(&self, write: LogWrite) -> Result<(), StorageError> {
-        self.lock().apply(write)
+        let started = Instant::now();
+        let entries = write.entries.len() as u64;
+        let result = self.lock().apply(write);
+        if result.is_ok() {
+            self.metrics.appended(1, entries, started.elapsed());
+        }
+        result
     }
 
     async fn compact(&self, upto: LogIndex) -> Result<(), StorageError> {

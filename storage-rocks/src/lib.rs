@@ -213,6 +213,7 @@ impl RocksStorage {
         let (opened, opening) = oneshot::channel();
         let counters = Arc::new(Counters::default());
         let closed = CloseWaiter::default();
+        let metrics = actraft::metrics::StorageMetrics::new("rocks", options.metrics_node);
         let thread = {
             let (dir, counters) = (path.to_owned(), Arc::clone(&counters));
             let on_exit = CloseOnDrop(closed.clone());
@@ -223,7 +224,7 @@ impl RocksStorage {
                     let _on_exit = on_exit;
                     match open::open(&dir, &options) {
                         Ok(db) => {
-                            let worker = Worker::new(db, dir, counters);
+                            let worker = Worker::new(db, dir, counters, metrics);
                             let _ = opened.send(Ok(()));
                             worker.run(requests);
                         }

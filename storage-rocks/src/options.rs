@@ -48,6 +48,9 @@ pub struct RocksOptions {
     pub create_if_missing: bool,
     /// Background threads RocksDB uses for flushes and compactions. Default: 2.
     pub background_jobs: i32,
+    /// The node id the storage's metrics are labelled with (`node`; see
+    /// `actraft::metrics`). Default: `None`, an empty label.
+    pub metrics_node: Option<actraft::core::NodeId>,
 }
 
 impl Default for RocksOptions {
@@ -59,6 +62,7 @@ impl Default for RocksOptions {
             max_total_wal_size: 256 << 20,
             create_if_missing: true,
             background_jobs: 2,
+            metrics_node: None,
         }
     }
 }

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use std::time::Instant;
 
 use actraft::core::{Entry, LogId, LogIndex, Term};
+use actraft::metrics::StorageMetrics;
 use actraft::{InvalidWrite, LogState, LogWrite, StorageError};
 use rocksdb::{ReadOptions, WriteBatch, WriteOptions, DB};
 use tokio::sync::oneshot;
@@ -75,13 +77,19 @@ pub(crate) struct Worker {
     state: LogState,
     sync: WriteOptions,
     counters: Arc<Counters>,
+    metrics: StorageMetrics,
     /// Set after a failed write: RocksDB may have stopped accepting writes, and the
     /// node must not be told later writes are durable.
     failed: Option<String>,
 }
 
 impl Worker {
-    pub(crate) fn new(opened: Opened, path: PathBuf, counters: Arc<Counters>) -> Self {
+    pub(crate) fn new(
+        opened: Opened,
+        path: PathBuf,
+        counters: Arc<Counters>,
+        metrics: StorageMetrics,
+    ) -> Self {
         let mut sync = WriteOptions::default();
         sync.set_sync(true);
         Self {
@@ -90,6 +98,7 @@ impl Worker {
             state: opened.state,
             sync,
             counters,
+            metrics,
             failed: None,
         }
     }
@@ -224,17 +233,23 @@ impl Worker {
         if group.done.is_empty() {
             return;
         }
+        let started = Instant::now();
         let result = if group.merged.is_empty() {
             Ok(())
         } else {
             self.write_batch(&group.merged)
         };
+        let elapsed = started.elapsed();
         match &result {
             Ok(()) => {
                 self.state = group.state;
                 if !group.merged.is_empty() {
                     self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.synced(group.done.len(), elapsed);
                 }
+                // One synced batch per group: each write took the batch's time.
+                self.metrics
+                    .appended(group.done.len(), group.entries, elapsed);
                 self.counters
                     .writes
                     .fetch_add(group.done.len() as u64, Ordering::Relaxed);

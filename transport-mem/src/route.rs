@@ -10,7 +10,7 @@ use actraft::{Inbox, TransportError};
 use crate::faults::{Observer, Triage, Verdict};
 use crate::filter;
 use crate::router::Inner;
-use crate::stats::{kind_index, DropReason, LinkCounters};
+use crate::stats::{kind_index, payload_bytes, DropReason, LinkCounters};
 
 impl Inner {
     /// The inbox of the transport running for `to` (`None` for a known node that is not
@@ -44,7 +44,7 @@ impl Inner {
         let to = envelope.to;
         let kind = kind_index(&envelope.message);
         let (inbox, link) = self.route(from, to)?;
-        link.sent(kind);
+        link.sent(kind, payload_bytes(&envelope));
         if !self.slow.load(Ordering::Acquire) {
             // Fast path: no fault, no filter, no observer.
             Self::hand_over(&link, kind, inbox, None, envelope);
@@ -172,8 +172,9 @@ impl Inner {
         if let Some(observe) = observer {
             observe(&envelope);
         }
+        let bytes = payload_bytes(&envelope);
         if inbox.deliver(envelope) {
-            link.delivered(kind);
+            link.delivered(kind, bytes);
         } else {
             link.dropped(DropReason::PeerDown);
         }

@@ -105,8 +105,12 @@ impl Table {
         }
         self.nodes.insert(id, None);
         for &other in self.nodes.keys() {
-            self.links.entry((id, other)).or_default();
-            self.links.entry((other, id)).or_default();
+            self.links
+                .entry((id, other))
+                .or_insert_with(|| Arc::new(LinkCounters::new(id, other)));
+            self.links
+                .entry((other, id))
+                .or_insert_with(|| Arc::new(LinkCounters::new(other, id)));
         }
     }
 }

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use actraft::core::Message;
+use actraft::core::{Envelope, Message, NodeId};
+use actraft::metrics::PeerTraffic;
 
 /// The message kinds, in the order of [`kind_index`], named as [`Message::kind`] names
 /// them.
@@ -37,6 +38,17 @@ pub(crate) fn kind_index(message: &Message) -> usize {
     }
 }
 
+/// The bytes a message carries for the `actraft_transport_bytes_*` metrics: the
+/// entries' payloads (this transport encodes nothing).
+pub(crate) fn payload_bytes(envelope: &Envelope) -> u64 {
+    match &envelope.message {
+        Message::AppendEntries(request) => {
+            request.entries.iter().map(|e| e.payload.len() as u64).sum()
+        }
+        _ => 0,
+    }
+}
+
 /// Why a message was dropped.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum DropReason {
@@ -52,7 +64,7 @@ pub(crate) enum DropReason {
 
 /// The counters of one directed link. Aligned so that two links' counters never share a
 /// cache line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct LinkCounters {
     sent: [AtomicU64; 9],
@@ -63,15 +75,37 @@ pub(crate) struct LinkCounters {
     peer_down: AtomicU64,
     delayed: AtomicU64,
     duplicated: AtomicU64,
+    /// The sender's metrics of its traffic to the receiver.
+    sender_traffic: PeerTraffic,
+    /// The receiver's metrics of its traffic from the sender.
+    receiver_traffic: PeerTraffic,
 }
 
 impl LinkCounters {
-    pub(crate) fn sent(&self, kind: usize) {
-        self.sent[kind].fetch_add(1, Ordering::Relaxed);
+    /// The counters of the link from `from` to `to`.
+    pub(crate) fn new(from: NodeId, to: NodeId) -> Self {
+        Self {
+            sent: Default::default(),
+            delivered: Default::default(),
+            cut: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
+            filtered: AtomicU64::new(0),
+            peer_down: AtomicU64::new(0),
+            delayed: AtomicU64::new(0),
+            duplicated: AtomicU64::new(0),
+            sender_traffic: PeerTraffic::new("mem", from, to),
+            receiver_traffic: PeerTraffic::new("mem", to, from),
+        }
     }
 
-    pub(crate) fn delivered(&self, kind: usize) {
+    pub(crate) fn sent(&self, kind: usize, bytes: u64) {
+        self.sent[kind].fetch_add(1, Ordering::Relaxed);
+        self.sender_traffic.sent(1, bytes);
+    }
+
+    pub(crate) fn delivered(&self, kind: usize, bytes: u64) {
         self.delivered[kind].fetch_add(1, Ordering::Relaxed);
+        self.receiver_traffic.received(1, bytes);
     }
 
     pub(crate) fn delayed(&self) {

@@ -63,6 +63,7 @@ async fn serve_connection(shared: Arc<Shared>, incoming: Incoming) {
         }
     };
     tracing::debug!(node = shared.id, peer, %remote, "peer connected");
+    shared.metrics.connections_inbound.increment(1);
     shared.replace_inbound(peer, &connection);
     let mut streams = JoinSet::new();
     loop {
@@ -133,7 +134,11 @@ async fn check_stream(
         }));
     }
     shared.saw_instance(peer, hello.instance);
+    let traffic = shared.metrics.traffic(peer);
     while let Some(bytes) = read_frame(stream, max).await? {
+        if let Some(traffic) = traffic {
+            traffic.received(1, bytes.len() as u64);
+        }
         let envelope = match codec::decode(&bytes).map_err(|e| bad(e.into()))? {
             Frame::Message(envelope) => envelope,
             Frame::Hello(_) => return Err(bad(QuicError::Protocol("a second hello"))),
@@ -178,6 +183,7 @@ impl Shared {
     /// Logs a fault and hands it to the subscribers.
     pub(crate) fn report(&self, fault: PeerFault) {
         self.stats.faults.inc();
+        self.metrics.refused.increment(1);
         tracing::warn!(
             node = self.id,
             peer = ?fault.peer,

@@ -79,6 +79,7 @@ mod dev_ca;
 mod error;
 pub mod frame;
 mod inbound;
+mod metrics;
 mod outbound;
 mod socket;
 mod tls;

@@ -146,6 +146,7 @@ impl Link {
                     }
                     backoff.failures = 0;
                     shared.stats.connects.inc();
+                    shared.metrics.connections_outbound.increment(1);
                     *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
                         Some((connection.clone(), Instant::now()));
                     return connection;
@@ -205,6 +206,7 @@ pub(crate) async fn run_writer(
 ) {
     let hello = Frame::Hello(shared.hello());
     let max = shared.config.max_frame_size;
+    let traffic = shared.metrics.traffic(link.peer).cloned();
     loop {
         let connection = link.connected(&shared, &endpoint).await;
         let mut stream = match connection.open_uni().await {
@@ -247,6 +249,7 @@ pub(crate) async fn run_writer(
                     Ok(()) => count += 1,
                     Err(error) => {
                         shared.stats.dropped_oversized.inc();
+                        shared.metrics.dropped_oversized.increment(1);
                         tracing::warn!(node = shared.id, peer = link.peer, kind, %error, "message not sent");
                     }
                 }
@@ -256,7 +259,12 @@ pub(crate) async fn run_writer(
                 }
             }
             match stream.write_all_chunks(&mut chunks).await {
-                Ok(()) => shared.stats.sent.add(count as u64),
+                Ok(()) => {
+                    shared.stats.sent.add(count as u64);
+                    if let Some(traffic) = &traffic {
+                        traffic.sent(count as u64, bytes as u64);
+                    }
+                }
                 Err(error) => {
                     tracing::debug!(node = shared.id, peer = link.peer, %error, "stream broke");
                     connection.close(CloseCode::Internal.var_int(), b"stream failed");

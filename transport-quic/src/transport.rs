@@ -15,6 +15,7 @@ use tokio::task::AbortHandle;
 use crate::config::QuicConfig;
 use crate::error::{CloseCode, PeerFault, QuicError};
 use crate::inbound::accept_loop;
+use crate::metrics::QuicMetrics;
 use crate::outbound::{run_writer, Class, Link};
 use crate::socket::ClosableSocket;
 use crate::tls::{configs, PeerNames};
@@ -77,6 +78,7 @@ pub(crate) struct Shared {
     pub(crate) instances: Mutex<BTreeMap<NodeId, u64>>,
     pub(crate) faults: broadcast::Sender<PeerFault>,
     pub(crate) stats: Counters,
+    pub(crate) metrics: QuicMetrics,
 }
 
 impl Shared {
@@ -206,6 +208,7 @@ impl QuicTransport {
             instances: Mutex::new(BTreeMap::new()),
             faults: broadcast::channel(256).0,
             stats: Counters::default(),
+            metrics: QuicMetrics::new(config.id, config.peers.keys().copied()),
             instance,
             config,
         });
@@ -330,6 +333,7 @@ impl Transport for QuicTransport {
             Err(mpsc::error::TrySendError::Full(envelope)) => {
                 // The peer is slow or unreachable: drop, Raft will retry.
                 self.shared.stats.dropped_full.inc();
+                self.shared.metrics.dropped_full.increment(1);
                 tracing::trace!(
                     node = self.shared.id,
                     to = envelope.to,

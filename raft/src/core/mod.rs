@@ -294,6 +294,12 @@ impl RaftCore {
         }
     }
 
+    /// On the leader: each follower's replication progress as (follower, match index,
+    /// next index to send). Empty on other roles. A read-only view, for metrics.
+    pub fn replication(&self) -> impl Iterator<Item = (NodeId, LogIndex, LogIndex)> + '_ {
+        self.progress.iter().map(|(&id, p)| (id, p.matched, p.next))
+    }
+
     /// The term of the entry at `index` in this node's log, if it holds one there.
     pub fn log_term(&self, index: LogIndex) -> Option<Term> {
         self.log.term_at(index)

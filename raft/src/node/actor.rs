@@ -19,6 +19,7 @@ use super::storage::StorageHolder;
 use super::timer::{TimerId, Timers};
 use crate::core::{Envelope, Event, LogId, NodeId, Role, Status, TransferError};
 use crate::driver::{Driver, Responder, Run, TransferId, WriteId};
+use crate::metrics::NodeMetrics;
 use crate::storage::{LogStorage, StorageError};
 use crate::transport::Transport;
 use crate::StateMachine;
@@ -81,6 +82,7 @@ pub(crate) struct Shared {
     pub(crate) snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
     pub(crate) snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
     pub(crate) transfer_on_shutdown: Option<Duration>,
+    pub(crate) metrics: watch::Sender<crate::metrics::RaftMetrics>,
 }
 
 /// Where a leadership transfer's outcome goes.
@@ -112,6 +114,7 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     shutdown_transfer: Option<TransferId>,
     /// That transfer is over: finish the shutdown.
     shutdown_ready: bool,
+    metrics: NodeMetrics,
 }
 
 impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
@@ -147,6 +150,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             transfer_on_shutdown: shared.transfer_on_shutdown,
             shutdown_transfer: None,
             shutdown_ready: false,
+            metrics: NodeMetrics::new(&status, shared.metrics),
         }
     }
 
@@ -195,6 +199,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             return;
         }
         self.publish_status();
+        self.publish_metrics();
         self.arm_timer(ctx);
     }
 
@@ -217,6 +222,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             let status = self.driver.status();
             let out = self.driver.output();
             for event in out.events.drain(..) {
+                self.metrics.event(&event);
                 // Commit progress is on the status watch; as an event it would wake every
                 // subscriber once per commit.
                 if matches!(event, Event::Committed { .. }) {
@@ -242,6 +248,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         {
             // A client that reads the status after its answer sees its entry applied.
             self.publish_status();
+            self.publish_metrics();
             for (reply, result) in self.driver.output().replies.drain(..) {
                 reply.respond(result);
             }
@@ -255,13 +262,18 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     /// hop; one that does not completes on its own thread and wakes the node.
     fn start_write(&mut self, id: WriteId, write: crate::LogWrite, ctx: &mut Context<Self>) {
         let storage = Arc::clone(&self.storage);
+        let started = self.metrics.write_started(write.entries.len());
         // Polling the future hands the write to the storage, which keeps the order in
         // which writes were handed to it.
         let mut fut: WriteFuture = Box::pin(async move { storage.get().write(write).await });
         match (&mut fut).now_or_never() {
-            Some(result) => self.driver.write_done(id, result),
+            Some(result) => {
+                self.metrics.write_done(started);
+                self.driver.write_done(id, result);
+            }
             None => {
                 ctx.spawn(fut.into_actor(self).map(move |result, act, ctx| {
+                    act.metrics.write_done(started);
                     act.driver.write_done(id, result);
                     act.drive(ctx);
                 }));
@@ -321,6 +333,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 false
             }
         });
+    }
+
+    fn publish_metrics(&mut self) {
+        self.metrics.publish(&self.driver);
     }
 
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {

@@ -64,6 +64,7 @@ pub struct RaftHandle {
     pub(crate) counters: Arc<Counters>,
     pub(crate) released: watch::Receiver<bool>,
     pub(crate) snapshots: watch::Receiver<Option<crate::SnapshotMeta>>,
+    pub(crate) metrics: watch::Receiver<crate::metrics::RaftMetrics>,
 }
 
 /// A proposal the leader has appended: where its entry went, and its outcome to come.
@@ -254,6 +255,18 @@ impl RaftHandle {
     /// writes, applies, elections.
     pub fn counters(&self) -> CounterSnapshot {
         self.counters.snapshot()
+    }
+
+    /// The node's metrics: role, term, leader, log indexes, each follower's progress (on
+    /// the leader) and the counters, read now.
+    pub fn metrics(&self) -> crate::metrics::RaftMetrics {
+        crate::metrics::NodeMetrics::read(&self.metrics, &self.counters)
+    }
+
+    /// A receiver woken whenever the node's [`metrics`](Self::metrics) change (role,
+    /// term, leader, indexes, follower progress; counters alone do not wake it).
+    pub fn watch_metrics(&self) -> watch::Receiver<crate::metrics::RaftMetrics> {
+        self.metrics.clone()
     }
 
     /// Like [`propose`](Self::propose), giving up after `timeout` (the outcome is then

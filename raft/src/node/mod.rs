@@ -202,6 +202,7 @@ impl NodeBuilder {
         let proposals = Arc::new(WakeQueue::new(self.limits.max_queued_proposals));
         let inbound = Arc::new(WakeQueue::new(self.limits.max_inbound_messages));
         let counters = Arc::new(Counters::default());
+        let (metrics_tx, metrics_rx) = crate::metrics::NodeMetrics::channel(&core.status());
         let shared = actor::Shared {
             status: status_tx,
             events: events.clone(),
@@ -211,6 +212,7 @@ impl NodeBuilder {
             snapshot_store: self.snapshot_store.clone(),
             snapshots: snapshot_tx,
             transfer_on_shutdown: self.transfer_on_shutdown,
+            metrics: metrics_tx,
         };
         let driver = Driver::new(
             core,
@@ -238,6 +240,7 @@ impl NodeBuilder {
             counters,
             released,
             snapshots: snapshot_rx,
+            metrics: metrics_rx,
         })
     }
 }

@@ -123,10 +123,7 @@ fn parent(mount: Mount) {
             report,
         } = cut_during_writer(mount.take().expect("mounted"), CHILD_ENV, spec, &mut rng);
         mount = Some(m);
-        cut_total.files_reverted += report.files_reverted;
-        cut_total.bytes_dropped += report.bytes_dropped;
-        cut_total.torn_writes += report.torn_writes;
-        cut_total.names_lost += report.names_lost;
+        cut_total += report;
         let must = last_durable.map_or(next, |k| k + 1);
         acknowledged += must - next;
         let missing = match reopen(&dir, seed) {

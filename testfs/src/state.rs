@@ -81,6 +81,16 @@ pub struct CutReport {
     pub names_lost: usize,
 }
 
+impl std::ops::AddAssign for CutReport {
+    /// Adds another cut's losses (for a total over many cuts).
+    fn add_assign(&mut self, other: Self) {
+        self.files_reverted += other.files_reverted;
+        self.bytes_dropped += other.bytes_dropped;
+        self.torn_writes += other.torn_writes;
+        self.names_lost += other.names_lost;
+    }
+}
+
 /// The whole state of one mount.
 #[derive(Debug)]
 pub(crate) struct State {

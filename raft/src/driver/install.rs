@@ -266,3 +266,105 @@ impl ChunkWriter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{read_all, MemSnapshotStore, VecChunks};
+
+    fn store_with(bytes: &[u8], last: LogId) -> MemSnapshotStore {
+        let store = MemSnapshotStore::new();
+        let meta = SnapshotMeta {
+            last_included: last,
+            membership: vec![1, 2],
+        };
+        // Source chunks of odd sizes: the reader re-cuts them.
+        let pieces: Vec<Bytes> = bytes.chunks(7).map(Bytes::copy_from_slice).collect();
+        crate::snapshot::write_snapshot(&store, meta, &mut VecChunks::new(pieces), 5).unwrap();
+        store
+    }
+
+    fn send(offset: u64, len: usize, snapshot: LogId) -> SnapshotSend {
+        SnapshotSend {
+            to: 2,
+            term: 3,
+            snapshot,
+            offset,
+            len,
+        }
+    }
+
+    fn chunk_of(env: Option<Envelope>) -> InstallSnapshotRequest {
+        match env.expect("a chunk").message {
+            Message::InstallSnapshot(req) => req,
+            other => panic!("not a chunk: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reader_cuts_exact_chunks_and_flags_the_last() {
+        let bytes: Vec<u8> = (0..50u8).collect();
+        let last = LogId::new(2, 9);
+        let store = store_with(&bytes, last);
+        let mut reader = ChunkReader::new();
+        let mut got = Vec::new();
+        for k in 0..5 {
+            let c = chunk_of(reader.read(&store, 1, &send(k * 10, 10, last)).unwrap());
+            assert_eq!(c.offset, k * 10);
+            assert_eq!(c.data.len(), 10);
+            assert_eq!(c.done, k == 4, "chunk {k}");
+            got.extend_from_slice(&c.data);
+        }
+        assert_eq!(got, bytes);
+        assert!(reader
+            .read(&store, 1, &send(50, 10, last))
+            .unwrap()
+            .is_none());
+        // A resend behind the reader's position reopens the store.
+        let c = chunk_of(reader.read(&store, 1, &send(20, 10, last)).unwrap());
+        assert_eq!(&c.data[..], &bytes[20..30]);
+        // Another snapshot than the store's: nothing to send.
+        let other = LogId::new(2, 8);
+        assert!(reader
+            .read(&store, 1, &send(0, 10, other))
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn writer_commits_in_order_and_refuses_gaps() {
+        let bytes: Vec<u8> = (0..25u8).collect();
+        let last = LogId::new(2, 9);
+        let source = store_with(&bytes, last);
+        let target = MemSnapshotStore::new();
+        let mut reader = ChunkReader::new();
+        let mut writer = ChunkWriter::new();
+        let first = chunk_of(reader.read(&source, 1, &send(0, 10, last)).unwrap());
+        let second = chunk_of(reader.read(&source, 1, &send(10, 10, last)).unwrap());
+        let third = chunk_of(reader.read(&source, 1, &send(20, 10, last)).unwrap());
+        assert!(matches!(
+            writer.write(&target, &second),
+            InstallProgress::Failed(_)
+        ));
+        assert!(matches!(
+            writer.write(&target, &first),
+            InstallProgress::Stored { end: 10 }
+        ));
+        assert!(matches!(
+            writer.write(&target, &second),
+            InstallProgress::Stored { end: 20 }
+        ));
+        assert_eq!(
+            target.latest_meta(),
+            None,
+            "nothing committed before the end"
+        );
+        match writer.write(&target, &third) {
+            InstallProgress::Committed(mut reader) => {
+                assert_eq!(read_all(reader.as_mut()).unwrap(), bytes);
+            }
+            other => panic!("expected a commit, got {other:?}"),
+        }
+        assert_eq!(target.latest_meta().map(|m| m.last_included), Some(last));
+    }
+}

@@ -11,6 +11,12 @@
 //!   [`Driver::install_progress`]. When the last chunk is committed, the driver
 //!   restores the state machine from the stored snapshot and tells the core, which
 //!   replaces its log; the leader hears of it once the log's reset is durable.
+//!
+//! # Limits of this version
+//!
+//! Chunks are read and written off the node's thread, but the restore itself runs on
+//! it ([`StateMachine::restore`] is called there, streaming from the store's reader):
+//! a very large snapshot holds the follower's ticks for as long as its decoding takes.
 
 use bytes::{Bytes, BytesMut};
 

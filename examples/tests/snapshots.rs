@@ -132,7 +132,7 @@ async fn a_triggered_snapshot_is_reported() {
     assert_eq!(
         h.latest_snapshot(),
         None,
-        "the default policy never snapshots"
+        "20 entries are far below the default policy"
     );
     let applied = h.status().applied_index;
     h.trigger_snapshot();

@@ -18,6 +18,9 @@ pub struct LogState {
 
 /// One durable write, as the core asks for it: remove a conflicting suffix, append
 /// entries after it, save the hard state. All parts are optional.
+///
+/// `reset_to`, when set, comes first: the whole stored log is dropped and restarts
+/// after that id (a follower installed a snapshot from its leader).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogWrite {
     /// Remove every entry at or after this index first.
@@ -26,17 +29,29 @@ pub struct LogWrite {
     pub entries: Vec<Entry>,
     /// Then save this hard state.
     pub hard_state: Option<HardState>,
+    /// Before everything else: remove every stored entry and make this id the
+    /// compacted prefix, so that the log restarts right after it.
+    pub reset_to: Option<LogId>,
 }
 
 impl LogWrite {
     /// True when there is nothing to write.
     pub fn is_empty(&self) -> bool {
-        self.truncate_from.is_none() && self.entries.is_empty() && self.hard_state.is_none()
+        self.truncate_from.is_none()
+            && self.entries.is_empty()
+            && self.hard_state.is_none()
+            && self.reset_to.is_none()
     }
 
     /// Folds a later write into this one, so that applying the result equals applying
     /// `self` then `later` (group commit of writes queued behind one in flight).
     pub fn merge(&mut self, later: LogWrite) {
+        if let Some(reset) = later.reset_to {
+            // Everything written before is replaced.
+            self.reset_to = Some(reset);
+            self.truncate_from = None;
+            self.entries.clear();
+        }
         if let Some(t) = later.truncate_from {
             self.entries.retain(|e| e.index < t);
             // Entries already stored at or after `t` must go as well.
@@ -192,7 +207,7 @@ pub trait LogStorage: Send + Sync + 'static {
         self.write(LogWrite {
             truncate_from,
             entries,
-            hard_state: None,
+            ..LogWrite::default()
         })
         .await
     }

@@ -19,10 +19,12 @@ use std::time::{Duration, Instant};
 
 use actraft::core::{
     AppendReply, AppendRequest, AppendResult, Config, ConflictHint, Entry, Envelope, InitialState,
-    Message, Payload, RaftCore, ReadIndexReply, ReadIndexRequest, ReadMode, Role, StepError,
-    TimeoutNow, VoteReply, VoteRequest,
+    InstallSnapshotReply, InstallSnapshotRequest, Message, Payload, RaftCore, ReadIndexReply,
+    ReadIndexRequest, ReadMode, Role, SnapshotResult, StepError, TimeoutNow, VoteReply,
+    VoteRequest,
 };
-use actraft::driver::{Counters, Driver, Limits, Run};
+use actraft::driver::{Counters, Driver, InstallProgress, Limits, Run};
+use actraft::snapshot::SnapshotMeta;
 use actraft::{LogId, LogIndex, StateMachine, Term};
 use bytes::Bytes;
 
@@ -118,6 +120,8 @@ impl Node {
             assert_ne!(run, Run::Fatal);
             let out = self.driver.output();
             let writes = std::mem::take(&mut out.writes);
+            let chunks = std::mem::take(&mut out.install_chunks);
+            out.snapshot_sends.clear();
             sent.append(&mut out.messages);
             out.replies.clear();
             out.events.clear();
@@ -129,6 +133,18 @@ impl Node {
             }
             for (id, _) in writes {
                 self.driver.write_done(id, Ok(()));
+            }
+            // Chunks are "stored"; the last one fails to commit (this node's state
+            // machine cannot restore), so a transfer never replaces the log here.
+            for chunk in chunks {
+                let progress = if chunk.done {
+                    InstallProgress::Failed(actraft::SnapshotError::Unsupported)
+                } else {
+                    InstallProgress::Stored {
+                        end: chunk.offset + chunk.data.len() as u64,
+                    }
+                };
+                self.driver.install_progress(&chunk.meta, progress);
             }
             if run == Run::Done && !self.driver.has_work() {
                 return sent;
@@ -232,7 +248,7 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
     let last = s.last_log.index;
     let index = (last + rng.below(8)).saturating_sub(4);
     let log_term = |i: LogIndex| node.driver.core().log_term(i).unwrap_or(term);
-    let message = match rng.below(9) {
+    let message = match rng.below(11) {
         0 | 1 => {
             let prev_index = index;
             let prev_term = if rng.chance(800) {
@@ -306,6 +322,32 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                 Message::RequestVote(req)
             }
         }
+        9 => Message::InstallSnapshot(InstallSnapshotRequest {
+            term,
+            meta: SnapshotMeta {
+                last_included: LogId::new(
+                    rng.below(term + 1).max(1),
+                    (last + rng.below(8)).saturating_sub(3).max(1),
+                ),
+                membership: vec![1, 2, 3],
+            },
+            offset: [0, 0, 16, rng.below(64)][rng.below(4) as usize],
+            data: Bytes::from(vec![7u8; 1 + rng.below(16) as usize]),
+            done: rng.chance(300),
+        }),
+        10 => Message::InstallSnapshotReply(InstallSnapshotReply {
+            term,
+            last_included: LogId::new(log_term(index).min(term), index),
+            result: match rng.below(3) {
+                0 => SnapshotResult::Stored {
+                    offset: rng.below(100),
+                },
+                1 => SnapshotResult::Resend {
+                    offset: rng.below(100),
+                },
+                _ => SnapshotResult::Installed,
+            },
+        }),
         8 => Message::TimeoutNow(TimeoutNow {
             term,
             last_log: LogId::new(log_term(last).min(term), last.saturating_sub(rng.below(2))),
@@ -367,6 +409,16 @@ fn mutate(rng: &mut Rng, message: &mut Message) {
         Message::TimeoutNow(req) => req.term = rng.below(req.term + 3),
         Message::ReadIndex(req) => req.ctx = rng.next(),
         Message::ReadIndexReply(rep) => rep.index = Some(rng.next() % 1000),
+        Message::InstallSnapshot(req) => match rng.below(4) {
+            0 => req.meta.last_included.term = rng.below(req.term + 3),
+            1 => req.offset = u64::MAX - rng.below(4),
+            2 => {
+                req.data = Bytes::new();
+                req.done = false;
+            }
+            _ => req.meta.last_included.index = rng.below(3),
+        },
+        Message::InstallSnapshotReply(rep) => rep.last_included.index = rng.next() % 1000,
     }
 }
 

@@ -28,6 +28,7 @@ fn simulation() {
     let started = Instant::now();
     let next = AtomicU64::new(0);
     let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64));
+    let snapshots = Mutex::new((0u64, 0u64));
     let failures: Mutex<Vec<SimReport>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
@@ -46,6 +47,9 @@ fn simulation() {
                     t.5 += report.transfers.1;
                     t.6 += report.reads_ok;
                     t.7 += report.reads_failed;
+                    let mut s = snapshots.lock().unwrap();
+                    s.0 += report.snapshots.0;
+                    s.1 += report.snapshots.1;
                 }
                 if report.failure.is_some() {
                     failures.lock().unwrap().push(report);
@@ -80,6 +84,10 @@ fn simulation() {
         failures.len()
     );
     println!("simulation: {transfers} leadership transfers asked, {handed_over} handed over");
+    let (taken, installed) = *snapshots.lock().unwrap();
+    println!(
+        "simulation: {taken} snapshots taken, {installed} installed from a leader (each checked against the committed prefix)"
+    );
     println!("simulation took {:.1}s", started.elapsed().as_secs_f64());
     assert!(
         failures.is_empty(),

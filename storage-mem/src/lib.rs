@@ -36,6 +36,20 @@ impl Inner {
     }
 
     fn apply(&mut self, write: LogWrite) -> Result<(), StorageError> {
+        let mut write = write;
+        if let Some(reset) = write.reset_to {
+            // Validate the rest against the log as the reset leaves it, then apply.
+            let mut after = Inner {
+                hard_state: self.hard_state,
+                prefix: reset,
+                entries: Vec::new(),
+                writes: self.writes,
+            };
+            write.reset_to = None;
+            after.apply(write)?;
+            *self = after;
+            return Ok(());
+        }
         if let Some(from) = write.truncate_from {
             if from <= self.prefix.index {
                 return Err(InvalidWrite::TruncateIntoPrefix {

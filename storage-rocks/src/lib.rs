@@ -346,7 +346,7 @@ impl LogStorage for RocksStorage {
         self.write_now(LogWrite {
             truncate_from,
             entries,
-            hard_state: None,
+            ..LogWrite::default()
         })
     }
 

@@ -176,6 +176,10 @@ impl Worker {
     fn plan(&self, group: &Group, write: LogWrite) -> Result<(LogWrite, LogState), StorageError> {
         let mut state = group.state.clone();
         let mut truncate_from = None;
+        if let Some(reset) = write.reset_to {
+            state.prefix = reset;
+            state.last = reset;
+        }
         if let Some(from) = write.truncate_from {
             if from <= state.prefix.index {
                 return Err(InvalidWrite::TruncateIntoPrefix {
@@ -224,6 +228,7 @@ impl Worker {
             truncate_from,
             entries: write.entries,
             hard_state: write.hard_state,
+            reset_to: write.reset_to,
         };
         Ok((write, state))
     }
@@ -282,7 +287,11 @@ impl Worker {
         let entries = self.family(ENTRIES_CF);
         let meta = self.family(META_CF);
         let mut batch = WriteBatch::default();
-        if let Some(from) = write.truncate_from {
+        if let Some(reset) = write.reset_to {
+            batch.delete_range_cf(&entries, entry_key(0), entry_key(LogIndex::MAX));
+            batch.put_cf(&meta, layout::PREFIX_KEY, layout::encode_log_id(&reset));
+        }
+        if let Some(from) = write.truncate_from.filter(|_| write.reset_to.is_none()) {
             if from <= self.state.last.index {
                 batch.delete_range_cf(
                     &entries,

@@ -11,7 +11,7 @@ use actraft::metrics::PeerTraffic;
 
 /// The message kinds, in the order of [`kind_index`], named as [`Message::kind`] names
 /// them.
-pub(crate) const KINDS: [&str; 9] = [
+pub(crate) const KINDS: [&str; 11] = [
     "RequestVote",
     "RequestVoteReply",
     "PreVote",
@@ -21,6 +21,8 @@ pub(crate) const KINDS: [&str; 9] = [
     "TimeoutNow",
     "ReadIndex",
     "ReadIndexReply",
+    "InstallSnapshot",
+    "InstallSnapshotReply",
 ];
 
 /// The index of `message`'s kind in [`KINDS`].
@@ -35,6 +37,8 @@ pub(crate) fn kind_index(message: &Message) -> usize {
         Message::TimeoutNow(_) => 6,
         Message::ReadIndex(_) => 7,
         Message::ReadIndexReply(_) => 8,
+        Message::InstallSnapshot(_) => 9,
+        Message::InstallSnapshotReply(_) => 10,
     }
 }
 
@@ -67,8 +71,8 @@ pub(crate) enum DropReason {
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct LinkCounters {
-    sent: [AtomicU64; 9],
-    delivered: [AtomicU64; 9],
+    sent: [AtomicU64; KINDS.len()],
+    delivered: [AtomicU64; KINDS.len()],
     cut: AtomicU64,
     lost: AtomicU64,
     filtered: AtomicU64,

@@ -123,6 +123,8 @@ impl actraft::Transport for Broken {
                 Message::TimeoutNow(m) => m.term += 1,
                 Message::ReadIndex(m) => m.term += 1,
                 Message::ReadIndexReply(m) => m.term += 1,
+                Message::InstallSnapshot(m) => m.term += 1,
+                Message::InstallSnapshotReply(m) => m.term += 1,
             },
             Fault::Misroute => {
                 if let Some(own) = self.own_inbox.lock().unwrap().as_ref() {

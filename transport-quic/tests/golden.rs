@@ -11,8 +11,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use actraft::core::{
-    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
-    Payload, ReadIndexReply, ReadIndexRequest, TimeoutNow, VoteReply, VoteRequest,
+    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, InstallSnapshotReply,
+    InstallSnapshotRequest, LogId, Message, Payload, ReadIndexReply, ReadIndexRequest,
+    SnapshotResult, TimeoutNow, VoteReply, VoteRequest,
 };
 use actraft_transport_quic::codec::{decode, encode, hello_version};
 use actraft_transport_quic::wire::{
@@ -204,6 +205,56 @@ fn samples() -> Vec<(&'static str, Sample)> {
                     },
                 },
                 read_round: 0,
+            })),
+        ),
+        (
+            "install_snapshot",
+            message(Message::InstallSnapshot(InstallSnapshotRequest {
+                term: 300,
+                meta: actraft::SnapshotMeta {
+                    last_included: LogId::new(299, 1_000_000),
+                    membership: vec![1, 2, 70_000],
+                },
+                offset: 1 << 20,
+                data: Bytes::from_static(b"chunk"),
+                done: false,
+            })),
+        ),
+        (
+            "install_snapshot_last",
+            message(Message::InstallSnapshot(InstallSnapshotRequest {
+                term: 5,
+                meta: actraft::SnapshotMeta {
+                    last_included: LogId::new(4, 9),
+                    membership: vec![3],
+                },
+                offset: 0,
+                data: Bytes::new(),
+                done: true,
+            })),
+        ),
+        (
+            "install_snapshot_reply_stored",
+            message(Message::InstallSnapshotReply(InstallSnapshotReply {
+                term: 300,
+                last_included: LogId::new(299, 1_000_000),
+                result: SnapshotResult::Stored { offset: 2 << 20 },
+            })),
+        ),
+        (
+            "install_snapshot_reply_resend",
+            message(Message::InstallSnapshotReply(InstallSnapshotReply {
+                term: 300,
+                last_included: LogId::new(299, 1_000_000),
+                result: SnapshotResult::Resend { offset: 0 },
+            })),
+        ),
+        (
+            "install_snapshot_reply_installed",
+            message(Message::InstallSnapshotReply(InstallSnapshotReply {
+                term: 6,
+                last_included: LogId::new(4, 9),
+                result: SnapshotResult::Installed,
             })),
         ),
     ]

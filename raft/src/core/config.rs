@@ -46,11 +46,11 @@ pub struct Config {
     /// through between them, so a long catch-up never stalls heartbeats. Default 1024.
     pub max_apply_batch: usize,
     /// Take a snapshot once this many entries were applied since the last one (§7);
-    /// 0 turns the entry trigger off. Default 0 (see the limits in
-    /// [`RaftCore::snapshot_taken`](super::RaftCore::snapshot_taken)).
+    /// 0 turns the entry trigger off. Needs a snapshot store and a state machine that
+    /// snapshots. Default 65 536.
     pub snapshot_after_entries: u64,
     /// Take a snapshot once this many payload bytes were applied since the last one;
-    /// 0 turns the byte trigger off. Default 0.
+    /// 0 turns the byte trigger off. Default 64 MiB.
     pub snapshot_after_bytes: u64,
     /// Entries kept in memory and in storage behind the latest snapshot, so that a
     /// follower lagging by less catches up from the log. Default 1024.
@@ -65,6 +65,12 @@ pub struct Config {
     /// (`election_timeout_min − heartbeat_interval / 2`); the lease is shortened by it.
     /// Must be below that window when `lease_reads` is on. Default 15 ms.
     pub clock_drift_margin: Duration,
+    /// Most snapshot bytes carried by one InstallSnapshot (every chunk but the last has
+    /// exactly this size). Keep it well below the transport's message limit.
+    /// Default 1 MiB.
+    pub max_snapshot_chunk_bytes: usize,
+    /// Most snapshot chunks a leader has unacknowledged to one follower. Default 4.
+    pub max_inflight_snapshot_chunks: usize,
 }
 
 impl Default for Config {
@@ -82,11 +88,13 @@ impl Default for Config {
             max_uncommitted_entries: 16 * 1024,
             max_uncommitted_bytes: 64 << 20,
             max_apply_batch: 1024,
-            snapshot_after_entries: 0,
-            snapshot_after_bytes: 0,
+            snapshot_after_entries: 64 * 1024,
+            snapshot_after_bytes: 64 << 20,
             snapshot_keep_entries: 1024,
             lease_reads: false,
             clock_drift_margin: Duration::from_millis(15),
+            max_snapshot_chunk_bytes: 1 << 20,
+            max_inflight_snapshot_chunks: 4,
         }
     }
 }
@@ -155,6 +163,11 @@ impl Config {
             ("max_uncommitted_entries", self.max_uncommitted_entries),
             ("max_uncommitted_bytes", self.max_uncommitted_bytes),
             ("max_apply_batch", self.max_apply_batch),
+            ("max_snapshot_chunk_bytes", self.max_snapshot_chunk_bytes),
+            (
+                "max_inflight_snapshot_chunks",
+                self.max_inflight_snapshot_chunks,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::ZeroLimit { name });

@@ -270,6 +270,7 @@ impl RaftCore {
                 self.refuse_vote(from, req.term, false, VoteRefusal::StaleTerm)
             }
             Message::PreVote(req) => self.refuse_vote(from, req.term, true, VoteRefusal::StaleTerm),
+            Message::InstallSnapshot(req) => self.reply_stale_install(from, req),
             _ => {}
         }
     }

@@ -153,6 +153,25 @@ pub enum Malformed {
         /// The term asked for.
         term: Term,
     },
+    /// A snapshot's last included entry is of a term above the message's, or names
+    /// no entry (index 0, or a term for index 0).
+    #[error("snapshot through index {index} in term {last_term} is impossible in term {term}")]
+    ImpossibleSnapshot {
+        /// The snapshot's last included index.
+        index: LogIndex,
+        /// Its term.
+        last_term: Term,
+        /// The message's term.
+        term: Term,
+    },
+    /// A snapshot chunk that is not the last carries no bytes, or its range overflows.
+    #[error("snapshot chunk at offset {offset} of {len} bytes is not a valid chunk")]
+    BadSnapshotChunk {
+        /// The chunk's offset.
+        offset: u64,
+        /// Its length.
+        len: u64,
+    },
 }
 
 /// Why the core could not be built (fatal for this start: fix the input).

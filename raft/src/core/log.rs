@@ -114,6 +114,11 @@ impl RaftLog {
         true
     }
 
+    /// Replaces the whole log: the prefix becomes `prefix`, followed by `entries`.
+    pub(crate) fn reset(&mut self, prefix: LogId, entries: Vec<Entry>) {
+        *self = Self::new(prefix, entries);
+    }
+
     /// The first index of the run of `term` that contains `index` (walking back).
     pub(crate) fn first_index_of_term_run(&self, index: LogIndex, term: Term) -> LogIndex {
         let mut i = index;

@@ -42,6 +42,11 @@ pub enum Message {
     ReadIndex(ReadIndexRequest),
     /// The leader answers a [`Message::ReadIndex`].
     ReadIndexReply(ReadIndexReply),
+    /// The leader streams one chunk of its latest snapshot to a follower whose next
+    /// entry it no longer holds (§7).
+    InstallSnapshot(super::InstallSnapshotRequest),
+    /// A follower answers a [`Message::InstallSnapshot`].
+    InstallSnapshotReply(super::InstallSnapshotReply),
 }
 
 impl Message {
@@ -55,6 +60,8 @@ impl Message {
             Message::TimeoutNow(m) => m.term,
             Message::ReadIndex(m) => m.term,
             Message::ReadIndexReply(m) => m.term,
+            Message::InstallSnapshot(m) => m.term,
+            Message::InstallSnapshotReply(m) => m.term,
         }
     }
 
@@ -70,6 +77,8 @@ impl Message {
             Message::TimeoutNow(_) => "TimeoutNow",
             Message::ReadIndex(_) => "ReadIndex",
             Message::ReadIndexReply(_) => "ReadIndexReply",
+            Message::InstallSnapshot(_) => "InstallSnapshot",
+            Message::InstallSnapshotReply(_) => "InstallSnapshotReply",
         }
     }
 
@@ -78,6 +87,7 @@ impl Message {
     pub fn is_urgent(&self) -> bool {
         match self {
             Message::AppendEntries(m) => m.entries.is_empty(),
+            Message::InstallSnapshot(_) => false,
             _ => true,
         }
     }

@@ -8,6 +8,7 @@
 mod config;
 mod election;
 mod error;
+mod install;
 mod log;
 mod message;
 mod output;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 
 pub use config::{Config, ConfigError};
 pub use error::{InitError, Malformed, ProposeError, StepError};
+pub use install::{InstallSnapshotReply, InstallSnapshotRequest, SnapshotResult, SnapshotSend};
 pub use message::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, ReadIndexReply,
     ReadIndexRequest, TimeoutNow, VoteReply, VoteRequest,
@@ -191,6 +193,14 @@ pub struct RaftCore {
     lease_forfeited: Term,
     /// Reads waiting for a read index (ReadIndex, leases, follower reads).
     reads: read_index::Reads,
+    /// The snapshot transfer this follower receives, if any.
+    incoming: Option<install::Incoming>,
+    /// Accepted snapshot chunks for the next `Ready`.
+    install_chunks: Vec<InstallSnapshotRequest>,
+    /// Snapshot chunks to read and send, for the next `Ready`.
+    snapshot_sends: Vec<SnapshotSend>,
+    /// The stored log must restart after this id (an installed snapshot).
+    pending_reset: Option<LogId>,
 }
 
 impl RaftCore {
@@ -252,6 +262,10 @@ impl RaftCore {
             transfer_campaign: false,
             lease_forfeited: 0,
             reads,
+            incoming: None,
+            install_chunks: Vec::new(),
+            snapshot_sends: Vec::new(),
+            pending_reset: None,
             log,
             config,
         };
@@ -382,9 +396,9 @@ impl RaftCore {
                     self.refuse_vote(from, req.term, false, VoteRefusal::LeaderLease { leader });
                     return Ok(());
                 }
-                Message::AppendEntries(_) | Message::TimeoutNow(_) => {
-                    self.become_follower(term, Some(from))
-                }
+                Message::AppendEntries(_)
+                | Message::TimeoutNow(_)
+                | Message::InstallSnapshot(_) => self.become_follower(term, Some(from)),
                 _ => self.become_follower(term, None),
             }
         } else if term < self.term() {
@@ -404,6 +418,8 @@ impl RaftCore {
             Message::TimeoutNow(req) => self.handle_timeout_now(from, req),
             Message::ReadIndex(req) => self.handle_read_request(from, req),
             Message::ReadIndexReply(rep) => self.handle_read_reply(rep),
+            Message::InstallSnapshot(req) => self.handle_install_snapshot(from, req),
+            Message::InstallSnapshotReply(rep) => self.handle_install_reply(from, rep),
         }
         Ok(())
     }
@@ -476,6 +492,9 @@ impl RaftCore {
             || !self.events.is_empty()
             || self.handed < self.apply_limit()
             || self.reads_ready()
+            || self.pending_reset.is_some()
+            || !self.install_chunks.is_empty()
+            || !self.snapshot_sends.is_empty()
     }
 
     /// The highest index the next `Ready` may hand out for applying: committed, durable
@@ -519,6 +538,9 @@ impl RaftCore {
             committed,
             events: std::mem::take(&mut self.events),
             reads: std::mem::take(&mut self.reads.done),
+            reset_log: self.pending_reset.take(),
+            install_chunks: std::mem::take(&mut self.install_chunks),
+            snapshot_sends: std::mem::take(&mut self.snapshot_sends),
         }
     }
 

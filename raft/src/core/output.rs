@@ -28,6 +28,15 @@ pub struct Ready {
     pub events: Vec<Event>,
     /// Outcomes of reads asked with [`RaftCore::read_index`](super::RaftCore::read_index).
     pub reads: Vec<super::ReadState>,
+    /// Before anything else in this batch's write: drop every stored entry and restart
+    /// the stored log right after this id (a snapshot from the leader replaced the log;
+    /// the entries kept after it are in `entries`).
+    pub reset_log: Option<LogId>,
+    /// Snapshot chunks received from the leader, in order: write them to the snapshot
+    /// store off the node's thread (see [`InstallSnapshotRequest`](super::InstallSnapshotRequest)).
+    pub install_chunks: Vec<super::InstallSnapshotRequest>,
+    /// Snapshot chunks to read from the snapshot store and send (leader).
+    pub snapshot_sends: Vec<super::SnapshotSend>,
 }
 
 impl Ready {
@@ -41,11 +50,17 @@ impl Ready {
             && self.committed.is_empty()
             && self.events.is_empty()
             && self.reads.is_empty()
+            && self.reset_log.is_none()
+            && self.install_chunks.is_empty()
+            && self.snapshot_sends.is_empty()
     }
 
     /// True when this batch carries a write for stable storage.
     pub fn has_write(&self) -> bool {
-        self.hard_state.is_some() || self.truncate_from.is_some() || !self.entries.is_empty()
+        self.hard_state.is_some()
+            || self.truncate_from.is_some()
+            || !self.entries.is_empty()
+            || self.reset_log.is_some()
     }
 
     /// The id to pass to [`RaftCore::persisted`](super::RaftCore::persisted) once the
@@ -163,6 +178,12 @@ pub enum Event {
         target: NodeId,
         /// The term this node leads.
         term: Term,
+    },
+    /// A snapshot received from the leader replaced this node's state machine and the
+    /// log up to `last_included`.
+    SnapshotInstalled {
+        /// The snapshot's last included entry.
+        last_included: LogId,
     },
 }
 

@@ -33,6 +33,9 @@ pub(crate) struct Progress {
     /// last started. Entries or a probe in flight with no progress for two heartbeats
     /// count as lost.
     pub(crate) last_ack: Duration,
+    /// A snapshot transfer in progress: while it lasts, no AppendEntries carries
+    /// entries to this follower.
+    pub(crate) sending: Option<super::install::Sending>,
 }
 
 impl Progress {
@@ -46,6 +49,7 @@ impl Progress {
             inflight_bytes: 0,
             last_heard: now,
             last_ack: now,
+            sending: None,
         }
     }
 

@@ -55,7 +55,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::message::{AppendRequest, Message, ReadIndexReply, ReadIndexRequest};
-use super::types::{LogId, LogIndex, NodeId, Role};
+use super::types::{LogIndex, NodeId, Role};
 use super::RaftCore;
 
 /// Names one read; the driver picks it, unique among its reads in flight.
@@ -302,11 +302,12 @@ impl RaftCore {
             let Some(matched) = self.progress.get(&peer).map(|p| p.matched) else {
                 continue;
             };
+            let prev_log = self.heartbeat_prev(matched);
             let req = AppendRequest {
                 term: self.term(),
-                prev_log: LogId::new(self.log.term_at(matched).unwrap_or(0), matched),
+                prev_log,
                 entries: Vec::new(),
-                leader_commit: self.commit.min(matched),
+                leader_commit: self.commit.min(prev_log.index),
                 read_round: round,
             };
             self.send(peer, Message::AppendEntries(req));

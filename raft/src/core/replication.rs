@@ -4,7 +4,7 @@
 use super::message::{AppendReply, AppendRequest, AppendResult, ConflictHint, Message};
 use super::output::Event;
 use super::progress::Mode;
-use super::types::{LogId, NodeId, Role};
+use super::types::{LogId, LogIndex, NodeId, Role};
 use super::RaftCore;
 
 impl RaftCore {
@@ -16,13 +16,14 @@ impl RaftCore {
     }
 
     /// Sends as many AppendEntries to `peer` as its window allows.
-    fn send_pipelined(&mut self, peer: NodeId) {
+    pub(super) fn send_pipelined(&mut self, peer: NodeId) {
         let last = self.log.last_index();
         loop {
             let Some(p) = self.progress.get(&peer) else {
                 return;
             };
-            if p.next > last
+            if p.sending.is_some()
+                || p.next > last
                 || !p.can_send(
                     self.config.max_inflight_appends,
                     self.config.max_inflight_bytes,
@@ -42,8 +43,15 @@ impl RaftCore {
         let Some(p) = self.progress.get(&peer) else {
             return false;
         };
+        if p.sending.is_some() {
+            return false;
+        }
         let next = p.next;
         let prev_index = next - 1;
+        if prev_index < self.log.prefix().index {
+            // The entries this follower needs are compacted: send the snapshot.
+            return self.start_snapshot_send(peer);
+        }
         let Some(prev_term) = self.log.term_at(prev_index) else {
             // Never expected: `next` stays within the log. Resynchronise from the end.
             let last = self.log.last_index();
@@ -113,15 +121,30 @@ impl RaftCore {
                 _ => {}
             }
             let matched = p.matched;
+            let sending = p.sending.is_some();
+            let prev_log = self.heartbeat_prev(matched);
             let req = AppendRequest {
                 term: self.term(),
-                prev_log: LogId::new(self.log.term_at(matched).unwrap_or(0), matched),
+                prev_log,
                 entries: Vec::new(),
-                leader_commit: self.commit.min(matched),
+                leader_commit: self.commit.min(prev_log.index),
                 read_round,
             };
             self.send(peer, Message::AppendEntries(req));
+            if sending {
+                self.check_snapshot_send(peer, stalled);
+            }
             self.send_pipelined(peer);
+        }
+    }
+
+    /// The `prev_log` of a heartbeat to a follower matched up to `matched`. A follower
+    /// matched behind the compacted prefix gets a heartbeat that vouches for nothing
+    /// (the empty log's position always matches).
+    pub(super) fn heartbeat_prev(&self, matched: LogIndex) -> LogId {
+        match self.log.term_at(matched) {
+            Some(term) => LogId::new(term, matched),
+            None => LogId::default(),
         }
     }
 
@@ -158,6 +181,10 @@ impl RaftCore {
             AppendResult::Success { match_index } => {
                 // `validate` refused any index beyond the log.
                 let advanced = p.acked(match_index);
+                if advanced && match_index >= self.log.prefix().index {
+                    // The follower caught up some other way: no snapshot needed.
+                    p.sending = None;
+                }
                 // Only progress restarts the stall clock: a heartbeat's reply says nothing
                 // about the entries in flight, and must not hide their loss.
                 if advanced {
@@ -170,7 +197,10 @@ impl RaftCore {
                 self.advance_transfer(from, false);
             }
             AppendResult::Conflict { rejected, hint } => {
-                if rejected <= p.matched || (p.mode == Mode::Probe && rejected + 1 != p.next) {
+                if p.sending.is_some()
+                    || rejected <= p.matched
+                    || (p.mode == Mode::Probe && rejected + 1 != p.next)
+                {
                     return; // a stale rejection
                 }
                 let next = match hint.term {

@@ -7,17 +7,12 @@
 //! snapshot point ([`Config::snapshot_keep_entries`](super::Config::snapshot_keep_entries))
 //! so that followers lagging a little still catch up from the log.
 //!
-//! # Limits of this version
-//!
-//! InstallSnapshot is not implemented yet: a follower that needs an entry behind a
-//! leader's compacted prefix cannot be caught up. To keep followers reachable the
-//! leader never compacts past what every follower has matched; a follower compacts
-//! behind its own snapshot point, which is safe (every entry it drops is committed) but
-//! may leave it unable to serve a lagging peer should it become leader. Compaction is
-//! therefore off by default ([`Config::snapshot_after_entries`](super::Config::snapshot_after_entries)
-//! is 0).
+//! A follower that needs an entry behind the compacted prefix gets the snapshot itself
+//! (InstallSnapshot, see the `install` module), so every node compacts by its own
+//! policy, whatever its followers have matched: memory stays bounded even while a
+//! follower is down.
 
-use super::types::{LogId, LogIndex, Role};
+use super::types::{LogId, LogIndex};
 use super::RaftCore;
 
 impl RaftCore {
@@ -34,9 +29,9 @@ impl RaftCore {
     /// Reports that a snapshot through `last` is durable. `last` must be an applied
     /// entry of this node's log. Moves the snapshot point, drops the entries no longer
     /// needed from memory (everything up to `last.index` less
-    /// [`Config::snapshot_keep_entries`](super::Config::snapshot_keep_entries), and on a
-    /// leader never past what every follower has matched), and returns the index up to
-    /// which the stored log may now be compacted, if it moved.
+    /// [`Config::snapshot_keep_entries`](super::Config::snapshot_keep_entries); a
+    /// follower that needs more gets the snapshot), and returns the index up to which
+    /// the stored log may now be compacted, if it moved.
     ///
     /// A report older than the current snapshot point, or for an entry this node does
     /// not hold as applied, is ignored.
@@ -53,11 +48,7 @@ impl RaftCore {
             return None;
         }
         self.snapshot = last;
-        let mut upto = last.index.saturating_sub(self.config.snapshot_keep_entries);
-        if self.role == Role::Leader {
-            let slowest = self.progress.values().map(|p| p.matched).min();
-            upto = upto.min(slowest.unwrap_or(upto));
-        }
+        let upto = self.compaction_bound(last.index);
         if upto <= self.log.prefix().index {
             return None;
         }

@@ -12,6 +12,7 @@
 //! handled (mostly ignored) by the protocol code.
 
 use super::error::{Malformed, StepError};
+use super::install::{InstallSnapshotReply, InstallSnapshotRequest};
 use super::message::{AppendRequest, AppendResult, Message, VoteRequest};
 use super::types::{NodeId, Role};
 use super::RaftCore;
@@ -34,6 +35,8 @@ impl RaftCore {
                 Some(Malformed::SecondLeader { term: rep.term })
             }
             Message::ReadIndexReply(_) => None,
+            Message::InstallSnapshot(req) => self.check_install(req),
+            Message::InstallSnapshotReply(rep) => self.check_install_reply(rep),
         };
         match reason {
             None => Ok(()),
@@ -115,6 +118,50 @@ impl RaftCore {
                     }
                 }
             }
+        }
+        None
+    }
+
+    fn check_install(&self, req: &InstallSnapshotRequest) -> Option<Malformed> {
+        let last = req.meta.last_included;
+        if last.index == 0 || last.term == 0 || last.term > req.term {
+            return Some(Malformed::ImpossibleSnapshot {
+                index: last.index,
+                last_term: last.term,
+                term: req.term,
+            });
+        }
+        let len = req.data.len() as u64;
+        if (!req.done && len == 0) || req.offset.checked_add(len).is_none() {
+            return Some(Malformed::BadSnapshotChunk {
+                offset: req.offset,
+                len,
+            });
+        }
+        if req.term == self.term() && self.role == Role::Leader {
+            return Some(Malformed::SecondLeader { term: req.term });
+        }
+        if req.term >= self.term() && last.index <= self.commit {
+            // A snapshot of committed state must agree with the committed entries.
+            if let Some(t) = self.log.term_at(last.index) {
+                if t != last.term {
+                    return Some(Malformed::ContradictsCommitted { index: last.index });
+                }
+            }
+        }
+        None
+    }
+
+    fn check_install_reply(&self, rep: &InstallSnapshotReply) -> Option<Malformed> {
+        if self.role != Role::Leader || rep.term != self.term() {
+            return None;
+        }
+        let last = self.log.last_index();
+        if rep.last_included.index > last {
+            return Some(Malformed::NeverSent {
+                index: rep.last_included.index,
+                last,
+            });
         }
         None
     }

@@ -43,6 +43,7 @@
 //! longer promise durability and must stop (see [`fail_all`](Driver::fail_all)).
 
 mod counters;
+mod install;
 mod reads;
 mod snapshots;
 mod transfers;
@@ -55,6 +56,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
+pub use install::{ChunkReader, ChunkWriter, InstallProgress};
 pub use snapshots::{check_snapshot_against_log, SnapshotJob};
 pub use transfers::TransferId;
 pub use writes::WriteId;
@@ -155,6 +157,12 @@ pub struct Output<R> {
     pub transfers: Vec<(TransferId, Result<NodeId, TransferError>)>,
     /// Answers to reads ([`Responder::read_done`]), after publishing the status.
     pub read_replies: Vec<(R, Result<LogIndex, ClientError>)>,
+    /// Snapshot chunks received from the leader, in order: write them off the node's
+    /// thread (a [`ChunkWriter`]) and report with [`Driver::install_progress`].
+    pub install_chunks: Vec<crate::core::InstallSnapshotRequest>,
+    /// Snapshot chunks to read off the node's thread (a [`ChunkReader`] per follower)
+    /// and send.
+    pub snapshot_sends: Vec<crate::core::SnapshotSend>,
 }
 
 impl<R> Default for Output<R> {
@@ -168,6 +176,8 @@ impl<R> Default for Output<R> {
             compactions: Vec::new(),
             transfers: Vec::new(),
             read_replies: Vec::new(),
+            install_chunks: Vec::new(),
+            snapshot_sends: Vec::new(),
         }
     }
 }
@@ -183,6 +193,8 @@ impl<R> Output<R> {
             && self.compactions.is_empty()
             && self.transfers.is_empty()
             && self.read_replies.is_empty()
+            && self.install_chunks.is_empty()
+            && self.snapshot_sends.is_empty()
     }
 }
 
@@ -453,6 +465,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             }
         }
         self.out.events.append(&mut ready.events);
+        self.take_install_io(&mut ready);
         if let Some(from) = ready.truncate_from {
             for (index, (term, responder)) in self.proposals.split_off(&from) {
                 Counters::add(&self.counters.proposals_lost, 1);

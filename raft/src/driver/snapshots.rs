@@ -62,6 +62,14 @@ impl Snapshots {
         }
     }
 
+    /// A snapshot received from the leader replaced the applied state.
+    pub(super) fn installed(&mut self, meta: SnapshotMeta) {
+        self.last_applied = meta.last_included;
+        self.since_entries = 0;
+        self.since_bytes = 0;
+        self.latest = Some(meta);
+    }
+
     /// Counts applied entries for the policy.
     pub(super) fn applied(&mut self, entries: &[Entry]) {
         if let Some(last) = entries.last() {

@@ -65,10 +65,11 @@ impl Writes {
             truncate_from: ready.truncate_from,
             entries: std::mem::take(&mut ready.entries),
             hard_state: ready.hard_state,
+            reset_to: ready.reset_log,
         });
         if let Some(last) = pending.write.entries.last() {
             pending.ack = Some(last.log_id());
-        } else if ready.truncate_from.is_some() {
+        } else if ready.truncate_from.is_some() || ready.reset_log.is_some() {
             // A truncation with nothing appended after it acknowledges nothing.
             pending.ack = None;
         }

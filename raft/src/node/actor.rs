@@ -115,6 +115,8 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     /// That transfer is over: finish the shutdown.
     shutdown_ready: bool,
     metrics: NodeMetrics,
+    /// Snapshot chunks being read (leader) and written (follower) off the node's thread.
+    install_io: super::install::InstallIo,
 }
 
 impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
@@ -151,6 +153,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             shutdown_transfer: None,
             shutdown_ready: false,
             metrics: NodeMetrics::new(&status, shared.metrics),
+            install_io: Default::default(),
         }
     }
 
@@ -212,6 +215,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             self.start_write(id, write, ctx);
         }
         self.execute_snapshots(ctx);
+        self.execute_install(ctx);
         let out = self.driver.output();
         for envelope in out.messages.drain(..) {
             if let Err(error) = self.transport.send(envelope) {
@@ -321,6 +325,34 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 false
             }
         });
+    }
+
+    /// Hands snapshot chunks to the transfer tasks: chunks to read and send, chunks
+    /// received to write.
+    fn execute_install(&mut self, ctx: &mut Context<Self>) {
+        let out = self.driver.output();
+        let sends = std::mem::take(&mut out.snapshot_sends);
+        let chunks = std::mem::take(&mut out.install_chunks);
+        if sends.is_empty() && chunks.is_empty() {
+            return;
+        }
+        let Some(store) = self.snapshot_store.clone() else {
+            tracing::warn!("snapshot transfer without a snapshot store");
+            for chunk in chunks {
+                let error = crate::SnapshotError::Io(std::io::Error::other("no snapshot store"));
+                let progress = crate::driver::InstallProgress::Failed(error);
+                self.driver.install_progress(&chunk.meta, progress);
+            }
+            return;
+        };
+        if !sends.is_empty() {
+            let id = self.driver.core().id();
+            self.install_io.send(id, &store, &self.transport, sends);
+        }
+        if !chunks.is_empty() {
+            let report = ctx.address().recipient();
+            self.install_io.receive(&store, &report, chunks);
+        }
     }
 
     fn publish_status(&self) {
@@ -486,6 +518,21 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Wake> for RaftNode<S,
             }
         }
         self.schedule_flush(ctx);
+    }
+}
+
+impl<S: LogStorage, T: Transport, M: StateMachine> Handler<super::install::InstallReport>
+    for RaftNode<S, T, M>
+{
+    type Result = ();
+
+    fn handle(&mut self, report: super::install::InstallReport, ctx: &mut Context<Self>) {
+        if self.shutting_down {
+            return;
+        }
+        let _entered = self.span.clone().entered();
+        self.driver.install_progress(&report.meta, report.progress);
+        self.drive(ctx);
     }
 }
 

@@ -23,6 +23,7 @@
 
 mod actor;
 mod handle;
+mod install;
 mod queue;
 mod snapshots;
 mod storage;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::core::{Entry, LogId};
 use crate::driver::{check_snapshot_against_log, SnapshotJob};
 use crate::snapshot::{write_snapshot, SnapshotError, SnapshotMeta, SnapshotStore};
-use crate::storage::{LogState, LogStorage};
+use crate::storage::{LogState, LogStorage, LogWrite};
 use crate::StateMachine;
 
 use super::StartError;
@@ -78,18 +78,38 @@ pub(crate) async fn recover<S: LogStorage, M: StateMachine>(
         state_machine = restored.0;
         snapshot = restored.1;
     }
+    let mut last = state.last;
     let log_prefix = match &snapshot {
         Some(meta) => {
-            let at = meta.last_included.index;
-            check_snapshot_against_log(at, state.prefix.index, state.last.index)?;
-            meta.last_included
+            let point = meta.last_included;
+            let at = point.index;
+            let stored_term = if at == state.prefix.index {
+                Some(state.prefix.term)
+            } else if at > state.prefix.index && at <= state.last.index {
+                storage.entries(at, at).await?.first().map(|e| e.term)
+            } else {
+                None
+            };
+            if at >= state.prefix.index && stored_term != Some(point.term) {
+                // A snapshot received from a leader was committed, and the node stopped
+                // before its log was reset: the stored log is obsolete. Finish the job.
+                tracing::info!(snapshot = ?point, stored = ?state.last, "resetting the log to the installed snapshot");
+                storage
+                    .write(LogWrite {
+                        reset_to: Some(point),
+                        ..LogWrite::default()
+                    })
+                    .await?;
+                last = point;
+            } else {
+                check_snapshot_against_log(at, state.prefix.index, state.last.index)?;
+            }
+            point
         }
         None => state.prefix,
     };
-    let entries = if state.last.index > log_prefix.index {
-        storage
-            .entries(log_prefix.index + 1, state.last.index)
-            .await?
+    let entries = if last.index > log_prefix.index {
+        storage.entries(log_prefix.index + 1, last.index).await?
     } else {
         Vec::new()
     };

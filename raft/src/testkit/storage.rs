@@ -68,6 +68,53 @@ pub async fn run_suite<H: StorageHarness>(mut harness: H) {
     holes_are_refused(&mut harness).await;
     large_batches(&mut harness).await;
     state_after_reopen(&mut harness).await;
+    reset_replaces_the_log(&mut harness).await;
+}
+
+/// A write with `reset_to` drops every stored entry and restarts the log after that id
+/// (a snapshot installed from the leader), then applies the rest of the write; the new
+/// bounds survive a reopen.
+pub async fn reset_replaces_the_log<H: StorageHarness>(h: &mut H) {
+    let s = h.fresh().await;
+    s.append(entries(1, 10, 1, 8)).await.expect("append");
+    s.compact(3).await.expect("compact");
+    let reset = LogId::new(4, 50);
+    s.write(LogWrite {
+        reset_to: Some(reset),
+        entries: entries(51, 52, 5, 8),
+        ..LogWrite::default()
+    })
+    .await
+    .expect("reset with entries after it");
+    let state = s.state().await.expect("state");
+    assert_eq!(state.prefix, reset, "the reset point is the new prefix");
+    assert_eq!(state.last, LogId::new(5, 52));
+    assert!(
+        matches!(s.entries(10, 10).await, Err(StorageError::Compacted { .. })),
+        "old entries are gone"
+    );
+    assert_eq!(s.entries(51, 52).await.expect("read").len(), 2);
+    // A reset behind the current log is allowed too, and leaves it empty.
+    s.write(LogWrite {
+        reset_to: Some(LogId::new(2, 20)),
+        ..LogWrite::default()
+    })
+    .await
+    .expect("reset alone");
+    let state = s.state().await.expect("state");
+    assert_eq!(
+        (state.prefix, state.last),
+        (LogId::new(2, 20), LogId::new(2, 20))
+    );
+    s.append(entries(21, 21, 6, 8))
+        .await
+        .expect("append after reset");
+    if let Some(s) = h.reopen(s).await {
+        let state = s.state().await.expect("state after reopen");
+        assert_eq!(state.prefix, LogId::new(2, 20));
+        assert_eq!(state.last, LogId::new(6, 21));
+        assert_eq!(s.entries(21, 21).await.expect("read").len(), 1);
+    }
 }
 
 /// A new storage has a zero hard state and no entries.
@@ -125,6 +172,7 @@ pub async fn truncate_conflicting_suffix<H: StorageHarness>(h: &mut H) {
             current_term: 2,
             voted_for: Some(3),
         }),
+        reset_to: None,
     })
     .await
     .expect("truncate and append");
@@ -162,6 +210,7 @@ pub async fn hard_state_round_trip<H: StorageHarness>(h: &mut H) {
         truncate_from: None,
         entries: entries(1, 2, 8, 4),
         hard_state: Some(hs2),
+        reset_to: None,
     })
     .await
     .expect("write with hard state");
@@ -236,6 +285,7 @@ pub async fn state_after_reopen<H: StorageHarness>(h: &mut H) {
         truncate_from: None,
         entries: entries(1, 20, 5, 32),
         hard_state: Some(hs),
+        reset_to: None,
     })
     .await
     .expect("write");

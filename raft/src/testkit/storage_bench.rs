@@ -148,6 +148,7 @@ pub async fn append_throughput<S: LogStorage + ?Sized>(
                 truncate_from: None,
                 entries: batch_of(first, spec.batch, term, &payload),
                 hard_state: None,
+                reset_to: None,
             });
             match poll_once(&mut write).await {
                 Some(result) => result?,

@@ -68,6 +68,7 @@ pub async fn run_suite<F: TransportFactory>(mut factory: F) {
     many_nodes(&mut factory).await;
     unknown_peer(&mut factory).await;
     large_message(&mut factory).await;
+    large_snapshot_chunk(&mut factory).await;
     peer_restart(&mut factory).await;
 }
 
@@ -157,6 +158,34 @@ pub async fn large_message<F: TransportFactory>(factory: &mut F) {
     let big = c.send(1, 2, big);
     let small = c.send(1, 2, sample(1));
     c.expect(2, vec![big, small]).await;
+    c.stop_all();
+}
+
+/// An InstallSnapshot carrying a 1 MiB chunk (the default chunk size) arrives intact,
+/// and so do a small message and the chunk's reply sent after it.
+pub async fn large_snapshot_chunk<F: TransportFactory>(factory: &mut F) {
+    let mut c = Cluster::start(factory, "large_snapshot_chunk", &[1, 2]).await;
+    let last_included = LogId::new(6, 123_456);
+    let chunk = Message::InstallSnapshot(crate::core::InstallSnapshotRequest {
+        term: 7,
+        meta: crate::snapshot::SnapshotMeta {
+            last_included,
+            membership: vec![1, 2],
+        },
+        offset: 1 << 20,
+        data: pattern(1 << 20, 9),
+        done: false,
+    });
+    let chunk = c.send(1, 2, chunk);
+    let small = c.send(1, 2, sample(1));
+    c.expect(2, vec![chunk, small]).await;
+    let reply = Message::InstallSnapshotReply(crate::core::InstallSnapshotReply {
+        term: 7,
+        last_included,
+        result: crate::core::SnapshotResult::Stored { offset: 2 << 20 },
+    });
+    let reply = c.send(2, 1, reply);
+    c.expect(1, vec![reply]).await;
     c.stop_all();
 }
 
@@ -449,6 +478,7 @@ fn pattern(len: usize, seed: u64) -> Bytes {
 fn describe(envelope: &Envelope) -> String {
     let bytes: usize = match &envelope.message {
         Message::AppendEntries(m) => m.entries.iter().map(Entry::size_hint).sum(),
+        Message::InstallSnapshot(m) => m.data.len(),
         _ => 0,
     };
     format!(

@@ -104,6 +104,7 @@ impl Model {
                 truncate_from,
                 entries,
                 hard_state,
+                reset_to: None,
             })
         };
         if hs.current_term == 0 {

@@ -9,9 +9,10 @@
 use actraft::core;
 
 use super::message::{
-    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
-    Payload, ReadIndexReply, ReadIndexRequest, RoundAppendReply, RoundAppendRequest, TimeoutNow,
-    VoteReply, VoteRequest,
+    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, InstallSnapshotReply,
+    InstallSnapshotRequest, LogId, Message, Payload, ReadIndexReply, ReadIndexRequest,
+    RoundAppendReply, RoundAppendRequest, SnapshotMeta, SnapshotResult, TimeoutNow, VoteReply,
+    VoteRequest,
 };
 
 impl From<core::Envelope> for Envelope {
@@ -65,6 +66,31 @@ impl From<core::Message> for Message {
                 ctx: r.ctx,
                 index: r.index,
             }),
+            core::Message::InstallSnapshot(r) => Message::InstallSnapshot(InstallSnapshotRequest {
+                term: r.term,
+                meta: SnapshotMeta {
+                    last_included: r.meta.last_included.into(),
+                    membership: r.meta.membership,
+                },
+                offset: r.offset,
+                data: r.data,
+                done: r.done,
+            }),
+            core::Message::InstallSnapshotReply(r) => {
+                Message::InstallSnapshotReply(InstallSnapshotReply {
+                    term: r.term,
+                    last_included: r.last_included.into(),
+                    result: match r.result {
+                        core::SnapshotResult::Stored { offset } => {
+                            SnapshotResult::Stored { offset }
+                        }
+                        core::SnapshotResult::Resend { offset } => {
+                            SnapshotResult::Resend { offset }
+                        }
+                        core::SnapshotResult::Installed => SnapshotResult::Installed,
+                    },
+                })
+            }
         }
     }
 }
@@ -103,6 +129,33 @@ impl From<Message> for core::Message {
                 core::Message::AppendEntriesReply(core::AppendReply {
                     read_round: r.read_round,
                     ..r.reply.into()
+                })
+            }
+            Message::InstallSnapshot(r) => {
+                core::Message::InstallSnapshot(core::InstallSnapshotRequest {
+                    term: r.term,
+                    meta: actraft::SnapshotMeta {
+                        last_included: r.meta.last_included.into(),
+                        membership: r.meta.membership,
+                    },
+                    offset: r.offset,
+                    data: r.data,
+                    done: r.done,
+                })
+            }
+            Message::InstallSnapshotReply(r) => {
+                core::Message::InstallSnapshotReply(core::InstallSnapshotReply {
+                    term: r.term,
+                    last_included: r.last_included.into(),
+                    result: match r.result {
+                        SnapshotResult::Stored { offset } => {
+                            core::SnapshotResult::Stored { offset }
+                        }
+                        SnapshotResult::Resend { offset } => {
+                            core::SnapshotResult::Resend { offset }
+                        }
+                        SnapshotResult::Installed => core::SnapshotResult::Installed,
+                    },
                 })
             }
         }

@@ -44,6 +44,62 @@ pub enum Message {
     RoundAppendEntries(RoundAppendRequest),
     /// Tag 11 (version 2). An `AppendEntriesReply` that echoes the request's read round.
     RoundAppendEntriesReply(RoundAppendReply),
+    /// Tag 12 (version 3). One chunk of the leader's snapshot.
+    InstallSnapshot(InstallSnapshotRequest),
+    /// Tag 13 (version 3). The answer to an `InstallSnapshot`.
+    InstallSnapshotReply(InstallSnapshotReply),
+}
+
+/// Where a snapshot sits in the log, and the membership it reflects (version 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    /// The last entry the snapshot includes.
+    pub last_included: LogId,
+    /// The members as of that entry.
+    pub membership: Vec<u64>,
+}
+
+/// Arguments of InstallSnapshot: one chunk (version 3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotRequest {
+    /// The leader's term.
+    pub term: u64,
+    /// The snapshot the chunk belongs to.
+    pub meta: SnapshotMeta,
+    /// Where the chunk starts in the snapshot's bytes.
+    pub offset: u64,
+    /// The chunk's bytes.
+    pub data: Bytes,
+    /// True on the last chunk.
+    pub done: bool,
+}
+
+/// Reply to InstallSnapshot (version 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotReply {
+    /// The follower's term.
+    pub term: u64,
+    /// The snapshot answered about.
+    pub last_included: LogId,
+    /// What the follower did.
+    pub result: SnapshotResult,
+}
+
+/// Outcome of an InstallSnapshot (version 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SnapshotResult {
+    /// Tag 0. Every byte before `offset` is stored.
+    Stored {
+        /// The first byte not held yet.
+        offset: u64,
+    },
+    /// Tag 1. Send again from `offset`.
+    Resend {
+        /// The first byte needed.
+        offset: u64,
+    },
+    /// Tag 2. The snapshot is installed.
+    Installed,
 }
 
 /// Arguments of ReadIndex.

@@ -49,23 +49,25 @@ mod message;
 use serde::{Deserialize, Serialize};
 
 pub use message::{
-    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
-    Payload, ReadIndexReply, ReadIndexRequest, RoundAppendReply, RoundAppendRequest, TimeoutNow,
-    VoteReply, VoteRequest,
+    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, InstallSnapshotReply,
+    InstallSnapshotRequest, LogId, Message, Payload, ReadIndexReply, ReadIndexRequest,
+    RoundAppendReply, RoundAppendRequest, SnapshotMeta, SnapshotResult, TimeoutNow, VoteReply,
+    VoteRequest,
 };
 
 /// The wire protocol version this build sends in every [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The versions this build accepts from a peer. It decodes every one of them.
 ///
-/// Version 1 is refused: it knows neither leadership transfer nor read rounds, so a
-/// node of this build could send it kinds it cannot read. Its frames still decode (the
-/// golden test keeps them), but a cluster upgrades from version 1 all at once.
-pub const SUPPORTED_VERSIONS: &[u16] = &[2];
+/// Versions 1 and 2 are refused: version 1 knows neither leadership transfer nor read
+/// rounds, version 2 not InstallSnapshot, so a node of this build could send them kinds
+/// they cannot read. Their frames still decode (the golden test keeps them), but a
+/// cluster upgrades from them all at once.
+pub const SUPPORTED_VERSIONS: &[u16] = &[3];
 
 /// Versions whose frames this build still decodes although it refuses their peers.
-pub const RETIRED_VERSIONS: &[u16] = &[1];
+pub const RETIRED_VERSIONS: &[u16] = &[1, 2];
 
 /// One unit on a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -168,6 +168,8 @@ struct Cluster {
     leaders: BTreeMap<Term, NodeId>,
     /// Read outcomes, with the time and node they came out at.
     reads: Vec<(Duration, NodeId, ReadState)>,
+    /// The last snapshot each node installed from its leader.
+    installed: BTreeMap<NodeId, LogIndex>,
 }
 
 impl Cluster {
@@ -195,6 +197,7 @@ impl Cluster {
             delivered: Vec::new(),
             events: Vec::new(),
             applied: BTreeMap::new(),
+            installed: BTreeMap::new(),
             hold: BTreeSet::new(),
             held: BTreeMap::new(),
             leaders: BTreeMap::new(),
@@ -294,10 +297,32 @@ impl Cluster {
                 self.sent.extend(ready.persisted_messages.iter().cloned());
                 self.queue.extend(ready.persisted_messages);
             }
+            // Snapshot IO, done at once: chunks to send are cut from a synthetic
+            // snapshot (`snapshot_bytes`); received chunks are "stored" immediately.
+            for send in &ready.snapshot_sends {
+                if let Some(envelope) = snapshot_chunk(id, node.config(), send) {
+                    self.sent.push(envelope.clone());
+                    self.queue.push_back(envelope);
+                }
+            }
+            for chunk in &ready.install_chunks {
+                let last = chunk.meta.last_included;
+                if chunk.done {
+                    node.snapshot_installed(last);
+                    self.installed.insert(id, last.index);
+                } else {
+                    node.snapshot_chunk_stored(last, chunk.offset + chunk.data.len() as u64);
+                }
+            }
+            let floor = self.installed.get(&id).copied().unwrap_or(0);
             let applied = self.applied.entry(id).or_default();
             for entry in ready.committed {
                 if let Some(last) = applied.last() {
-                    assert_eq!(entry.index, last.index + 1, "node {id} applies in order");
+                    assert_eq!(
+                        entry.index,
+                        last.index.max(floor) + 1,
+                        "node {id} applies in order"
+                    );
                 }
                 node.applied(entry.index);
                 applied.push(entry);
@@ -400,6 +425,36 @@ impl Cluster {
             .map(RaftCore::id)
             .collect()
     }
+}
+
+/// The synthetic snapshot every test leader sends: two and a half chunks of bytes.
+fn snapshot_bytes(config: &Config) -> Vec<u8> {
+    let len = config.max_snapshot_chunk_bytes * 5 / 2;
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// The InstallSnapshot carrying the chunk `send` names, cut from `snapshot_bytes`.
+fn snapshot_chunk(from: NodeId, config: &Config, send: &SnapshotSend) -> Option<Envelope> {
+    let bytes = snapshot_bytes(config);
+    let start = send.offset as usize;
+    if start >= bytes.len() && start > 0 {
+        return None;
+    }
+    let end = (start + send.len).min(bytes.len());
+    Some(Envelope {
+        from,
+        to: send.to,
+        message: Message::InstallSnapshot(InstallSnapshotRequest {
+            term: send.term,
+            meta: crate::snapshot::SnapshotMeta {
+                last_included: send.snapshot,
+                membership: vec![1, 2, 3],
+            },
+            offset: send.offset,
+            data: Bytes::copy_from_slice(&bytes[start..end]),
+            done: end == bytes.len(),
+        }),
+    })
 }
 
 /// A core of a 3-node cluster {1, 2, 3} in `role`, at term 1 before any election, with a

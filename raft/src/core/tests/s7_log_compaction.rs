@@ -68,12 +68,32 @@ fn s7_snapshot_reports_outside_the_applied_log_are_ignored() {
     assert_eq!(node.snapshot_point(), point);
 }
 
-/// §7: the leader must still be able to send a follower the entries it lacks (this
-/// version has no InstallSnapshot), so it never compacts past the slowest follower's
-/// match; once the follower catches up, the next snapshot compacts further.
+/// Small chunks, so that a snapshot takes several InstallSnapshot messages.
+fn config_chunks(keep: u64) -> Config {
+    Config {
+        max_snapshot_chunk_bytes: 100,
+        max_inflight_snapshot_chunks: 2,
+        ..config_keep(keep)
+    }
+}
+
+fn install_chunks_to(c: &Cluster, to: NodeId) -> Vec<(u64, usize, bool)> {
+    c.delivered
+        .iter()
+        .filter(|e| e.to == to)
+        .filter_map(|e| match &e.message {
+            Message::InstallSnapshot(m) => Some((m.offset, m.data.len(), m.done)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// §7: "the leader must occasionally send snapshots to followers that lag behind": the
+/// leader compacts by its own policy even past a follower that is cut off, and when
+/// the follower comes back it gets the snapshot, in chunks, then the log after it.
 #[test]
-fn s7_leader_keeps_what_a_lagging_follower_needs() {
-    let cfg = config_keep(0);
+fn s7_leader_compacts_past_a_lagging_follower_and_installs_its_snapshot() {
+    let cfg = config_chunks(0);
     let mut c = Cluster::new(3, cfg.clone());
     c.elect(1);
     c.run_for(cfg.heartbeat_interval);
@@ -86,24 +106,227 @@ fn s7_leader_keeps_what_a_lagging_follower_needs() {
     let leader = c.node_mut(1);
     let point = applied_id(leader);
     assert!(point.index > lagging_match + 5);
-    let upto = leader.snapshot_taken(point);
-    assert!(
-        upto.is_none_or(|u| u <= lagging_match),
-        "compacted to {upto:?} past the lagging follower's match {lagging_match}"
+    assert_eq!(
+        leader.snapshot_taken(point),
+        Some(point.index),
+        "the leader compacts regardless of the lagging follower"
     );
     c.heal();
     for i in 0..3 {
         c.node_mut(1).propose(format!("more{i}").into()).unwrap();
     }
     c.run_for(cfg.election_timeout_max * 4);
+    assert_eq!(c.status(3).last_log, c.status(1).last_log, "caught up");
     assert_eq!(
-        c.status(3).last_log,
-        c.status(1).last_log,
-        "caught up from the log"
+        c.node(3).snapshot_point(),
+        point,
+        "by the leader's snapshot"
     );
-    let leader = c.node_mut(1);
-    let point = applied_id(leader);
-    assert_eq!(leader.snapshot_taken(point), Some(point.index));
+    assert_eq!(c.node(3).log_prefix(), point);
+    let chunks = install_chunks_to(&c, 3);
+    let len = snapshot_bytes(&cfg).len();
+    assert_eq!(
+        chunks
+            .iter()
+            .filter(|(_, n, _)| *n > 0)
+            .map(|(_, n, _)| n)
+            .sum::<usize>(),
+        len,
+        "every byte sent once: {chunks:?}"
+    );
+    assert_eq!(chunks.iter().filter(|(_, _, done)| *done).count(), 1);
+    assert!(chunks.iter().all(|(_, n, _)| *n <= 100), "chunk size bound");
+    assert!(c
+        .events_of(3, Duration::ZERO)
+        .contains(&Event::SnapshotInstalled {
+            last_included: point
+        }));
+    assert_eq!(c.status(3).applied_index, c.status(1).applied_index);
+    // The follower applied the entries after the snapshot, not before it.
+    let applied = &c.applied[&3];
+    assert!(applied.iter().any(|e| e.index > point.index));
+}
+
+/// §7 with a lossy network: a lost chunk is sent again from the follower's
+/// acknowledged offset, and the transfer completes.
+#[test]
+fn s7_a_lost_snapshot_chunk_is_resent() {
+    let cfg = config_chunks(0);
+    let mut c = Cluster::new(3, cfg.clone());
+    c.elect(1);
+    c.isolate(3);
+    for i in 0..10 {
+        c.node_mut(1).propose(format!("cmd{i}").into()).unwrap();
+    }
+    c.run_for(cfg.heartbeat_interval * 3);
+    let point = applied_id(c.node(1));
+    c.node_mut(1).snapshot_taken(point).unwrap();
+    // Lose the chunk at offset 100, once.
+    let lost = std::rc::Rc::new(std::cell::Cell::new(false));
+    let seen = std::rc::Rc::clone(&lost);
+    c.set_filter(move |e| match &e.message {
+        Message::InstallSnapshot(m) if m.offset == 100 && !seen.get() => {
+            seen.set(true);
+            false
+        }
+        _ => true,
+    });
+    c.run_for(cfg.election_timeout_max * 4);
+    assert!(lost.get(), "the chunk was dropped");
+    assert_eq!(c.node(3).snapshot_point(), point);
+    assert_eq!(c.status(3).last_log, c.status(1).last_log);
+    let resends = c
+        .delivered
+        .iter()
+        .filter(|e| {
+            matches!(&e.message, Message::InstallSnapshotReply(r)
+                if matches!(r.result, SnapshotResult::Resend { offset: 100 }))
+        })
+        .count();
+    assert!(resends >= 1, "the follower asked for the missing chunk");
+}
+
+fn chunk(term: Term, last: LogId, offset: u64, data: &'static [u8], done: bool) -> Message {
+    Message::InstallSnapshot(InstallSnapshotRequest {
+        term,
+        meta: crate::snapshot::SnapshotMeta {
+            last_included: last,
+            membership: vec![1, 2, 3],
+        },
+        offset,
+        data: Bytes::from_static(data),
+        done,
+    })
+}
+
+fn replies_of(ready: &Ready) -> Vec<(Term, SnapshotResult)> {
+    ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .filter_map(|e| match &e.message {
+            Message::InstallSnapshotReply(r) => Some((r.term, r.result)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// §7: "If existing log entry has same index and term as snapshot's last included
+/// entry, retain log entries following it": the log after the snapshot point stays,
+/// and is written again after the stored log's reset.
+#[test]
+fn s7_install_keeps_the_matching_suffix() {
+    let mut f = new_core(2, &[1, 2, 3], config(), initial(1, None, &[1, 1, 1, 1]));
+    let last = LogId::new(1, 2);
+    step(&mut f, 1, chunk(1, last, 0, b"ab", false));
+    let r = ready_persisted(&mut f);
+    assert_eq!(r.install_chunks.len(), 1, "the chunk goes to the driver");
+    assert!(replies_of(&r).is_empty(), "acknowledged once stored");
+    f.snapshot_chunk_stored(last, 2);
+    assert_eq!(
+        replies_of(&ready_persisted(&mut f)),
+        vec![(1, SnapshotResult::Stored { offset: 2 })]
+    );
+    step(&mut f, 1, chunk(1, last, 2, b"cd", true));
+    let r = ready_persisted(&mut f);
+    assert_eq!(r.install_chunks.len(), 1);
+    assert!(f.snapshot_is_news(last));
+    f.snapshot_installed(last);
+    let r = f.ready();
+    assert_eq!(r.reset_log, Some(last));
+    assert_eq!(
+        r.entries.iter().map(Entry::log_id).collect::<Vec<_>>(),
+        vec![LogId::new(1, 3), LogId::new(1, 4)],
+        "the suffix is kept and written again"
+    );
+    assert!(replies_of(&r).contains(&(1, SnapshotResult::Installed)));
+    assert!(
+        r.messages
+            .iter()
+            .all(|e| !matches!(e.message, Message::InstallSnapshotReply(_))),
+        "the answer waits for the reset to be durable"
+    );
+    assert_eq!(f.log_prefix(), last);
+    assert_eq!(f.status().last_log, LogId::new(1, 4));
+    assert_eq!(f.status().applied_index, 2);
+    assert_eq!(f.status().commit_index, 2);
+}
+
+/// §7: "Discard the entire log" when it does not hold the snapshot's last entry.
+#[test]
+fn s7_install_discards_a_conflicting_log() {
+    let mut f = new_core(2, &[1, 2, 3], config(), initial(2, None, &[1, 1, 2, 2]));
+    let last = LogId::new(3, 3);
+    step(&mut f, 1, chunk(3, last, 0, b"xyz", true));
+    let _ = ready_persisted(&mut f);
+    f.snapshot_installed(last);
+    let r = f.ready();
+    assert_eq!(r.reset_log, Some(last));
+    assert!(r.entries.is_empty());
+    assert_eq!(f.status().last_log, last);
+    assert_eq!(f.log_term(4), None, "the conflicting suffix is gone");
+    assert_eq!(f.snapshot_point(), last);
+}
+
+/// Out-of-order and foreign chunks: a gap asks for the missing offset, a chunk of no
+/// known transfer asks for offset 0, a duplicate is acknowledged again.
+#[test]
+fn s7_install_asks_for_what_it_misses() {
+    let mut f = new_core(2, &[1, 2, 3], config(), initial(1, None, &[1]));
+    let last = LogId::new(1, 5);
+    step(&mut f, 1, chunk(1, last, 4, b"zz", false));
+    assert_eq!(
+        replies_of(&ready_persisted(&mut f)),
+        vec![(1, SnapshotResult::Resend { offset: 0 })]
+    );
+    step(&mut f, 1, chunk(1, last, 0, b"ab", false));
+    f.snapshot_chunk_stored(last, 2);
+    let _ = ready_persisted(&mut f);
+    step(&mut f, 1, chunk(1, last, 4, b"ef", false));
+    assert_eq!(
+        replies_of(&ready_persisted(&mut f)),
+        vec![(1, SnapshotResult::Resend { offset: 2 })]
+    );
+    step(&mut f, 1, chunk(1, last, 0, b"ab", false));
+    let r = ready_persisted(&mut f);
+    assert!(
+        r.install_chunks.is_empty(),
+        "a duplicate is not written twice"
+    );
+    assert_eq!(
+        replies_of(&r),
+        vec![(1, SnapshotResult::Stored { offset: 2 })]
+    );
+}
+
+/// §5.1 for InstallSnapshot: a chunk from a stale term is refused (its sender gets the
+/// current term and steps down), and changes nothing.
+#[test]
+fn s7_stale_install_is_refused() {
+    let mut f = new_core(2, &[1, 2, 3], config(), initial(5, None, &[1, 5]));
+    step(&mut f, 1, chunk(3, LogId::new(3, 9), 0, b"ab", true));
+    let r = ready_persisted(&mut f);
+    assert!(r.install_chunks.is_empty());
+    assert!(matches!(
+        replies_of(&r).as_slice(),
+        [(5, SnapshotResult::Resend { .. })]
+    ));
+    assert_eq!(f.status().last_log, LogId::new(5, 2));
+    assert_eq!(f.status().term, 5);
+}
+
+/// A follower that already holds everything a snapshot covers answers Installed at
+/// once, without storing anything.
+#[test]
+fn s7_install_of_what_is_already_committed_is_acknowledged() {
+    let mut c = cluster_with_commands(0, 5);
+    let point = applied_id(c.node(2));
+    let term = c.status(1).term;
+    let f = c.node_mut(2);
+    step(f, 1, chunk(term, point, 0, b"ab", true));
+    let r = ready_persisted(f);
+    assert!(r.install_chunks.is_empty());
+    assert_eq!(replies_of(&r), vec![(term, SnapshotResult::Installed)]);
 }
 
 /// §7: a restarted server starts from its snapshot: the log before the snapshot point

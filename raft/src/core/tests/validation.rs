@@ -253,3 +253,83 @@ fn committed_entries_are_handed_out_in_bounded_batches() {
     assert_eq!(ready.committed.len(), 2);
     assert!(!core.has_ready(), "waits for the batch to be applied");
 }
+
+fn install(term: Term, last: LogId, offset: u64, data: &'static [u8], done: bool) -> Message {
+    Message::InstallSnapshot(InstallSnapshotRequest {
+        term,
+        meta: crate::snapshot::SnapshotMeta {
+            last_included: last,
+            membership: vec![1, 2, 3],
+        },
+        offset,
+        data: Bytes::from_static(data),
+        done,
+    })
+}
+
+#[test]
+fn malformed_install_snapshots_are_refused_without_a_trace() {
+    let mut core = follower();
+    refused(
+        &mut core,
+        2,
+        install(3, LogId::new(4, 9), 0, b"ab", true),
+        Malformed::ImpossibleSnapshot {
+            index: 9,
+            last_term: 4,
+            term: 3,
+        },
+    );
+    refused(
+        &mut core,
+        2,
+        install(3, LogId::new(0, 0), 0, b"", true),
+        Malformed::ImpossibleSnapshot {
+            index: 0,
+            last_term: 0,
+            term: 3,
+        },
+    );
+    refused(
+        &mut core,
+        2,
+        install(3, LogId::new(2, 9), 10, b"", false),
+        Malformed::BadSnapshotChunk { offset: 10, len: 0 },
+    );
+    refused(
+        &mut core,
+        2,
+        install(3, LogId::new(2, 9), u64::MAX, b"ab", false),
+        Malformed::BadSnapshotChunk {
+            offset: u64::MAX,
+            len: 2,
+        },
+    );
+    // Entry 2 is committed in term 2: a snapshot claiming term 1 there contradicts it.
+    refused(
+        &mut core,
+        2,
+        install(3, LogId::new(1, 2), 0, b"ab", true),
+        Malformed::ContradictsCommitted { index: 2 },
+    );
+}
+
+#[test]
+fn install_reply_about_an_index_never_sent_is_refused() {
+    let mut core = core_in_role(Role::Leader, &config());
+    let term = core.status().term;
+    let last = core.status().last_log.index;
+    refused(
+        &mut core,
+        2,
+        Message::InstallSnapshotReply(InstallSnapshotReply {
+            term,
+            last_included: LogId::new(term, last + 5),
+            result: SnapshotResult::Installed,
+        }),
+        Malformed::NeverSent {
+            index: last + 5,
+            last,
+        },
+    );
+}

@@ -185,6 +185,18 @@ impl Checker {
         self.log_written(node, None, entries)
     }
 
+    /// `node` restarted with its log compacted up to `prefix` (committed entries) and
+    /// `entries` after it.
+    pub fn restarted_from(
+        &mut self,
+        node: NodeId,
+        prefix: LogIndex,
+        entries: &[Entry],
+    ) -> Result<(), Violation> {
+        self.log_reset(node, prefix)?;
+        self.log_written(node, None, entries)
+    }
+
     /// `node` removed its entries from `truncate_from` on and appended `entries`.
     /// Checks Leader Append-Only and Log Matching.
     pub fn log_written(
@@ -262,6 +274,57 @@ impl Checker {
             }
         }
         Ok(())
+    }
+
+    /// The fold of the committed prefix `1..=index` (the chain of its entries' prints,
+    /// from 0), or `None` when fewer entries are known committed.
+    pub fn committed_fold(&self, index: LogIndex) -> Option<u64> {
+        let n = usize::try_from(index).ok()?;
+        let prefix = self.committed.get(..n)?;
+        Some(prefix.iter().fold(0, |h, (print, _)| chain(h, *print)))
+    }
+
+    /// The term of the committed entry at `index` (0 for index 0), if known.
+    pub fn committed_term(&self, index: LogIndex) -> Option<Term> {
+        if index == 0 {
+            return Some(0);
+        }
+        self.committed_at(index).map(|p| p.term)
+    }
+
+    /// `node`'s state machine was restored from a snapshot through `index` whose state
+    /// has fold `fold`. State Machine Safety through snapshots: a restored state must
+    /// equal the fold of the committed prefix it claims to cover.
+    pub fn restored(&mut self, node: NodeId, index: LogIndex, fold: u64) -> Result<(), Violation> {
+        match self.committed_fold(index) {
+            Some(expected) if expected == fold => Ok(()),
+            _ => Err(Violation::StateMachineSafety { node, index }),
+        }
+    }
+
+    /// `node`'s log was replaced by a snapshot through `index`: its mirror becomes the
+    /// committed prefix up to there. A snapshot beyond what is known committed breaks
+    /// State Machine Safety.
+    pub fn log_reset(&mut self, node: NodeId, index: LogIndex) -> Result<(), Violation> {
+        let n = usize::try_from(index).unwrap_or(usize::MAX);
+        let Some(prefix) = self.committed.get(..n) else {
+            return Err(Violation::StateMachineSafety { node, index });
+        };
+        let mut mirror = Mirror::default();
+        let mut h = 0;
+        for (print, _) in prefix {
+            h = chain(h, *print);
+            mirror.terms.push(print.term);
+            mirror.prefix_hash.push(h);
+        }
+        self.logs.insert(node, mirror);
+        Ok(())
+    }
+
+    /// Folds one more applied entry into a state machine's fold, as
+    /// [`committed_fold`](Self::committed_fold) does.
+    pub fn fold_entry(fold: u64, entry: &Entry) -> u64 {
+        chain(fold, EntryPrint::of(entry))
     }
 
     /// `node` applied `entry` to its state machine. Checks State Machine Safety.

@@ -59,6 +59,7 @@ impl Simulation {
             .push(self.now, TraceEvent::Crash { node: node.id });
         node.driver = None;
         node.writes.clear();
+        node.snapshots.crashed();
         node.incarnation += 1;
         node.was_leader = false;
         self.checker.crashed(node.id);
@@ -71,10 +72,13 @@ impl Simulation {
                 node: self.nodes[i].id,
             },
         );
-        self.boot(i);
+        self.boot(i)?;
         let node = &self.nodes[i];
+        let core = node.core().expect("booted");
+        let prefix = core.log_prefix();
+        let entries = core.log_entries(prefix.index + 1, core.status().last_log.index);
         self.checker
-            .restarted(node.id, &node.disk.entries)
+            .restarted_from(node.id, prefix.index, entries)
             .map_err(|v| v.to_string())
     }
 

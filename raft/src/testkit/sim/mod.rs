@@ -14,6 +14,7 @@
 mod checker;
 mod faults;
 mod node;
+mod snapshots;
 mod trace;
 
 use std::cell::RefCell;
@@ -33,9 +34,10 @@ use crate::core::{
     ReadMode, Role,
 };
 use crate::driver::Limits;
+use crate::snapshot::MemSnapshotStore;
 use crate::storage::LogWrite;
 use crate::testkit::SplitMix64;
-use node::{Outcome, SimDriver, SimReply};
+use node::{Outcome, SimDriver, SimMachine, SimReply};
 
 /// The knobs of one simulated run.
 #[derive(Debug, Clone)]
@@ -77,9 +79,17 @@ impl SimConfig {
     pub fn for_seed(seed: u64) -> Self {
         let nodes = [3, 5, 7][(seed % 3) as usize];
         // Leases on half of the seeds; the other half exercise lease reads falling back
-        // to a round.
+        // to a round. Snapshots at small, seed-dependent intervals (off on a quarter of
+        // the seeds), in chunks of a few bytes, so that compaction and InstallSnapshot
+        // happen often.
+        let mix = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
         let raft = Config {
             lease_reads: seed % 4 >= 2,
+            snapshot_after_entries: [0, 5, 17, 60][(mix % 4) as usize],
+            snapshot_after_bytes: 0,
+            snapshot_keep_entries: [0, 3, 20][(mix / 4 % 3) as usize],
+            max_snapshot_chunk_bytes: [7, 16, 64][(mix / 12 % 3) as usize],
+            max_inflight_snapshot_chunks: [1, 2, 4][(mix / 36 % 3) as usize],
             ..Config::default()
         };
         Self {
@@ -122,6 +132,9 @@ pub struct SimReport {
     pub reads_ok: u64,
     /// Reads refused with a typed error.
     pub reads_failed: u64,
+    /// Snapshots written by snapshot jobs, and snapshots installed from a leader (each
+    /// checked against the fold of the committed prefix).
+    pub snapshots: (u64, u64),
     /// The first property broken, if any, with the tail of the trace.
     pub failure: Option<SimFailure>,
 }
@@ -138,18 +151,30 @@ pub struct SimFailure {
 #[derive(Debug)]
 enum Action {
     Deliver(Envelope),
-    WriteDone { node: usize, incarnation: u64 },
+    WriteDone {
+        node: usize,
+        incarnation: u64,
+    },
     Propose,
     Read,
     Fault,
-    Restart { node: usize },
+    Restart {
+        node: usize,
+    },
     StartLiveness,
     Transfer,
+    SnapshotWritten {
+        node: usize,
+        incarnation: u64,
+        job: u64,
+    },
 }
 
 #[derive(Debug, Default)]
 struct Disk {
     hard: HardState,
+    /// The compacted prefix: `entries` start right after it.
+    prefix: LogId,
     entries: Vec<Entry>,
 }
 
@@ -164,6 +189,7 @@ struct SimNode {
     incarnation: u64,
     group: u32,
     was_leader: bool,
+    snapshots: snapshots::SimSnapshots,
 }
 
 /// One simulated cluster. Build it with [`Simulation::new`] and call [`Simulation::run`].
@@ -190,6 +216,8 @@ pub struct Simulation {
     transfers: (u64, u64),
     reads_ok: u64,
     reads_failed: u64,
+    snapshots_taken: u64,
+    snapshots_installed: u64,
 }
 
 impl SimNode {
@@ -222,6 +250,8 @@ impl Simulation {
             transfers: (0, 0),
             reads_ok: 0,
             reads_failed: 0,
+            snapshots_taken: 0,
+            snapshots_installed: 0,
             now: Duration::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -247,10 +277,11 @@ impl Simulation {
                 incarnation: 0,
                 group: 0,
                 was_leader: false,
+                snapshots: Default::default(),
             });
         }
         for i in 0..sim.nodes.len() {
-            sim.boot(i);
+            sim.boot(i).expect("a fresh node boots");
         }
         sim
     }
@@ -267,6 +298,7 @@ impl Simulation {
             transfers: self.transfers,
             reads_ok: self.reads_ok,
             reads_failed: self.reads_failed,
+            snapshots: (self.snapshots_taken, self.snapshots_installed),
             failure: result.err().map(|property| SimFailure {
                 property,
                 trace: self.trace.render(),
@@ -410,13 +442,21 @@ impl Simulation {
         (id - 1) as usize
     }
 
-    fn boot(&mut self, i: usize) {
+    fn boot(&mut self, i: usize) -> Result<(), String> {
+        self.nodes[i].incarnation += 1;
+        self.nodes[i].snapshots.crashed();
+        let (machine, snapshot, log_prefix, entries) = self.recover(i)?;
         let node = &mut self.nodes[i];
-        node.incarnation += 1;
+        let point = snapshot
+            .as_ref()
+            .map(|m| m.last_included)
+            .unwrap_or_default();
         let state = InitialState {
             hard_state: node.disk.hard,
-            entries: node.disk.entries.clone(),
-            ..InitialState::default()
+            log_prefix,
+            entries,
+            applied_index: point.index,
+            snapshot: point,
         };
         let seed = self
             .cfg
@@ -433,10 +473,13 @@ impl Simulation {
         .expect("valid simulated node");
         // A node boots at the current time: shift its clock by ticking once.
         core.tick(self.now);
-        let driver = self.new_driver(core);
+        let driver = self
+            .new_driver(core, machine)
+            .with_latest_snapshot(snapshot);
         let node = &mut self.nodes[i];
         node.driver = Some(driver);
         node.was_leader = false;
+        Ok(())
     }
 
     fn act(&mut self, action: Action) -> Result<(), String> {
@@ -552,6 +595,16 @@ impl Simulation {
                 self.transfers.0 += 1;
                 self.process(i)
             }
+            Action::SnapshotWritten {
+                node,
+                incarnation,
+                job,
+            } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return Ok(()); // the job died with its node: a crash mid-write
+                }
+                self.snapshot_written(node, job)
+            }
             Action::StartLiveness => {
                 self.faults_on = false;
                 self.trace.push(self.now, TraceEvent::Heal);
@@ -590,8 +643,13 @@ impl Simulation {
                     if role == Role::Leader {
                         let core = self.nodes[i].core().expect("node is up");
                         let last = core.status().last_log.index;
-                        let terms: Vec<_> =
-                            core.log_entries(1, last).iter().map(|e| e.term).collect();
+                        // Entries behind the compacted prefix are committed; the
+                        // checker vouched for them when the snapshot was restored.
+                        let prefix = core.log_prefix().index;
+                        let mut terms: Vec<_> = (1..=prefix)
+                            .map(|i| self.checker.committed_term(i).unwrap_or(0))
+                            .collect();
+                        terms.extend(core.log_entries(prefix + 1, last).iter().map(|e| e.term));
                         self.nodes[i].was_leader = true;
                         self.checker
                             .leader_elected(id, term, &terms)

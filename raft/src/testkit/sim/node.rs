@@ -11,10 +11,15 @@ use crate::storage::LogWrite;
 use crate::StateMachine;
 
 /// The simulated state machine: records every entry it applies (for State Machine
-/// Safety) and answers a command with the command itself.
+/// Safety) and answers a command with the command itself. Its state is the fold of
+/// every entry it reflects, which its snapshots carry.
 #[derive(Debug, Default)]
 pub(super) struct SimMachine {
     pub(super) applied: Vec<Entry>,
+    pub(super) fold: u64,
+    pub(super) last: LogIndex,
+    /// Set by a restore: (last index, fold), for the checker.
+    pub(super) restored: Option<(LogIndex, u64)>,
 }
 
 impl StateMachine for SimMachine {
@@ -22,7 +27,23 @@ impl StateMachine for SimMachine {
         command.clone()
     }
 
+    fn snapshot(&mut self) -> Option<Box<dyn crate::SnapshotChunks>> {
+        Some(super::snapshots::snapshot_source(self.fold, self.last))
+    }
+
+    fn restore(
+        &mut self,
+        meta: &crate::SnapshotMeta,
+        chunks: &mut dyn crate::SnapshotChunks,
+    ) -> Result<(), crate::SnapshotError> {
+        let fold = super::snapshots::decode_state(meta, chunks)?;
+        self.set_state(fold, meta.last_included.index);
+        self.restored = Some((meta.last_included.index, fold));
+        Ok(())
+    }
+
     fn apply_entry(&mut self, entry: &Entry) -> Bytes {
+        self.fold_in(entry);
         self.applied.push(entry.clone());
         match &entry.payload {
             crate::core::Payload::Command(command) => command.clone(),
@@ -117,10 +138,10 @@ pub(super) fn limits_for(rng: &mut SplitMix64) -> Limits {
 }
 
 impl Simulation {
-    pub(super) fn new_driver(&self, core: RaftCore) -> SimDriver {
+    pub(super) fn new_driver(&self, core: RaftCore, machine: SimMachine) -> SimDriver {
         Driver::new(
             core,
-            SimMachine::default(),
+            machine,
             self.limits.clone(),
             Arc::new(Counters::default()),
         )
@@ -135,6 +156,10 @@ impl Simulation {
                 return Ok(());
             };
             let run = driver.run();
+            self.execute_snapshots(i)?;
+            let Some(driver) = self.nodes[i].driver.as_mut() else {
+                return Ok(());
+            };
             let out = driver.output();
             let writes = std::mem::take(&mut out.writes);
             let messages = std::mem::take(&mut out.messages);
@@ -164,6 +189,11 @@ impl Simulation {
             }
             self.observe_events(i, &events)?;
             for (wid, write) in writes {
+                if let Some(reset) = write.reset_to {
+                    self.checker
+                        .log_reset(id, reset.index)
+                        .map_err(|v| v.to_string())?;
+                }
                 self.checker
                     .log_written(id, write.truncate_from, &write.entries)
                     .map_err(|v| v.to_string())?;
@@ -248,8 +278,20 @@ impl Simulation {
             },
         );
         let n = &mut self.nodes[i];
+        if let Some(reset) = w.reset_to {
+            n.disk.prefix = reset;
+            n.disk.entries.clear();
+        }
+        let prefix = n.disk.prefix.index;
         if let Some(t) = w.truncate_from {
-            n.disk.entries.truncate(t.saturating_sub(1) as usize);
+            n.disk
+                .entries
+                .truncate(t.saturating_sub(prefix + 1) as usize);
+        }
+        if let Some(first) = w.entries.first() {
+            n.disk
+                .entries
+                .truncate(first.index.saturating_sub(prefix + 1) as usize);
         }
         n.disk.entries.extend(w.entries);
         if let Some(h) = w.hard_state {

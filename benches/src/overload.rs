@@ -6,7 +6,8 @@
 //! First a baseline: `baseline_clients` closed-loop clients (one proposal each in
 //! flight) saturate a fresh cluster. Then the overload: `clients` clients with `window`
 //! proposals each in flight on another fresh cluster; a client refused with `Busy` backs
-//! off for `backoff` before it tries again, as a well-behaved client would.
+//! off before it tries again, as a well-behaved client would: a random wait below
+//! `backoff`, doubled at each refusal in a row up to `max_backoff`, reset by a success.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actraft::testkit::SplitMix64;
 use actraft::ClientError;
 use actraft_examples::backend::start_cluster;
 use actraft_examples::cluster::{ClusterOptions, Placement};
@@ -44,8 +46,11 @@ pub struct OverloadConfig {
     pub payload: usize,
     /// Node threads.
     pub threads: usize,
-    /// How long a client refused with `Busy` waits before it retries.
+    /// The longest first wait of a client refused with `Busy` (the wait is drawn at
+    /// random below it, and doubles at each refusal in a row).
     pub backoff: Duration,
+    /// The bound on that doubling.
+    pub max_backoff: Duration,
 }
 
 impl Default for OverloadConfig {
@@ -61,6 +66,7 @@ impl Default for OverloadConfig {
             payload: 64,
             threads: 2,
             backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(64),
         }
     }
 }
@@ -166,17 +172,20 @@ async fn phase(
     ));
     let measuring = Rc::new(std::cell::Cell::new(false));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
-    let backoff = cfg.backoff;
+    let (backoff, max_backoff) = (cfg.backoff, cfg.max_backoff.max(cfg.backoff));
     // Every loop runs on this (the clients') thread, so they share the histogram freely.
     let tasks: Vec<_> = (0..clients * window)
-        .map(|_| {
+        .map(|task| {
             let (handle, shared, payload) = (handle.clone(), shared.clone(), payload.clone());
             let (hist, measuring) = (hist.clone(), measuring.clone());
             actix_rt::spawn(async move {
+                let mut rng = SplitMix64::new(task as u64);
+                let mut limit = backoff;
                 while !shared.stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
                     match handle.propose(payload.clone()).await {
                         Ok(_) => {
+                            limit = backoff;
                             shared.committed.fetch_add(1, Ordering::Relaxed);
                             if measuring.get() {
                                 let us = t.elapsed().as_micros().max(1) as u64;
@@ -185,7 +194,9 @@ async fn phase(
                         }
                         Err(ClientError::Busy) => {
                             shared.busy.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(backoff).await;
+                            let us = limit.as_micros().max(1) as u64;
+                            tokio::time::sleep(Duration::from_micros(1 + rng.below(us))).await;
+                            limit = (limit * 2).min(max_backoff);
                         }
                         Err(e) => return Err(BenchError::Client(e)),
                     }

@@ -155,9 +155,9 @@ mod tests {
         restored
             .restore(&meta, &mut actraft::snapshot::VecChunks::new(odd))
             .unwrap();
-        assert_eq!(get(&mut restored, "key0"), "value 0");
-        assert_eq!(get(&mut restored, "key99"), "value 99");
-        assert_eq!(get(&mut restored, "stale"), "(nil)");
+        assert_eq!(get(&mut restored, "key0"), "value value 0");
+        assert_eq!(get(&mut restored, "key99"), "value value 99");
+        assert_eq!(get(&mut restored, "stale"), "not-found");
     }
 
     #[test]
@@ -175,6 +175,6 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(err, SnapshotError::Malformed(_)), "{err}");
-        assert_eq!(get(&mut target, "b"), "2");
+        assert_eq!(get(&mut target, "b"), "value 2");
     }
 }

@@ -99,15 +99,18 @@ async fn policy_snapshots_compact_the_log_and_a_full_restart_recovers_from_them(
         assert!(h.status().applied_index >= snap.last_included.index);
     }
     let leader_handle = leader(&handles).await;
-    assert_eq!(leader_handle.propose(get("k0")).await.unwrap(), "v0");
-    assert_eq!(leader_handle.propose(get("k199")).await.unwrap(), "v199");
+    assert_eq!(leader_handle.propose(get("k0")).await.unwrap(), "value v0");
+    assert_eq!(
+        leader_handle.propose(get("k199")).await.unwrap(),
+        "value v199"
+    );
     leader_handle
         .propose(put("after", "restart"))
         .await
         .unwrap();
     assert_eq!(
         leader_handle.propose(get("after")).await.unwrap(),
-        "restart"
+        "value restart"
     );
     for h in &handles {
         h.shutdown().await;

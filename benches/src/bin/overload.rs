@@ -46,9 +46,13 @@ struct Args {
     /// Node threads (arbiters).
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Milliseconds a client refused with `Busy` waits before it retries.
+    /// Milliseconds a client refused with `Busy` waits at most before its first retry
+    /// (a random wait below it; it doubles at each refusal in a row).
     #[arg(long, default_value_t = 1)]
     backoff_ms: u64,
+    /// The bound on that doubling, in milliseconds.
+    #[arg(long, default_value_t = 64)]
+    max_backoff_ms: u64,
 }
 
 fn main() {
@@ -64,6 +68,7 @@ fn main() {
         payload: args.payload,
         threads: args.threads.max(1),
         backoff: Duration::from_millis(args.backoff_ms),
+        max_backoff: Duration::from_millis(args.max_backoff_ms),
     };
     actraft_benches::cli::main("overload", || async move {
         let result = run(&cfg).await?;

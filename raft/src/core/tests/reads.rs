@@ -230,5 +230,9 @@ fn s6_4_a_leader_that_sent_timeout_now_holds_no_lease() {
     assert_eq!(c.status(1).role, Role::Leader);
     c.read(1, 2, ReadMode::Lease);
     c.drain(1);
-    assert_eq!(outcome(&c, 2), None, "a lease read after TimeoutNow was sent");
+    assert_eq!(
+        outcome(&c, 2),
+        None,
+        "a lease read after TimeoutNow was sent"
+    );
 }

@@ -39,7 +39,7 @@ enum Reads {
     Local,
 }
 
-const KEYS: u64 = 6;
+const KEYS: u64 = 16;
 const CLIENTS: u64 = 5;
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
 

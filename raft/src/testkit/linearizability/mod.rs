@@ -153,8 +153,9 @@ pub enum LinearizabilityError {
     },
 }
 
-/// The default bound on search states per key (see [`check_operations_with_limit`]).
-pub const DEFAULT_STATE_LIMIT: u64 = 20_000_000;
+/// The default bound on search states per key (see [`check_operations_with_limit`]); each
+/// state remembered costs about one bit per operation of the key, plus a few words.
+pub const DEFAULT_STATE_LIMIT: u64 = 2_000_000;
 
 struct Shared<K, V> {
     clock: AtomicU64,

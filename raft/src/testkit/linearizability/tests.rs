@@ -130,6 +130,28 @@ fn unknown_write_may_take_effect_late_or_never() {
 }
 
 #[test]
+fn many_unobserved_unknown_writes_cost_nothing() {
+    // Hundreds of timed-out writes, all concurrent with everything, none ever seen.
+    let h = H::new();
+    let pending: Vec<_> = (0..300).map(|v| h.write("x", 1000 + v)).collect();
+    for v in 0..200 {
+        h.write("x", v).ok();
+        h.read("x").returned(Some(v));
+    }
+    drop(pending);
+    let report = h.check().unwrap();
+    assert_eq!(report.unknown, 300);
+    assert!(report.states <= 400, "{report:?}");
+    // One of them seen at the very end must still be placed, after the last write: the
+    // search tries it at each earlier point once, no more.
+    h.read("x").returned(Some(1000));
+    let report = h.check().unwrap();
+    assert!(report.states <= 2_000, "{report:?}");
+    h.read("x").returned(Some(199));
+    rejected(&h);
+}
+
+#[test]
 fn unknown_write_cannot_take_effect_before_its_invocation() {
     let h = H::new();
     h.read("x").returned(Some(1));

@@ -269,9 +269,12 @@ impl Server {
                 None => Reply::NotFound,
             },
             Err(
-                ClientError::Read(ReadError::NotLeader { leader }) | ClientError::NotLeader { leader },
+                ClientError::Read(ReadError::NotLeader { leader })
+                | ClientError::NotLeader { leader },
             ) => self.redirect(leader),
-            Err(ClientError::Stopped) => Reply::Unavailable("the node is stopping: try another".into()),
+            Err(ClientError::Stopped) => {
+                Reply::Unavailable("the node is stopping: try another".into())
+            }
             // Not confirmed in time, no leader known, busy: nothing was read; retry.
             Err(e) => Reply::Unavailable(format!("read not served: {e}")),
         }

@@ -146,7 +146,11 @@ async fn every_read_path_sees_the_last_write() {
             Some(value.as_str()),
             "{read}"
         );
-        assert_eq!(client.get_with("absent", read).await.unwrap(), None, "{read}");
+        assert_eq!(
+            client.get_with("absent", read).await.unwrap(),
+            None,
+            "{read}"
+        );
         // Only a read through the log appends an entry.
         let appended = applied(&service.handle) > before;
         assert_eq!(appended, read == ReadPath::Log, "{read}");

@@ -12,6 +12,9 @@
 //! `ACTRAFT_LINZ_OPS` operations (default 600; one round of faults records several
 //! thousand on the in-memory transport). A last test reads nodes' local state with no
 //! barrier and checks that the checker rejects the history.
+//!
+//! Each run prints the number of operations checked (`--nocapture` shows it).
+#![allow(clippy::print_stdout)]
 
 use std::cell::Cell;
 use std::rc::Rc;

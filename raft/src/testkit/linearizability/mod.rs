@@ -396,6 +396,9 @@ impl<K, V> fmt::Debug for PendingRead<K, V> {
     }
 }
 
+/// One key's operations, with their positions in the history.
+type KeyOps<'a, K, V> = Vec<(usize, &'a Operation<K, V>)>;
+
 /// Checks a history against the register model, key by key, with
 /// [`DEFAULT_STATE_LIMIT`] search states per key at most.
 ///
@@ -422,7 +425,7 @@ where
     K: Clone + Eq + Hash + fmt::Debug,
     V: Clone + Eq + Hash + fmt::Debug,
 {
-    let mut by_key: HashMap<&K, Vec<(usize, &Operation<K, V>)>> = HashMap::new();
+    let mut by_key: HashMap<&K, KeyOps<'_, K, V>> = HashMap::new();
     for (index, operation) in operations.iter().enumerate() {
         if let Outcome::Ok(returned) = operation.outcome {
             if returned <= operation.invoked {
@@ -433,11 +436,10 @@ where
                 });
             }
         }
-        let keep = match (&operation.op, operation.outcome) {
-            (_, Outcome::Failed) => false,
-            (Op::Read(_), Outcome::Unknown) => false,
-            _ => true,
-        };
+        let keep = !matches!(
+            (&operation.op, operation.outcome),
+            (_, Outcome::Failed) | (Op::Read(_), Outcome::Unknown)
+        );
         if keep {
             by_key
                 .entry(&operation.key)

@@ -223,6 +223,11 @@ fn records_from_many_threads() {
     rejected(&h);
 }
 
+/// A write in flight in the simulation: its handle, key index and value.
+type InFlightWrite = (PendingWrite<&'static str, u32>, usize, u32);
+/// A read in flight: its handle, key index and the value it saw once it took effect.
+type InFlightRead = (PendingRead<&'static str, u32>, usize, Option<u32>);
+
 /// Simulates `clients` clients against a true atomic register (two keys): each operation
 /// takes effect at a random point between its invocation and its response, some writes
 /// lose their answer (unknown outcome, whether or not they took effect).
@@ -239,10 +244,8 @@ fn simulated(seed: u64, clients: usize, ops: usize) -> H {
     let keys = ["a", "b"];
     let mut next_value = 1u32;
     let mut phase = vec![Phase::Idle; clients];
-    let mut writes: Vec<Option<(PendingWrite<&str, u32>, usize, u32)>> =
-        (0..clients).map(|_| None).collect();
-    let mut reads: Vec<Option<(PendingRead<&str, u32>, usize, Option<u32>)>> =
-        (0..clients).map(|_| None).collect();
+    let mut writes: Vec<Option<InFlightWrite>> = (0..clients).map(|_| None).collect();
+    let mut reads: Vec<Option<InFlightRead>> = (0..clients).map(|_| None).collect();
     let handles: Vec<H> = (0..clients).map(|_| h.client()).collect();
     let mut started = 0;
     while started < ops || phase.iter().any(|p| !matches!(p, Phase::Idle)) {
@@ -251,7 +254,7 @@ fn simulated(seed: u64, clients: usize, ops: usize) -> H {
             Phase::Idle if started < ops => {
                 started += 1;
                 let k = (rng.next_u64() % 2) as usize;
-                if rng.next_u64() % 2 == 0 {
+                if rng.below(2) == 0 {
                     writes[c] = Some((handles[c].write(keys[k], next_value), k, next_value));
                     next_value += 1;
                 } else {
@@ -262,7 +265,7 @@ fn simulated(seed: u64, clients: usize, ops: usize) -> H {
             Phase::Idle => {}
             Phase::Invoked => {
                 if let Some((w, k, v)) = writes[c].take() {
-                    if rng.next_u64() % 20 == 0 {
+                    if rng.below(20) == 0 {
                         // Lost before taking effect.
                         w.unknown();
                         phase[c] = Phase::Idle;
@@ -278,7 +281,7 @@ fn simulated(seed: u64, clients: usize, ops: usize) -> H {
             }
             Phase::Effected => {
                 if let Some((w, _, _)) = writes[c].take() {
-                    if rng.next_u64() % 20 == 0 {
+                    if rng.below(20) == 0 {
                         w.unknown();
                     } else {
                         w.ok();

@@ -54,7 +54,7 @@ start() {
   done
   local IFS=,
   RUST_LOG="${RUST_LOG:-info}" "$KV_BIN" serve --id "$id" --listen "$(addr "$id")" --peers "${peers[*]}" \
-    --data-dir "$work/data-$id" --certs "$work/certs" >>"$work/node-$id.log" 2>&1 &
+    --data-dir "$work/data-$id" --certs "$work/certs" --lease-reads >>"$work/node-$id.log" 2>&1 &
   pid[$id]=$!
 }
 
@@ -114,15 +114,17 @@ echo "kv-cluster: node $new_leader leads; 21 more writes committed"
 start "$leader"
 echo "kv-cluster: restarted node $leader from its RocksDB"
 
-# Everything reads back, through the log (the leader answers a get once it commits).
-[ "$(kv get key1)" = "rewritten" ] || die "key1: expected rewritten, got $(kv get key1)"
-for i in $(seq 2 40); do
-  got="$(kv get "key$i")"
-  [ "$got" = "value $i" ] || die "key$i: expected 'value $i', got '$got'"
+# Everything reads back, by every read path (a read index on the leader by default).
+for read in index log lease follower; do
+  [ "$(kv get key1 --read "$read")" = "rewritten" ] || die "key1 ($read): expected rewritten, got $(kv get key1 --read "$read")"
+  for i in $(seq 2 40); do
+    got="$(kv get "key$i" --read "$read")"
+    [ "$got" = "value $i" ] || die "key$i ($read): expected 'value $i', got '$got'"
+  done
+  status=0; kv get missing --read "$read" >/dev/null 2>&1 || status=$?
+  [ "$status" = 3 ] || die "a missing key ($read): exit $status, expected 3 (not found)"
 done
-status=0; kv get missing >/dev/null 2>&1 || status=$?
-[ "$status" = 3 ] || die "a missing key: exit $status, expected 3 (not found)"
-echo "kv-cluster: all 40 keys read back"
+echo "kv-cluster: all 40 keys read back by every read path (index, log, lease, follower)"
 
 # The restarted node rejoins as a follower and applies the whole log.
 target="$(KV_NODES="$(addr "$new_leader")" timeout 30 "$KV_BIN" status --lines)"

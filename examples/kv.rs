@@ -9,7 +9,8 @@
 //! cargo run --release --example kv -- certs --dir /tmp/kv/certs --ids 1,2,3 --clients client
 //!
 //! # Three nodes (one terminal each). A node serves its peers on UDP and its clients on
-//! # TCP at the same address. SIGTERM or Ctrl-C stops one gracefully.
+//! # TCP at the same address. SIGTERM or Ctrl-C stops one gracefully. `--lease-reads`
+//! # lets the leader answer `get --read lease` on its lease (bounded clock drift).
 //! cargo run --release --example kv -- serve --id 1 --listen 127.0.0.1:7001 \
 //!     --peers 2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir /tmp/kv/1 --certs /tmp/kv/certs
 //! cargo run --release --example kv -- serve --id 2 --listen 127.0.0.1:7002 \
@@ -21,6 +22,7 @@
 //! export KV_CERTS=/tmp/kv/certs
 //! cargo run --release --example kv -- put greeting hello
 //! cargo run --release --example kv -- get greeting --nodes localhost:7002
+//! cargo run --release --example kv -- get greeting --read follower --nodes localhost:7002
 //! cargo run --release --example kv -- delete greeting
 //! cargo run --release --example kv -- status     # a table of the cluster
 //! cargo run --release --example kv -- leader
@@ -41,11 +43,12 @@ use std::time::Duration;
 use actraft::core::NodeId;
 use actraft::session::SessionConfig;
 use actraft::NodeBuilder;
-use actraft_examples::kv::{replicated, KvCommand};
+use actraft_examples::kv::{replicated_with_reader, KvCommand};
 use actraft_examples::kv_client::{KvClient, KvClientError, KvClientOptions};
 use actraft_examples::kv_service::{serve_clients, ServeOptions};
 use actraft_examples::kv_status::{self, NodeStatus};
 use actraft_examples::kv_tls;
+use actraft_examples::kv_wire::ReadPath;
 use actraft_examples::metrics_http;
 use actraft_storage_rocks::{RocksOptions, RocksStorage};
 use actraft_transport_quic::{DevCa, QuicConfig, QuicTransport, TlsIdentity};
@@ -96,6 +99,11 @@ enum Command {
     Get {
         /// The key.
         key: String,
+        /// How the read is served: `index` (a heartbeat round on the leader), `lease` (no
+        /// round trip; nodes run with --lease-reads), `follower` (any node answers) or
+        /// `log` (a replicated write per read). All are linearizable.
+        #[arg(long, value_enum, default_value_t = ReadPath::Index)]
+        read: ReadPath,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -158,6 +166,10 @@ struct ServeArgs {
     /// one, printed at start).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+    /// Serve `get --read lease` on the leader's lease, without a round trip. Assumes
+    /// the nodes' clocks run at rates within the configured drift margin of each other.
+    #[arg(long)]
+    lease_reads: bool,
 }
 
 #[derive(Args)]
@@ -286,7 +298,7 @@ async fn main() {
             }
             println!("ok");
         }
-        Command::Get { key, client } => match client.connect().get(&key).await {
+        Command::Get { key, read, client } => match client.connect().get_with(&key, read).await {
             Ok(Some(value)) => println!("{value}"),
             Ok(None) => {
                 eprintln!("kv: {key}: not found");
@@ -449,8 +461,14 @@ async fn serve(args: ServeArgs) {
         .await
         .unwrap_or_else(|e| fail(e));
     let members: Vec<NodeId> = peers.keys().copied().chain([id]).collect();
+    let raft_config = actraft::Config {
+        lease_reads: args.lease_reads,
+        ..actraft::Config::default()
+    };
+    let (machine, reader) = replicated_with_reader(SessionConfig::default());
     let handle = NodeBuilder::new(id, members)
-        .start(storage, transport, replicated(SessionConfig::default()))
+        .config(raft_config)
+        .start(storage, transport, machine)
         .await
         .unwrap_or_else(|e| fail(e));
     println!(
@@ -460,6 +478,7 @@ async fn serve(args: ServeArgs) {
     let options = ServeOptions {
         max_connections: args.max_connections,
         idle_timeout: seconds(args.idle_timeout, "--idle-timeout"),
+        reader: Some(reader),
         ..ServeOptions::default()
     };
     let served = serve_clients(

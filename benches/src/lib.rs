@@ -5,6 +5,8 @@
 //! - [`throughput`]: committed-and-applied entries per second with K concurrent clients;
 //! - [`overload`]: far more clients than the cluster can serve: memory, throughput and
 //!   latency under backpressure;
+//! - [`reads`]: reads per second by read path (log, read index, lease, follower) and a
+//!   read/write mix;
 //! - [`storage`]: any `LogStorage` on the same work;
 //! - [`report`]: runs everything and writes `report.json`, `report.md` and SVG plots.
 #![warn(missing_docs)]
@@ -12,6 +14,7 @@
 pub mod cli;
 pub mod election;
 pub mod overload;
+pub mod reads;
 pub mod report;
 pub mod stats;
 pub mod storage;

@@ -83,6 +83,8 @@ pub struct Report {
     pub storage: Vec<StorageResult>,
     /// Far more clients than the cluster serves: backpressure at work.
     pub overload: Vec<OverloadResult>,
+    /// Reads by read path, and the read/write mix.
+    pub reads: Vec<crate::reads::ReadsReport>,
     /// Configurations that failed to run.
     pub skipped: Vec<Skipped>,
 }
@@ -248,6 +250,19 @@ pub async fn run(budget: Budget, mut progress: impl FnMut(&str)) -> Report {
         }
         Err(e) => skip(&mut report, &mut progress, "overload".into(), e),
     }
+    for cfg in crate::reads::plan(budget == Budget::Quick) {
+        let what = format!(
+            "reads clients={} transport={} storage={}",
+            cfg.clients, cfg.transport, cfg.storage
+        );
+        match crate::reads::run(&cfg).await {
+            Ok(r) => {
+                progress(&r.lines());
+                report.reads.push(r);
+            }
+            Err(e) => skip(&mut report, &mut progress, what, e),
+        }
+    }
     match storage::run_all(budget == Budget::Quick).await {
         Ok(results) => {
             for r in &results {
@@ -375,6 +390,7 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+    md.push_str(&crate::reads::markdown(&report.reads));
     if !report.storage.is_empty() {
         md.push_str("\n## Storage backends on the same work\n\n");
         md.push_str("`rocksdb-raw` is the ceiling: the same entries written straight to RocksDB in synced batches. actraft's storages make each write durable on its own (the node groups its writes), so several writers on one store do not share syncs.\n\n");

@@ -1,12 +1,15 @@
 //! A replicated key-value store: the state machine and its command encoding.
 //!
-//! Commands are text: `put <key> <value>`, `get <key>`, `delete <key>`. Reads go
-//! through the log too, so a read answered by the leader is linearizable.
+//! Commands are text: `put <key> <value>`, `get <key>`, `delete <key>`. A `get` can go
+//! through the log (a replicated write per read), or be answered from a replica's own
+//! state through a [`KvReader`] once a read barrier
+//! ([`RaftHandle::read_index`](actraft::RaftHandle::read_index)) resolved.
 //!
 //! The service runs the machine inside a [`SessionStateMachine`] ([`replicated`]), so
 //! every write is applied exactly once however often a client retries it.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use actraft::session::{SessionConfig, SessionStateMachine};
 use actraft::{LogIndex, StateMachine};
@@ -130,10 +133,40 @@ impl KvResponse {
     }
 }
 
+type Data = Arc<RwLock<BTreeMap<String, String>>>;
+
 /// The key-value state machine.
+///
+/// Its data sits behind a lock shared with every [`KvReader`] taken from it, so the
+/// service can read the replica's state while the node owns the machine.
 #[derive(Debug, Default)]
 pub struct KvMachine {
-    data: BTreeMap<String, String>,
+    data: Data,
+}
+
+/// A read-only view of a [`KvMachine`]'s data, for local reads.
+///
+/// It shows the replica's state as applied so far: linearizable only after a read
+/// barrier ([`RaftHandle::read_index`](actraft::RaftHandle::read_index)) resolved on the
+/// node that runs the machine (the state only moves forward, so reading later is fine).
+#[derive(Debug, Clone, Default)]
+pub struct KvReader {
+    data: Data,
+}
+
+impl KvReader {
+    /// The value of `key`, as this replica holds it now.
+    pub fn value(&self, key: &str) -> Option<String> {
+        read(&self.data).get(key).cloned()
+    }
+}
+
+fn read(data: &Data) -> RwLockReadGuard<'_, BTreeMap<String, String>> {
+    data.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(data: &Data) -> RwLockWriteGuard<'_, BTreeMap<String, String>> {
+    data.write().unwrap_or_else(|e| e.into_inner())
 }
 
 impl KvMachine {
@@ -143,8 +176,15 @@ impl KvMachine {
     }
 
     /// The value of `key`, as this replica holds it.
-    pub fn value(&self, key: &str) -> Option<&str> {
-        self.data.get(key).map(String::as_str)
+    pub fn value(&self, key: &str) -> Option<String> {
+        read(&self.data).get(key).cloned()
+    }
+
+    /// A view of this machine's data that follows it as it applies.
+    pub fn reader(&self) -> KvReader {
+        KvReader {
+            data: Arc::clone(&self.data),
+        }
     }
 }
 
@@ -152,14 +192,14 @@ impl StateMachine for KvMachine {
     fn apply(&mut self, _index: LogIndex, command: &Bytes) -> Bytes {
         let response = match KvCommand::decode(command) {
             Some(KvCommand::Put { key, value }) => {
-                self.data.insert(key, value);
+                write(&self.data).insert(key, value);
                 KvResponse::Done
             }
-            Some(KvCommand::Get { key }) => match self.data.get(&key) {
+            Some(KvCommand::Get { key }) => match read(&self.data).get(&key) {
                 Some(v) => KvResponse::Value(v.clone()),
                 None => KvResponse::NotFound,
             },
-            Some(KvCommand::Delete { key }) => match self.data.remove(&key) {
+            Some(KvCommand::Delete { key }) => match write(&self.data).remove(&key) {
                 Some(_) => KvResponse::Done,
                 None => KvResponse::NotFound,
             },
@@ -169,7 +209,7 @@ impl StateMachine for KvMachine {
     }
 
     fn snapshot(&mut self) -> Option<Box<dyn actraft::SnapshotChunks>> {
-        let frozen = self.data.clone();
+        let frozen = read(&self.data).clone();
         Some(Box::new(crate::kv_snapshot::KvSnapshotSource::new(frozen)))
     }
 
@@ -178,7 +218,7 @@ impl StateMachine for KvMachine {
         _meta: &actraft::SnapshotMeta,
         chunks: &mut dyn actraft::SnapshotChunks,
     ) -> Result<(), actraft::SnapshotError> {
-        self.data = crate::kv_snapshot::KvSnapshotDecoder::decode_all(chunks)?;
+        *write(&self.data) = crate::kv_snapshot::KvSnapshotDecoder::decode_all(chunks)?;
         Ok(())
     }
 }
@@ -186,6 +226,13 @@ impl StateMachine for KvMachine {
 /// The machine a KV node runs: [`KvMachine`] with client sessions.
 pub fn replicated(config: SessionConfig) -> SessionStateMachine<KvMachine> {
     SessionStateMachine::new(KvMachine::new(), config)
+}
+
+/// [`replicated`], with a [`KvReader`] on its data for local reads.
+pub fn replicated_with_reader(config: SessionConfig) -> (SessionStateMachine<KvMachine>, KvReader) {
+    let kv = KvMachine::new();
+    let reader = kv.reader();
+    (SessionStateMachine::new(kv, config), reader)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::kv::{validate_key, validate_value, KvCommand};
-use crate::kv_wire::{read_frame, write_frame, FrameError, Reply, Request, MAX_FRAME};
+use crate::kv_wire::{read_frame, write_frame, FrameError, ReadPath, Reply, Request, MAX_FRAME};
 
 /// Timeouts of a [`KvClient`].
 #[derive(Debug, Clone)]
@@ -173,15 +173,24 @@ impl KvClient {
         self.write(KvCommand::Delete { key: key.into() }).await
     }
 
-    /// Reads `key` through the log: `None` when absent.
+    /// Reads `key` with a read index on the leader: `None` when absent.
     pub async fn get(&self, key: &str) -> Result<Option<String>, KvClientError> {
+        self.get_with(key, ReadPath::Index).await
+    }
+
+    /// Reads `key` by the path `read`: `None` when absent.
+    pub async fn get_with(
+        &self,
+        key: &str,
+        read: ReadPath,
+    ) -> Result<Option<String>, KvClientError> {
         validate_key(key).map_err(KvClientError::Invalid)?;
         let deadline = Instant::now() + self.options.timeout;
-        match self
-            .send(&Request::Get { key: key.into() }, deadline)
-            .await?
-            .0
-        {
+        let request = Request::Get {
+            key: key.into(),
+            read,
+        };
+        match self.send(&request, deadline).await?.0 {
             Reply::Ok(value) => Ok(Some(value)),
             Reply::NotFound => Ok(None),
             other => Err(unexpected(other)),

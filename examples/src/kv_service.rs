@@ -8,9 +8,14 @@
 //!
 //! The protocol is in [`kv_wire`](crate::kv_wire). Writes carry a client session
 //! ([`actraft::session`]), so a write retried after an unknown outcome is applied once.
-//! Reads go through the log like writes: the leader answers a `get` only once the read
-//! is committed and applied, so no read ever returns a value older than a write that
-//! completed before it started (linearizability), even across leader changes.
+//! A `get` names how it is served ([`ReadPath`]): by default a read index on the leader
+//! (a round of heartbeats, no write), or the leader's lease, or any node (a follower
+//! read), or through the log like a write. On every path the node answers only once its
+//! state machine applied everything committed before the read arrived, so no read ever
+//! returns a value older than a write that completed before it started
+//! (linearizability), even across leader changes. The local paths need a
+//! [`KvReader`] on the node's machine ([`ServeOptions::reader`]); without one, every
+//! `get` goes through the log.
 //!
 //! # Limits
 //!
@@ -35,15 +40,15 @@ use std::time::Duration;
 
 use actraft::core::NodeId;
 use actraft::session::{ClientSession, Envelope, SessionResponse};
-use actraft::{ClientError, RaftHandle, Role};
+use actraft::{ClientError, RaftHandle, ReadError, ReadMode, Role};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::kv::{KvCommand, KvResponse};
-use crate::kv_wire::{read_frame, write_frame, FrameError, Reply, Request, MAX_FRAME};
+use crate::kv::{KvCommand, KvReader, KvResponse};
+use crate::kv_wire::{read_frame, write_frame, FrameError, ReadPath, Reply, Request, MAX_FRAME};
 
 /// Connections beyond the limit that are still told `busy` (each costs a handshake);
 /// past these, extra connections are closed without a word.
@@ -61,8 +66,12 @@ pub struct ServeOptions {
     /// The TLS handshake must complete within this.
     pub handshake_timeout: Duration,
     /// How long a node waits for a proposal to commit before telling the client that
-    /// the outcome is unknown (retry).
+    /// the outcome is unknown (retry); also how long a read waits for its barrier.
     pub commit_timeout: Duration,
+    /// A view of the node's KV data, for reads served without the log
+    /// ([`kv::replicated_with_reader`](crate::kv::replicated_with_reader)). Without
+    /// one, every `get` goes through the log.
+    pub reader: Option<KvReader>,
 }
 
 impl Default for ServeOptions {
@@ -73,6 +82,7 @@ impl Default for ServeOptions {
             idle_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(5),
             commit_timeout: Duration::from_secs(5),
+            reader: None,
         }
     }
 }
@@ -246,6 +256,30 @@ impl Server {
         }
     }
 
+    /// A `get` answered from this node's state once a read barrier in `mode` resolved.
+    async fn read_locally(&self, key: &str, mode: ReadMode, reader: &KvReader) -> Reply {
+        match self
+            .handle
+            .read_index_timeout(mode, self.options.commit_timeout)
+            .await
+        {
+            // Everything committed before the read is applied: the local state answers.
+            Ok(_) => match reader.value(key) {
+                Some(value) => Reply::Ok(value),
+                None => Reply::NotFound,
+            },
+            Err(
+                ClientError::Read(ReadError::NotLeader { leader })
+                | ClientError::NotLeader { leader },
+            ) => self.redirect(leader),
+            Err(ClientError::Stopped) => {
+                Reply::Unavailable("the node is stopping: try another".into())
+            }
+            // Not confirmed in time, no leader known, busy: nothing was read; retry.
+            Err(e) => Reply::Unavailable(format!("read not served: {e}")),
+        }
+    }
+
     /// The reply to one request.
     async fn answer(&self, request: &str) -> Reply {
         let request = match Request::decode(request) {
@@ -257,6 +291,17 @@ impl Server {
             let metrics = self.handle.metrics();
             return Reply::Ok(crate::kv_status::NodeStatus::of(&metrics).line());
         }
+        if let (Request::Get { key, read }, Some(reader)) = (&request, &self.options.reader) {
+            let mode = match read {
+                ReadPath::Log => None,
+                ReadPath::Index => Some(ReadMode::Index),
+                ReadPath::Lease => Some(ReadMode::Lease),
+                ReadPath::Follower => Some(ReadMode::Follower),
+            };
+            if let Some(mode) = mode {
+                return self.read_locally(key, mode, reader).await;
+            }
+        }
         if status.role != Role::Leader {
             return self.redirect(status.leader);
         }
@@ -265,7 +310,7 @@ impl Server {
         let envelope = match request {
             Request::Status => unreachable!("answered above"),
             Request::Register => ClientSession::register(),
-            Request::Get { key } => Envelope::Unsessioned {
+            Request::Get { key, .. } => Envelope::Unsessioned {
                 stamp_ms,
                 command: KvCommand::Get { key }.encode(),
             },

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `status` | this node's status line (see [`kv_status`](crate::kv_status)), answered by any node |
 //! | `register` | opens a client session; `ok <client id>` |
-//! | `get <key>` | reads through the log; `ok <value>` or `notfound` |
+//! | `get <key> [log\|index\|lease\|follower]` | reads `key` ([`ReadPath`], default `index`); `ok <value>` or `notfound` |
 //! | `cmd <client> <seq> put <key> <value>` | a write of session `client`, number `seq` |
 //! | `cmd <client> <seq> delete <key>` | a delete; `ok ok` or `notfound` |
 //!
@@ -87,6 +87,55 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, text: &str) -> s
     writer.flush().await
 }
 
+/// How a node serves a `get`; every path is linearizable (see the README's section on
+/// reads for what each costs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ReadPath {
+    /// Through the log: the leader appends the read, commits it on a majority (a durable
+    /// write on each) and answers once it applied it.
+    Log,
+    /// A read index on the leader: one round of heartbeats confirms its leadership
+    /// (shared by concurrent reads), then it answers from its own state.
+    #[default]
+    Index,
+    /// The leader's lease: no round trip while a majority answered recently (the nodes
+    /// must run with leases on; otherwise it costs what `index` costs).
+    Lease,
+    /// Any node: a follower asks the leader for a read index, waits until it applied that
+    /// far, and answers from its own state.
+    Follower,
+}
+
+impl ReadPath {
+    /// The path's name on the wire and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadPath::Log => "log",
+            ReadPath::Index => "index",
+            ReadPath::Lease => "lease",
+            ReadPath::Follower => "follower",
+        }
+    }
+
+    /// Parses a name (`log`, `index`, `lease`, `follower`).
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            ReadPath::Log,
+            ReadPath::Index,
+            ReadPath::Lease,
+            ReadPath::Follower,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ReadPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A client request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -94,10 +143,12 @@ pub enum Request {
     Status,
     /// Open a session.
     Register,
-    /// Read a key through the log.
+    /// Read a key.
     Get {
         /// The key.
         key: String,
+        /// How.
+        read: ReadPath,
     },
     /// A write of a session.
     Command {
@@ -116,7 +167,7 @@ impl Request {
         match self {
             Request::Status => "status".into(),
             Request::Register => "register".into(),
-            Request::Get { key } => format!("get {key}"),
+            Request::Get { key, read } => format!("get {key} {read}"),
             Request::Command {
                 client,
                 seq,
@@ -135,8 +186,20 @@ impl Request {
             "status" if rest.is_empty() => Ok(Request::Status),
             "register" if rest.is_empty() => Ok(Request::Register),
             "get" => {
-                validate_key(rest)?;
-                Ok(Request::Get { key: rest.into() })
+                let (key, read) = match rest.split_once(' ') {
+                    Some((key, name)) => {
+                        let read = ReadPath::parse(name).ok_or_else(|| {
+                            format!("get: unknown read path {name:?} (log, index, lease, follower)")
+                        })?;
+                        (key, read)
+                    }
+                    None => (rest, ReadPath::default()),
+                };
+                validate_key(key)?;
+                Ok(Request::Get {
+                    key: key.into(),
+                    read,
+                })
             }
             "cmd" => {
                 let mut parts = rest.splitn(3, ' ');
@@ -241,7 +304,14 @@ mod tests {
         let requests = [
             Request::Status,
             Request::Register,
-            Request::Get { key: "k".into() },
+            Request::Get {
+                key: "k".into(),
+                read: ReadPath::Log,
+            },
+            Request::Get {
+                key: "k".into(),
+                read: ReadPath::Follower,
+            },
             Request::Command {
                 client: 4,
                 seq: 2,
@@ -260,6 +330,18 @@ mod tests {
             assert_eq!(Request::decode(&r.encode()), Ok(r));
         }
         assert!(Request::decode("get ").unwrap_err().contains("empty"));
+        assert_eq!(
+            Request::decode("get k"),
+            Ok(Request::Get {
+                key: "k".into(),
+                read: ReadPath::Index
+            }),
+            "a get names no path: a read index"
+        );
+        assert!(Request::decode("get k stale")
+            .unwrap_err()
+            .contains("unknown read path"));
+        assert!(Request::decode("get k lease extra").is_err());
         assert!(Request::decode("cmd 1 x put k v").is_err());
         assert!(Request::decode("cmd 1 2 get k").is_err());
         for r in [

@@ -8,11 +8,11 @@ use std::time::Duration;
 use actraft::session::SessionConfig;
 use actraft::{NodeBuilder, RaftHandle};
 use actraft_examples::cluster::fast_config;
-use actraft_examples::kv::{replicated, KvCommand};
+use actraft_examples::kv::{replicated_with_reader, KvCommand};
 use actraft_examples::kv_client::{KvClient, KvClientError, KvClientOptions};
 use actraft_examples::kv_service::{serve_clients, ServeOptions};
 use actraft_examples::kv_tls;
-use actraft_examples::kv_wire::{read_frame, write_frame, MAX_FRAME};
+use actraft_examples::kv_wire::{read_frame, write_frame, ReadPath, MAX_FRAME};
 use actraft_storage_mem::MemStorage;
 use actraft_transport_mem::MemRouter;
 use actraft_transport_quic::{DevCa, TlsIdentity};
@@ -34,15 +34,13 @@ struct Service {
 }
 
 /// A one-node cluster serving clients on a loopback port.
-async fn service(options: ServeOptions) -> Service {
+async fn service(mut options: ServeOptions) -> Service {
     let router = MemRouter::new();
+    let (machine, reader) = replicated_with_reader(SessionConfig::default());
+    options.reader = Some(reader);
     let handle = NodeBuilder::new(1, vec![1])
         .config(fast_config())
-        .start(
-            MemStorage::default(),
-            router.transport(1),
-            replicated(SessionConfig::default()),
-        )
+        .start(MemStorage::default(), router.transport(1), machine)
         .await
         .unwrap();
     handle.wait_for_leader(WAIT).await.unwrap();
@@ -124,6 +122,39 @@ async fn puts_gets_deletes_and_absent_keys() {
         client.get("a b").await,
         Err(KvClientError::Invalid(_))
     ));
+}
+
+#[actix_rt::test]
+async fn every_read_path_sees_the_last_write() {
+    let service = service(ServeOptions::default()).await;
+    let client = service.client();
+    let applied = |h: &RaftHandle| h.status().applied_index;
+    for (i, read) in [
+        ReadPath::Log,
+        ReadPath::Index,
+        ReadPath::Lease,
+        ReadPath::Follower,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let value = format!("v{i}");
+        client.put("k", &value).await.unwrap();
+        let before = applied(&service.handle);
+        assert_eq!(
+            client.get_with("k", read).await.unwrap().as_deref(),
+            Some(value.as_str()),
+            "{read}"
+        );
+        assert_eq!(
+            client.get_with("absent", read).await.unwrap(),
+            None,
+            "{read}"
+        );
+        // Only a read through the log appends an entry.
+        let appended = applied(&service.handle) > before;
+        assert_eq!(appended, read == ReadPath::Log, "{read}");
+    }
 }
 
 #[actix_rt::test]

@@ -1,6 +1,8 @@
 //! Reusable test support (cargo feature `testkit`): the deterministic simulator and its
-//! Figure 3 checker.
+//! Figure 3 checker, and a linearizability checker for key-value histories
+//! ([`linearizability`]).
 
+pub mod linearizability;
 pub mod sim;
 pub mod storage;
 pub mod storage_bench;

@@ -196,8 +196,21 @@ async fn kv_serve_exposes_prometheus_metrics_and_kv_status_prints_the_cluster() 
             .unwrap_or_else(|e| panic!("put key{i}: {e}"));
     }
 
-    // Every node serves its own metrics, labelled with its own id and no other.
-    let scrapes: Vec<Scrape> = nodes.iter().map(Scrape::of).collect();
+    // Every node serves its own metrics, labelled with its own id and no other. A
+    // majority acknowledged the writes; wait until the third node has applied them too,
+    // so that every link has carried traffic.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let scrapes: Vec<Scrape> = loop {
+        let scrapes: Vec<Scrape> = nodes.iter().map(Scrape::of).collect();
+        let caught_up = scrapes.iter().all(|s| {
+            let applied = s.find("actraft_applied_index", &[]);
+            applied.len() == 1 && applied[0].value >= WRITES as f64
+        });
+        if caught_up || std::time::Instant::now() > deadline {
+            break scrapes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     for scrape in &scrapes {
         let own = scrape.node.to_string();
         let actraft: Vec<&Sample> = scrape

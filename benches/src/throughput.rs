@@ -204,8 +204,8 @@ mod rocks_stats {
     use std::sync::Arc;
 
     use actraft::{LogStorage, NodeId};
-    use actraft_examples::cluster::StorageProvider;
-    use actraft_storage_rocks::{RocksOptions, RocksStorage, StorageStats};
+    use actraft_examples::cluster::{SnapshotStores, StorageProvider};
+    use actraft_storage_rocks::{FileSnapshotStore, RocksOptions, RocksStorage, StorageStats};
     use async_trait::async_trait;
 
     /// RocksDB storages in a temporary directory whose write counters the benchmark reads.
@@ -249,6 +249,15 @@ mod rocks_stats {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             inner.stores.insert(id, store.clone());
             Ok(Box::new(store))
+        }
+
+        fn snapshots(&mut self, id: NodeId) -> Result<SnapshotStores, String> {
+            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let dir = inner.dir.as_ref().ok_or("opened before its storage")?;
+            let dir = FileSnapshotStore::beside(dir.path().join(format!("node-{id}")));
+            FileSnapshotStore::open(dir)
+                .map(SnapshotStores::File)
+                .map_err(|e| e.to_string())
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use actix::{Arbiter, ArbiterHandle};
 use actraft::core::{Config, Event, LogIndex, NodeId, Role, Status, Term};
+use actraft::snapshot::MemSnapshotStore;
 use actraft::{ClientError, LogStorage, NodeBuilder, RaftHandle, StartError, Transport};
 use actraft_storage_mem::MemStorage;
 use actraft_transport_mem::MemRouter;
@@ -26,6 +27,31 @@ use crate::recording::{check_agreement, AppliedLog, NoopMachine, RecordingMachin
 pub trait StorageProvider: 'static {
     /// Opens node `id`'s storage.
     async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String>;
+
+    /// Node `id`'s snapshot store, as durable as its storage (the same one again after a
+    /// restart). With one, nodes snapshot and compact by the configured policy.
+    fn snapshots(&mut self, id: NodeId) -> Result<SnapshotStores, String>;
+}
+
+/// A node's snapshot store, of whichever kind its storage goes with.
+#[derive(Debug, Clone)]
+pub enum SnapshotStores {
+    /// Kept in memory, beside a memory storage.
+    Mem(MemSnapshotStore),
+    /// Files beside a RocksDB store.
+    #[cfg(feature = "rocks")]
+    File(actraft_storage_rocks::FileSnapshotStore),
+}
+
+impl SnapshotStores {
+    /// Gives `builder` this store.
+    pub fn install(self, builder: NodeBuilder) -> NodeBuilder {
+        match self {
+            Self::Mem(store) => builder.snapshot_store(store),
+            #[cfg(feature = "rocks")]
+            Self::File(store) => builder.snapshot_store(store),
+        }
+    }
 }
 
 /// Makes each node's transport.
@@ -44,6 +70,7 @@ impl TransportProvider for MemRouter {
 #[derive(Debug, Default, Clone)]
 pub struct MemStorages {
     stores: BTreeMap<NodeId, MemStorage>,
+    snapshots: BTreeMap<NodeId, MemSnapshotStore>,
 }
 
 impl MemStorages {
@@ -60,6 +87,12 @@ impl MemStorages {
 impl StorageProvider for MemStorages {
     async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String> {
         Ok(Box::new(self.get(id)))
+    }
+
+    fn snapshots(&mut self, id: NodeId) -> Result<SnapshotStores, String> {
+        Ok(SnapshotStores::Mem(
+            self.snapshots.entry(id).or_default().clone(),
+        ))
     }
 }
 
@@ -322,9 +355,14 @@ impl Cluster {
         let slot = self.slots.get_mut(&id).expect("a member");
         slot.incarnation += 1;
         let log = AppliedLog::default();
-        let mut builder = NodeBuilder::new(id, self.members.clone())
+        let snapshots = self
+            .storages
+            .snapshots(id)
+            .map_err(|message| ClusterError::Backend { id, message })?;
+        let builder = NodeBuilder::new(id, self.members.clone())
             .config(self.options.config.clone())
             .seed(self.options.seed.wrapping_mul(1_000_003) ^ (id << 20) ^ slot.incarnation);
+        let mut builder = snapshots.install(builder);
         if let Some(arbiter) = &slot.arbiter {
             builder = builder.arbiter(arbiter.clone());
         }

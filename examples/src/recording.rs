@@ -114,4 +114,18 @@ impl StateMachine for NoopMachine {
     fn apply(&mut self, _index: LogIndex, _command: &Bytes) -> Bytes {
         Bytes::new()
     }
+
+    /// It has no state: its snapshot is empty.
+    fn snapshot(&mut self) -> Option<Box<dyn actraft::SnapshotChunks>> {
+        Some(Box::new(actraft::snapshot::VecChunks::new([])))
+    }
+
+    fn restore(
+        &mut self,
+        _meta: &actraft::SnapshotMeta,
+        chunks: &mut dyn actraft::SnapshotChunks,
+    ) -> Result<(), actraft::snapshot::SnapshotError> {
+        while chunks.next_chunk(64 << 10)?.is_some() {}
+        Ok(())
+    }
 }

@@ -107,6 +107,13 @@ impl StorageProvider for RocksStorages {
             }
         }
     }
+
+    fn snapshots(&mut self, id: NodeId) -> Result<crate::cluster::SnapshotStores, String> {
+        let dir = actraft_storage_rocks::FileSnapshotStore::beside(self.node_dir(id));
+        actraft_storage_rocks::FileSnapshotStore::open(dir)
+            .map(crate::cluster::SnapshotStores::File)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl Drop for RocksStorages {

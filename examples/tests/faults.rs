@@ -7,7 +7,7 @@ use std::time::Duration;
 use actraft::core::{Config, Entry, LogIndex};
 use actraft::{LogState, LogStorage, LogWrite, StorageError};
 use actraft_examples::cluster::{
-    fast_config, Cluster, ClusterOptions, MemStorages, StorageProvider,
+    fast_config, Cluster, ClusterOptions, MemStorages, SnapshotStores, StorageProvider,
 };
 use actraft_examples::load::Load;
 use actraft_examples::scenarios::{self, assert_all_acked_present, settle, WAIT};
@@ -87,6 +87,10 @@ struct SlowStorages(MemStorages);
 impl StorageProvider for SlowStorages {
     async fn open(&mut self, id: u64) -> Result<Box<dyn LogStorage>, String> {
         Ok(Box::new(SlowStorage(self.0.get(id))))
+    }
+
+    fn snapshots(&mut self, id: u64) -> Result<SnapshotStores, String> {
+        self.0.snapshots(id)
     }
 }
 

@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use actraft::core::{Config, NodeId};
 use actraft::snapshot::VecChunks;
+#[cfg(feature = "rocks")]
+use actraft::SnapshotStore;
 use actraft::{
     LogIndex, LogStorage, NodeBuilder, RaftHandle, SnapshotChunks, SnapshotError, SnapshotMeta,
-    SnapshotStore, StateMachine,
+    StateMachine,
 };
 use actraft_storage_mem::{MemSnapshotStore, MemStorage};
 use actraft_transport_mem::MemRouter;
@@ -191,6 +193,8 @@ async fn commit_range(live: &[RaftHandle], from: u64, to: u64) {
 }
 
 async fn stored_bounds(disk: &Disk, id: NodeId) -> (LogIndex, Option<SnapshotMeta>) {
+    #[cfg(not(feature = "rocks"))]
+    let _ = id; // only the RocksDB layout names files by node
     match disk {
         Disk::Mem(log, store) => (log.state().await.unwrap().prefix.index, store.latest_meta()),
         #[cfg(feature = "rocks")]

@@ -22,17 +22,24 @@ impl actix::Message for InstallReport {
     type Result = ();
 }
 
+/// How many chunks may wait for each reader task (one per follower) and for the writer
+/// task. The core keeps only a few chunks in flight per follower, so the queues fill only
+/// when the disk stalls. When one is full, the chunk is dropped and logged, exactly as if
+/// the network had lost it: the leader resends from the follower's acknowledged offset
+/// once the transfer makes no progress.
+pub(crate) const CHUNK_QUEUE_BOUND: usize = 64;
+
 /// The node's snapshot transfer tasks. Dropping it ends them (their queues close).
 #[derive(Default)]
 pub(crate) struct InstallIo {
-    readers: HashMap<NodeId, mpsc::UnboundedSender<SnapshotSend>>,
-    writer: Option<mpsc::UnboundedSender<InstallSnapshotRequest>>,
+    readers: HashMap<NodeId, mpsc::Sender<SnapshotSend>>,
+    writer: Option<mpsc::Sender<InstallSnapshotRequest>>,
 }
 
 impl InstallIo {
     /// Queues chunks to read and send. Each follower's chunks are read in order by one
-    /// task, which keeps its reader open between chunks. The queue needs no bound of its
-    /// own: the core has at most a few chunks in flight per follower.
+    /// task, which keeps its reader open between chunks. Beyond [`CHUNK_QUEUE_BOUND`]
+    /// waiting chunks, a chunk is dropped (the leader resends it).
     pub(crate) fn send<T: Transport>(
         &mut self,
         id: NodeId,
@@ -42,15 +49,19 @@ impl InstallIo {
     ) {
         for send in sends {
             let tx = self.readers.entry(send.to).or_insert_with(|| {
-                let (tx, rx) = mpsc::unbounded_channel();
+                let (tx, rx) = mpsc::channel(CHUNK_QUEUE_BOUND);
                 actix::spawn(read_loop(id, Arc::clone(store), Arc::clone(transport), rx));
                 tx
             });
-            let _ = tx.send(send);
+            if let Err(error) = tx.try_send(send) {
+                tracing::warn!(node = id, %error, "snapshot chunk to send dropped: its reader is behind");
+            }
         }
     }
 
     /// Queues received chunks to write, in order; every outcome comes back to `report`.
+    /// Beyond [`CHUNK_QUEUE_BOUND`] waiting chunks, a chunk is dropped (the leader resends
+    /// it from this node's acknowledged offset).
     pub(crate) fn receive(
         &mut self,
         store: &Arc<dyn SnapshotStore>,
@@ -58,12 +69,14 @@ impl InstallIo {
         chunks: Vec<InstallSnapshotRequest>,
     ) {
         let tx = self.writer.get_or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(CHUNK_QUEUE_BOUND);
             actix::spawn(write_loop(Arc::clone(store), report.clone(), rx));
             tx
         });
         for chunk in chunks {
-            let _ = tx.send(chunk);
+            if let Err(error) = tx.try_send(chunk) {
+                tracing::warn!(%error, "received snapshot chunk dropped: the writer is behind");
+            }
         }
     }
 }
@@ -78,7 +91,7 @@ async fn read_loop<T: Transport>(
     id: NodeId,
     store: Arc<dyn SnapshotStore>,
     transport: Arc<T>,
-    mut rx: mpsc::UnboundedReceiver<SnapshotSend>,
+    mut rx: mpsc::Receiver<SnapshotSend>,
 ) {
     let mut reader = ChunkReader::new();
     let mut batch = Vec::new();
@@ -126,7 +139,7 @@ async fn read_loop<T: Transport>(
 async fn write_loop(
     store: Arc<dyn SnapshotStore>,
     report: actix::Recipient<InstallReport>,
-    mut rx: mpsc::UnboundedReceiver<InstallSnapshotRequest>,
+    mut rx: mpsc::Receiver<InstallSnapshotRequest>,
 ) {
     let mut writer = ChunkWriter::new();
     while let Some(chunk) = rx.recv().await {

@@ -157,6 +157,37 @@ impl Scrape {
     }
 }
 
+/// Whether every node applied the writes and every link with the one leader carried
+/// messages both ways (what the checks below need), judged without asserting.
+fn settled(scrapes: &[Scrape], ids: &[u64]) -> bool {
+    let one = |s: &Scrape, name: &str, with: &[(&str, &str)]| {
+        let found = s.find(name, with);
+        (found.len() == 1).then(|| found[0].value)
+    };
+    let leaders: Vec<u64> = scrapes
+        .iter()
+        .filter(|s| one(s, "actraft_is_leader", &[]) == Some(1.0))
+        .map(|s| s.node)
+        .collect();
+    let [leader] = leaders[..] else {
+        return false;
+    };
+    scrapes.iter().all(|s| {
+        let applied = one(s, "actraft_applied_index", &[]).unwrap_or(0.0) >= WRITES as f64;
+        applied
+            && ids
+                .iter()
+                .filter(|&&peer| peer != s.node && (s.node == leader || peer == leader))
+                .all(|peer| {
+                    let labels = [("peer", &*peer.to_string()), ("transport", "quic")];
+                    ["sent", "received"].iter().all(|way| {
+                        let name = format!("actraft_transport_messages_{way}_total");
+                        one(s, &name, &labels).unwrap_or(0.0) >= 1.0
+                    })
+                })
+    })
+}
+
 fn client(certs: &Path, ports: &BTreeMap<u64, u16>) -> KvClient {
     let identity = TlsIdentity::client_from_dir(certs, "client").unwrap();
     let tls = kv_tls::client_config(&identity).unwrap();
@@ -198,15 +229,13 @@ async fn kv_serve_exposes_prometheus_metrics_and_kv_status_prints_the_cluster() 
 
     // Every node serves its own metrics, labelled with its own id and no other. A
     // majority acknowledged the writes; wait until the third node has applied them too,
-    // so that every link has carried traffic.
+    // and until each follower's own connection to the leader is up (a node that started
+    // before the leader listened retries its connection after a back-off), so that
+    // every link with the leader has carried traffic both ways.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let scrapes: Vec<Scrape> = loop {
         let scrapes: Vec<Scrape> = nodes.iter().map(Scrape::of).collect();
-        let caught_up = scrapes.iter().all(|s| {
-            let applied = s.find("actraft_applied_index", &[]);
-            applied.len() == 1 && applied[0].value >= WRITES as f64
-        });
-        if caught_up || std::time::Instant::now() > deadline {
+        if settled(&scrapes, &ids) || std::time::Instant::now() > deadline {
             break scrapes;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -275,7 +304,12 @@ async fn kv_serve_exposes_prometheus_metrics_and_kv_status_prints_the_cluster() 
             let bytes = scrape.value("actraft_transport_bytes_sent_total", &labels);
             // Leader and followers talk; two followers may never have.
             if scrape.node == leader.node || *peer == leader.node {
-                assert!(sent >= 1.0 && received >= 1.0 && bytes >= 1.0, "{labels:?}");
+                assert!(
+                    sent >= 1.0 && received >= 1.0 && bytes >= 1.0,
+                    "node {} {labels:?}: sent {sent} received {received} bytes {bytes}; leader {}",
+                    scrape.node,
+                    leader.node
+                );
             }
         }
         assert!(

@@ -36,4 +36,4 @@ pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError, Stop
 pub use snapshot::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore};
 pub use state_machine::StateMachine;
 pub use storage::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
-pub use transport::{Inbox, Transport, TransportError};
+pub use transport::{Inbox, Member, Transport, TransportError};

@@ -106,6 +106,31 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Stops delivering to the local node; later sends may fail with `NotRunning`.
     fn stop(&self) {}
+
+    /// The cluster's configuration changed: `members` lists every node of the current
+    /// configuration other than the local one (voters and learners, both halves of a
+    /// joint configuration), with the address the configuration gives each, if any.
+    ///
+    /// The node calls this once before its first message and again whenever its
+    /// configuration changes (a membership entry appended or truncated, a snapshot
+    /// installed). A transport opens what it needs to reach new members, closes what it
+    /// kept for nodes no longer listed, and may refuse messages from nodes that are not
+    /// listed. The default does nothing: the transport keeps the peers it was built with.
+    fn set_members(&self, members: &[Member]) {
+        let _ = members;
+    }
+}
+
+/// A node of the cluster as the transport sees it: its id, and the address the cluster
+/// configuration records for it (opaque to Raft; for example `"10.0.0.4:7000"` for QUIC).
+/// An empty address means the configuration does not say: the transport uses what the
+/// application gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Member {
+    /// The node's id.
+    pub id: NodeId,
+    /// Where to reach it, in the transport's own format; empty when unknown.
+    pub address: String,
 }
 
 /// A boxed transport is a transport, so nodes can pick one at run time.
@@ -120,5 +145,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn stop(&self) {
         (**self).stop()
+    }
+
+    fn set_members(&self, members: &[Member]) {
+        (**self).set_members(members)
     }
 }

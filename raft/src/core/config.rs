@@ -71,6 +71,14 @@ pub struct Config {
     pub max_snapshot_chunk_bytes: usize,
     /// Most snapshot chunks a leader has unacknowledged to one follower. Default 4.
     pub max_inflight_snapshot_chunks: usize,
+    /// Most entries the core keeps in memory once they are applied and durable (the log
+    /// window). Entries not yet applied or durable always stay; older ones are dropped
+    /// from memory beyond this bound, and a follower that needs them is sent them read
+    /// from storage, off the node's thread. Default 8 192.
+    pub log_window_entries: usize,
+    /// Most payload bytes of applied, durable entries the core keeps in memory (see
+    /// `log_window_entries`). Default 32 MiB.
+    pub log_window_bytes: usize,
 }
 
 impl Default for Config {
@@ -95,6 +103,8 @@ impl Default for Config {
             clock_drift_margin: Duration::from_millis(15),
             max_snapshot_chunk_bytes: 1 << 20,
             max_inflight_snapshot_chunks: 4,
+            log_window_entries: 8 * 1024,
+            log_window_bytes: 32 << 20,
         }
     }
 }

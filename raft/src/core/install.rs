@@ -130,7 +130,7 @@ impl RaftCore {
     /// Returns false when there is no snapshot to send.
     pub(super) fn start_snapshot_send(&mut self, peer: NodeId) -> bool {
         let snapshot = self.snapshot;
-        if snapshot.index == 0 || snapshot.index < self.log.prefix().index {
+        if snapshot.index == 0 || snapshot.index < self.stored_prefix {
             tracing::warn!(
                 node = self.id,
                 peer,
@@ -367,7 +367,9 @@ impl RaftCore {
         self.incoming = None;
         let reply_to = incoming.filter(|i| i.term == self.term()).map(|i| i.leader);
         if !self.snapshot_is_news(last) {
-            if last.index > self.snapshot.index && self.log.term_at(last.index) == Some(last.term) {
+            let holds = self.log.term_at(last.index) == Some(last.term)
+                || last.index <= self.log.prefix().index;
+            if last.index > self.snapshot.index && holds {
                 self.snapshot = last;
             }
             if let Some(leader) = reply_to {
@@ -385,6 +387,7 @@ impl RaftCore {
             Vec::new()
         };
         self.log.reset(last, tail);
+        self.stored_prefix = last.index;
         self.snapshot = last;
         self.commit = self.commit.max(last.index);
         self.applied = last.index;

@@ -10,6 +10,8 @@ pub(crate) struct RaftLog {
     /// known to be committed.
     prefix: LogId,
     entries: Vec<Entry>,
+    /// Sum of the entries' size hints.
+    bytes: usize,
 }
 
 impl RaftLog {
@@ -19,7 +21,39 @@ impl RaftLog {
             .iter()
             .enumerate()
             .all(|(i, e)| e.index == prefix.index + 1 + i as u64));
-        Self { prefix, entries }
+        let bytes = entries.iter().map(Entry::size_hint).sum();
+        Self {
+            prefix,
+            entries,
+            bytes,
+        }
+    }
+
+    /// Entries held in memory.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Sum of the size hints of the entries held in memory.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The lowest index up to which the log must be compacted so that what remains holds
+    /// at most `max_entries` entries and `max_bytes` bytes (the prefix when it already
+    /// does; at least one entry always remains).
+    pub(crate) fn trim_point(&self, max_entries: usize, max_bytes: usize) -> LogIndex {
+        let mut drop = self.entries.len().saturating_sub(max_entries.max(1));
+        let mut bytes = self.bytes
+            - self.entries[..drop]
+                .iter()
+                .map(Entry::size_hint)
+                .sum::<usize>();
+        while bytes > max_bytes && drop + 1 < self.entries.len() {
+            bytes -= self.entries[drop].size_hint();
+            drop += 1;
+        }
+        self.prefix.index + drop as u64
     }
 
     pub(crate) fn prefix(&self) -> LogId {
@@ -89,14 +123,21 @@ impl RaftLog {
 
     pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index() + 1);
+        self.bytes += entry.size_hint();
         self.entries.push(entry);
     }
 
     /// Removes every entry at or after `index`.
     pub(crate) fn truncate_from(&mut self, index: LogIndex) {
         debug_assert!(index > self.prefix.index);
-        self.entries
-            .truncate(index.saturating_sub(self.prefix.index + 1) as usize);
+        let keep = index.saturating_sub(self.prefix.index + 1) as usize;
+        if keep < self.entries.len() {
+            self.bytes -= self.entries[keep..]
+                .iter()
+                .map(Entry::size_hint)
+                .sum::<usize>();
+            self.entries.truncate(keep);
+        }
     }
 
     /// Drops every entry up to and including `upto` from memory; they become the
@@ -109,7 +150,8 @@ impl RaftLog {
         let Some(term) = self.term_at(upto) else {
             return false;
         };
-        self.entries.drain(..(upto - self.prefix.index) as usize);
+        let dropped = self.entries.drain(..(upto - self.prefix.index) as usize);
+        self.bytes -= dropped.map(|e| e.size_hint()).sum::<usize>();
         self.prefix = LogId::new(term, upto);
         true
     }
@@ -183,6 +225,33 @@ mod tests {
         assert_eq!(log.term_at(2), Some(1));
         assert!(log.get(1).is_none());
         assert_eq!(log.range(2, 2).len(), 1);
+    }
+
+    #[test]
+    fn the_byte_count_follows_every_change_and_trim_point_honours_both_bounds() {
+        let recount = |log: &RaftLog| log.entries.iter().map(Entry::size_hint).sum::<usize>();
+        let mut log = log_of(&[1, 1, 2, 2, 2, 4]);
+        let each = log.get(1).unwrap().size_hint();
+        assert_eq!(log.bytes(), 6 * each);
+        assert_eq!(
+            log.trim_point(10, usize::MAX),
+            0,
+            "within bounds: nothing to drop"
+        );
+        assert_eq!(log.trim_point(4, usize::MAX), 2, "six entries, keep four");
+        assert_eq!(log.trim_point(10, 3 * each), 3, "keep three entries' bytes");
+        assert_eq!(log.trim_point(10, 0), 5, "one entry always remains");
+        log.truncate_from(5);
+        assert_eq!(log.bytes(), recount(&log));
+        assert!(log.compact_to(2));
+        assert_eq!(log.bytes(), recount(&log));
+        log.push(Entry {
+            term: 4,
+            index: 5,
+            payload: Payload::Command(bytes::Bytes::from_static(b"abc")),
+        });
+        assert_eq!(log.bytes(), recount(&log));
+        assert_eq!(log.len(), 3);
     }
 
     #[test]

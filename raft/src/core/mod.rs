@@ -20,6 +20,7 @@ mod snapshot;
 mod transfer;
 mod types;
 mod validate;
+mod window;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -37,6 +38,7 @@ pub use output::{Event, Ready, Status, VoteRefusal};
 pub use read_index::{ReadError, ReadId, ReadMode, ReadState};
 pub use transfer::TransferError;
 pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
+pub use window::LogRead;
 
 use log::RaftLog;
 use progress::Progress;
@@ -201,6 +203,10 @@ pub struct RaftCore {
     snapshot_sends: Vec<SnapshotSend>,
     /// The stored log must restart after this id (an installed snapshot).
     pending_reset: Option<LogId>,
+    /// Where the stored log starts (entries up to it were compacted); see `window`.
+    stored_prefix: LogIndex,
+    /// Stored entries to read for followers, for the next `Ready`.
+    log_reads: Vec<LogRead>,
 }
 
 impl RaftCore {
@@ -266,6 +272,8 @@ impl RaftCore {
             install_chunks: Vec::new(),
             snapshot_sends: Vec::new(),
             pending_reset: None,
+            stored_prefix: state.log_prefix.index,
+            log_reads: Vec::new(),
             log,
             config,
         };
@@ -478,6 +486,7 @@ impl RaftCore {
     pub fn applied(&mut self, index: LogIndex) {
         if index > self.applied && index <= self.handed {
             self.applied = index;
+            self.trim_window();
         }
     }
 
@@ -495,6 +504,7 @@ impl RaftCore {
             || self.pending_reset.is_some()
             || !self.install_chunks.is_empty()
             || !self.snapshot_sends.is_empty()
+            || !self.log_reads.is_empty()
     }
 
     /// The highest index the next `Ready` may hand out for applying: committed, durable
@@ -541,6 +551,7 @@ impl RaftCore {
             reset_log: self.pending_reset.take(),
             install_chunks: std::mem::take(&mut self.install_chunks),
             snapshot_sends: std::mem::take(&mut self.snapshot_sends),
+            log_reads: std::mem::take(&mut self.log_reads),
         }
     }
 

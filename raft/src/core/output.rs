@@ -37,6 +37,10 @@ pub struct Ready {
     pub install_chunks: Vec<super::InstallSnapshotRequest>,
     /// Snapshot chunks to read from the snapshot store and send (leader).
     pub snapshot_sends: Vec<super::SnapshotSend>,
+    /// Stored entries to read for followers behind the in-memory window (leader): read
+    /// each off the node's thread and report with
+    /// [`RaftCore::log_read_done`](super::RaftCore::log_read_done).
+    pub log_reads: Vec<super::LogRead>,
 }
 
 impl Ready {
@@ -53,6 +57,7 @@ impl Ready {
             && self.reset_log.is_none()
             && self.install_chunks.is_empty()
             && self.snapshot_sends.is_empty()
+            && self.log_reads.is_empty()
     }
 
     /// True when this batch carries a write for stable storage.

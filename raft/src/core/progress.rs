@@ -36,6 +36,9 @@ pub(crate) struct Progress {
     /// A snapshot transfer in progress: while it lasts, no AppendEntries carries
     /// entries to this follower.
     pub(crate) sending: Option<super::install::Sending>,
+    /// Entries behind the leader's in-memory window are being read from storage for
+    /// this follower ([`LogRead`](super::LogRead)); nothing else is sent until they are.
+    pub(crate) reading: bool,
 }
 
 impl Progress {
@@ -50,6 +53,7 @@ impl Progress {
             last_heard: now,
             last_ack: now,
             sending: None,
+            reading: false,
         }
     }
 

@@ -4,7 +4,7 @@
 use super::message::{AppendReply, AppendRequest, AppendResult, ConflictHint, Message};
 use super::output::Event;
 use super::progress::Mode;
-use super::types::{LogId, LogIndex, NodeId, Role};
+use super::types::{Entry, LogId, LogIndex, NodeId, Role};
 use super::RaftCore;
 
 impl RaftCore {
@@ -43,12 +43,16 @@ impl RaftCore {
         let Some(p) = self.progress.get(&peer) else {
             return false;
         };
-        if p.sending.is_some() {
+        if p.sending.is_some() || p.reading {
             return false;
         }
         let next = p.next;
         let prev_index = next - 1;
-        if prev_index < self.log.prefix().index {
+        if prev_index < self.window_start().index {
+            if prev_index > self.stored_prefix {
+                // Behind the window but still stored: read them, off the node's thread.
+                return self.start_log_read(peer, prev_index);
+            }
             // The entries this follower needs are compacted: send the snapshot.
             return self.start_snapshot_send(peer);
         }
@@ -69,11 +73,19 @@ impl RaftCore {
         if entries.is_empty() && !allow_empty {
             return false;
         }
+        self.send_entries(peer, LogId::new(prev_term, prev_index), entries);
+        true
+    }
+
+    /// Sends `entries`, which follow `prev` in this leader's log, to `peer`, and records
+    /// them in flight.
+    pub(super) fn send_entries(&mut self, peer: NodeId, prev: LogId, entries: Vec<Entry>) {
+        let prev_index = prev.index;
         let bytes: usize = entries.iter().map(|e| e.size_hint()).sum();
         let last_sent = prev_index + entries.len() as u64;
         let req = AppendRequest {
             term: self.term(),
-            prev_log: LogId::new(prev_term, prev_index),
+            prev_log: prev,
             entries,
             // Never vouch for more than the message carries: a follower takes the
             // commit index only as far as its log is known to match this one.
@@ -91,7 +103,6 @@ impl RaftCore {
             }
         }
         self.send(peer, Message::AppendEntries(req));
-        true
     }
 
     /// The heartbeat timer fired: assert leadership to every follower (§5.2), re-probe
@@ -181,7 +192,7 @@ impl RaftCore {
             AppendResult::Success { match_index } => {
                 // `validate` refused any index beyond the log.
                 let advanced = p.acked(match_index);
-                if advanced && match_index >= self.log.prefix().index {
+                if advanced && match_index >= self.stored_prefix {
                     // The follower caught up some other way: no snapshot needed.
                     p.sending = None;
                 }

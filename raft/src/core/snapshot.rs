@@ -21,7 +21,8 @@ impl RaftCore {
         self.snapshot
     }
 
-    /// The first index still held in memory is `log_prefix().index + 1`.
+    /// The first index still held in memory is `log_prefix().index + 1` (see the
+    /// `window` module: storage may hold entries before it).
     pub fn log_prefix(&self) -> LogId {
         self.log.prefix()
     }
@@ -39,7 +40,13 @@ impl RaftCore {
         if last.index <= self.snapshot.index || last.index > self.applied {
             return None;
         }
-        if self.log.term_at(last.index) != Some(last.term) {
+        // An entry already behind the window is applied, so committed: its id cannot be
+        // checked against memory, but the driver reports the id it applied.
+        let known = match self.log.term_at(last.index) {
+            Some(term) => term == last.term,
+            None => last.index <= self.log.prefix().index,
+        };
+        if !known {
             tracing::warn!(
                 node = self.id,
                 ?last,
@@ -49,9 +56,14 @@ impl RaftCore {
         }
         self.snapshot = last;
         let upto = self.compaction_bound(last.index);
-        if upto <= self.log.prefix().index {
+        if upto <= self.stored_prefix {
             return None;
         }
-        self.log.compact_to(upto).then_some(upto)
+        // Memory keeps no more than storage does.
+        if !self.log.compact_to(upto) {
+            return None;
+        }
+        self.stored_prefix = upto;
+        Some(upto)
     }
 }

@@ -86,6 +86,26 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
     }
 }
 
+impl<M: StateMachine, R: Responder> Driver<M, R> {
+    /// Reports the entries of a [`LogRead`](crate::core::LogRead) from
+    /// [`Output::log_reads`](super::Output::log_reads): what storage returned, or the
+    /// error (a read of compacted entries sends the follower the snapshot instead).
+    pub fn log_read_done(
+        &mut self,
+        read: crate::core::LogRead,
+        result: Result<Vec<crate::core::Entry>, crate::StorageError>,
+    ) {
+        let entries = match result {
+            Ok(entries) => Some(entries),
+            Err(error) => {
+                tracing::debug!(node = self.core.id(), %error, ?read, "reading stored entries for a follower failed");
+                None
+            }
+        };
+        self.core.log_read_done(read, entries);
+    }
+}
+
 /// Reads the chunks a leader sends from its snapshot store, front to back. Keep one per
 /// follower: consecutive chunks continue where the last one stopped; a chunk behind it
 /// (a resend) or of another snapshot reopens the store.

@@ -163,6 +163,9 @@ pub struct Output<R> {
     /// Snapshot chunks to read off the node's thread (a [`ChunkReader`] per follower)
     /// and send.
     pub snapshot_sends: Vec<crate::core::SnapshotSend>,
+    /// Stored entries to read off the node's thread for followers behind the core's
+    /// in-memory window; report each with [`Driver::log_read_done`].
+    pub log_reads: Vec<crate::core::LogRead>,
 }
 
 impl<R> Default for Output<R> {
@@ -178,6 +181,7 @@ impl<R> Default for Output<R> {
             read_replies: Vec::new(),
             install_chunks: Vec::new(),
             snapshot_sends: Vec::new(),
+            log_reads: Vec::new(),
         }
     }
 }
@@ -195,6 +199,7 @@ impl<R> Output<R> {
             && self.read_replies.is_empty()
             && self.install_chunks.is_empty()
             && self.snapshot_sends.is_empty()
+            && self.log_reads.is_empty()
     }
 }
 
@@ -466,6 +471,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         }
         self.out.events.append(&mut ready.events);
         self.take_install_io(&mut ready);
+        self.out.log_reads.append(&mut ready.log_reads);
         if let Some(from) = ready.truncate_from {
             for (index, (term, responder)) in self.proposals.split_off(&from) {
                 Counters::add(&self.counters.proposals_lost, 1);

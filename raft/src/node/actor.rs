@@ -216,6 +216,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         }
         self.execute_snapshots(ctx);
         self.execute_install(ctx);
+        self.execute_log_reads(ctx);
         let out = self.driver.output();
         for envelope in out.messages.drain(..) {
             if let Err(error) = self.transport.send(envelope) {
@@ -325,6 +326,22 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 false
             }
         });
+    }
+
+    /// Reads stored entries for followers behind the core's in-memory window, off the
+    /// node's thread; each result goes back to the driver.
+    fn execute_log_reads(&mut self, ctx: &mut Context<Self>) {
+        for read in std::mem::take(&mut self.driver.output().log_reads) {
+            let storage = Arc::clone(&self.storage);
+            ctx.spawn(
+                async move { storage.get().entries(read.from, read.to).await }
+                    .into_actor(self)
+                    .map(move |result, act, ctx| {
+                        act.driver.log_read_done(read, result);
+                        act.drive(ctx);
+                    }),
+            );
+        }
     }
 
     /// Hands snapshot chunks to the transfer tasks: chunks to read and send, chunks

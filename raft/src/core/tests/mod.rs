@@ -170,6 +170,13 @@ struct Cluster {
     reads: Vec<(Duration, NodeId, ReadState)>,
     /// The last snapshot each node installed from its leader.
     installed: BTreeMap<NodeId, LogIndex>,
+    /// Each node's stored log (its durable writes, compactions aside), to answer the
+    /// reads of entries behind a leader's in-memory window.
+    disk: BTreeMap<NodeId, BTreeMap<LogIndex, Entry>>,
+    /// Reads of stored entries answered, per node.
+    log_reads: BTreeMap<NodeId, u64>,
+    /// When set, reads of stored entries are not answered but kept here.
+    held_reads: Option<Vec<(NodeId, LogRead)>>,
 }
 
 impl Cluster {
@@ -198,6 +205,9 @@ impl Cluster {
             events: Vec::new(),
             applied: BTreeMap::new(),
             installed: BTreeMap::new(),
+            disk: BTreeMap::new(),
+            log_reads: BTreeMap::new(),
+            held_reads: None,
             hold: BTreeSet::new(),
             held: BTreeMap::new(),
             leaders: BTreeMap::new(),
@@ -282,6 +292,31 @@ impl Cluster {
                 self.events.push((now, id, event));
             }
             self.reads.extend(ready.reads.iter().map(|r| (now, id, *r)));
+            // The stored log follows every write (held writes too: the reads below only
+            // ask for entries behind the window, which are durable).
+            let disk = self.disk.entry(id).or_default();
+            if let Some(reset) = ready.reset_log {
+                disk.clear();
+                let _ = reset;
+            }
+            if let Some(from) = ready.truncate_from {
+                disk.retain(|&i, _| i < from);
+            }
+            for e in &ready.entries {
+                disk.retain(|&i, _| i < e.index);
+                disk.insert(e.index, e.clone());
+            }
+            for read in &ready.log_reads {
+                if let Some(held) = self.held_reads.as_mut() {
+                    held.push((id, *read));
+                    continue;
+                }
+                let entries: Option<Vec<Entry>> = (read.from..=read.to)
+                    .map(|i| disk.get(&i).cloned())
+                    .collect();
+                *self.log_reads.entry(id).or_default() += 1;
+                node.log_read_done(*read, entries);
+            }
             let ack = ready.persist_ack();
             self.sent.extend(ready.messages.iter().cloned());
             self.queue.extend(ready.messages);
@@ -488,3 +523,4 @@ mod s5_3_replication;
 mod s5_4_safety;
 mod s7_log_compaction;
 mod validation;
+mod window;

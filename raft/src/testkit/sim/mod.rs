@@ -90,6 +90,9 @@ impl SimConfig {
             snapshot_keep_entries: [0, 3, 20][(mix / 4 % 3) as usize],
             max_snapshot_chunk_bytes: [7, 16, 64][(mix / 12 % 3) as usize],
             max_inflight_snapshot_chunks: [1, 2, 4][(mix / 36 % 3) as usize],
+            // A window of a few entries on two thirds of the seeds: lagging followers
+            // are then caught up from entries read back from the disk.
+            log_window_entries: [2, 10, 8192][(mix / 108 % 3) as usize],
             ..Config::default()
         };
         Self {
@@ -135,6 +138,9 @@ pub struct SimReport {
     /// Snapshots written by snapshot jobs, and snapshots installed from a leader (each
     /// checked against the fold of the committed prefix).
     pub snapshots: (u64, u64),
+    /// Reads of stored entries behind a leader's in-memory window, answered from the
+    /// simulated disk.
+    pub log_reads: u64,
     /// The first property broken, if any, with the tail of the trace.
     pub failure: Option<SimFailure>,
 }
@@ -167,6 +173,11 @@ enum Action {
         node: usize,
         incarnation: u64,
         job: u64,
+    },
+    LogRead {
+        node: usize,
+        incarnation: u64,
+        read: crate::core::LogRead,
     },
 }
 
@@ -218,6 +229,7 @@ pub struct Simulation {
     reads_failed: u64,
     snapshots_taken: u64,
     snapshots_installed: u64,
+    log_reads: u64,
 }
 
 impl SimNode {
@@ -252,6 +264,7 @@ impl Simulation {
             reads_failed: 0,
             snapshots_taken: 0,
             snapshots_installed: 0,
+            log_reads: 0,
             now: Duration::ZERO,
             seq: 0,
             queue: BinaryHeap::new(),
@@ -286,6 +299,25 @@ impl Simulation {
         sim
     }
 
+    /// Node `i`'s entries `from..=to`: from its disk behind the core's in-memory window
+    /// (the driver may have applied and dropped them from memory before the events
+    /// reporting their commit are checked), from memory after it.
+    fn entries_of(&self, i: usize, from: LogIndex, to: LogIndex) -> Vec<Entry> {
+        let Some(core) = self.nodes[i].core() else {
+            return Vec::new();
+        };
+        let window = core.log_prefix().index;
+        let disk = &self.nodes[i].disk;
+        let mut out: Vec<Entry> = disk
+            .entries
+            .iter()
+            .filter(|e| e.index >= from && e.index <= to.min(window))
+            .cloned()
+            .collect();
+        out.extend_from_slice(core.log_entries(from.max(window + 1), to));
+        out
+    }
+
     /// Runs the fault phase, then the liveness phase, checking after every step.
     pub fn run(mut self) -> SimReport {
         let result = self.run_inner();
@@ -299,6 +331,7 @@ impl Simulation {
             reads_ok: self.reads_ok,
             reads_failed: self.reads_failed,
             snapshots: (self.snapshots_taken, self.snapshots_installed),
+            log_reads: self.log_reads,
             failure: result.err().map(|property| SimFailure {
                 property,
                 trace: self.trace.render(),
@@ -605,6 +638,17 @@ impl Simulation {
                 }
                 self.snapshot_written(node, job)
             }
+            Action::LogRead {
+                node,
+                incarnation,
+                read,
+            } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return Ok(()); // the read died with its node
+                }
+                self.log_read(node, read);
+                self.process(node)
+            }
             Action::StartLiveness => {
                 self.faults_on = false;
                 self.trace.push(self.now, TraceEvent::Heal);
@@ -645,11 +689,12 @@ impl Simulation {
                         let last = core.status().last_log.index;
                         // Entries behind the compacted prefix are committed; the
                         // checker vouched for them when the snapshot was restored.
-                        let prefix = core.log_prefix().index;
+                        // Entries behind the in-memory window are read from the disk.
+                        let prefix = core.stored_prefix();
                         let mut terms: Vec<_> = (1..=prefix)
                             .map(|i| self.checker.committed_term(i).unwrap_or(0))
                             .collect();
-                        terms.extend(core.log_entries(prefix + 1, last).iter().map(|e| e.term));
+                        terms.extend(self.entries_of(i, prefix + 1, last).iter().map(|e| e.term));
                         self.nodes[i].was_leader = true;
                         self.checker
                             .leader_elected(id, term, &terms)
@@ -666,7 +711,7 @@ impl Simulation {
                         continue;
                     }
                     let from = self.checker.committed_len() + 1;
-                    let entries = core.log_entries(from, index).to_vec();
+                    let entries = self.entries_of(i, from, index);
                     for e in &entries {
                         self.checker
                             .committed(e, status.term)

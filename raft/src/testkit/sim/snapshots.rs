@@ -95,6 +95,23 @@ impl Simulation {
         let compactions = std::mem::take(&mut out.compactions);
         let sends = std::mem::take(&mut out.snapshot_sends);
         let chunks = std::mem::take(&mut out.install_chunks);
+        let reads = std::mem::take(&mut out.log_reads);
+        for read in reads {
+            // Read later, from the disk as it is then: compaction may come first.
+            let delay = Duration::from_nanos(
+                self.rng
+                    .below(self.cfg.disk_delay_max.as_nanos() as u64 + 1),
+            );
+            let incarnation = self.nodes[i].incarnation;
+            self.schedule(
+                self.now + delay,
+                Action::LogRead {
+                    node: i,
+                    incarnation,
+                    read,
+                },
+            );
+        }
         for job in jobs {
             let delay = Duration::from_nanos(
                 self.rng
@@ -142,6 +159,32 @@ impl Simulation {
             self.check_restored(i)?;
         }
         Ok(())
+    }
+
+    /// Answers a read of stored entries from node `i`'s disk as it is now.
+    pub(super) fn log_read(&mut self, i: usize, read: crate::core::LogRead) {
+        let disk = &self.nodes[i].disk;
+        let last = disk.prefix.index + disk.entries.len() as u64;
+        let result = if read.from <= disk.prefix.index {
+            Err(crate::StorageError::Compacted {
+                index: read.from,
+                prefix: disk.prefix.index,
+            })
+        } else if read.to > last || read.from > read.to {
+            Err(crate::StorageError::OutOfRange {
+                from: read.from,
+                to: read.to,
+                last,
+            })
+        } else {
+            let start = (read.from - disk.prefix.index - 1) as usize;
+            let end = (read.to - disk.prefix.index) as usize;
+            Ok(disk.entries[start..end].to_vec())
+        };
+        self.log_reads += 1;
+        if let Some(driver) = self.nodes[i].driver.as_mut() {
+            driver.log_read_done(read, result);
+        }
     }
 
     /// A restored state machine must equal the fold of the committed prefix.

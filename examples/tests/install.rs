@@ -139,8 +139,19 @@ async fn start(
     disk: &Disk,
     machine: FoldMachine,
 ) -> RaftHandle {
+    start_with(router, id, members, disk, machine, config()).await
+}
+
+async fn start_with(
+    router: &MemRouter,
+    id: NodeId,
+    members: &[NodeId],
+    disk: &Disk,
+    machine: FoldMachine,
+    config: Config,
+) -> RaftHandle {
     let builder = NodeBuilder::new(id, members.to_vec())
-        .config(config())
+        .config(config)
         .seed(id * 7919);
     match disk {
         Disk::Mem(log, store) => builder
@@ -323,4 +334,58 @@ async fn a_follower_down_catches_up_by_snapshot_on_rocksdb() {
     let dir = tempfile::tempdir().unwrap();
     let disks = (0..3).map(|_| Disk::Rocks(dir.path().to_owned())).collect();
     follower_catches_up_by_snapshot(disks, 20_000).await;
+}
+
+/// Without snapshots, a follower that was down while the leader's in-memory log window
+/// moved on is caught up from entries the leader reads back from its stored log.
+#[actix_rt::test]
+async fn a_follower_behind_the_leaders_window_catches_up_from_the_stored_log() {
+    let config = Config {
+        snapshot_after_entries: 0,
+        snapshot_after_bytes: 0,
+        log_window_entries: 256,
+        ..config()
+    };
+    let members: Vec<NodeId> = vec![1, 2, 3];
+    let router = MemRouter::new();
+    let disks: Vec<Disk> = (0..3)
+        .map(|_| Disk::Mem(MemStorage::new(), MemSnapshotStore::new()))
+        .collect();
+    let mut machines: Vec<FoldMachine> = (0..3).map(|_| FoldMachine::default()).collect();
+    let mut handles = Vec::new();
+    for (i, disk) in disks.iter().enumerate() {
+        let id = i as u64 + 1;
+        let machine = machines[i].clone();
+        handles.push(start_with(&router, id, &members, disk, machine, config.clone()).await);
+    }
+    commit_range(&handles, 0, 100).await;
+    let leader = leader_of(&handles).await;
+    let down = members.iter().copied().find(|&m| m != leader.id()).unwrap();
+    let d = (down - 1) as usize;
+    handles[d].shutdown().await;
+    let live: Vec<RaftHandle> = handles.iter().filter(|h| h.id() != down).cloned().collect();
+    commit_range(&live, 100, 10_100).await;
+    let leader = leader_of(&live).await;
+    let reads_before = leader.counters().log_reads;
+
+    machines[d] = FoldMachine::default();
+    let machine = machines[d].clone();
+    handles[d] = start_with(&router, down, &members, &disks[d], machine, config.clone()).await;
+    let target = leader.status().commit_index;
+    handles[d].wait_for_applied(target, WAIT).await.unwrap();
+    let reads = leader.counters().log_reads - reads_before;
+    assert!(reads > 0, "the leader read stored entries for the follower");
+    assert!(
+        handles[d].latest_snapshot().is_none(),
+        "no snapshot was involved"
+    );
+    let expected = machines[(leader.id() - 1) as usize].state();
+    assert_eq!(
+        machines[d].state(),
+        expected,
+        "the follower applied the same log"
+    );
+    for h in &handles {
+        h.shutdown().await;
+    }
 }

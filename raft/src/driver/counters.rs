@@ -19,6 +19,7 @@ pub struct Counters {
     pub(crate) apply_batches: AtomicU64,
     pub(crate) elections_started: AtomicU64,
     pub(crate) elections_won: AtomicU64,
+    pub(crate) log_reads: AtomicU64,
 }
 
 /// A copy of a node's [`Counters`] at one moment.
@@ -52,6 +53,8 @@ pub struct CounterSnapshot {
     pub elections_started: u64,
     /// Elections this node won.
     pub elections_won: u64,
+    /// Reads of stored entries behind the in-memory log window, for lagging followers.
+    pub log_reads: u64,
 }
 
 impl Counters {
@@ -76,6 +79,7 @@ impl Counters {
             apply_batches: r(&self.apply_batches),
             elections_started: r(&self.elections_started),
             elections_won: r(&self.elections_won),
+            log_reads: r(&self.log_reads),
         }
     }
 }

@@ -95,6 +95,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         read: crate::core::LogRead,
         result: Result<Vec<crate::core::Entry>, crate::StorageError>,
     ) {
+        super::counters::Counters::add(&self.counters.log_reads, 1);
         let entries = match result {
             Ok(entries) => Some(entries),
             Err(error) => {

@@ -50,7 +50,7 @@ use actraft_examples::kv_status::{self, NodeStatus};
 use actraft_examples::kv_tls;
 use actraft_examples::kv_wire::ReadPath;
 use actraft_examples::metrics_http;
-use actraft_storage_rocks::{RocksOptions, RocksStorage};
+use actraft_storage_rocks::{FileSnapshotStore, RocksOptions, RocksStorage};
 use actraft_transport_quic::{DevCa, QuicConfig, QuicTransport, TlsIdentity};
 use clap::{Args, Parser, Subcommand};
 
@@ -170,6 +170,10 @@ struct ServeArgs {
     /// the nodes' clocks run at rates within the configured drift margin of each other.
     #[arg(long)]
     lease_reads: bool,
+    /// Take a snapshot (the map and the client sessions, in `<data-dir>.snapshots`) every
+    /// this many applied entries, and compact the log behind it; 0: never.
+    #[arg(long, default_value_t = actraft::Config::default().snapshot_after_entries)]
+    snapshot_after_entries: u64,
 }
 
 #[derive(Args)]
@@ -463,11 +467,17 @@ async fn serve(args: ServeArgs) {
     let members: Vec<NodeId> = peers.keys().copied().chain([id]).collect();
     let raft_config = actraft::Config {
         lease_reads: args.lease_reads,
+        snapshot_after_entries: args.snapshot_after_entries,
         ..actraft::Config::default()
     };
     let (machine, reader) = replicated_with_reader(SessionConfig::default());
+    // Snapshots (the map and the client sessions) live beside the RocksDB directory;
+    // the default policy takes one every 65 536 entries and compacts the log behind it.
+    let snapshots = FileSnapshotStore::open(FileSnapshotStore::beside(&args.data_dir))
+        .unwrap_or_else(|e| fail(format!("snapshot store: {e}")));
     let handle = NodeBuilder::new(id, members)
         .config(raft_config)
+        .snapshot_store(snapshots)
         .start(storage, transport, machine)
         .await
         .unwrap_or_else(|e| fail(e));

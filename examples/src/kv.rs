@@ -221,6 +221,28 @@ impl StateMachine for KvMachine {
         *write(&self.data) = crate::kv_snapshot::KvSnapshotDecoder::decode_all(chunks)?;
         Ok(())
     }
+
+    /// Decoding builds a fresh map on the node's blocking pool; the node thread only
+    /// swaps it in ([`install_decoded`](StateMachine::install_decoded)).
+    fn snapshot_decoder(&self) -> Option<actraft::SnapshotDecoder> {
+        Some(Box::new(|_meta, chunks| {
+            let map = crate::kv_snapshot::KvSnapshotDecoder::decode_all(chunks)?;
+            let decoded: actraft::DecodedSnapshot = Box::new(map);
+            Ok(decoded)
+        }))
+    }
+
+    fn install_decoded(
+        &mut self,
+        _meta: &actraft::SnapshotMeta,
+        decoded: actraft::DecodedSnapshot,
+    ) -> Result<(), actraft::SnapshotError> {
+        let map = decoded
+            .downcast::<BTreeMap<String, String>>()
+            .map_err(|_| actraft::SnapshotError::Malformed("not a KV map".into()))?;
+        *write(&self.data) = *map;
+        Ok(())
+    }
 }
 
 /// The machine a KV node runs: [`KvMachine`] with client sessions.

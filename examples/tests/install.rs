@@ -112,6 +112,27 @@ impl StateMachine for FoldMachine {
         *self.0.lock().unwrap() = state;
         Ok(())
     }
+
+    // Received snapshots decode on the blocking pool; the node thread only swaps.
+    fn snapshot_decoder(&self) -> Option<actraft::SnapshotDecoder> {
+        Some(Box::new(|_meta, chunks| {
+            let bytes = actraft::snapshot::read_all(chunks)?;
+            let decoded: actraft::DecodedSnapshot = Box::new(FoldState::decode(&bytes)?);
+            Ok(decoded)
+        }))
+    }
+
+    fn install_decoded(
+        &mut self,
+        _meta: &SnapshotMeta,
+        decoded: actraft::DecodedSnapshot,
+    ) -> Result<(), SnapshotError> {
+        let state = decoded
+            .downcast::<FoldState>()
+            .map_err(|_| SnapshotError::Malformed("not a fold state".into()))?;
+        *self.0.lock().unwrap() = *state;
+        Ok(())
+    }
 }
 
 /// Where one node keeps its log and snapshots, across restarts.

@@ -34,6 +34,6 @@ pub use driver::{CounterSnapshot, Limits};
 pub use metrics::{FollowerProgress, RaftMetrics};
 pub use node::{ClientError, NodeBuilder, NodeEvent, RaftHandle, StartError, Stopping, Submitted};
 pub use snapshot::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore};
-pub use state_machine::StateMachine;
+pub use state_machine::{DecodedSnapshot, SnapshotDecoder, StateMachine};
 pub use storage::{InvalidWrite, LogState, LogStorage, LogWrite, StorageError};
 pub use transport::{Inbox, Member, Transport, TransportError};

@@ -73,6 +73,48 @@ pub trait StateMachine: Send + 'static {
         let _ = (meta, chunks);
         Err(SnapshotError::Unsupported)
     }
+
+    /// Offers to decode a received snapshot off the node's thread: a function the node
+    /// runs on a blocking thread, with no access to the machine, that reads the chunks
+    /// and returns the decoded state; the node then hands that state to
+    /// [`install_decoded`](Self::install_decoded) on its own thread, which only swaps it
+    /// in. The node keeps ticking and heartbeating while a large snapshot decodes.
+    ///
+    /// The default (`None`) makes the node call [`restore`](Self::restore) on its own
+    /// thread instead, which is fine for small states. Implement both or neither.
+    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
+        None
+    }
+
+    /// Replaces the whole state with `decoded`, made by the function
+    /// [`snapshot_decoder`](Self::snapshot_decoder) returned, for the snapshot `meta`.
+    /// Must be quick (a swap). On an error the state must be unchanged.
+    fn install_decoded(
+        &mut self,
+        meta: &SnapshotMeta,
+        decoded: DecodedSnapshot,
+    ) -> Result<(), SnapshotError> {
+        let _ = (meta, decoded);
+        Err(SnapshotError::Unsupported)
+    }
+}
+
+/// A snapshot's state decoded off the node's thread (see
+/// [`StateMachine::snapshot_decoder`]): whatever the state machine's decoder returns,
+/// handed back to the same state machine's
+/// [`install_decoded`](StateMachine::install_decoded), which downcasts it.
+pub type DecodedSnapshot = Box<dyn std::any::Any + Send>;
+
+/// Decodes a snapshot's chunks into a [`DecodedSnapshot`], on a thread other than the
+/// node's (see [`StateMachine::snapshot_decoder`]).
+pub type SnapshotDecoder = Box<
+    dyn FnOnce(&SnapshotMeta, &mut dyn SnapshotChunks) -> Result<DecodedSnapshot, SnapshotError>
+        + Send,
+>;
+
+/// The error for a [`DecodedSnapshot`] of the wrong type.
+pub fn foreign_decoded_snapshot() -> SnapshotError {
+    SnapshotError::Malformed("a decoded snapshot of another state machine".into())
 }
 
 /// A boxed state machine is a state machine, so nodes can pick one at run time.
@@ -99,5 +141,17 @@ impl<M: StateMachine + ?Sized> StateMachine for Box<M> {
         chunks: &mut dyn SnapshotChunks,
     ) -> Result<(), SnapshotError> {
         (**self).restore(meta, chunks)
+    }
+
+    fn snapshot_decoder(&self) -> Option<SnapshotDecoder> {
+        (**self).snapshot_decoder()
+    }
+
+    fn install_decoded(
+        &mut self,
+        meta: &SnapshotMeta,
+        decoded: DecodedSnapshot,
+    ) -> Result<(), SnapshotError> {
+        (**self).install_decoded(meta, decoded)
     }
 }

@@ -12,17 +12,24 @@
 //!   restores the state machine from the stored snapshot and tells the core, which
 //!   replaces its log; the leader hears of it once the log's reset is durable.
 //!
-//! # Limits of this version
+//! # Restoring off the node's thread
 //!
-//! Chunks are read and written off the node's thread, but the restore itself runs on
-//! it ([`StateMachine::restore`] is called there, streaming from the store's reader):
-//! a very large snapshot holds the follower's ticks for as long as its decoding takes.
+//! Chunks are read and written off the node's thread. So is the decoding of a
+//! received snapshot when the state machine offers a
+//! [`snapshot_decoder`](StateMachine::snapshot_decoder): the driver hands the shell a
+//! [`RestoreJob`], the shell runs it on a blocking thread and reports the decoded state
+//! with [`Driver::restore_done`], and only the swap
+//! ([`install_decoded`](StateMachine::install_decoded)) runs on the node's thread. The
+//! node keeps ticking, heartbeating and applying meanwhile; if it has applied past the
+//! snapshot by the time the decoding ends (a new leader replicated the entries), the
+//! decoded state is dropped. A state machine without a decoder is restored with
+//! [`StateMachine::restore`] on the node's thread.
 
 use bytes::{Bytes, BytesMut};
 
 use crate::core::{Envelope, InstallSnapshotRequest, LogId, Message, NodeId, Ready, SnapshotSend};
 use crate::snapshot::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore, SnapshotWriter};
-use crate::StateMachine;
+use crate::{DecodedSnapshot, SnapshotDecoder, StateMachine};
 
 use super::{Driver, Responder};
 
@@ -70,7 +77,19 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                 self.core.snapshot_install_failed(last);
             }
             InstallProgress::Committed(mut reader) => {
+                if self.restoring == Some(last) {
+                    return; // the same snapshot is being decoded already
+                }
                 if self.core.snapshot_is_news(last) {
+                    if let Some(decoder) = self.state_machine.snapshot_decoder() {
+                        self.restoring = Some(last);
+                        self.out.restores.push(RestoreJob {
+                            meta: meta.clone(),
+                            decoder,
+                            reader,
+                        });
+                        return;
+                    }
                     if let Err(error) = self.state_machine.restore(meta, reader.as_mut()) {
                         tracing::error!(node = self.core.id(), %error, snapshot = ?last, "restoring a received snapshot failed");
                         self.core.snapshot_install_failed(last);
@@ -87,6 +106,40 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
+    /// Reports the outcome of a [`RestoreJob`] from
+    /// [`Output::restores`](super::Output::restores): the decoded state is swapped into
+    /// the state machine (unless the node applied past the snapshot meanwhile) and the
+    /// core replaces its log up to the snapshot; on an error the transfer starts over.
+    pub fn restore_done(
+        &mut self,
+        meta: &SnapshotMeta,
+        result: Result<DecodedSnapshot, SnapshotError>,
+    ) {
+        let last = meta.last_included;
+        if self.restoring == Some(last) {
+            self.restoring = None;
+        }
+        let decoded = match result {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                tracing::error!(node = self.core.id(), %error, snapshot = ?last, "decoding a received snapshot failed");
+                self.core.snapshot_install_failed(last);
+                return;
+            }
+        };
+        if self.core.snapshot_is_news(last) {
+            if let Err(error) = self.state_machine.install_decoded(meta, decoded) {
+                tracing::error!(node = self.core.id(), %error, snapshot = ?last, "installing a decoded snapshot failed");
+                self.core.snapshot_install_failed(last);
+                return;
+            }
+            self.snapshots.installed(meta.clone());
+        }
+        self.core.snapshot_installed(last);
+        let applied = self.core.status().applied_index;
+        self.reads.applied(applied, &mut self.out.read_replies);
+    }
+
     /// Reports the entries of a [`LogRead`](crate::core::LogRead) from
     /// [`Output::log_reads`](super::Output::log_reads): what storage returned, or the
     /// error (a read of compacted entries sends the follower the snapshot instead).
@@ -104,6 +157,34 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             }
         };
         self.core.log_read_done(read, entries);
+    }
+}
+
+/// A received, committed snapshot to decode off the node's thread: run
+/// `(decoder)(&meta, reader)` on a blocking thread and report the result with
+/// [`Driver::restore_done`].
+pub struct RestoreJob {
+    /// The snapshot.
+    pub meta: SnapshotMeta,
+    /// The state machine's decoder.
+    pub decoder: SnapshotDecoder,
+    /// The stored snapshot's chunks.
+    pub reader: Box<dyn SnapshotChunks>,
+}
+
+impl RestoreJob {
+    /// Runs the decoder (call it on a thread other than the node's).
+    pub fn run(mut self) -> (SnapshotMeta, Result<DecodedSnapshot, SnapshotError>) {
+        let result = (self.decoder)(&self.meta, self.reader.as_mut());
+        (self.meta, result)
+    }
+}
+
+impl std::fmt::Debug for RestoreJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestoreJob")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
     }
 }
 

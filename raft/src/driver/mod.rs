@@ -56,7 +56,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
-pub use install::{ChunkReader, ChunkWriter, InstallProgress};
+pub use install::{ChunkReader, ChunkWriter, InstallProgress, RestoreJob};
 pub use snapshots::{check_snapshot_against_log, SnapshotJob};
 pub use transfers::TransferId;
 pub use writes::WriteId;
@@ -166,6 +166,9 @@ pub struct Output<R> {
     /// Stored entries to read off the node's thread for followers behind the core's
     /// in-memory window; report each with [`Driver::log_read_done`].
     pub log_reads: Vec<crate::core::LogRead>,
+    /// Received snapshots to decode off the node's thread (see [`RestoreJob`]); report
+    /// each with [`Driver::restore_done`].
+    pub restores: Vec<RestoreJob>,
 }
 
 impl<R> Default for Output<R> {
@@ -182,6 +185,7 @@ impl<R> Default for Output<R> {
             install_chunks: Vec::new(),
             snapshot_sends: Vec::new(),
             log_reads: Vec::new(),
+            restores: Vec::new(),
         }
     }
 }
@@ -200,6 +204,7 @@ impl<R> Output<R> {
             && self.install_chunks.is_empty()
             && self.snapshot_sends.is_empty()
             && self.log_reads.is_empty()
+            && self.restores.is_empty()
     }
 }
 
@@ -229,6 +234,8 @@ pub struct Driver<M, R> {
     counters: Arc<Counters>,
     fatal: Option<StorageError>,
     snapshots: snapshots::Snapshots,
+    /// The received snapshot being decoded off the node's thread, if any.
+    restoring: Option<crate::core::LogId>,
     transfers: transfers::Transfers,
 }
 
@@ -246,6 +253,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             reads: reads::Reads::default(),
             out: Output::default(),
             snapshots: snapshots::Snapshots::new(None, applied),
+            restoring: None,
             counters,
             fatal: None,
             transfers: transfers::Transfers::default(),

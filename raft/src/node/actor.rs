@@ -217,6 +217,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.execute_snapshots(ctx);
         self.execute_install(ctx);
         self.execute_log_reads(ctx);
+        self.execute_restores(ctx);
         let out = self.driver.output();
         for envelope in out.messages.drain(..) {
             if let Err(error) = self.transport.send(envelope) {
@@ -338,6 +339,27 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                     .into_actor(self)
                     .map(move |result, act, ctx| {
                         act.driver.log_read_done(read, result);
+                        act.drive(ctx);
+                    }),
+            );
+        }
+    }
+
+    /// Decodes received snapshots on the blocking pool; the decoded state goes back to
+    /// the driver, which swaps it in on this thread.
+    fn execute_restores(&mut self, ctx: &mut Context<Self>) {
+        for job in std::mem::take(&mut self.driver.output().restores) {
+            let meta = job.meta.clone();
+            ctx.spawn(
+                async move { tokio::task::spawn_blocking(move || job.run()).await }
+                    .into_actor(self)
+                    .map(move |joined, act, ctx| {
+                        let (meta, result) = joined.unwrap_or_else(|e| {
+                            let error =
+                                std::io::Error::other(format!("the decoding thread failed: {e}"));
+                            (meta, Err(crate::SnapshotError::Io(error)))
+                        });
+                        act.driver.restore_done(&meta, result);
                         act.drive(ctx);
                     }),
             );

@@ -60,6 +60,7 @@
 //! [`applied_index`](StateMachine::applied_index)) must keep the table durably with it
 //! and restore it with [`SessionStateMachine::with_table`].
 
+mod snapshot;
 mod table;
 mod wire;
 
@@ -72,6 +73,7 @@ use thiserror::Error;
 use crate::core::LogIndex;
 use crate::StateMachine;
 
+pub use snapshot::SNAPSHOT_VERSION;
 pub use table::{SessionConfig, SessionTable};
 pub use wire::{DecodeError, Envelope, SessionResponse, WIRE_VERSION};
 
@@ -123,6 +125,31 @@ impl<M: StateMachine> StateMachine for SessionStateMachine<M> {
 
     fn applied_index(&self) -> LogIndex {
         self.inner.applied_index()
+    }
+
+    /// The session table, then the wrapped machine's snapshot (`None` when it has none).
+    fn snapshot(&mut self) -> Option<Box<dyn crate::SnapshotChunks>> {
+        self.snapshot_framed()
+    }
+
+    fn restore(
+        &mut self,
+        meta: &crate::SnapshotMeta,
+        chunks: &mut dyn crate::SnapshotChunks,
+    ) -> Result<(), crate::SnapshotError> {
+        self.restore_framed(meta, chunks)
+    }
+
+    fn snapshot_decoder(&self) -> Option<crate::SnapshotDecoder> {
+        self.decoder_framed()
+    }
+
+    fn install_decoded(
+        &mut self,
+        meta: &crate::SnapshotMeta,
+        decoded: crate::DecodedSnapshot,
+    ) -> Result<(), crate::SnapshotError> {
+        self.install_framed(meta, decoded)
     }
 }
 

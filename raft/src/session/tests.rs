@@ -366,3 +366,155 @@ fn envelopes_and_responses_round_trip() {
         .concat()
     );
 }
+
+/// A machine that remembers its commands and snapshots them (each as `len: u32, bytes`),
+/// with both restore paths.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Notes {
+    commands: Vec<Bytes>,
+}
+
+impl Notes {
+    fn decode(chunks: &mut dyn crate::SnapshotChunks) -> Result<Vec<Bytes>, crate::SnapshotError> {
+        let bytes = crate::snapshot::read_all(chunks)?;
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < bytes.len() {
+            let len = bytes
+                .get(at..at + 4)
+                .map(|b| u32::from_be_bytes(b.try_into().unwrap()) as usize)
+                .ok_or_else(|| crate::SnapshotError::Malformed("cut length".into()))?;
+            let body = bytes
+                .get(at + 4..at + 4 + len)
+                .ok_or_else(|| crate::SnapshotError::Malformed("cut body".into()))?;
+            out.push(Bytes::copy_from_slice(body));
+            at += 4 + len;
+        }
+        Ok(out)
+    }
+}
+
+impl StateMachine for Notes {
+    fn apply(&mut self, _index: LogIndex, command: &Bytes) -> Bytes {
+        self.commands.push(command.clone());
+        format!("n{}", self.commands.len()).into()
+    }
+
+    fn snapshot(&mut self) -> Option<Box<dyn crate::SnapshotChunks>> {
+        // One small chunk per command, so that records of the session framing and of
+        // this machine straddle chunks.
+        let pieces: Vec<Bytes> = self
+            .commands
+            .iter()
+            .flat_map(|c| {
+                let mut b = (c.len() as u32).to_be_bytes().to_vec();
+                b.extend_from_slice(c);
+                b.chunks(3).map(Bytes::copy_from_slice).collect::<Vec<_>>()
+            })
+            .collect();
+        Some(Box::new(crate::snapshot::VecChunks::new(pieces)))
+    }
+
+    fn restore(
+        &mut self,
+        _meta: &crate::SnapshotMeta,
+        chunks: &mut dyn crate::SnapshotChunks,
+    ) -> Result<(), crate::SnapshotError> {
+        self.commands = Self::decode(chunks)?;
+        Ok(())
+    }
+
+    fn snapshot_decoder(&self) -> Option<crate::SnapshotDecoder> {
+        Some(Box::new(|_meta, chunks| {
+            let decoded: crate::DecodedSnapshot = Box::new(Notes::decode(chunks)?);
+            Ok(decoded)
+        }))
+    }
+
+    fn install_decoded(
+        &mut self,
+        _meta: &crate::SnapshotMeta,
+        decoded: crate::DecodedSnapshot,
+    ) -> Result<(), crate::SnapshotError> {
+        self.commands = *decoded
+            .downcast::<Vec<Bytes>>()
+            .map_err(|_| crate::state_machine::foreign_decoded_snapshot())?;
+        Ok(())
+    }
+}
+
+/// Re-cuts a stream into 5-byte chunks.
+fn recut(chunks: &mut dyn crate::SnapshotChunks) -> Vec<Bytes> {
+    let bytes = crate::snapshot::read_all(chunks).unwrap();
+    bytes.chunks(5).map(Bytes::copy_from_slice).collect()
+}
+
+#[test]
+fn a_snapshot_carries_the_session_table_and_restores_by_either_path() {
+    let meta = crate::SnapshotMeta {
+        last_included: crate::core::LogId::new(1, 4),
+        membership: vec![1],
+    };
+    let mut a = SessionStateMachine::new(Notes::default(), SessionConfig::default());
+    let client =
+        SessionResponse::decode(&a.apply(1, &Envelope::Register { stamp_ms: 10 }.encode()))
+            .unwrap()
+            .into_client_id()
+            .unwrap();
+    let mut session = ClientSession::new(client);
+    let first = session.next_command("put x A");
+    a.apply(2, &first.envelope(11).encode());
+    let second = session.next_command("put y B");
+    a.apply(3, &second.envelope(12).encode());
+    let pieces = recut(
+        a.snapshot()
+            .expect("the wrapped machine snapshots")
+            .as_mut(),
+    );
+
+    // Restored on the node's thread.
+    let mut b = SessionStateMachine::new(Notes::default(), SessionConfig::default());
+    let mut chunks = crate::snapshot::VecChunks::new(pieces.clone());
+    b.restore(&meta, &mut chunks).unwrap();
+    assert_eq!(b.inner(), a.inner());
+    assert_eq!(b.sessions().encode(), a.sessions().encode());
+    // The retry of the last command is answered from the restored table.
+    let retry = SessionResponse::decode(&b.apply(4, &second.envelope(13).encode())).unwrap();
+    assert_eq!(
+        retry,
+        SessionResponse::Applied {
+            response: "n2".into(),
+            duplicate: true
+        }
+    );
+
+    // Decoded off the node's thread, swapped in on it.
+    let mut c = SessionStateMachine::new(Notes::default(), SessionConfig::default());
+    let decode = c
+        .snapshot_decoder()
+        .expect("the wrapped machine decodes off-thread");
+    let mut chunks = crate::snapshot::VecChunks::new(pieces.clone());
+    let on_thread = meta.clone();
+    let decoded = std::thread::spawn(move || decode(&on_thread, &mut chunks).unwrap())
+        .join()
+        .unwrap();
+    c.install_decoded(&meta, decoded).unwrap();
+    assert_eq!(c.inner(), a.inner());
+    assert_eq!(c.sessions().encode(), a.sessions().encode());
+
+    // A snapshot cut short is refused and changes nothing.
+    let before = c.sessions().encode();
+    for cut in [4, 9, 20] {
+        let bytes: Vec<u8> = pieces.iter().flat_map(|p| p.to_vec()).collect();
+        let mut short = crate::snapshot::VecChunks::new([Bytes::copy_from_slice(&bytes[..cut])]);
+        assert!(c.restore(&meta, &mut short).is_err(), "cut at {cut}");
+        assert_eq!(c.sessions().encode(), before);
+        assert_eq!(c.inner(), a.inner());
+    }
+    let mut wrong =
+        crate::snapshot::VecChunks::new([Bytes::from_static(&[9, 0, 0, 0, 0, 0, 0, 0, 0])]);
+    assert!(matches!(
+        c.restore(&meta, &mut wrong),
+        Err(crate::SnapshotError::Malformed(m)) if m.contains("version")
+    ));
+}

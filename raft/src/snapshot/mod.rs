@@ -76,7 +76,7 @@ pub enum SnapshotError {
 ///
 /// Sources run on a thread of their own, so a call may block (read a file, encode a
 /// large map); it must not wait on the node.
-pub trait SnapshotChunks: Send + 'static {
+pub trait SnapshotChunks: Send {
     /// The next chunk, or `None` at the end. `max_len` is a hint for the chunk size;
     /// a chunk may be shorter, and an implementation that cannot split a record may
     /// exceed it.

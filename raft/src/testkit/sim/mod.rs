@@ -179,6 +179,11 @@ enum Action {
         incarnation: u64,
         read: crate::core::LogRead,
     },
+    RestoreDecoded {
+        node: usize,
+        incarnation: u64,
+        job: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -648,6 +653,16 @@ impl Simulation {
                 }
                 self.log_read(node, read);
                 self.process(node)
+            }
+            Action::RestoreDecoded {
+                node,
+                incarnation,
+                job,
+            } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return Ok(()); // the decoding died with its node
+                }
+                self.restore_decoded(node, job)
             }
             Action::StartLiveness => {
                 self.faults_on = false;

@@ -20,6 +20,9 @@ pub(super) struct SimMachine {
     pub(super) last: LogIndex,
     /// Set by a restore: (last index, fold), for the checker.
     pub(super) restored: Option<(LogIndex, u64)>,
+    /// Offer a decoder, so that received snapshots are decoded off the node's thread
+    /// (in simulated time) and swapped in later (by seed).
+    pub(super) decode_off_thread: bool,
 }
 
 impl StateMachine for SimMachine {
@@ -37,6 +40,30 @@ impl StateMachine for SimMachine {
         chunks: &mut dyn crate::SnapshotChunks,
     ) -> Result<(), crate::SnapshotError> {
         let fold = super::snapshots::decode_state(meta, chunks)?;
+        self.set_state(fold, meta.last_included.index);
+        self.restored = Some((meta.last_included.index, fold));
+        Ok(())
+    }
+
+    fn snapshot_decoder(&self) -> Option<crate::SnapshotDecoder> {
+        if !self.decode_off_thread {
+            return None;
+        }
+        Some(Box::new(|meta, chunks| {
+            let fold = super::snapshots::decode_state(meta, chunks)?;
+            let decoded: crate::DecodedSnapshot = Box::new(fold);
+            Ok(decoded)
+        }))
+    }
+
+    fn install_decoded(
+        &mut self,
+        meta: &crate::SnapshotMeta,
+        decoded: crate::DecodedSnapshot,
+    ) -> Result<(), crate::SnapshotError> {
+        let fold = *decoded
+            .downcast::<u64>()
+            .map_err(|_| crate::state_machine::foreign_decoded_snapshot())?;
         self.set_state(fold, meta.last_included.index);
         self.restored = Some((meta.last_included.index, fold));
         Ok(())

@@ -5,7 +5,7 @@
 //! a restarted node recovers from its latest snapshot as the node does. Every restored
 //! state is checked against the fold of the committed prefix it claims to cover.
 
-use crate::driver::{ChunkReader, ChunkWriter, SnapshotJob};
+use crate::driver::{ChunkReader, ChunkWriter, RestoreJob, SnapshotJob};
 use crate::snapshot::{read_all, write_snapshot, SnapshotMeta, SnapshotStore, VecChunks};
 use crate::{SnapshotChunks, SnapshotError};
 
@@ -25,6 +25,8 @@ pub(super) struct SimSnapshots {
     writer: ChunkWriter,
     jobs: Vec<(u64, SnapshotJob)>,
     next_job: u64,
+    /// Received snapshots being decoded "off the node's thread" (in simulated time).
+    restores: Vec<(u64, RestoreJob)>,
 }
 
 impl SimSnapshots {
@@ -33,6 +35,7 @@ impl SimSnapshots {
         self.readers.clear();
         self.writer = ChunkWriter::new();
         self.jobs.clear();
+        self.restores.clear();
     }
 }
 
@@ -96,6 +99,26 @@ impl Simulation {
         let sends = std::mem::take(&mut out.snapshot_sends);
         let chunks = std::mem::take(&mut out.install_chunks);
         let reads = std::mem::take(&mut out.log_reads);
+        let restores = std::mem::take(&mut out.restores);
+        for job in restores {
+            let delay = Duration::from_nanos(
+                self.rng
+                    .below(self.cfg.disk_delay_max.as_nanos() as u64 * 4 + 1),
+            );
+            let node = &mut self.nodes[i];
+            let job_id = node.snapshots.next_job;
+            node.snapshots.next_job += 1;
+            node.snapshots.restores.push((job_id, job));
+            let incarnation = node.incarnation;
+            self.schedule(
+                self.now + delay,
+                Action::RestoreDecoded {
+                    node: i,
+                    incarnation,
+                    job: job_id,
+                },
+            );
+        }
         for read in reads {
             // Read later, from the disk as it is then: compaction may come first.
             let delay = Duration::from_nanos(
@@ -224,6 +247,21 @@ impl Simulation {
         self.process(i)
     }
 
+    /// A received snapshot finished decoding: node `i`'s driver swaps it in.
+    pub(super) fn restore_decoded(&mut self, i: usize, job: u64) -> Result<(), String> {
+        let node = &mut self.nodes[i];
+        let Some(pos) = node.snapshots.restores.iter().position(|(j, _)| *j == job) else {
+            return Ok(());
+        };
+        let (_, job) = node.snapshots.restores.remove(pos);
+        let (meta, result) = job.run();
+        if let Some(driver) = node.driver.as_mut() {
+            driver.restore_done(&meta, result);
+        }
+        self.check_restored(i)?;
+        self.process(i)
+    }
+
     /// What node `i` recovers at boot, as the node does: the state machine restored from
     /// the latest snapshot, and the log after it (the stored log is reset first when it
     /// does not hold the snapshot's last entry: the node stopped between committing a
@@ -234,7 +272,11 @@ impl Simulation {
     ) -> Result<(SimMachine, Option<SnapshotMeta>, LogId, Vec<Entry>), String> {
         let id = self.nodes[i].id;
         let node = &mut self.nodes[i];
-        let mut machine = SimMachine::default();
+        let mut machine = SimMachine {
+            // Two thirds of the seeds decode received snapshots "off the node's thread".
+            decode_off_thread: !(self.cfg.seed / 3).is_multiple_of(3),
+            ..SimMachine::default()
+        };
         let Some((meta, mut chunks)) = node
             .snapshots
             .store

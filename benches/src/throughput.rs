@@ -36,6 +36,30 @@ pub struct ThroughputConfig {
     pub threads: Option<usize>,
     /// Where disk storages keep their files (a temporary directory when `None`).
     pub data_dir: Option<PathBuf>,
+    /// Where the clients run: on a thread of their own, or on the leader's arbiter.
+    pub placement: ClientPlacement,
+}
+
+/// Where a throughput run's clients run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientPlacement {
+    /// On the leader's arbiter ([`actraft::RaftHandle::arbiter`]): a proposal and its
+    /// answer take no thread hop between client and node.
+    Same,
+    /// On a thread of their own: every proposal wakes the node's thread and every
+    /// answer the clients'.
+    #[default]
+    Other,
+}
+
+impl std::fmt::Display for ClientPlacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientPlacement::Same => "same",
+            ClientPlacement::Other => "other",
+        })
+    }
 }
 
 impl ThroughputConfig {
@@ -50,6 +74,7 @@ impl ThroughputConfig {
             storage: StorageKind::Mem,
             threads: None,
             data_dir: None,
+            placement: ClientPlacement::Other,
         }
     }
 
@@ -74,6 +99,8 @@ pub struct ThroughputResult {
     pub storage: String,
     /// Node threads.
     pub threads: usize,
+    /// Where the clients ran.
+    pub placement: ClientPlacement,
     /// Proposals committed.
     pub ops: u64,
     /// Wall time, seconds.
@@ -95,7 +122,7 @@ impl ThroughputResult {
     /// The benchmark's one-line summary.
     pub fn line(&self) -> String {
         format!(
-            "throughput: members={} clients={} payload={} transport={} storage={} ops={} secs={:.3} ops_per_sec={:.0} p50_us={:.0} p99_us={:.0} threads={}",
+            "throughput: members={} clients={} payload={} transport={} storage={} ops={} secs={:.3} ops_per_sec={:.0} p50_us={:.0} p99_us={:.0} threads={} placement={}",
             self.members,
             self.clients,
             self.payload,
@@ -106,7 +133,8 @@ impl ThroughputResult {
             self.ops_per_sec,
             self.p50_us,
             self.p99_us,
-            self.threads
+            self.threads,
+            self.placement
         )
     }
 }
@@ -148,20 +176,31 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let issued = Arc::new(AtomicU64::new(0));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
     let start = Instant::now();
-    // One task per client on this (the clients') thread.
+    // One task per client, on this (the clients') thread or on the leader's arbiter.
     let tasks: Vec<_> = (0..cfg.clients)
         .map(|_| {
-            let (handle, issued, payload) = (handle.clone(), issued.clone(), payload.clone());
+            let (proposer, issued, payload) = (handle.clone(), issued.clone(), payload.clone());
             let ops = cfg.ops;
-            actix_rt::spawn(async move {
+            let client = async move {
                 let mut latencies = LatencyHistogram::new();
                 while issued.fetch_add(1, Ordering::Relaxed) < ops {
                     let t = Instant::now();
-                    handle.propose(payload.clone()).await?;
+                    proposer.propose(payload.clone()).await?;
                     latencies.record(t.elapsed());
                 }
                 Ok::<_, BenchError>(latencies)
-            })
+            };
+            let (done, result) = tokio::sync::oneshot::channel();
+            let task = async move {
+                let _ = done.send(client.await);
+            };
+            match cfg.placement {
+                ClientPlacement::Other => drop(actix_rt::spawn(task)),
+                ClientPlacement::Same => {
+                    handle.arbiter().spawn(task);
+                }
+            }
+            result
         })
         .collect();
     let per_client = join_all(tasks).await;
@@ -188,6 +227,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         transport: cfg.transport.to_string(),
         storage: cfg.storage.to_string(),
         threads: cfg.node_threads(),
+        placement: cfg.placement,
         ops: latencies.len(),
         secs,
         ops_per_sec: latencies.len() as f64 / secs,

@@ -2,16 +2,17 @@
 //!
 //! ```sh
 //! cargo run --release -p actraft-benches --bin throughput -- --members 3 --clients 256 \
-//!     --ops 1000000 --payload 0 --transport mem --storage mem [--threads N]
+//!     --ops 1000000 --payload 0 --transport mem --storage mem [--threads N] \
+//!     [--client-placement same|other]
 //! cargo run --release -p actraft-benches --bin throughput -- --help
 //! ```
 //!
 //! The last line printed is the result:
 //! `throughput: members=.. clients=.. payload=.. transport=.. storage=.. ops=.. secs=..
-//! ops_per_sec=.. p50_us=.. p99_us=.. threads=..`
+//! ops_per_sec=.. p50_us=.. p99_us=.. threads=.. placement=..`
 
 use actraft_benches::cli::{self, BackendArgs};
-use actraft_benches::throughput::{run, ThroughputConfig};
+use actraft_benches::throughput::{run, ClientPlacement, ThroughputConfig};
 use clap::Parser;
 
 /// Append throughput: K clients proposing back to back through the leader; entries
@@ -35,6 +36,10 @@ struct Args {
     /// Threads for the nodes (default: one per node); clients run on a thread of their own.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
+    /// Where the clients run: `same` is the leader's arbiter (no thread hop between
+    /// client and node), `other` a thread of their own.
+    #[arg(long, value_enum, default_value_t = ClientPlacement::Other)]
+    client_placement: ClientPlacement,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -51,6 +56,7 @@ impl Args {
         cfg.transport = self.backend.transport;
         cfg.storage = self.backend.storage;
         cfg.data_dir = self.backend.data_dir;
+        cfg.placement = self.client_placement;
         cfg
     }
 }
@@ -66,7 +72,7 @@ mod tests {
 
     use clap::Parser;
 
-    use super::Args;
+    use super::{Args, ClientPlacement};
 
     #[test]
     fn flags_are_consistent() {
@@ -87,6 +93,8 @@ mod tests {
             "64",
             "--threads",
             "2",
+            "--client-placement",
+            "same",
         ])
         .unwrap()
         .config();
@@ -95,12 +103,14 @@ mod tests {
             (5, 16, 1000, 64)
         );
         assert_eq!(cfg.threads, Some(2));
+        assert_eq!(cfg.placement, ClientPlacement::Same);
         let defaults = Args::try_parse_from(["throughput"]).unwrap().config();
         assert_eq!(
             (defaults.members, defaults.clients, defaults.ops),
             (3, 256, 1_000_000)
         );
         assert_eq!(defaults.threads, None);
+        assert_eq!(defaults.placement, ClientPlacement::Other);
         let e = Args::try_parse_from(["throughput", "--clients", "0"]).unwrap_err();
         assert!(e.to_string().contains("--clients"), "{e}");
     }

@@ -65,6 +65,7 @@ pub struct RaftHandle {
     pub(crate) released: watch::Receiver<bool>,
     pub(crate) snapshots: watch::Receiver<Option<crate::SnapshotMeta>>,
     pub(crate) metrics: watch::Receiver<crate::metrics::RaftMetrics>,
+    pub(crate) arbiter: actix_rt::ArbiterHandle,
 }
 
 /// A proposal the leader has appended: where its entry went, and its outcome to come.
@@ -137,6 +138,27 @@ impl RaftHandle {
             Err(_) => Err(ClientError::Timeout(timeout)),
         };
         outcome
+    }
+
+    /// The arbiter (thread) the node runs on.
+    ///
+    /// Work spawned there — a service's request handlers, an actor of its own started
+    /// with `Actor::start_in_arbiter` — proposes and reads with no cross-thread wake-up:
+    /// the node and the caller share the thread, so the proposal, the node's processing
+    /// and the answer are wake-ups of local tasks (only the replication to followers on
+    /// other threads crosses threads). With every node of a cluster on one arbiter
+    /// ([`NodeBuilder::arbiter`](crate::NodeBuilder::arbiter)), a commit crosses none.
+    ///
+    /// ```no_run
+    /// # async fn demo(handle: actraft::RaftHandle) {
+    /// let local = handle.clone();
+    /// handle.arbiter().spawn(async move {
+    ///     let _ = local.propose("set x = 1").await;
+    /// });
+    /// # }
+    /// ```
+    pub fn arbiter(&self) -> &actix_rt::ArbiterHandle {
+        &self.arbiter
     }
 
     /// The node's id.

@@ -223,6 +223,10 @@ impl NodeBuilder {
         )
         .with_latest_snapshot(recovered.snapshot);
         let make = move || RaftNode::new(driver, storage, transport, shared);
+        let arbiter = self
+            .arbiter
+            .clone()
+            .unwrap_or_else(actix_rt::Arbiter::current);
         let addr = match &self.arbiter {
             Some(arbiter) => {
                 let node = make();
@@ -242,6 +246,7 @@ impl NodeBuilder {
             released,
             snapshots: snapshot_rx,
             metrics: metrics_rx,
+            arbiter,
         })
     }
 }

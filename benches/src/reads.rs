@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -283,7 +284,7 @@ pub fn markdown(reports: &[ReadsReport]) -> String {
     }
     let mixes: Vec<&MixResult> = reports.iter().filter_map(|r| r.mix.as_ref()).collect();
     if !mixes.is_empty() {
-        md.push_str("\nRead/write mix: a tenth of the clients write 64 B values while the others read by read index, against the same writers alone.\n\n");
+        md.push_str("\nRead/write mix: a tenth of the clients write 64 B values while the others read by read index, paced to nine reads per completed write (a 90/10 mix of operations), against the same writers alone.\n\n");
         md.push_str("| clients | writers | transport | storage | read share | reads/s | writes/s | writes/s alone | write throughput lost |\n");
         md.push_str("|---|---|---|---|---|---|---|---|---|\n");
         for m in mixes {
@@ -317,6 +318,44 @@ enum Work {
 struct Clients {
     values: Values,
     payload: Bytes,
+    /// In the mix: reads are paced to [`READS_PER_WRITE`] per completed write.
+    pace: Option<Pace>,
+}
+
+/// Reads allowed per completed write in the mix: a 90/10 mix of operations.
+const READS_PER_WRITE: u64 = 9;
+
+/// Paces the mix's readers to the writers: a read may start only while the reads
+/// started stay within `READS_PER_WRITE` times the writes completed (plus one per
+/// reader), so the mix is 90/10 by operations however fast either kind is alone.
+#[derive(Default)]
+struct Pace {
+    writes: AtomicU64,
+    reads: AtomicU64,
+    slack: u64,
+    wrote: tokio::sync::Notify,
+}
+
+impl Pace {
+    async fn before_read(&self, until: Instant) -> bool {
+        loop {
+            let allowed = self.writes.load(Ordering::Relaxed) * READS_PER_WRITE + self.slack;
+            if self.reads.fetch_add(1, Ordering::Relaxed) < allowed {
+                return true;
+            }
+            self.reads.fetch_sub(1, Ordering::Relaxed);
+            if Instant::now() >= until {
+                return false;
+            }
+            // A missed notification costs at most a millisecond.
+            let _ = tokio::time::timeout(Duration::from_millis(1), self.wrote.notified()).await;
+        }
+    }
+
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.wrote.notify_waiters();
+    }
 }
 
 impl Clients {
@@ -332,6 +371,11 @@ impl Clients {
         let mut key = seed;
         while Instant::now() < until {
             key = key.wrapping_mul(6364136223846793005).wrapping_add(1);
+            if let (Some(pace), Work::Read(_)) = (&self.pace, &work) {
+                if !pace.before_read(until).await {
+                    break;
+                }
+            }
             let t = Instant::now();
             let done = match work {
                 Work::Write => node.propose(self.payload.clone()).await.map(|_| ()),
@@ -353,7 +397,12 @@ impl Clients {
                 }
             };
             match done {
-                Ok(()) => latencies.record(t.elapsed()),
+                Ok(()) => {
+                    latencies.record(t.elapsed());
+                    if let (Some(pace), Work::Write) = (&self.pace, &work) {
+                        pace.wrote();
+                    }
+                }
                 // Too many requests waiting: back off briefly, not counted.
                 Err(ClientError::Busy) => tokio::task::yield_now().await,
                 Err(e) => return Err(e.into()),
@@ -422,7 +471,11 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
     let values: Values = Arc::new(RwLock::new(
         (0..KEYS as u64).map(|k| (k, payload.clone())).collect(),
     ));
-    let clients = Arc::new(Clients { values, payload });
+    let clients = Arc::new(Clients {
+        values: Arc::clone(&values),
+        payload: payload.clone(),
+        pace: None,
+    });
     // Warm up: allocations, connections, the lease.
     for _ in 0..100 {
         leader.propose(clients.payload.clone()).await?;
@@ -469,7 +522,15 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
         let alone = merged(&alone);
         let mut jobs = write_jobs;
         jobs.extend((0..readers).map(|_| (leader.clone(), Work::Read(Mode::Index))));
-        let (latencies, secs) = measure(&clients, jobs, cfg.duration).await?;
+        let paced = Arc::new(Clients {
+            values,
+            payload,
+            pace: Some(Pace {
+                slack: readers as u64,
+                ..Pace::default()
+            }),
+        });
+        let (latencies, secs) = measure(&paced, jobs, cfg.duration).await?;
         let writes = merged(&latencies[..writers]);
         let reads = merged(&latencies[writers..]);
         let total = (writes.len() + reads.len()).max(1) as f64;

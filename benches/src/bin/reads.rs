@@ -18,7 +18,7 @@ use actraft_benches::reads::{run, Mode, ReadsConfig};
 use clap::Parser;
 
 /// Reads per second and their latency, for each read path, on a 3-node cluster reading
-/// 64-byte values; then writers alone and writers among readers (90/10 by clients).
+/// 64-byte values; then writers alone and writers among readers (90/10 by operations: nine reads per write).
 #[derive(Debug, Parser)]
 #[command(name = "reads", version)]
 struct Args {

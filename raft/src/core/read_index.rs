@@ -132,8 +132,13 @@ pub(super) struct Reads {
     waiting: Vec<Pending>,
     /// Leader: reads in a round, in round order.
     in_round: VecDeque<Pending>,
-    /// Follower: reads asked of the leader, by ctx.
-    forwarded: BTreeMap<u64, (ReadId, Duration)>,
+    /// Follower: reads asked of the leader, by ctx (one request for every read that
+    /// arrived before the same `Ready`).
+    forwarded: BTreeMap<u64, (Vec<ReadId>, Duration)>,
+    /// Follower: reads that arrived since the last `Ready`, with the first one's
+    /// deadline; they share the next request to the leader.
+    follower_batch: Vec<ReadId>,
+    follower_batch_deadline: Duration,
     next_ctx: u64,
     /// Outcomes for the next Ready.
     pub(super) done: Vec<ReadState>,
@@ -167,8 +172,9 @@ impl Reads {
             .iter()
             .chain(&self.in_round)
             .map(|p| p.deadline);
-        let b = self.forwarded.values().map(|&(_, d)| d);
-        a.chain(b).min().unwrap_or(Duration::MAX)
+        let b = self.forwarded.values().map(|(_, d)| *d);
+        let c = (!self.follower_batch.is_empty()).then_some(self.follower_batch_deadline);
+        a.chain(b).chain(c).min().unwrap_or(Duration::MAX)
     }
 
     fn start_round(&mut self, now: Duration) -> u64 {
@@ -198,12 +204,12 @@ impl RaftCore {
         let deadline = self.now + self.config.election_timeout_max;
         if self.role != Role::Leader {
             let result = match (mode, self.leader) {
-                (ReadMode::Follower, Some(leader)) => {
-                    let ctx = self.reads.next_ctx;
-                    self.reads.next_ctx = self.reads.next_ctx.wrapping_add(2);
-                    self.reads.forwarded.insert(ctx, (id, deadline));
-                    let term = self.term();
-                    self.send(leader, Message::ReadIndex(ReadIndexRequest { term, ctx }));
+                (ReadMode::Follower, Some(_)) => {
+                    // Asked of the leader with every other read of this batch.
+                    if self.reads.follower_batch.is_empty() {
+                        self.reads.follower_batch_deadline = deadline;
+                    }
+                    self.reads.follower_batch.push(id);
                     return;
                 }
                 (ReadMode::Follower, None) => ReadError::NoLeader,
@@ -271,6 +277,7 @@ impl RaftCore {
     /// True when the next Ready has read outcomes, or a round to start.
     pub(super) fn reads_ready(&self) -> bool {
         !self.reads.done.is_empty()
+            || !self.reads.follower_batch.is_empty()
             || (!self.reads.waiting.is_empty()
                 && self.role == Role::Leader
                 && self.committed_in_term())
@@ -288,6 +295,7 @@ impl RaftCore {
     /// Leader: moves waiting reads into a round of their own once the term's no-op has
     /// committed, and sends the heartbeats of that round.
     pub(super) fn flush_reads(&mut self) {
+        self.flush_follower_reads();
         if self.role != Role::Leader || self.reads.waiting.is_empty() || !self.committed_in_term() {
             return;
         }
@@ -392,11 +400,55 @@ impl RaftCore {
             .map(|(&c, _)| c)
             .collect();
         for ctx in expired {
-            if let Some((id, _)) = self.reads.forwarded.remove(&ctx) {
+            for id in self
+                .reads
+                .forwarded
+                .remove(&ctx)
+                .map_or_else(Vec::new, |f| f.0)
+            {
                 self.reads.done.push(ReadState {
                     id,
                     result: Err(ReadError::NotConfirmed),
                 });
+            }
+        }
+    }
+
+    /// Follower: sends one ReadIndex request for every read that arrived since the last
+    /// `Ready`. The leader's answer comes after the request arrived, so its index covers
+    /// every write completed before any of these reads began.
+    fn flush_follower_reads(&mut self) {
+        if self.reads.follower_batch.is_empty() {
+            return;
+        }
+        let ids = std::mem::take(&mut self.reads.follower_batch);
+        let deadline = self.reads.follower_batch_deadline;
+        match (self.role, self.leader) {
+            (Role::Leader, _) => {
+                // Became leader meanwhile: confirmed here, as the leader's own reads.
+                for id in ids {
+                    self.reads.waiting.push(Pending {
+                        origin: Origin::Local(id),
+                        index: 0,
+                        round: 0,
+                        deadline,
+                    });
+                }
+            }
+            (_, Some(leader)) => {
+                let ctx = self.reads.next_ctx;
+                self.reads.next_ctx = self.reads.next_ctx.wrapping_add(2);
+                self.reads.forwarded.insert(ctx, (ids, deadline));
+                let term = self.term();
+                self.send(leader, Message::ReadIndex(ReadIndexRequest { term, ctx }));
+            }
+            (_, None) => {
+                for id in ids {
+                    self.reads.done.push(ReadState {
+                        id,
+                        result: Err(ReadError::NoLeader),
+                    });
+                }
             }
         }
     }
@@ -433,10 +485,12 @@ impl RaftCore {
     }
 
     pub(super) fn handle_read_reply(&mut self, rep: ReadIndexReply) {
-        let Some((id, _)) = self.reads.forwarded.remove(&rep.ctx) else {
+        let Some((ids, _)) = self.reads.forwarded.remove(&rep.ctx) else {
             return; // late, duplicated, or for an earlier life of this node
         };
         let result = rep.index.ok_or(ReadError::NotConfirmed);
-        self.reads.done.push(ReadState { id, result });
+        for id in ids {
+            self.reads.done.push(ReadState { id, result });
+        }
     }
 }

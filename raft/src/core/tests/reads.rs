@@ -110,6 +110,31 @@ fn s6_4_followers_refuse_index_reads_and_forward_follower_reads() {
     assert_eq!(outcome(&lone, 9), Some(Err(ReadError::NoLeader)));
 }
 
+/// Follower reads that arrive before the same `Ready` share one ReadIndex request to
+/// the leader; its one answer resolves them all, with an index that covers every write
+/// committed before any of them began.
+#[test]
+fn s6_4_follower_reads_of_one_batch_share_one_request() {
+    let mut c = led_cluster(config());
+    c.node_mut(1).propose("x".into()).unwrap();
+    c.run();
+    let before = c.status(1).commit_index;
+    let sent = c.sent.len();
+    for id in 10..15 {
+        c.read(2, id, ReadMode::Follower);
+    }
+    c.run();
+    let requests = c.sent[sent..]
+        .iter()
+        .filter(|e| matches!(e.message, Message::ReadIndex(_)))
+        .count();
+    assert_eq!(requests, 1, "five reads, one request");
+    for id in 10..15 {
+        let index = outcome(&c, id).expect("answered").expect("a read index");
+        assert!(index >= before, "read {id}: {index} < {before}");
+    }
+}
+
 #[test]
 fn s6_4_a_new_leader_reads_only_after_its_noop_commits() {
     let mut c = Cluster::new(3, config());

@@ -81,6 +81,7 @@ pub mod frame;
 mod inbound;
 mod metrics;
 mod outbound;
+mod peers;
 mod socket;
 mod tls;
 mod transport;

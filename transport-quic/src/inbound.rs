@@ -69,6 +69,10 @@ async fn serve_connection(shared: Arc<Shared>, incoming: Incoming) {
     tracing::debug!(node = shared.id, peer, %remote, "peer connected");
     shared.metrics.connections_inbound.increment(1);
     shared.replace_inbound(peer, &connection);
+    // A member list set meanwhile may not have seen this connection: check again.
+    if !shared.admits(peer) {
+        shared.refuse_non_member(&connection, remote, peer);
+    }
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {

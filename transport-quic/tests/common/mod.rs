@@ -123,6 +123,9 @@ impl actraft::testkit::transport::TransportFactory for QuicFactory {
 /// The longest any test waits for one event.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// How long a test waits for a message before sending it again.
+pub const RETRY: Duration = Duration::from_millis(50);
+
 /// A bare quinn client, to send a node whatever a test wants.
 pub mod raw {
     use std::net::SocketAddr;

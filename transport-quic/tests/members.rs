@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 
 use actraft::core::{Envelope, Message, NodeId, VoteReply};
 use actraft::{Inbox, Member, Transport, TransportError};
-use actraft_transport_quic::{node_name, CloseCode, ConfigError, QuicError, QuicTransport};
+use actraft_transport_quic::{
+    node_name, CloseCode, ConfigError, DevCa, QuicConfig, QuicError, QuicTransport,
+};
 use common::{raw, Layout, CLUSTER, RETRY, WAIT};
 use quinn::ConnectionError;
 use tokio::sync::mpsc::Receiver;
@@ -238,6 +240,33 @@ async fn addresses_come_from_the_configuration_else_from_the_application() {
     ));
     one.set_members(&[member(1, ""), member(2, "")]);
     assert_eq!(one.members(), Some(BTreeSet::from([2])));
+}
+
+/// The development CA flow for a node added later: the CA is saved when the cluster is
+/// certified, loaded again to certify the new node; the running nodes accept it both
+/// ways (it dials them, and they dial it once they have its address).
+#[tokio::test]
+async fn a_node_certified_later_by_the_saved_ca_is_accepted() {
+    common::init_tracing();
+    let (layout, sockets) = Layout::bind(&[1, 2]);
+    let (_, one) = layout.transports(sockets).into_iter().next().unwrap();
+    let mut one_rx = started(&one);
+    let dir = tempfile::tempdir().unwrap();
+    layout.ca.save(dir.path()).unwrap();
+
+    let ca = DevCa::load(dir.path(), CLUSTER).unwrap();
+    let socket = common::loopback_socket();
+    let addr = socket.local_addr().unwrap();
+    let peers = BTreeMap::from([(1, one.local_addr())]);
+    let config = QuicConfig::new(3, CLUSTER, addr, peers, ca.issue(3).unwrap());
+    let three = QuicTransport::with_socket(config, socket).unwrap();
+    let mut three_rx = started(&three);
+
+    until_through(&three, 1, &mut one_rx, 100, None).await;
+    one.add_peer(3, addr).unwrap();
+    until_through(&one, 3, &mut three_rx, 200, None).await;
+    assert_eq!(one.stats().faults, 0);
+    assert_eq!(three.stats().faults, 0);
 }
 
 fn close_code(error: &ConnectionError) -> Option<CloseCode> {

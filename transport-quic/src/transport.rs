@@ -152,6 +152,11 @@ pub(crate) enum State {
 /// it is with a certificate signed by the cluster's CA that names its node id; every
 /// frame it sends is checked against that name and against the cluster name.
 ///
+/// Which nodes are peers follows the cluster: [`add_peer`](Self::add_peer) and
+/// [`remove_peer`](Self::remove_peer) give and take addresses at run time, and
+/// [`set_members`](Transport::set_members) makes the configuration's members the peers
+/// and refuses every other node (see the [crate docs](crate#adding-a-node)).
+///
 /// [`send`](Transport::send) only puts the message in the peer's bounded queue (dropping
 /// it when the queue is full) and returns: it never blocks the node. The transport's
 /// tasks run on the tokio runtime that calls [`start`](Transport::start) (an actix

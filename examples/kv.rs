@@ -5,7 +5,9 @@
 //! `examples/kv-cluster.sh` runs the whole scenario on loopback.
 //!
 //! ```sh
-//! # Development certificates: a CA, one certificate per node, one per client.
+//! # Development certificates: a CA, one certificate per node, one per client. The CA
+//! # (its key in ca.key) stays in the directory: run `certs` again with a new id to
+//! # certify a node added later; the running nodes accept it as they are.
 //! cargo run --release --example kv -- certs --dir /tmp/kv/certs --ids 1,2,3 --clients client
 //!
 //! # Three nodes (one terminal each). A node serves its peers on UDP and its clients on
@@ -66,7 +68,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Writes a development CA, node certificates and client certificates.
+    /// Writes node and client certificates from the development CA saved in the
+    /// directory, creating and saving one first if there is none.
     Certs {
         /// Where to write them.
         #[arg(long)]
@@ -270,12 +273,15 @@ async fn main() {
             clients,
             cluster,
         } => {
-            let ca = DevCa::new(&cluster).unwrap_or_else(|e| fail(e));
+            // The CA is saved beside the certificates, and reused when the directory
+            // has one: certifying a node added later is `kv certs --ids 4` again.
+            let (ca, created) = DevCa::open_or_create(&dir, &cluster).unwrap_or_else(|e| fail(e));
             ca.write_dir(&dir, &ids).unwrap_or_else(|e| fail(e));
             let names: Vec<&str> = clients.iter().map(String::as_str).collect();
             ca.write_clients(&dir, &names).unwrap_or_else(|e| fail(e));
+            let which = if created { "a new" } else { "the saved" };
             println!(
-                "wrote a development CA, certificates for nodes {ids:?} and clients {clients:?} of cluster {cluster:?} to {}",
+                "wrote certificates from {which} development CA for nodes {ids:?} and clients {clients:?} of cluster {cluster:?} to {}",
                 dir.display()
             );
         }

@@ -64,6 +64,7 @@
 //! | `actraft_transport_bytes_received_total` | counter | node, peer, transport | bytes received from the peer |
 //! | `actraft_quic_connections_total` | counter | node, direction | QUIC connections established (`outbound`: dialled, `inbound`: accepted and identified) |
 //! | `actraft_quic_refused_total` | counter | node | incoming connections or streams refused (failed handshake, unknown certificate, bad hello or frame) |
+//! | `actraft_quic_non_member_total` | counter | node | connections (or messages on them) refused because the peer is not a member of the current configuration |
 //! | `actraft_quic_dropped_total` | counter | node, reason | messages dropped before sending (`full`: the peer's queue, `oversized`: above the frame limit) |
 //!
 //! QUIC counts the bytes of the encoded frames; the in-memory transport, which encodes
@@ -287,6 +288,10 @@ pub fn describe() {
         (
             "actraft_quic_refused_total",
             "QUIC connections or streams refused",
+        ),
+        (
+            "actraft_quic_non_member_total",
+            "QUIC connections refused because the peer is not a member",
         ),
         (
             "actraft_quic_dropped_total",

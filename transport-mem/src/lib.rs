@@ -13,6 +13,13 @@
 //! with every drop counted by its cause; [`MemRouter::set_observer`] lets a test inspect
 //! what was delivered.
 //!
+//! Nodes added at run time need no address: `router.transport(id)` makes a new node
+//! reachable by its id. [`Transport::set_members`](actraft::Transport::set_members)
+//! makes a transport follow its cluster's configuration: the router then delivers to it
+//! only its members' messages (the others count as
+//! [`Stats::dropped_refused`] on their link) and its sends to a non-member fail with
+//! `UnknownPeer` (see [`MemTransport`]).
+//!
 //! ```
 //! use std::time::Duration;
 //!

@@ -14,13 +14,14 @@ use crate::stats::{kind_index, payload_bytes, DropReason, LinkCounters};
 
 impl Inner {
     /// The inbox of the transport running for `to` (`None` for a known node that is not
-    /// running) and the counters of the link from `from` to `to`; `Err` for an unknown
-    /// destination.
+    /// running), whether it takes messages from `from` (its member list names `from`, or
+    /// it has none), and the counters of the link from `from` to `to`; `Err` for an
+    /// unknown destination.
     fn route(
         &self,
         from: NodeId,
         to: NodeId,
-    ) -> Result<(Option<Inbox>, Arc<LinkCounters>), TransportError> {
+    ) -> Result<(Option<Inbox>, bool, Arc<LinkCounters>), TransportError> {
         let table = self.table();
         let live = table
             .nodes
@@ -32,7 +33,32 @@ impl Inner {
             .links
             .get(&(from, to))
             .ok_or(TransportError::UnknownPeer(to))?;
-        Ok((live.as_ref().map(|l| l.inbox.clone()), Arc::clone(link)))
+        let admits = live.as_ref().is_none_or(|l| l.admits(from));
+        Ok((
+            live.as_ref().map(|l| l.inbox.clone()),
+            admits,
+            Arc::clone(link),
+        ))
+    }
+
+    /// Counts a message `to` refused because `from` is not one of its members, and logs
+    /// it (at `warn` the first time for this pair, then at `trace`).
+    fn refuse(&self, link: &LinkCounters, from: NodeId, to: NodeId) {
+        link.dropped(DropReason::Refused);
+        let first = self
+            .refusals_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((to, from));
+        if first {
+            tracing::warn!(
+                node = to,
+                peer = from,
+                "refused a message from a node that is not a member"
+            );
+        } else {
+            tracing::trace!(node = to, peer = from, "refused: not a member");
+        }
     }
 
     /// Routes one message sent by `from`, counting it on its link.
@@ -43,8 +69,12 @@ impl Inner {
     ) -> Result<(), TransportError> {
         let to = envelope.to;
         let kind = kind_index(&envelope.message);
-        let (inbox, link) = self.route(from, to)?;
+        let (inbox, admits, link) = self.route(from, to)?;
         link.sent(kind, payload_bytes(&envelope));
+        if !admits {
+            self.refuse(&link, from, to);
+            return Ok(());
+        }
         if !self.slow.load(Ordering::Acquire) {
             // Fast path: no fault, no filter, no observer.
             Self::hand_over(&link, kind, inbox, None, envelope);
@@ -150,11 +180,12 @@ impl Inner {
             link.dropped(DropReason::Cut);
             return;
         }
-        let inbox = self
-            .table()
-            .nodes
-            .get(&to)
-            .and_then(|live| live.as_ref().map(|l| l.inbox.clone()));
+        let live = self.table().nodes.get(&to).cloned().flatten();
+        if live.as_ref().is_some_and(|l| !l.admits(from)) {
+            self.refuse(link, from, to);
+            return;
+        }
+        let inbox = live.map(|l| l.inbox);
         Self::hand_over(link, kind, inbox, observer.as_ref(), envelope);
     }
 

@@ -1,6 +1,6 @@
 //! The router: the routing table, the faults, and the path every message takes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -85,6 +85,8 @@ pub(crate) struct Inner {
     table: RwLock<Table>,
     faults: Mutex<Faults>,
     next_token: AtomicU64,
+    /// The (receiver, sender) pairs already logged as refused, so each is logged once.
+    pub(crate) refusals_logged: Mutex<BTreeSet<(NodeId, NodeId)>>,
 }
 
 /// The known ids, and the links between them.
@@ -123,6 +125,17 @@ pub(crate) struct Live {
     pub(crate) inbox: Inbox,
     /// The instance's running flag, cleared when a newer instance takes over.
     pub(crate) running: Arc<AtomicBool>,
+    /// The nodes it takes messages from ([`Transport::set_members`]); `None`: anyone.
+    ///
+    /// [`Transport::set_members`]: actraft::Transport::set_members
+    pub(crate) members: Option<Arc<BTreeSet<NodeId>>>,
+}
+
+impl Live {
+    /// True when this node takes messages from `from`.
+    pub(crate) fn admits(&self, from: NodeId) -> bool {
+        self.members.as_ref().is_none_or(|m| m.contains(&from))
+    }
 }
 
 impl Default for MemRouter {
@@ -161,6 +174,7 @@ impl MemRouter {
                 table: RwLock::new(Table::default()),
                 faults: Mutex::new(Faults::new(seed)),
                 next_token: AtomicU64::new(1),
+                refusals_logged: Mutex::new(BTreeSet::new()),
             }),
         }
     }

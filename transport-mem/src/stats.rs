@@ -64,6 +64,8 @@ pub(crate) enum DropReason {
     Filtered,
     /// The destination was not running (stopped, or not started yet).
     PeerDown,
+    /// The destination's member list does not name the sender.
+    Refused,
 }
 
 /// The counters of one directed link. Aligned so that two links' counters never share a
@@ -77,6 +79,7 @@ pub(crate) struct LinkCounters {
     lost: AtomicU64,
     filtered: AtomicU64,
     peer_down: AtomicU64,
+    refused: AtomicU64,
     delayed: AtomicU64,
     duplicated: AtomicU64,
     /// The sender's metrics of its traffic to the receiver.
@@ -95,6 +98,7 @@ impl LinkCounters {
             lost: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
             peer_down: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
             delayed: AtomicU64::new(0),
             duplicated: AtomicU64::new(0),
             sender_traffic: PeerTraffic::new("mem", from, to),
@@ -126,6 +130,7 @@ impl LinkCounters {
             DropReason::Lost => &self.lost,
             DropReason::Filtered => &self.filtered,
             DropReason::PeerDown => &self.peer_down,
+            DropReason::Refused => &self.refused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -139,6 +144,7 @@ impl LinkCounters {
         stats.dropped_lost += load(&self.lost);
         stats.dropped_filter += load(&self.filtered);
         stats.dropped_peer_down += load(&self.peer_down);
+        stats.dropped_refused += load(&self.refused);
         for (i, kind) in KINDS.iter().enumerate() {
             let delivered = load(&self.delivered[i]);
             stats.delivered += delivered;
@@ -151,8 +157,11 @@ impl LinkCounters {
             stats.sent += sent;
             *stats.sent_by_kind.entry(kind).or_default() += sent;
         }
-        stats.dropped =
-            stats.dropped_cut + stats.dropped_lost + stats.dropped_filter + stats.dropped_peer_down;
+        stats.dropped = stats.dropped_cut
+            + stats.dropped_lost
+            + stats.dropped_filter
+            + stats.dropped_peer_down
+            + stats.dropped_refused;
     }
 }
 
@@ -174,7 +183,7 @@ pub struct Stats {
     pub sent: u64,
     /// Messages (and copies) handed to the destination's inbox (which accepted them).
     pub delivered: u64,
-    /// Messages (and copies) dropped, for any reason: the sum of the four `dropped_*`
+    /// Messages (and copies) dropped, for any reason: the sum of the five `dropped_*`
     /// counters.
     pub dropped: u64,
     /// Dropped because isolation or a partition separated sender and receiver (when
@@ -187,6 +196,9 @@ pub struct Stats {
     /// Dropped because the destination was not running: stopped, not started yet, or
     /// its inbox refused the message.
     pub dropped_peer_down: u64,
+    /// Refused by the destination because the sender is not in its member list
+    /// ([`Transport::set_members`](actraft::Transport::set_members)).
+    pub dropped_refused: u64,
     /// Messages (and copies) held back by a delay before their fate was decided: a
     /// router-wide, per-link or filter delay.
     pub delayed: u64,
@@ -242,6 +254,7 @@ impl Stats {
             dropped_peer_down: self
                 .dropped_peer_down
                 .saturating_sub(earlier.dropped_peer_down),
+            dropped_refused: self.dropped_refused.saturating_sub(earlier.dropped_refused),
             delayed: self.delayed.saturating_sub(earlier.delayed),
             duplicated: self.duplicated.saturating_sub(earlier.duplicated),
             sent_by_kind: diff(&self.sent_by_kind, &earlier.sent_by_kind),

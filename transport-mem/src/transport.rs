@@ -1,10 +1,11 @@
 //! The per-node [`Transport`] of a [`MemRouter`](crate::MemRouter).
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use actraft::core::{Envelope, NodeId};
-use actraft::{Inbox, Transport, TransportError};
+use actraft::{Inbox, Member, Transport, TransportError};
 
 use crate::router::{Inner, Live};
 use crate::MemRouter;
@@ -22,11 +23,22 @@ use crate::MemRouter;
 /// - [`stop`](Transport::stop) (or dropping the transport) unregisters the inbox: later
 ///   messages to the node are dropped, as are delayed ones that come due meanwhile.
 ///   Stopping twice is harmless; a stopped transport can be started again.
+/// - [`set_members`](Transport::set_members) makes the node follow its cluster's
+///   configuration: the router delivers to it only messages from the listed nodes (the
+///   others count as [`dropped_refused`](crate::Stats::dropped_refused) on their link,
+///   logged at `warn` once per sender), and its sends to an unlisted node fail with
+///   [`TransportError::UnknownPeer`]. Until a list is set, or after an empty one (a node
+///   joining a cluster knows no configuration yet), it takes messages from any node and
+///   sends to any id the router knows. Addresses are ignored: every transport of the
+///   router is reachable by its id, so a node added at run time needs nothing but
+///   `router.transport(id)`.
 pub struct MemTransport {
     id: NodeId,
     token: u64,
     inner: Arc<Inner>,
     running: Arc<AtomicBool>,
+    /// The current member list (`None`: none yet, or empty).
+    members: RwLock<Option<Arc<BTreeSet<NodeId>>>>,
 }
 
 impl std::fmt::Debug for MemTransport {
@@ -45,7 +57,15 @@ impl MemTransport {
             token,
             inner,
             running: Arc::new(AtomicBool::new(false)),
+            members: RwLock::new(None),
         }
+    }
+
+    fn members(&self) -> Option<Arc<BTreeSet<NodeId>>> {
+        self.members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The node this transport serves.
@@ -82,6 +102,7 @@ impl Transport for MemTransport {
             token: self.token,
             inbox,
             running: Arc::clone(&self.running),
+            members: self.members(),
         });
         self.running.store(true, Ordering::Release);
         tracing::debug!(node = self.id, "transport started");
@@ -92,7 +113,29 @@ impl Transport for MemTransport {
         if !self.running.load(Ordering::Relaxed) {
             return Err(TransportError::NotRunning);
         }
+        let listed = self
+            .members
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|m| m.contains(&envelope.to));
+        if !listed {
+            return Err(TransportError::UnknownPeer(envelope.to));
+        }
         self.inner.send(self.id, envelope)
+    }
+
+    fn set_members(&self, members: &[Member]) {
+        let list = (!members.is_empty())
+            .then(|| Arc::new(members.iter().map(|m| m.id).collect::<BTreeSet<_>>()));
+        tracing::debug!(node = self.id, members = ?list, "member list");
+        *self.members.write().unwrap_or_else(|e| e.into_inner()) = list.clone();
+        let mut table = self.inner.table_mut();
+        if let Some(Some(live)) = table.nodes.get_mut(&self.id) {
+            if live.token == self.token {
+                live.members = list;
+            }
+        }
     }
 
     fn stop(&self) {

@@ -52,6 +52,11 @@ impl TransportFactory for MemFactory {
     async fn restart(&mut self, id: NodeId) -> Result<MemTransport, TransportError> {
         Ok(self.router.transport(id))
     }
+
+    async fn join(&mut self, id: NodeId) -> Result<(MemTransport, String), TransportError> {
+        // Every transport of the router is reachable by its id: no address needed.
+        Ok((self.router.transport(id), String::new()))
+    }
 }
 
 #[tokio::test]
@@ -76,6 +81,38 @@ async fn cases_one_by_one() {
     let mut factory = MemFactory::new();
     transport::two_nodes(&mut factory).await;
     transport::unknown_peer(&mut factory).await;
+    transport::membership(&mut factory).await;
+}
+
+/// A transport that ignores its member list fails the membership case.
+struct Deaf(MemFactory);
+
+#[async_trait]
+impl TransportFactory for Deaf {
+    type Transport = Broken;
+
+    async fn create(&mut self, ids: &[NodeId]) -> Result<Vec<(NodeId, Broken)>, TransportError> {
+        let made = self.0.create(ids).await?;
+        Ok(made
+            .into_iter()
+            .map(|(id, inner)| (id, Broken::new(inner, Fault::IgnoreMembers)))
+            .collect())
+    }
+
+    async fn restart(&mut self, id: NodeId) -> Result<Broken, TransportError> {
+        Ok(Broken::new(self.0.restart(id).await?, Fault::IgnoreMembers))
+    }
+
+    async fn join(&mut self, id: NodeId) -> Result<(Broken, String), TransportError> {
+        let (inner, address) = self.0.join(id).await?;
+        Ok((Broken::new(inner, Fault::IgnoreMembers), address))
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "expected UnknownPeer(3)")]
+async fn the_suite_catches_a_transport_ignoring_its_members() {
+    transport::membership(&mut Deaf(MemFactory::new())).await;
 }
 
 /// A deliberately broken transport: the suite must catch it.
@@ -103,6 +140,8 @@ enum Fault {
     Alter,
     /// Delivers every message, unaltered, to the sender's own inbox.
     Misroute,
+    /// Works, but never learns its member list.
+    IgnoreMembers,
 }
 
 impl actraft::Transport for Broken {
@@ -126,6 +165,7 @@ impl actraft::Transport for Broken {
                 Message::InstallSnapshot(m) => m.term += 1,
                 Message::InstallSnapshotReply(m) => m.term += 1,
             },
+            Fault::IgnoreMembers => {}
             Fault::Misroute => {
                 if let Some(own) = self.own_inbox.lock().unwrap().as_ref() {
                     own.deliver(envelope);
@@ -138,6 +178,12 @@ impl actraft::Transport for Broken {
 
     fn stop(&self) {
         self.inner.stop();
+    }
+
+    fn set_members(&self, members: &[actraft::Member]) {
+        if !matches!(self.fault, Fault::IgnoreMembers) {
+            self.inner.set_members(members);
+        }
     }
 }
 
@@ -158,6 +204,11 @@ impl TransportFactory for BrokenFactory {
 
     async fn restart(&mut self, id: NodeId) -> Result<Broken, TransportError> {
         Ok(Broken::new(self.0.restart(id).await?, self.1))
+    }
+
+    async fn join(&mut self, id: NodeId) -> Result<(Broken, String), TransportError> {
+        let (inner, address) = self.0.join(id).await?;
+        Ok((Broken::new(inner, self.1), address))
     }
 }
 

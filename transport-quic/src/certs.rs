@@ -85,7 +85,7 @@ impl TlsIdentity {
     }
 
     /// Loads client `name`'s identity from a directory laid out as
-    /// [`DevCa::write_clients`] writes it: `ca.pem`, `client-<name>.pem`,
+    /// `DevCa::write_clients` writes it: `ca.pem`, `client-<name>.pem`,
     /// `client-<name>.key`.
     pub fn client_from_dir(dir: &Path, name: &str) -> Result<Self, QuicError> {
         let files = CertFiles::client_in_dir(dir, name);

@@ -23,7 +23,11 @@ pub struct QuicConfig {
     pub cluster: String,
     /// The UDP address to bind: the node accepts and dials from this one socket.
     pub listen: SocketAddr,
-    /// Where each peer listens. Messages to any other id fail with `UnknownPeer`.
+    /// Where each peer listens: the peers until the node learns its cluster's
+    /// configuration, and the addresses used for members the configuration gives none.
+    /// [`QuicTransport::add_peer`](crate::QuicTransport::add_peer) and
+    /// [`remove_peer`](crate::QuicTransport::remove_peer) change them at run time.
+    /// Messages to a node that is not a peer fail with `UnknownPeer`.
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// This node's certificate and key, and the CA it trusts.
     pub tls: TlsIdentity,

@@ -75,8 +75,9 @@ pub enum QuicError {
         /// Why (as quinn and rustls describe it).
         reason: String,
     },
-    /// Recoverable. A client certificate signed by the CA that names no peer of this node.
-    #[error("certificate of {remote} names no peer of this node in cluster {cluster:?}")]
+    /// Recoverable. A client certificate signed by the CA that names no node of this
+    /// cluster (or several, or this node itself).
+    #[error("certificate of {remote} names no other node of cluster {cluster:?}")]
     UnknownPeerCertificate {
         /// The remote address.
         remote: SocketAddr,
@@ -131,6 +132,15 @@ pub enum QuicError {
     /// second hello).
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
+    /// Recoverable. The peer's certificate is valid, but the peer is not a member of the
+    /// cluster's current configuration ([`set_members`](actraft::Transport::set_members)):
+    /// a removed node, or one not added yet. Its connection is closed; it may come back
+    /// once a configuration lists it.
+    #[error("node {peer} is not a member of the current configuration")]
+    NotMember {
+        /// The peer, as its certificate names it.
+        peer: NodeId,
+    },
     /// Recoverable. Reading a stream failed mid-frame (the peer went away or reset the stream).
     #[error("stream from node {peer} broke: {reason}")]
     Stream {
@@ -173,6 +183,7 @@ impl QuicError {
             QuicError::WrongRecipient { .. } => CloseCode::WrongRecipient,
             QuicError::UnknownPeerCertificate { .. } => CloseCode::UnknownPeer,
             QuicError::Protocol(_) => CloseCode::Protocol,
+            QuicError::NotMember { .. } => CloseCode::NotMember,
             _ => CloseCode::Internal,
         }
     }
@@ -206,6 +217,11 @@ pub enum CloseCode {
     UnknownPeer = 16,
     /// See [`QuicError::Protocol`].
     Protocol = 17,
+    /// See [`QuicError::NotMember`].
+    NotMember = 18,
+    /// This node no longer counts the peer among its members (or the peer's address
+    /// changed): the connection to it is closed.
+    Removed = 19,
     /// Anything else.
     Internal = 99,
 }
@@ -218,7 +234,7 @@ impl CloseCode {
 
     /// The code a peer's close carried, if it is one of ours.
     pub fn from_var_int(code: quinn::VarInt) -> Option<Self> {
-        const ALL: [CloseCode; 12] = [
+        const ALL: [CloseCode; 14] = [
             CloseCode::Stopped,
             CloseCode::Replaced,
             CloseCode::PeerRestarted,
@@ -230,6 +246,8 @@ impl CloseCode {
             CloseCode::WrongRecipient,
             CloseCode::UnknownPeer,
             CloseCode::Protocol,
+            CloseCode::NotMember,
+            CloseCode::Removed,
             CloseCode::Internal,
         ];
         ALL.into_iter().find(|c| c.var_int() == code)

@@ -62,9 +62,17 @@ async fn serve_connection(shared: Arc<Shared>, incoming: Incoming) {
             return;
         }
     };
+    if !shared.admits(peer) {
+        shared.refuse_non_member(&connection, remote, peer);
+        return;
+    }
     tracing::debug!(node = shared.id, peer, %remote, "peer connected");
     shared.metrics.connections_inbound.increment(1);
     shared.replace_inbound(peer, &connection);
+    // A member list set meanwhile may not have seen this connection: check again.
+    if !shared.admits(peer) {
+        shared.refuse_non_member(&connection, remote, peer);
+    }
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
@@ -92,6 +100,9 @@ async fn read_stream(
         Ok(()) => {}
         Err(ReadFrameError::Broken(reason)) => {
             tracing::debug!(node = shared.id, peer, %reason, "stream ended");
+        }
+        Err(ReadFrameError::Bad(QuicError::NotMember { .. })) => {
+            shared.refuse_non_member(&connection, remote, peer);
         }
         Err(ReadFrameError::Bad(error)) => shared.reject(&connection, remote, Some(peer), error),
     }
@@ -136,7 +147,7 @@ async fn check_stream(
     shared.saw_instance(peer, hello.instance);
     let traffic = shared.metrics.traffic(peer);
     while let Some(bytes) = read_frame(stream, max).await? {
-        if let Some(traffic) = traffic {
+        if let Some(traffic) = &traffic {
             traffic.received(1, bytes.len() as u64);
         }
         let envelope = match codec::decode(&bytes).map_err(|e| bad(e.into()))? {
@@ -154,6 +165,10 @@ async fn check_stream(
                 local: shared.id,
                 to: envelope.to,
             }));
+        }
+        // The member list may have changed since the connection was taken.
+        if !shared.admits(peer) {
+            return Err(bad(QuicError::NotMember { peer }));
         }
         shared.deliver(envelope.into());
     }
@@ -176,6 +191,37 @@ impl Shared {
         self.report(PeerFault {
             remote,
             peer,
+            error: Arc::new(error),
+        });
+    }
+
+    /// Closes `connection` from `peer`, which is not a member of the current
+    /// configuration: counts it, logs it (at `warn` the first time for this peer until it
+    /// is a member again, then at `debug`) and hands it to the fault subscribers.
+    pub(crate) fn refuse_non_member(
+        &self,
+        connection: &Connection,
+        remote: SocketAddr,
+        peer: NodeId,
+    ) {
+        let error = QuicError::NotMember { peer };
+        let reason = error.to_string();
+        connection.close(error.close_code().var_int(), reason.as_bytes());
+        self.stats.non_member.inc();
+        self.metrics.non_member.increment(1);
+        let first = self
+            .non_members_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer);
+        if first {
+            tracing::warn!(node = self.id, peer, %remote, "refused a node that is not a member of the current configuration");
+        } else {
+            tracing::debug!(node = self.id, peer, %remote, "refused a non-member");
+        }
+        let _ = self.faults.send(PeerFault {
+            remote,
+            peer: Some(peer),
             error: Arc::new(error),
         });
     }
@@ -229,7 +275,7 @@ impl Shared {
             .insert(peer, instance);
         if previous.is_some_and(|p| p != instance) {
             tracing::info!(node = self.id, peer, "peer restarted; reconnecting to it");
-            if let Some(link) = self.links.get(&peer) {
+            if let Some(link) = self.link(peer) {
                 link.reset(CloseCode::PeerRestarted, "peer restarted");
             }
         }

@@ -18,9 +18,36 @@
 //!   is closed with a [`CloseCode`], the error ([`QuicError`]) is logged and reported to
 //!   [`QuicTransport::subscribe_faults`], and the node keeps serving its other peers.
 //!
+//! - **Follows the membership.** The peers are first the ones [`QuicConfig::peers`]
+//!   names. [`set_members`](actraft::Transport::set_members) (which the node calls with
+//!   its configuration) makes them the configuration's members: new ones are connected
+//!   to, removed ones closed and forgotten (queues, metrics), and connections and
+//!   messages from nodes that are not members are refused
+//!   ([`QuicError::NotMember`], counted in [`QuicStats::refused_non_member`]). Before a
+//!   node knows a configuration, any node the cluster's CA certified may connect, so a
+//!   new node can join.
+//!
 //! `DevCa` (with the `dev-certs` feature) generates a development CA and node
 //! certificates for tests and demos; production deployments load their own PEM files
 //! with [`TlsIdentity::from_pem_files`].
+//!
+//! # Adding a node
+//!
+//! 1. **Certify it** with the cluster's CA: a certificate naming `node-<id>.<cluster>`
+//!    ([`node_name`]). The nodes trust the CA, so the running ones accept the new
+//!    certificate as they are. With the development CA, keep it (`DevCa::save`,
+//!    `DevCa::load`) to issue certificates later.
+//! 2. **Start it** with the current members as its [`QuicConfig::peers`], so it can
+//!    answer the leader (it knows no configuration yet).
+//! 3. **Give the others its address**: the membership change records it (a
+//!    [`Member`](actraft::Member)'s address, `"10.0.0.4:7000"`, reaches every node
+//!    through `set_members`), or the application calls [`QuicTransport::add_peer`] on
+//!    each node. An address in the configuration wins; a member with neither is
+//!    unreachable (logged once) until one is given.
+//!
+//! Removing a node needs nothing more: once the configuration leaves it out, the others
+//! close their connections to it and refuse it. [`QuicTransport::remove_peer`] forgets
+//! an address the application gave.
 //!
 //! # The wire format
 //!
@@ -81,6 +108,7 @@ pub mod frame;
 mod inbound;
 mod metrics;
 mod outbound;
+mod peers;
 mod socket;
 mod tls;
 mod transport;

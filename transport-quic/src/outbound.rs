@@ -206,7 +206,7 @@ pub(crate) async fn run_writer(
 ) {
     let hello = Frame::Hello(shared.hello());
     let max = shared.config.max_frame_size;
-    let traffic = shared.metrics.traffic(link.peer).cloned();
+    let traffic = shared.metrics.traffic(link.peer);
     loop {
         let connection = link.connected(&shared, &endpoint).await;
         let mut stream = match connection.open_uni().await {

@@ -1,7 +1,6 @@
 //! Mutual TLS: the rustls (ring) and quinn configurations, and how a peer is identified
 //! from its certificate.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -83,26 +82,19 @@ fn transport_config(
     Ok(Arc::new(t))
 }
 
-/// The certificate names of a node's peers, to identify who connected.
+/// How nodes are named in certificates: which node a client certificate names, and which
+/// name to expect of a server.
 #[derive(Debug)]
 pub(crate) struct PeerNames {
     cluster: String,
-    names: BTreeMap<NodeId, ServerName<'static>>,
+    local: NodeId,
 }
 
 impl PeerNames {
     pub(crate) fn new(config: &QuicConfig) -> Self {
-        let names = config
-            .peers
-            .keys()
-            .filter_map(|&id| {
-                let name = ServerName::try_from(node_name(&config.cluster, id)).ok()?;
-                Some((id, name))
-            })
-            .collect();
         Self {
             cluster: config.cluster.clone(),
-            names,
+            local: config.id,
         }
     }
 
@@ -111,9 +103,12 @@ impl PeerNames {
         node_name(&self.cluster, peer)
     }
 
-    /// Which peer connected, from the certificate it presented (already verified to
-    /// chain to the CA by rustls): the one peer whose name the certificate carries.
-    /// A certificate naming no peer, or several (a wildcard), identifies nobody.
+    /// Which node connected, from the certificate it presented (already verified to
+    /// chain to the CA by rustls): the one node of this cluster, other than this one,
+    /// whose name (`node-<id>.<cluster>`) the certificate carries. Any node the CA
+    /// certified may be identified, so that a node added to the cluster later is known
+    /// by its certificate alone; whether it may talk is the member list's decision. A
+    /// certificate naming no node, several nodes or a wildcard identifies nobody.
     pub(crate) fn identify(
         &self,
         connection: &quinn::Connection,
@@ -128,15 +123,41 @@ impl PeerNames {
             .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
             .ok_or_else(unknown)?;
         let end_entity = chain.first().ok_or_else(unknown)?;
-        let parsed = ParsedCertificate::try_from(end_entity).map_err(|_| unknown())?;
-        let mut named = self
-            .names
-            .iter()
-            .filter(|(_, name)| verify_server_name(&parsed, name).is_ok())
-            .map(|(&id, _)| id);
-        match (named.next(), named.next()) {
-            (Some(id), None) => Ok(id),
-            _ => Err(unknown()),
+        let names = webpki::EndEntityCert::try_from(end_entity).map_err(|_| unknown())?;
+        let mut candidates = Vec::new();
+        for name in names.valid_dns_names() {
+            if name.starts_with('*') {
+                return Err(unknown()); // a wildcard would name every node
+            }
+            if let Some(id) = self.node_id(name) {
+                if !candidates.contains(&id) {
+                    candidates.push(id);
+                }
+            }
         }
+        let [id] = candidates[..] else {
+            return Err(unknown());
+        };
+        // The names were only read to find the candidate; the check is rustls' own.
+        let parsed = ParsedCertificate::try_from(end_entity).map_err(|_| unknown())?;
+        let expected = ServerName::try_from(node_name(&self.cluster, id)).map_err(|_| unknown())?;
+        if id == self.local || verify_server_name(&parsed, &expected).is_err() {
+            return Err(unknown());
+        }
+        Ok(id)
+    }
+
+    /// The node `name` designates if it is `node-<id>.<cluster>` of this cluster
+    /// (DNS names compare without regard to case).
+    fn node_id(&self, name: &str) -> Option<NodeId> {
+        let name = name.to_ascii_lowercase();
+        let host = name.strip_suffix(&self.cluster.to_ascii_lowercase())?;
+        let digits = host.strip_prefix("node-")?.strip_suffix('.')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let id: NodeId = digits.parse().ok()?;
+        // Only the canonical spelling: `node-007` is not node 7's name.
+        (id.to_string() == digits).then_some(id)
     }
 }

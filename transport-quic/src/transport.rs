@@ -1,13 +1,13 @@
 //! [`QuicTransport`]: the [`Transport`] of one node over one QUIC endpoint.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use actraft::core::{Envelope, NodeId};
-use actraft::{Inbox, Transport, TransportError};
+use actraft::{Inbox, Member, Transport, TransportError};
 use quinn::{Connection, Endpoint, EndpointConfig, TokioRuntime};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
@@ -16,7 +16,8 @@ use crate::config::QuicConfig;
 use crate::error::{CloseCode, PeerFault, QuicError};
 use crate::inbound::accept_loop;
 use crate::metrics::QuicMetrics;
-use crate::outbound::{run_writer, Class, Link};
+use crate::outbound::{Class, Link};
+use crate::peers::{Control, Queues};
 use crate::socket::ClosableSocket;
 use crate::tls::{configs, PeerNames};
 use crate::wire::{Hello, PROTOCOL_VERSION};
@@ -45,6 +46,7 @@ pub(crate) struct Counters {
     pub(crate) dropped_oversized: Counter,
     pub(crate) connects: Counter,
     pub(crate) faults: Counter,
+    pub(crate) non_member: Counter,
 }
 
 /// What a transport has done since it was created.
@@ -62,6 +64,9 @@ pub struct QuicStats {
     pub connects: u64,
     /// Connections refused or closed because of bad input or failed checks.
     pub faults: u64,
+    /// Connections (or messages on them) refused because the peer is not a member of
+    /// the current configuration ([`set_members`](Transport::set_members)).
+    pub refused_non_member: u64,
 }
 
 /// State shared by the transport and its tasks.
@@ -72,7 +77,13 @@ pub(crate) struct Shared {
     pub(crate) instance: u64,
     pub(crate) names: PeerNames,
     pub(crate) client_config: quinn::ClientConfig,
-    pub(crate) links: BTreeMap<NodeId, Arc<Link>>,
+    /// The outbound path of every current peer.
+    pub(crate) links: RwLock<BTreeMap<NodeId, Arc<Link>>>,
+    /// The nodes whose connections and messages are taken: `None` until a member list
+    /// is set (then any node the CA certified).
+    pub(crate) admitted: RwLock<Option<BTreeSet<NodeId>>>,
+    /// Non-members already logged at `warn` (until they are members again).
+    pub(crate) non_members_logged: Mutex<BTreeSet<NodeId>>,
     pub(crate) inbox: RwLock<Option<Inbox>>,
     pub(crate) inbound: Mutex<BTreeMap<NodeId, Connection>>,
     pub(crate) instances: Mutex<BTreeMap<NodeId, u64>>,
@@ -91,6 +102,24 @@ impl Shared {
         }
     }
 
+    /// True when connections and messages from `peer` are taken.
+    pub(crate) fn admits(&self, peer: NodeId) -> bool {
+        self.admitted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_none_or(|members| members.contains(&peer))
+    }
+
+    /// The outbound path to `peer`, if it is a peer.
+    pub(crate) fn link(&self, peer: NodeId) -> Option<Arc<Link>> {
+        self.links
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&peer)
+            .cloned()
+    }
+
     pub(crate) fn deliver(&self, envelope: Envelope) {
         let inbox = self.inbox.read().unwrap_or_else(|e| e.into_inner());
         if let Some(inbox) = inbox.as_ref() {
@@ -100,23 +129,17 @@ impl Shared {
     }
 }
 
-struct Queues {
-    urgent: mpsc::Sender<Envelope>,
-    bulk: mpsc::Sender<Envelope>,
-}
-
-enum State {
-    /// Created, not started: the socket is bound, the queues' receiving ends wait for
-    /// their writer tasks.
+pub(crate) enum State {
+    /// Created, not started: the socket is bound.
     Ready {
         socket: std::net::UdpSocket,
         server_config: quinn::ServerConfig,
-        receivers: Vec<(NodeId, Class, mpsc::Receiver<Envelope>)>,
     },
     Running {
         endpoint: Endpoint,
         socket: Arc<ClosableSocket>,
-        tasks: Vec<AbortHandle>,
+        runtime: tokio::runtime::Handle,
+        accept: AbortHandle,
     },
     Stopped,
 }
@@ -128,6 +151,11 @@ enum State {
 /// length-prefixed bincode frames (see [`codec`](crate::codec)). Every peer proves who
 /// it is with a certificate signed by the cluster's CA that names its node id; every
 /// frame it sends is checked against that name and against the cluster name.
+///
+/// Which nodes are peers follows the cluster: [`add_peer`](Self::add_peer) and
+/// [`remove_peer`](Self::remove_peer) give and take addresses at run time, and
+/// [`set_members`](Transport::set_members) makes the configuration's members the peers
+/// and refuses every other node (see the [crate docs](crate#adding-a-node)).
 ///
 /// [`send`](Transport::send) only puts the message in the peer's bounded queue (dropping
 /// it when the queue is full) and returns: it never blocks the node. The transport's
@@ -145,11 +173,12 @@ enum State {
 /// # Ok(()) }
 /// ```
 pub struct QuicTransport {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     local_addr: SocketAddr,
-    queues: BTreeMap<NodeId, Queues>,
+    /// The send side of every current peer's queues.
+    pub(crate) queues: RwLock<BTreeMap<NodeId, Queues>>,
     running: AtomicBool,
-    state: Mutex<State>,
+    pub(crate) control: Mutex<Control>,
 }
 
 impl std::fmt::Debug for QuicTransport {
@@ -184,17 +213,6 @@ impl QuicTransport {
             source,
         })?;
         let (server_config, client_config) = configs(&config)?;
-        let mut links = BTreeMap::new();
-        let mut queues = BTreeMap::new();
-        let mut receivers = Vec::new();
-        for (&peer, &addr) in &config.peers {
-            links.insert(peer, Arc::new(Link::new(peer, addr, config.reconnect_min)));
-            let (urgent, urgent_rx) = mpsc::channel(config.urgent_queue);
-            let (bulk, bulk_rx) = mpsc::channel(config.bulk_queue);
-            receivers.push((peer, Class::Urgent, urgent_rx));
-            receivers.push((peer, Class::Bulk, bulk_rx));
-            queues.insert(peer, Queues { urgent, bulk });
-        }
         let instance = std::collections::hash_map::RandomState::new()
             .build_hasher()
             .finish();
@@ -202,27 +220,38 @@ impl QuicTransport {
             id: config.id,
             names: PeerNames::new(&config),
             client_config,
-            links,
+            links: RwLock::new(BTreeMap::new()),
+            admitted: RwLock::new(None),
+            non_members_logged: Mutex::new(BTreeSet::new()),
             inbox: RwLock::new(None),
             inbound: Mutex::new(BTreeMap::new()),
             instances: Mutex::new(BTreeMap::new()),
             faults: broadcast::channel(256).0,
             stats: Counters::default(),
-            metrics: QuicMetrics::new(config.id, config.peers.keys().copied()),
+            metrics: QuicMetrics::new(config.id),
             instance,
             config,
         });
-        Ok(Self {
+        let known = shared.config.peers.clone();
+        let transport = Self {
             shared,
             local_addr,
-            queues,
+            queues: RwLock::new(BTreeMap::new()),
             running: AtomicBool::new(false),
-            state: Mutex::new(State::Ready {
-                socket,
-                server_config,
-                receivers,
-            }),
-        })
+            control: Mutex::new(Control::new(
+                State::Ready {
+                    socket,
+                    server_config,
+                },
+                known,
+            )),
+        };
+        transport.reconcile(&mut transport.control());
+        Ok(transport)
+    }
+
+    pub(crate) fn control(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The address the node's socket is bound to.
@@ -251,20 +280,20 @@ impl QuicTransport {
             dropped_oversized: c.dropped_oversized.get(),
             connects: c.connects.get(),
             faults: c.faults.get(),
+            refused_non_member: c.non_member.get(),
         }
     }
 
     fn run(&self, inbox: Inbox) -> Result<(), QuicError> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let State::Ready { .. } = &*state else {
+        let mut control = self.control();
+        let State::Ready { .. } = &control.state else {
             return Err(QuicError::AlreadyStarted);
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| QuicError::NoRuntime)?;
         let State::Ready {
             socket,
             server_config,
-            receivers,
-        } = std::mem::replace(&mut *state, State::Stopped)
+        } = std::mem::replace(&mut control.state, State::Stopped)
         else {
             unreachable!("checked above");
         };
@@ -285,24 +314,21 @@ impl QuicTransport {
             source,
         })?;
         *self.shared.inbox.write().unwrap_or_else(|e| e.into_inner()) = Some(inbox);
-        let mut tasks = vec![runtime
+        let accept = runtime
             .spawn(accept_loop(self.shared.clone(), endpoint.clone()))
-            .abort_handle()];
-        for (peer, class, queue) in receivers {
-            let link = self.shared.links[&peer].clone();
-            let writer = run_writer(self.shared.clone(), endpoint.clone(), link, class, queue);
-            tasks.push(runtime.spawn(writer).abort_handle());
-        }
-        *state = State::Running {
+            .abort_handle();
+        control.state = State::Running {
             endpoint,
             socket,
-            tasks,
+            runtime,
+            accept,
         };
+        let peers = control.start_writers(&self.shared);
         self.running.store(true, Ordering::Release);
         tracing::info!(
             node = self.shared.id,
             addr = %self.local_addr,
-            peers = self.shared.links.len(),
+            peers,
             "QUIC transport started"
         );
         Ok(())
@@ -318,7 +344,8 @@ impl Transport for QuicTransport {
     }
 
     fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
-        let Some(queues) = self.queues.get(&envelope.to) else {
+        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        let Some(queues) = queues.get(&envelope.to) else {
             return Err(TransportError::UnknownPeer(envelope.to));
         };
         if !self.running.load(Ordering::Acquire) {
@@ -352,23 +379,25 @@ impl Transport for QuicTransport {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        let previous = std::mem::replace(
-            &mut *self.state.lock().unwrap_or_else(|e| e.into_inner()),
-            State::Stopped,
-        );
+        let mut control = self.control();
+        let previous = std::mem::replace(&mut control.state, State::Stopped);
         if let State::Running {
             endpoint,
             socket,
-            tasks,
+            accept,
+            ..
         } = previous
         {
             endpoint.close(CloseCode::Stopped.var_int(), b"stopped");
             socket.close();
-            for task in tasks {
-                task.abort();
-            }
+            accept.abort();
+            control.stop_writers();
             tracing::info!(node = self.shared.id, "QUIC transport stopped");
         }
+    }
+
+    fn set_members(&self, members: &[Member]) {
+        self.follow_members(members);
     }
 }
 

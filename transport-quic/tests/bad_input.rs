@@ -340,7 +340,9 @@ async fn client_certificate_from_another_ca_is_refused() {
 async fn certificate_naming_no_peer_is_refused() {
     let mut b = Bench::start();
     for names in [
-        vec!["node-9.test".to_string()],                       // not a member
+        vec!["client-9.test".to_string()],                     // not a node
+        vec!["node-1.test".to_string()],                       // the node itself
+        vec!["node-09.test".to_string()],                      // not canonical
         vec!["node-2.elsewhere".to_string()],                  // another cluster
         vec!["node-2.test".into(), "node-3.test".to_string()], // ambiguous
         vec!["*.test".to_string()],                            // wildcard

@@ -28,7 +28,7 @@ use crate::core::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, LogId, Message,
     NodeId, Payload, VoteReply, VoteRequest,
 };
-use crate::transport::{Inbox, Transport, TransportError};
+use crate::transport::{Inbox, Member as ConfigMember, Transport, TransportError};
 
 /// The longest the suite waits for any one thing (a message, a reconnect) to happen.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -60,6 +60,15 @@ pub trait TransportFactory: Send {
     /// crash. It must be reachable where the old one was (same address), since the
     /// other members keep the transports [`create`](Self::create) gave them.
     async fn restart(&mut self, id: NodeId) -> Result<Self::Transport, TransportError>;
+
+    /// A fresh, not yet started transport for `id`, a node that was not part of the
+    /// latest cluster and joins it at run time, and the address the cluster configuration
+    /// records for it (as [`Transport::set_members`] receives it; empty when the
+    /// transport needs none). It may reach the members of the latest cluster the way
+    /// [`create`](Self::create)'s transports reach each other (an application starting
+    /// a new node gives it the current members' addresses); they learn of it only
+    /// through [`Transport::set_members`].
+    async fn join(&mut self, id: NodeId) -> Result<(Self::Transport, String), TransportError>;
 }
 
 /// Runs every case, each on a fresh cluster.
@@ -70,6 +79,7 @@ pub async fn run_suite<F: TransportFactory>(mut factory: F) {
     large_message(&mut factory).await;
     large_snapshot_chunk(&mut factory).await;
     peer_restart(&mut factory).await;
+    membership(&mut factory).await;
 }
 
 /// One message of each kind, both ways between two nodes, arrives intact with the right
@@ -265,6 +275,90 @@ pub async fn peer_restart<F: TransportFactory>(factory: &mut F) {
     c.stop_all();
 }
 
+/// The transports follow the configuration ([`Transport::set_members`]):
+///
+/// 1. Before any member list, a node joining at run time reaches a member.
+/// 2. Once the members list it (with the address its factory gave), they reach it.
+/// 3. Once a member is removed from the others' lists, their sends to it fail with
+///    [`TransportError::UnknownPeer`], and nothing it sends them arrives, while the
+///    remaining members keep talking.
+pub async fn membership<F: TransportFactory>(factory: &mut F) {
+    let mut c = Cluster::start(factory, "membership", &[1, 2, 3]).await;
+    let (joiner, address) = match factory.join(4).await {
+        Ok(t) => t,
+        Err(e) => c.fail(format!("factory.join(4) failed: {e}")),
+    };
+    let (inbox, rx) = Inbox::channel();
+    if let Err(e) = joiner.start(inbox) {
+        c.fail(format!("starting the joining node 4 failed: {e}"));
+    }
+    c.members.insert(
+        4,
+        Member {
+            transport: joiner,
+            rx,
+        },
+    );
+    // 1. Nobody has a member list yet: the new node reaches a member.
+    c.until_through(4, 1, 1_000).await;
+
+    // 2. The configuration grows to 1, 2, 3, 4.
+    let listing = |ids: &[NodeId], local: NodeId| -> Vec<ConfigMember> {
+        ids.iter()
+            .filter(|&&id| id != local)
+            .map(|&id| ConfigMember {
+                id,
+                address: if id == 4 {
+                    address.clone()
+                } else {
+                    String::new()
+                },
+            })
+            .collect()
+    };
+    for id in [1, 2, 3, 4] {
+        c.transport(id).set_members(&listing(&[1, 2, 3, 4], id));
+    }
+    c.until_through(1, 4, 2_000).await;
+    c.until_through(4, 2, 3_000).await;
+    c.until_through(3, 4, 4_000).await;
+
+    // 3. Node 3 is removed; it keeps its old list (it may not know yet).
+    for id in [1, 2, 4] {
+        c.transport(id).set_members(&listing(&[1, 2, 4], id));
+    }
+    for from in [1, 2, 4] {
+        match c
+            .transport(from)
+            .send(envelope(from, 3, sample(5_000 + from)))
+        {
+            Err(TransportError::UnknownPeer(3)) => {}
+            other => c.fail(format!(
+                "send {from} -> removed member 3: expected UnknownPeer(3), got {other:?}"
+            )),
+        }
+    }
+    // The removed node's messages are refused, while members still reach each other:
+    // each round sends from 3 before a member's message gets through. Any message from
+    // 3 that arrives from now on fails the case.
+    const REMOVED: u64 = 10_000;
+    c.banned = Some((3, REMOVED));
+    for round in 0..5u64 {
+        for to in [1, 2, 4] {
+            let _ = c
+                .transport(3)
+                .send(envelope(3, to, sample(REMOVED + round * 10 + to)));
+        }
+        c.until_through(2, 1, 20_000 + round * 100).await;
+        c.until_through(1, 4, 30_000 + round * 100).await;
+        c.until_through(4, 2, 40_000 + round * 100).await;
+    }
+    for id in [1, 2, 4] {
+        c.drain_checked(id);
+    }
+    c.stop_all();
+}
+
 struct Member<T> {
     transport: T,
     rx: Receiver<Envelope>,
@@ -274,6 +368,8 @@ struct Member<T> {
 struct Cluster<T> {
     case: &'static str,
     members: BTreeMap<NodeId, Member<T>>,
+    /// A node whose messages of this term or later must not arrive anywhere.
+    banned: Option<(NodeId, u64)>,
 }
 
 impl<T: Transport> Cluster<T> {
@@ -301,7 +397,11 @@ impl<T: Transport> Cluster<T> {
             got, want,
             "transport suite, case `{case}`: factory.create returned other ids than asked"
         );
-        Self { case, members }
+        Self {
+            case,
+            members,
+            banned: None,
+        }
     }
 
     fn fail(&self, detail: String) -> ! {
@@ -331,7 +431,22 @@ impl<T: Transport> Cluster<T> {
                 "node {id} received a message addressed to another node: {}",
                 describe(&envelope)
             )),
-            Ok(Some(envelope)) => Some(envelope),
+            Ok(Some(envelope)) => {
+                self.check_not_banned(id, &envelope);
+                Some(envelope)
+            }
+        }
+    }
+
+    /// Fails if `envelope` comes from the banned node (see [`membership`]).
+    fn check_not_banned(&self, id: NodeId, envelope: &Envelope) {
+        if let Some((from, term)) = self.banned {
+            if envelope.from == from && envelope.message.term() >= term {
+                self.fail(format!(
+                    "node {id} took a message from node {from}, which is not a member: {}",
+                    describe(envelope)
+                ));
+            }
         }
     }
 
@@ -375,6 +490,9 @@ impl<T: Transport> Cluster<T> {
                 "node {id} received a message addressed to another node: {}",
                 describe(stray)
             ));
+        }
+        for envelope in &pending {
+            self.check_not_banned(id, envelope);
         }
     }
 

@@ -138,6 +138,7 @@ pub fn sum<'a>(stats: impl IntoIterator<Item = &'a Stats>) -> Stats {
         total.dropped_lost += s.dropped_lost;
         total.dropped_filter += s.dropped_filter;
         total.dropped_peer_down += s.dropped_peer_down;
+        total.dropped_refused += s.dropped_refused;
         total.delayed += s.delayed;
         total.duplicated += s.duplicated;
         for (kind, n) in &s.sent_by_kind {

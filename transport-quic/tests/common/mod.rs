@@ -62,6 +62,18 @@ impl Layout {
             .collect()
     }
 
+    /// A node joining at run time: a new socket, a certificate from the cluster's CA,
+    /// the current members as its peers. Returns it and its address; the members learn
+    /// of it only through `set_members`.
+    pub fn join(&mut self, id: NodeId) -> Result<(QuicTransport, String), TransportError> {
+        let socket = loopback_socket();
+        let addr = socket.local_addr().unwrap();
+        self.addrs.insert(id, addr);
+        let transport = QuicTransport::with_socket(self.config(id), socket)
+            .map_err(|e| TransportError::Start(Box::new(e)))?;
+        Ok((transport, addr.to_string()))
+    }
+
     /// A fresh transport for `id` on its old address. The old one must be stopped; its
     /// port is free at once, but allow a moment in case a send held it.
     pub async fn rebind(&self, id: NodeId) -> Result<QuicTransport, TransportError> {
@@ -102,10 +114,17 @@ impl actraft::testkit::transport::TransportFactory for QuicFactory {
     async fn restart(&mut self, id: NodeId) -> Result<QuicTransport, TransportError> {
         self.layout.as_ref().expect("create first").rebind(id).await
     }
+
+    async fn join(&mut self, id: NodeId) -> Result<(QuicTransport, String), TransportError> {
+        self.layout.as_mut().expect("create first").join(id)
+    }
 }
 
 /// The longest any test waits for one event.
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// How long a test waits for a message before sending it again.
+pub const RETRY: Duration = Duration::from_millis(50);
 
 /// A bare quinn client, to send a node whatever a test wants.
 pub mod raw {

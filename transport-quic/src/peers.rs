@@ -1,0 +1,330 @@
+//! Which nodes a [`QuicTransport`] talks to, and how that follows the cluster.
+//!
+//! Two sources decide it:
+//!
+//! - **the application's addresses**: [`QuicConfig::peers`](crate::QuicConfig::peers),
+//!   then [`QuicTransport::add_peer`] and [`QuicTransport::remove_peer`] at run time;
+//! - **the configuration's members**, from [`Transport::set_members`](actraft::Transport::set_members),
+//!   each with the address the configuration records, if any.
+//!
+//! Until a member list is set (or while it is empty: a node joining a cluster knows no
+//! configuration yet), the peers are the application's addresses, and connections from
+//! any node whose certificate the cluster's CA signed are taken, so a new node can reach
+//! the cluster and be reached. Once a list is set, the peers are its members, each at
+//! the address the configuration gives or else the application's address for it (a
+//! member with neither is logged once and unreachable until one is given), and
+//! connections and messages from any other node are refused
+//! ([`QuicError::NotMember`](crate::QuicError::NotMember)).
+//!
+//! Every peer has a [`Link`], two bounded queues and their two writer tasks; a node that
+//! stops being a peer (or whose address changes) loses them all: its connection is
+//! closed, the messages still queued for it are dropped, its traffic metrics go.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actraft::core::{Envelope, NodeId};
+use actraft::Member;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::certs::node_name;
+use crate::config::ConfigError;
+use crate::error::CloseCode;
+use crate::outbound::{run_writer, Class, Link};
+use crate::transport::{QuicTransport, Shared, State};
+
+/// The send side of one peer's two queues.
+pub(crate) struct Queues {
+    pub(crate) urgent: mpsc::Sender<Envelope>,
+    pub(crate) bulk: mpsc::Sender<Envelope>,
+}
+
+/// What the transport keeps for one peer besides its queues' send side.
+struct OpenPeer {
+    addr: SocketAddr,
+    link: Arc<Link>,
+    /// The queues' receiving ends, until the transport starts and writers take them.
+    pending: Vec<(Class, mpsc::Receiver<Envelope>)>,
+    /// The writer tasks, once started.
+    tasks: Vec<AbortHandle>,
+}
+
+/// The transport's state and its peers, under one lock.
+pub(crate) struct Control {
+    pub(crate) state: State,
+    /// The addresses the application gave.
+    known: BTreeMap<NodeId, SocketAddr>,
+    /// The current configuration's members other than this node, with the address it
+    /// records for each (empty: not recorded); `None` before any list, or after an empty
+    /// one.
+    members: Option<BTreeMap<NodeId, String>>,
+    open: BTreeMap<NodeId, OpenPeer>,
+    /// Members already logged as unreachable for want of an address.
+    unaddressed: BTreeSet<NodeId>,
+}
+
+impl Control {
+    pub(crate) fn new(state: State, known: BTreeMap<NodeId, SocketAddr>) -> Self {
+        Self {
+            state,
+            known,
+            members: None,
+            open: BTreeMap::new(),
+            unaddressed: BTreeSet::new(),
+        }
+    }
+
+    /// Starts the writers of every peer opened before the transport ran; returns how
+    /// many peers there are.
+    pub(crate) fn start_writers(&mut self, shared: &Arc<Shared>) -> usize {
+        for peer in self.open.values_mut() {
+            spawn_writers(&self.state, shared, peer);
+        }
+        self.open.len()
+    }
+
+    /// Aborts every writer (the transport stops).
+    pub(crate) fn stop_writers(&mut self) {
+        for peer in self.open.values_mut() {
+            for task in peer.tasks.drain(..) {
+                task.abort();
+            }
+        }
+    }
+
+    /// Where each node that should be a peer now is.
+    fn desired(&mut self, local: NodeId) -> BTreeMap<NodeId, SocketAddr> {
+        let Some(members) = &self.members else {
+            return self.known.clone();
+        };
+        let mut desired = BTreeMap::new();
+        for (&id, address) in members {
+            let recorded = if address.is_empty() {
+                None
+            } else {
+                match address.parse::<SocketAddr>() {
+                    Ok(addr) => Some(addr),
+                    Err(_) => {
+                        if self.unaddressed.insert(id) {
+                            tracing::warn!(
+                                node = local,
+                                peer = id,
+                                address,
+                                "the configuration's address of a member is not HOST:PORT with an IP; using the one the application gave, if any"
+                            );
+                        }
+                        None
+                    }
+                }
+            };
+            match recorded.or_else(|| self.known.get(&id).copied()) {
+                Some(addr) => {
+                    desired.insert(id, addr);
+                }
+                None => {
+                    if self.unaddressed.insert(id) {
+                        tracing::warn!(
+                            node = local,
+                            peer = id,
+                            "no address for a member: neither the configuration nor the application gives one (add_peer); it is unreachable until one is given"
+                        );
+                    }
+                }
+            }
+        }
+        desired
+    }
+}
+
+/// Spawns the writers of `peer`'s queues if the transport runs (else they wait).
+fn spawn_writers(state: &State, shared: &Arc<Shared>, peer: &mut OpenPeer) {
+    let State::Running {
+        endpoint, runtime, ..
+    } = state
+    else {
+        return;
+    };
+    for (class, queue) in peer.pending.drain(..) {
+        let writer = run_writer(
+            shared.clone(),
+            endpoint.clone(),
+            peer.link.clone(),
+            class,
+            queue,
+        );
+        peer.tasks.push(runtime.spawn(writer).abort_handle());
+    }
+}
+
+impl QuicTransport {
+    /// Gives the address of node `id`, at run time: a node added to the cluster, or one
+    /// that moved. Until a member list is set it becomes a peer at once (connected to on
+    /// the first message); once a list is set it is used for `id` while the list names
+    /// `id` without an address of its own. Replaces an earlier address for `id`.
+    ///
+    /// Fails only if `id` is this node, or its certificate name would not be a valid
+    /// DNS name.
+    pub fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<(), ConfigError> {
+        if id == self.shared.id {
+            return Err(ConfigError::SelfAsPeer { id });
+        }
+        let name = node_name(&self.shared.config.cluster, id);
+        if rustls::pki_types::ServerName::try_from(name.as_str()).is_err() {
+            return Err(ConfigError::NodeName { name });
+        }
+        let mut control = self.control();
+        control.known.insert(id, addr);
+        control.unaddressed.remove(&id);
+        tracing::info!(node = self.shared.id, peer = id, %addr, "peer address added");
+        self.reconcile(&mut control);
+        Ok(())
+    }
+
+    /// Forgets the address the application gave for node `id` (from the configuration
+    /// or [`add_peer`](Self::add_peer)). Unless the current member list records an
+    /// address of its own for `id`, `id` is no longer a peer: its connection is closed
+    /// and what was queued for it is dropped. Returns false if no address was known.
+    pub fn remove_peer(&self, id: NodeId) -> bool {
+        let mut control = self.control();
+        let known = control.known.remove(&id).is_some();
+        if known {
+            tracing::info!(node = self.shared.id, peer = id, "peer address removed");
+            self.reconcile(&mut control);
+        }
+        known
+    }
+
+    /// The current peers (the nodes this transport sends to) and their addresses.
+    pub fn peers(&self) -> BTreeMap<NodeId, SocketAddr> {
+        self.control()
+            .open
+            .iter()
+            .map(|(&id, peer)| (id, peer.addr))
+            .collect()
+    }
+
+    /// The member list in force (without this node), or `None` before any list (or
+    /// after an empty one), when any node the CA certified is taken.
+    pub fn members(&self) -> Option<BTreeSet<NodeId>> {
+        self.shared
+            .admitted
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// [`Transport::set_members`](actraft::Transport::set_members).
+    pub(crate) fn follow_members(&self, members: &[Member]) {
+        let list: BTreeMap<NodeId, String> = members
+            .iter()
+            .filter(|m| m.id != self.shared.id)
+            .map(|m| (m.id, m.address.clone()))
+            .collect();
+        let mut control = self.control();
+        if control.members.as_ref() == Some(&list) {
+            return;
+        }
+        tracing::info!(
+            node = self.shared.id,
+            members = ?list.keys().collect::<Vec<_>>(),
+            "member list"
+        );
+        control.members = (!list.is_empty()).then_some(list);
+        self.reconcile(&mut control);
+    }
+
+    /// Makes the peers and the admitted nodes match `control`.
+    pub(crate) fn reconcile(&self, control: &mut Control) {
+        let shared = &self.shared;
+        let admitted: Option<BTreeSet<NodeId>> = control
+            .members
+            .as_ref()
+            .map(|members| members.keys().copied().collect());
+        *shared.admitted.write().unwrap_or_else(|e| e.into_inner()) = admitted.clone();
+        if let Some(admitted) = &admitted {
+            shared
+                .non_members_logged
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|id| !admitted.contains(id));
+            let inbound = shared.inbound.lock().unwrap_or_else(|e| e.into_inner());
+            for (&peer, connection) in inbound.iter() {
+                if !admitted.contains(&peer) {
+                    shared.refuse_non_member(connection, connection.remote_address(), peer);
+                }
+            }
+        }
+
+        let desired = control.desired(shared.id);
+        let stale: Vec<NodeId> = control
+            .open
+            .iter()
+            .filter(|(id, peer)| desired.get(id) != Some(&peer.addr))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in stale {
+            self.close_peer(control, id);
+        }
+        for (id, addr) in desired {
+            if !control.open.contains_key(&id) {
+                self.open_peer(control, id, addr);
+            }
+        }
+    }
+
+    fn open_peer(&self, control: &mut Control, id: NodeId, addr: SocketAddr) {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let link = Arc::new(Link::new(id, addr, config.reconnect_min));
+        let (urgent, urgent_rx) = mpsc::channel(config.urgent_queue);
+        let (bulk, bulk_rx) = mpsc::channel(config.bulk_queue);
+        shared.metrics.add_peer(id);
+        shared
+            .links
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, link.clone());
+        self.queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Queues { urgent, bulk });
+        let mut peer = OpenPeer {
+            addr,
+            link,
+            pending: vec![(Class::Urgent, urgent_rx), (Class::Bulk, bulk_rx)],
+            tasks: Vec::new(),
+        };
+        spawn_writers(&control.state, shared, &mut peer);
+        control.open.insert(id, peer);
+        tracing::debug!(node = shared.id, peer = id, %addr, "peer opened");
+    }
+
+    fn close_peer(&self, control: &mut Control, id: NodeId) {
+        let Some(peer) = control.open.remove(&id) else {
+            return;
+        };
+        let shared = &self.shared;
+        for task in peer.tasks {
+            task.abort();
+        }
+        self.queues
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        shared
+            .links
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        peer.link.reset(CloseCode::Removed, "no longer a peer");
+        shared.metrics.remove_peer(id);
+        shared
+            .instances
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        tracing::info!(node = shared.id, peer = id, addr = %peer.addr, "peer closed");
+    }
+}

@@ -1,0 +1,277 @@
+//! The QUIC transport follows the cluster's configuration: `add_peer`/`remove_peer`
+//! give and take addresses at run time, `set_members` opens and closes peers and refuses
+//! non-members (counted, reported, closed with `CloseCode::NotMember`).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+
+use actraft::core::{Envelope, Message, NodeId, VoteReply};
+use actraft::{Inbox, Member, Transport, TransportError};
+use actraft_transport_quic::{
+    node_name, CloseCode, ConfigError, DevCa, QuicConfig, QuicError, QuicTransport,
+};
+use common::{raw, Layout, CLUSTER, RETRY, WAIT};
+use quinn::ConnectionError;
+use tokio::sync::mpsc::Receiver;
+use tokio::time::{timeout, Instant};
+
+fn reply(term: u64) -> Message {
+    Message::RequestVoteReply(VoteReply {
+        term,
+        granted: false,
+    })
+}
+
+fn member(id: NodeId, address: &str) -> Member {
+    Member {
+        id,
+        address: address.to_string(),
+    }
+}
+
+fn started(transport: &QuicTransport) -> Receiver<Envelope> {
+    let (inbox, rx) = Inbox::channel();
+    transport.start(inbox).unwrap();
+    rx
+}
+
+/// Sends from `from` to `to` (terms from `tag` on) until one arrives in `rx`, which
+/// must not see any message from `banned.0` of term `banned.1` or later meanwhile.
+async fn until_through(
+    from: &QuicTransport,
+    to: NodeId,
+    rx: &mut Receiver<Envelope>,
+    tag: u64,
+    banned: Option<(NodeId, u64)>,
+) {
+    let deadline = Instant::now() + WAIT;
+    for attempt in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "{} -> {to}: nothing arrived",
+            from.id()
+        );
+        from.send(Envelope {
+            from: from.id(),
+            to,
+            message: reply(tag + attempt),
+        })
+        .unwrap();
+        let round = Instant::now() + RETRY;
+        while let Ok(Some(got)) = tokio::time::timeout_at(round, rx.recv()).await {
+            if let Some((node, term)) = banned {
+                let late = got.from == node && got.message.term() >= term;
+                assert!(!late, "a non-member got through: {got:?}");
+            }
+            if got.from == from.id() && got.message.term() >= tag {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn peers_follow_add_peer_and_the_member_list() {
+    common::init_tracing();
+    let (mut layout, sockets) = Layout::bind(&[1, 2]);
+    let mut transports = layout.transports(sockets).into_iter();
+    let (_, one) = transports.next().unwrap();
+    let (_, two) = transports.next().unwrap();
+    let mut one_rx = started(&one);
+    let mut two_rx = started(&two);
+    let mut faults = one.subscribe_faults();
+
+    // Node 3 joins: it knows 1 and 2, they do not know it.
+    let (three, three_addr) = layout.join(3).unwrap();
+    let mut three_rx = started(&three);
+    assert_eq!(one.peers().keys().copied().collect::<Vec<_>>(), vec![2]);
+    assert!(matches!(
+        one.send(Envelope {
+            from: 1,
+            to: 3,
+            message: reply(1)
+        }),
+        Err(TransportError::UnknownPeer(3))
+    ));
+    // No member list yet: 1 takes 3, whom the CA certified.
+    until_through(&three, 1, &mut one_rx, 100, None).await;
+
+    // The application gives 1 the new node's address; the configuration gives it to 2.
+    let three_addr: SocketAddr = three_addr.parse().unwrap();
+    one.add_peer(3, three_addr).unwrap();
+    assert_eq!(one.peers().get(&3), Some(&three_addr));
+    until_through(&one, 3, &mut three_rx, 200, None).await;
+    one.set_members(&[member(2, ""), member(3, "")]);
+    two.set_members(&[member(1, ""), member(3, &three_addr.to_string())]);
+    three.set_members(&[member(1, ""), member(2, "")]);
+    assert_eq!(one.members(), Some(BTreeSet::from([2, 3])));
+    assert_eq!(two.peers().get(&3), Some(&three_addr));
+    until_through(&two, 3, &mut three_rx, 300, None).await;
+    until_through(&three, 2, &mut two_rx, 400, None).await;
+
+    // 3 is removed from 1's and 2's configuration (3 has not heard yet).
+    one.set_members(&[member(2, "")]);
+    two.set_members(&[member(1, "")]);
+    assert_eq!(one.peers().keys().copied().collect::<Vec<_>>(), vec![2]);
+    assert!(!two.peers().contains_key(&3));
+    for (from, t) in [(1, &one), (2, &two)] {
+        let sent = t.send(Envelope {
+            from,
+            to: 3,
+            message: reply(500),
+        });
+        assert!(
+            matches!(sent, Err(TransportError::UnknownPeer(3))),
+            "{sent:?}"
+        );
+    }
+    // 3 keeps sending; 1 refuses it, counts it and reports it, and nothing gets through.
+    let deadline = Instant::now() + WAIT;
+    let mut term = 600;
+    while one.stats().refused_non_member == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "1 never refused the removed node 3"
+        );
+        let _ = three.send(Envelope {
+            from: 3,
+            to: 1,
+            message: reply(term),
+        });
+        term += 1;
+        until_through(&two, 1, &mut one_rx, 10_000 + term * 10, Some((3, 600))).await;
+    }
+    let fault = loop {
+        let fault = timeout(WAIT, faults.recv()).await.unwrap().unwrap();
+        if matches!(*fault.error, QuicError::NotMember { .. }) {
+            break fault;
+        }
+    };
+    assert_eq!(fault.peer, Some(3));
+    assert!(matches!(*fault.error, QuicError::NotMember { peer: 3 }));
+    assert_eq!(one.stats().faults, 0, "a non-member is not a fault");
+
+    // 3 is added back: it gets through again.
+    one.set_members(&[member(2, ""), member(3, "")]);
+    assert_eq!(one.peers().get(&3), Some(&three_addr));
+    until_through(&three, 1, &mut one_rx, 100_000, None).await;
+    until_through(&one, 3, &mut three_rx, 200_000, None).await;
+}
+
+#[tokio::test]
+async fn a_connection_from_a_non_member_is_closed_with_not_member() {
+    common::init_tracing();
+    let (layout, sockets) = Layout::bind(&[1, 2]);
+    let (_, one) = layout.transports(sockets).into_iter().next().unwrap();
+    let _rx = started(&one);
+    let stranger = layout.ca.issue(9).unwrap();
+    let server = node_name(CLUSTER, 1);
+    let connect = || {
+        raw::connect(
+            one.local_addr(),
+            &server,
+            layout.ca.cert_der(),
+            Some(&stranger),
+        )
+    };
+
+    // Before any list node 9 is taken: its connection is identified, then closed as
+    // soon as a list without it is set.
+    let (_e, early) = connect().await.unwrap();
+    one.set_members(&[member(2, "")]);
+    let closed = timeout(WAIT, early.closed()).await.unwrap();
+    assert_eq!(close_code(&closed), Some(CloseCode::NotMember));
+
+    // Later connections are closed at once.
+    let (_e, late) = connect().await.unwrap();
+    let closed = timeout(WAIT, late.closed()).await.unwrap();
+    assert_eq!(close_code(&closed), Some(CloseCode::NotMember));
+    // (A connection identified while the list changed may be counted twice.)
+    assert!(one.stats().refused_non_member >= 2);
+    assert_eq!(one.stats().faults, 0);
+}
+
+#[tokio::test]
+async fn addresses_come_from_the_configuration_else_from_the_application() {
+    common::init_tracing();
+    let (layout, sockets) = Layout::bind(&[1, 2]);
+    let (_, one) = layout.transports(sockets).into_iter().next().unwrap();
+    let configured = layout.addrs[&2];
+    let elsewhere: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let peers = |t: &QuicTransport| -> BTreeMap<NodeId, SocketAddr> { t.peers() };
+
+    // Works before start too.
+    assert_eq!(peers(&one), BTreeMap::from([(2, configured)]));
+    assert_eq!(one.members(), None);
+    // A member without an address anywhere is not a peer until one is given.
+    one.set_members(&[member(2, ""), member(5, "")]);
+    assert_eq!(peers(&one), BTreeMap::from([(2, configured)]));
+    one.add_peer(5, elsewhere).unwrap();
+    assert_eq!(
+        peers(&one),
+        BTreeMap::from([(2, configured), (5, elsewhere)])
+    );
+    // The configuration's address wins over the application's; a bad one falls back.
+    one.set_members(&[
+        member(2, &elsewhere.to_string()),
+        member(5, "not an address"),
+    ]);
+    assert_eq!(
+        peers(&one),
+        BTreeMap::from([(2, elsewhere), (5, elsewhere)])
+    );
+    // An address the application forgets is gone unless the configuration has one.
+    assert!(one.remove_peer(5));
+    assert!(!one.remove_peer(5));
+    assert!(one.remove_peer(2));
+    assert_eq!(peers(&one), BTreeMap::from([(2, elsewhere)]));
+    // An empty list: back to the application's addresses, anyone certified is taken.
+    one.set_members(&[]);
+    assert_eq!(one.members(), None);
+    assert_eq!(peers(&one), BTreeMap::new());
+    one.add_peer(2, configured).unwrap();
+    assert_eq!(peers(&one), BTreeMap::from([(2, configured)]));
+    // The local node is never its own peer.
+    assert!(matches!(
+        one.add_peer(1, elsewhere),
+        Err(ConfigError::SelfAsPeer { id: 1 })
+    ));
+    one.set_members(&[member(1, ""), member(2, "")]);
+    assert_eq!(one.members(), Some(BTreeSet::from([2])));
+}
+
+/// The development CA flow for a node added later: the CA is saved when the cluster is
+/// certified, loaded again to certify the new node; the running nodes accept it both
+/// ways (it dials them, and they dial it once they have its address).
+#[tokio::test]
+async fn a_node_certified_later_by_the_saved_ca_is_accepted() {
+    common::init_tracing();
+    let (layout, sockets) = Layout::bind(&[1, 2]);
+    let (_, one) = layout.transports(sockets).into_iter().next().unwrap();
+    let mut one_rx = started(&one);
+    let dir = tempfile::tempdir().unwrap();
+    layout.ca.save(dir.path()).unwrap();
+
+    let ca = DevCa::load(dir.path(), CLUSTER).unwrap();
+    let socket = common::loopback_socket();
+    let addr = socket.local_addr().unwrap();
+    let peers = BTreeMap::from([(1, one.local_addr())]);
+    let config = QuicConfig::new(3, CLUSTER, addr, peers, ca.issue(3).unwrap());
+    let three = QuicTransport::with_socket(config, socket).unwrap();
+    let mut three_rx = started(&three);
+
+    until_through(&three, 1, &mut one_rx, 100, None).await;
+    one.add_peer(3, addr).unwrap();
+    until_through(&one, 3, &mut three_rx, 200, None).await;
+    assert_eq!(one.stats().faults, 0);
+    assert_eq!(three.stats().faults, 0);
+}
+
+fn close_code(error: &ConnectionError) -> Option<CloseCode> {
+    match error {
+        ConnectionError::ApplicationClosed(close) => CloseCode::from_var_int(close.error_code),
+        _ => None,
+    }
+}

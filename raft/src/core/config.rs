@@ -71,6 +71,11 @@ pub struct Config {
     pub max_snapshot_chunk_bytes: usize,
     /// Most snapshot chunks a leader has unacknowledged to one follower. Default 4.
     pub max_inflight_snapshot_chunks: usize,
+    /// How many entries behind the leader's last entry a learner may be and still be
+    /// made a voter by a checked membership change (a node further behind would leave
+    /// the new configuration without a working majority while it catches up).
+    /// Default 1024.
+    pub max_promotion_lag: u64,
 }
 
 impl Default for Config {
@@ -95,6 +100,7 @@ impl Default for Config {
             clock_drift_margin: Duration::from_millis(15),
             max_snapshot_chunk_bytes: 1 << 20,
             max_inflight_snapshot_chunks: 4,
+            max_promotion_lag: 1024,
         }
     }
 }

@@ -52,6 +52,10 @@ impl RaftCore {
         if upto <= self.log.prefix().index {
             return None;
         }
-        self.log.compact_to(upto).then_some(upto)
+        let compacted = self.log.compact_to(upto);
+        if compacted {
+            self.configs.compact_to(upto);
+        }
+        compacted.then_some(upto)
     }
 }

@@ -44,6 +44,7 @@
 
 mod counters;
 mod install;
+mod membership;
 mod reads;
 mod snapshots;
 mod transfers;
@@ -57,6 +58,7 @@ use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
 pub use install::{ChunkReader, ChunkWriter, InstallProgress};
+pub use membership::{MembershipChange, MembershipId};
 pub use snapshots::{check_snapshot_against_log, SnapshotJob};
 pub use transfers::TransferId;
 pub use writes::WriteId;
@@ -163,6 +165,10 @@ pub struct Output<R> {
     /// Snapshot chunks to read off the node's thread (a [`ChunkReader`] per follower)
     /// and send.
     pub snapshot_sends: Vec<crate::core::SnapshotSend>,
+    /// Outcomes of membership change requests
+    /// ([`change_membership`](Driver::change_membership)): the index of the committed
+    /// configuration that completes the change, or why not.
+    pub memberships: Vec<(MembershipId, Result<LogIndex, crate::core::MembershipError>)>,
 }
 
 impl<R> Default for Output<R> {
@@ -178,6 +184,7 @@ impl<R> Default for Output<R> {
             read_replies: Vec::new(),
             install_chunks: Vec::new(),
             snapshot_sends: Vec::new(),
+            memberships: Vec::new(),
         }
     }
 }
@@ -195,6 +202,7 @@ impl<R> Output<R> {
             && self.read_replies.is_empty()
             && self.install_chunks.is_empty()
             && self.snapshot_sends.is_empty()
+            && self.memberships.is_empty()
     }
 }
 
@@ -225,6 +233,7 @@ pub struct Driver<M, R> {
     fatal: Option<StorageError>,
     snapshots: snapshots::Snapshots,
     transfers: transfers::Transfers,
+    memberships: membership::Memberships,
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
@@ -244,6 +253,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             counters,
             fatal: None,
             transfers: transfers::Transfers::default(),
+            memberships: membership::Memberships::default(),
         }
     }
 
@@ -430,6 +440,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         }
         self.maybe_snapshot();
         self.settle_transfers();
+        self.settle_memberships();
         if self.core.has_ready() {
             Run::Yield
         } else {
@@ -448,6 +459,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             self.out.replies.push((responder, Err(error.clone())));
         }
         self.fail_transfers(TransferError::Stopped);
+        self.fail_memberships(crate::core::MembershipError::Stopped);
         self.reads.fail_all(&error, &mut self.out.read_replies);
     }
 

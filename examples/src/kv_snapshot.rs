@@ -150,7 +150,7 @@ mod tests {
         put(&mut restored, 1, "stale", "gone");
         let meta = SnapshotMeta {
             last_included: LogId::new(1, 100),
-            membership: vec![1],
+            membership: actraft::ClusterConfig::bootstrap([1]),
         };
         restored
             .restore(&meta, &mut actraft::snapshot::VecChunks::new(odd))

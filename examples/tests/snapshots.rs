@@ -76,7 +76,10 @@ async fn policy_snapshots_compact_the_log_and_a_full_restart_recovers_from_them(
     }
     for h in &handles {
         let meta = h.wait_for_snapshot(100, WAIT).await.unwrap();
-        assert_eq!(meta.membership, vec![1, 2, 3]);
+        assert_eq!(
+            meta.membership,
+            actraft::ClusterConfig::bootstrap([1, 2, 3])
+        );
     }
     // The stored logs were compacted behind the snapshots.
     for node in &nodes {

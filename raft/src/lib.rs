@@ -28,7 +28,8 @@ pub mod transport;
 pub mod testkit;
 
 pub use crate::core::{
-    Config, Entry, HardState, LogId, LogIndex, NodeId, ReadError, ReadMode, Role, Status, Term,
+    ClusterConfig, Config, Entry, HardState, LogId, LogIndex, Membership, MembershipError, NodeId,
+    ReadError, ReadMode, Role, Status, Term,
 };
 pub use driver::{CounterSnapshot, Limits};
 pub use metrics::{FollowerProgress, RaftMetrics};

@@ -40,7 +40,7 @@ pub trait StateMachine: Send + 'static {
     fn apply_entry(&mut self, entry: &Entry) -> Bytes {
         match &entry.payload {
             Payload::Command(command) => self.apply(entry.index, command),
-            Payload::Noop => Bytes::new(),
+            Payload::Noop | Payload::Membership(_) => Bytes::new(),
         }
     }
 

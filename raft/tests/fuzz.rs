@@ -269,6 +269,8 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                         index: prev_index + 1 + k,
                         payload: if rng.chance(100) {
                             Payload::Noop
+                        } else if rng.chance(40) {
+                            Payload::Membership(config(rng))
                         } else {
                             Payload::Command(Bytes::from(rng.next().to_le_bytes().to_vec()))
                         },
@@ -329,7 +331,11 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                     rng.below(term + 1).max(1),
                     (last + rng.below(8)).saturating_sub(3).max(1),
                 ),
-                membership: vec![1, 2, 3],
+                membership: if rng.chance(100) {
+                    config(rng)
+                } else {
+                    actraft::core::ClusterConfig::bootstrap([1, 2, 3])
+                },
             },
             offset: [0, 0, 16, rng.below(64)][rng.below(4) as usize],
             data: Bytes::from(vec![7u8; 1 + rng.below(16) as usize]),
@@ -502,4 +508,23 @@ fn hostile_messages_never_break_a_node() {
         leaderships > 0 && s.commit_index > 0,
         "the run must reach leadership and commits"
     );
+}
+
+/// A random configuration over nodes 1..=5: sometimes without this node, sometimes
+/// joint, now and then without voters (which the node must refuse as malformed).
+fn config(rng: &mut Rng) -> actraft::core::ClusterConfig {
+    use actraft::core::{ClusterConfig, Membership};
+    let half = |rng: &mut Rng| {
+        let voters: Vec<u64> = (1..=5).filter(|_| rng.chance(500)).collect();
+        let learners: Vec<u64> = (1..=5).filter(|_| rng.chance(200)).collect();
+        Membership::new(voters, learners)
+    };
+    if rng.chance(300) {
+        ClusterConfig::Joint {
+            old: half(rng),
+            new: half(rng),
+        }
+    } else {
+        ClusterConfig::Stable(half(rng))
+    }
 }

@@ -5,7 +5,7 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | [`ENTRIES_CF`] | index, 8 bytes big-endian | term (8 bytes BE), payload tag (1 byte: 0 no-op, 1 command), command bytes |
+//! | [`ENTRIES_CF`] | index, 8 bytes big-endian | term (8 bytes BE), payload tag (1 byte: 0 no-op, 1 command, 2 configuration), command bytes or [configuration](encode_config) |
 //! | [`META_CF`] | [`MAGIC_KEY`] | [`MAGIC`] |
 //! | [`META_CF`] | [`VERSION_KEY`] | format version, 4 bytes BE |
 //! | [`META_CF`] | [`HARD_STATE_KEY`] | term (8 bytes BE), vote flag (1 byte), vote (8 bytes BE) |
@@ -16,7 +16,7 @@
 //! compaction are one range delete each. The hard state lives in its own column family
 //! so that scans of the log never step over it.
 
-use actraft::core::{Entry, HardState, LogId, LogIndex, Payload, Term};
+use actraft::core::{ClusterConfig, Entry, HardState, LogId, LogIndex, Membership, Payload, Term};
 use bytes::Bytes;
 
 use crate::error::Corruption;
@@ -42,6 +42,13 @@ pub const SUPPORTED_VERSIONS: &[u32] = &[FORMAT_VERSION];
 
 const TAG_NOOP: u8 = 0;
 const TAG_COMMAND: u8 = 1;
+/// A membership entry. Added within format 1: stores without membership entries are
+/// unchanged, and a build that predates the tag refuses such an entry with
+/// [`Corruption::BadPayloadTag`] rather than misread it.
+const TAG_MEMBERSHIP: u8 = 2;
+
+const CONFIG_STABLE: u8 = 0;
+const CONFIG_JOINT: u8 = 1;
 
 /// The key of the entry at `index`.
 pub(crate) fn entry_key(index: LogIndex) -> [u8; 8] {
@@ -67,8 +74,107 @@ pub(crate) fn encode_entry(entry: &Entry) -> Vec<u8> {
             out.push(TAG_COMMAND);
             out.extend_from_slice(bytes);
         }
+        Payload::Membership(config) => {
+            out.push(TAG_MEMBERSHIP);
+            encode_config(config, &mut out);
+        }
     }
     out
+}
+
+/// Encodes a cluster configuration: a kind byte (0 stable, 1 joint) and then one
+/// membership (stable) or two (old, new). A membership is its voters (count u32 BE, ids
+/// u64 BE), its learners (the same) and its addresses (count u32 BE, then per address:
+/// id u64 BE, length u32 BE, UTF-8 bytes), each list in ascending id order.
+pub fn encode_config(config: &ClusterConfig, out: &mut Vec<u8>) {
+    match config {
+        ClusterConfig::Stable(m) => {
+            out.push(CONFIG_STABLE);
+            encode_membership(m, out);
+        }
+        ClusterConfig::Joint { old, new } => {
+            out.push(CONFIG_JOINT);
+            encode_membership(old, out);
+            encode_membership(new, out);
+        }
+    }
+}
+
+fn encode_membership(m: &Membership, out: &mut Vec<u8>) {
+    for set in [m.voters(), m.learners()] {
+        out.extend_from_slice(&(set.len() as u32).to_be_bytes());
+        for id in set {
+            out.extend_from_slice(&id.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&(m.addresses().len() as u32).to_be_bytes());
+    for (id, address) in m.addresses() {
+        out.extend_from_slice(&id.to_be_bytes());
+        out.extend_from_slice(&(address.len() as u32).to_be_bytes());
+        out.extend_from_slice(address.as_bytes());
+    }
+}
+
+/// Decodes a configuration written by [`encode_config`]; `None` when the bytes are not
+/// exactly one well-formed configuration.
+pub fn decode_config(bytes: &[u8]) -> Option<ClusterConfig> {
+    let mut r = Reader { bytes, at: 0 };
+    let config = match r.u8()? {
+        CONFIG_STABLE => ClusterConfig::Stable(decode_membership(&mut r)?),
+        CONFIG_JOINT => ClusterConfig::Joint {
+            old: decode_membership(&mut r)?,
+            new: decode_membership(&mut r)?,
+        },
+        _ => return None,
+    };
+    (r.at == bytes.len()).then_some(config)
+}
+
+fn decode_membership(r: &mut Reader<'_>) -> Option<Membership> {
+    let voters = r.ids()?;
+    let learners = r.ids()?;
+    let mut m = Membership::new(voters, learners);
+    for _ in 0..r.u32()? {
+        let id = r.u64()?;
+        let len = r.u32()? as usize;
+        let address = std::str::from_utf8(r.take(len)?).ok()?;
+        if !m.contains(id) || address.is_empty() {
+            return None;
+        }
+        m = m.with_address(id, address);
+    }
+    Some(m)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let out = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(out)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_be_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn ids(&mut self) -> Option<Vec<u64>> {
+        let n = self.u32()? as usize;
+        // Each id takes 8 bytes: a corrupt count fails here, before allocating.
+        if n > (self.bytes.len() - self.at) / 8 {
+            return None;
+        }
+        (0..n).map(|_| self.u64()).collect()
+    }
 }
 
 /// Reads only the term of an encoded entry, without copying its payload.
@@ -88,6 +194,15 @@ pub(crate) fn decode_entry(index: LogIndex, value: &[u8]) -> Result<Entry, Corru
     let payload = match value.get(8) {
         Some(&TAG_NOOP) if value.len() == 9 => Payload::Noop,
         Some(&TAG_COMMAND) => Payload::Command(Bytes::copy_from_slice(&value[9..])),
+        Some(&TAG_MEMBERSHIP) => match decode_config(&value[9..]) {
+            Some(config) => Payload::Membership(config),
+            None => {
+                return Err(Corruption::BadPayloadTag {
+                    index,
+                    tag: Some(TAG_MEMBERSHIP),
+                })
+            }
+        },
         other => {
             return Err(Corruption::BadPayloadTag {
                 index,
@@ -176,6 +291,11 @@ mod tests {
             Payload::Noop,
             Payload::Command(Bytes::new()),
             Payload::Command(Bytes::from_static(b"hello")),
+            Payload::Membership(ClusterConfig::bootstrap([1, 2, 3])),
+            Payload::Membership(ClusterConfig::Joint {
+                old: Membership::new([1, 2, 3], [4]).with_address(4, "d:7000"),
+                new: Membership::new([2, 3, 4], []).with_address(4, "d:7000"),
+            }),
         ] {
             let e = Entry {
                 term: 7,
@@ -188,6 +308,50 @@ mod tests {
         }
         assert!(decode_entry(1, &[0; 7]).is_err());
         assert!(decode_entry(1, &[0, 0, 0, 0, 0, 0, 0, 1, 9]).is_err());
+        // A membership entry cut short, or with trailing bytes, is refused.
+        let mut value = encode_entry(&Entry {
+            term: 1,
+            index: 1,
+            payload: Payload::Membership(ClusterConfig::bootstrap([1])),
+        });
+        assert!(decode_entry(1, &value[..value.len() - 1]).is_err());
+        value.push(0);
+        assert!(decode_entry(1, &value).is_err());
+        assert!(
+            decode_config(&[0, 0xff, 0xff, 0xff, 0xff]).is_none(),
+            "huge count"
+        );
+    }
+
+    #[test]
+    fn membership_entry_golden_bytes() {
+        let e = Entry {
+            term: 2,
+            index: 9,
+            payload: Payload::Membership(ClusterConfig::Stable(
+                Membership::new([1], [2]).with_address(2, "b"),
+            )),
+        };
+        let hex: String = encode_entry(&e)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            concat!(
+                "0000000000000002",
+                "02",
+                "00",
+                "00000001",
+                "0000000000000001",
+                "00000001",
+                "0000000000000002",
+                "00000001",
+                "0000000000000002",
+                "00000001",
+                "62"
+            )
+        );
     }
 
     /// The exact bytes of every stored value in format version 1. A change here fails

@@ -7,19 +7,23 @@
 //! synced, so after a crash at any point the directory holds the old snapshot or the new
 //! one, whole. Leftover temporary files are removed at open.
 //!
-//! # File format (version 1)
+//! # File format (version 2)
 //!
 //! ```text
-//! magic      8 bytes  "ACTRSNP1"
+//! magic      8 bytes  "ACTRSNP2" (the format version is its last byte)
 //! meta_len   u32 BE
-//! meta       meta_len bytes: last index u64 BE, last term u64 BE,
-//!            member count u32 BE, members u64 BE each
+//! meta       meta_len bytes: last index u64 BE, last term u64 BE, then the cluster
+//!            configuration as the log stores it (`layout::encode_config`)
 //! meta_crc   u32 BE   CRC-32C of meta
 //! data       the snapshot's bytes
 //! data_len   u64 BE
 //! data_crc   u32 BE   CRC-32C of data
 //! end        8 bytes  "ACTREND1"
 //! ```
+//!
+//! Version 1 (magic `"ACTRSNP1"`) had a plain member list in place of the
+//! configuration (member count u32 BE, members u64 BE each); it is still read, as a
+//! stable configuration of those voters. New snapshots are always written in version 2.
 //!
 //! Open reads the whole file once to check both checksums and refuses a torn or corrupt
 //! snapshot with [`SnapshotFileError::Corrupt`]; a reader checks the data checksum again
@@ -37,7 +41,9 @@ use actraft::{SnapshotChunks, SnapshotError, SnapshotMeta, SnapshotStore};
 use bytes::Bytes;
 use thiserror::Error;
 
-const MAGIC: &[u8; 8] = b"ACTRSNP1";
+const MAGIC: &[u8; 8] = b"ACTRSNP2";
+/// The version 1 magic, still read.
+const MAGIC_V1: &[u8; 8] = b"ACTRSNP1";
 const END: &[u8; 8] = b"ACTREND1";
 const FILE: &str = "snapshot";
 const TMP_PREFIX: &str = "snapshot.tmp.";
@@ -177,30 +183,33 @@ fn sync_dir(dir: &Path) -> Result<(), SnapshotFileError> {
 }
 
 fn encode_meta(meta: &SnapshotMeta) -> Vec<u8> {
-    let mut out = Vec::with_capacity(20 + 8 * meta.membership.len());
+    let mut out = Vec::with_capacity(64);
     out.extend_from_slice(&meta.last_included.index.to_be_bytes());
     out.extend_from_slice(&meta.last_included.term.to_be_bytes());
-    out.extend_from_slice(&(meta.membership.len() as u32).to_be_bytes());
-    for id in &meta.membership {
-        out.extend_from_slice(&id.to_be_bytes());
-    }
+    crate::layout::encode_config(&meta.membership, &mut out);
     out
 }
 
-fn decode_meta(bytes: &[u8]) -> Option<SnapshotMeta> {
+fn decode_meta(bytes: &[u8], v1: bool) -> Option<SnapshotMeta> {
     let u64_at = |at: usize| Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?));
     let index = u64_at(0)?;
     let term = u64_at(8)?;
+    if !v1 {
+        return Some(SnapshotMeta {
+            last_included: LogId::new(term, index),
+            membership: crate::layout::decode_config(bytes.get(16..)?)?,
+        });
+    }
     let count = u32::from_be_bytes(bytes.get(16..20)?.try_into().ok()?) as usize;
     if bytes.len() != 20 + 8 * count {
         return None;
     }
-    let membership = (0..count)
+    let members = (0..count)
         .map(|i| u64_at(20 + 8 * i))
-        .collect::<Option<_>>()?;
+        .collect::<Option<Vec<_>>>()?;
     Some(SnapshotMeta {
         last_included: LogId::new(term, index),
-        membership,
+        membership: actraft::ClusterConfig::bootstrap(members),
     })
 }
 
@@ -214,7 +223,8 @@ fn verify(path: &Path, file: File) -> Result<Located, SnapshotFileError> {
     let mut reader = BufReader::new(file);
     let mut head = [0u8; 12];
     read_exact_or(&mut reader, &mut head, path, "the header")?;
-    if &head[..8] != MAGIC {
+    let v1 = &head[..8] == MAGIC_V1;
+    if &head[..8] != MAGIC && !v1 {
         return Err(corrupt("bad magic".into()));
     }
     let meta_len = u32::from_be_bytes(head[8..12].try_into().expect("four bytes"));
@@ -229,7 +239,7 @@ fn verify(path: &Path, file: File) -> Result<Located, SnapshotFileError> {
     if crc32c(0, meta_bytes).to_be_bytes() != crc {
         return Err(corrupt("metadata checksum mismatch".into()));
     }
-    let meta = decode_meta(meta_bytes).ok_or_else(|| corrupt("metadata malformed".into()))?;
+    let meta = decode_meta(meta_bytes, v1).ok_or_else(|| corrupt("metadata malformed".into()))?;
     let data_start = 12 + meta_len as u64 + 4;
     let data_len = len
         .checked_sub(data_start + TRAILER_LEN)

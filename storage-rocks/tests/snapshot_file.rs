@@ -13,7 +13,7 @@ use bytes::Bytes;
 fn meta(index: u64) -> SnapshotMeta {
     SnapshotMeta {
         last_included: LogId::new(3, index),
-        membership: vec![1, 2, 3],
+        membership: actraft::ClusterConfig::bootstrap([1, 2, 3]),
     }
 }
 
@@ -171,4 +171,51 @@ fn beside_names_a_sibling_directory() {
         path,
         std::path::PathBuf::from("/var/lib/svc/raft.snapshots")
     );
+}
+
+/// A file in format version 1 (a plain member list) is still read, as a stable
+/// configuration of those voters; a joint configuration with addresses round-trips in
+/// the current format.
+#[test]
+fn reads_format_v1_and_round_trips_a_joint_configuration() {
+    use actraft::snapshot::crc32c;
+    use actraft::{ClusterConfig, Membership};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snaps");
+    fs::create_dir_all(&path).unwrap();
+    let mut meta_bytes = Vec::new();
+    meta_bytes.extend_from_slice(&5u64.to_be_bytes());
+    meta_bytes.extend_from_slice(&2u64.to_be_bytes());
+    meta_bytes.extend_from_slice(&2u32.to_be_bytes());
+    meta_bytes.extend_from_slice(&1u64.to_be_bytes());
+    meta_bytes.extend_from_slice(&2u64.to_be_bytes());
+    let payload = b"state";
+    let mut file = Vec::new();
+    file.extend_from_slice(b"ACTRSNP1");
+    file.extend_from_slice(&(meta_bytes.len() as u32).to_be_bytes());
+    file.extend_from_slice(&meta_bytes);
+    file.extend_from_slice(&crc32c(0, &meta_bytes).to_be_bytes());
+    file.extend_from_slice(payload);
+    file.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+    file.extend_from_slice(&crc32c(0, payload).to_be_bytes());
+    file.extend_from_slice(b"ACTREND1");
+    fs::write(path.join("snapshot"), file).unwrap();
+    let store = FileSnapshotStore::open(&path).unwrap();
+    let (meta, data) = read_latest(&store);
+    assert_eq!(meta.last_included, LogId::new(2, 5));
+    assert_eq!(meta.membership, ClusterConfig::bootstrap([1, 2]));
+    assert_eq!(data, payload);
+
+    let joint = SnapshotMeta {
+        last_included: LogId::new(4, 30),
+        membership: ClusterConfig::Joint {
+            old: Membership::new([1, 2, 3], [4]).with_address(4, "10.0.0.4:7000"),
+            new: Membership::new([2, 3, 4], []).with_address(4, "10.0.0.4:7000"),
+        },
+    };
+    let mut source = VecChunks::new([Bytes::from_static(b"x")]);
+    write_snapshot(&store, joint.clone(), &mut source, 1000).unwrap();
+    drop(store);
+    let store = FileSnapshotStore::open(&path).unwrap();
+    assert_eq!(read_latest(&store).0, joint);
 }

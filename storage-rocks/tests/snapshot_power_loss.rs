@@ -45,7 +45,7 @@ const MAX_LEN: u64 = 384 << 10;
 fn meta(k: u64) -> SnapshotMeta {
     SnapshotMeta {
         last_included: LogId::new(1 + k / 16, k + 1),
-        membership: vec![1, 2, 3],
+        membership: actraft::ClusterConfig::bootstrap([1, 2, 3]),
     }
 }
 

@@ -172,6 +172,22 @@ fn samples() -> Vec<(&'static str, Sample)> {
             })),
         ),
         (
+            "append_entries_membership",
+            message(Message::AppendEntries(AppendRequest {
+                term: 5,
+                prev_log: LogId::new(5, 12),
+                entries: vec![Entry {
+                    term: 5,
+                    index: 13,
+                    payload: Payload::Membership(actraft::ClusterConfig::Stable(
+                        actraft::Membership::new([1, 2, 70_000], [9]).with_address(9, "n9:1"),
+                    )),
+                }],
+                leader_commit: 12,
+                read_round: 1,
+            })),
+        ),
+        (
             "append_reply_success",
             message(Message::AppendEntriesReply(AppendReply {
                 term: 5,
@@ -213,7 +229,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 term: 300,
                 meta: actraft::SnapshotMeta {
                     last_included: LogId::new(299, 1_000_000),
-                    membership: vec![1, 2, 70_000],
+                    membership: actraft::ClusterConfig::bootstrap([1, 2, 70_000]),
                 },
                 offset: 1 << 20,
                 data: Bytes::from_static(b"chunk"),
@@ -226,7 +242,10 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 term: 5,
                 meta: actraft::SnapshotMeta {
                     last_included: LogId::new(4, 9),
-                    membership: vec![3],
+                    membership: actraft::ClusterConfig::Joint {
+                        old: actraft::Membership::new([3], [4]).with_address(4, "h4:7000"),
+                        new: actraft::Membership::new([4], []).with_address(4, "h4:7000"),
+                    },
                 },
                 offset: 0,
                 data: Bytes::new(),

@@ -79,6 +79,11 @@ pub struct Config {
     /// Most payload bytes of applied, durable entries the core keeps in memory (see
     /// `log_window_entries`). Default 32 MiB.
     pub log_window_bytes: usize,
+    /// How many entries behind the leader's last entry a learner may be and still be
+    /// made a voter by a checked membership change (a node further behind would leave
+    /// the new configuration without a working majority while it catches up).
+    /// Default 1024.
+    pub max_promotion_lag: u64,
 }
 
 impl Default for Config {
@@ -105,6 +110,7 @@ impl Default for Config {
             max_inflight_snapshot_chunks: 4,
             log_window_entries: 8 * 1024,
             log_window_bytes: 32 << 20,
+            max_promotion_lag: 1024,
         }
     }
 }

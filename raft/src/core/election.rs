@@ -36,12 +36,13 @@ impl RaftCore {
     /// election timeout?
     pub(super) fn quorum_active(&self) -> bool {
         let window = self.config.election_timeout_min;
-        let heard = self
-            .progress
-            .values()
-            .filter(|p| self.now.saturating_sub(p.last_heard) < window)
-            .count();
-        heard + 1 >= self.quorum()
+        self.configs.current().has_quorum(|id| {
+            id == self.id
+                || self
+                    .progress
+                    .get(&id)
+                    .is_some_and(|p| self.now.saturating_sub(p.last_heard) < window)
+        })
     }
 
     /// The election timer fired with Pre-Vote on: ask whether we could win in the next
@@ -87,20 +88,29 @@ impl RaftCore {
             last_log: self.log.last_id(),
             leader_transfer: self.transfer_campaign && !pre_vote,
         };
-        for peer in self.peers().collect::<Vec<_>>() {
+        let id = self.id;
+        let voters = self.configs.current().voters();
+        for peer in voters.into_iter().filter(|&v| v != id) {
             if pre_vote {
                 self.send(peer, Message::PreVote(req.clone()));
             } else {
                 self.send_after_persist(peer, Message::RequestVote(req.clone()));
             }
         }
-        if self.granted.len() >= self.quorum() {
+        if self.won() {
             if pre_vote {
                 self.start_election();
             } else {
                 self.become_leader();
             }
         }
+    }
+
+    /// Do the (pre-)votes granted form a quorum of the configuration in force?
+    fn won(&self) -> bool {
+        self.configs
+            .current()
+            .has_quorum(|id| self.granted.contains(&id))
     }
 
     fn become_leader(&mut self) {
@@ -237,13 +247,17 @@ impl RaftCore {
         } else {
             self.refused.insert(from);
         }
-        if self.granted.len() >= self.quorum() {
+        if self.won() {
             if pre_vote {
                 self.start_election();
             } else {
                 self.become_leader();
             }
-        } else if self.refused.len() > self.members.len() - self.quorum() {
+        } else if self
+            .configs
+            .current()
+            .quorum_impossible(|id| self.refused.contains(&id))
+        {
             // A majority said no: this round is lost. Wait for the next timeout.
             self.become_follower(self.term(), None);
         }

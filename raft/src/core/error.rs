@@ -172,6 +172,14 @@ pub enum Malformed {
         /// Its length.
         len: u64,
     },
+    /// A membership entry (or a snapshot's configuration) has a half without voters:
+    /// no leader ever proposes one, and obeying it would leave the cluster without a
+    /// quorum forever.
+    #[error("the configuration at index {index} has no voters")]
+    NoVoters {
+        /// The entry's index (the snapshot's last included index).
+        index: LogIndex,
+    },
 }
 
 /// Why the core could not be built (fatal for this start: fix the input).

@@ -299,6 +299,7 @@ impl RaftCore {
             }
         };
         if req.offset == 0 && current.is_none() {
+            self.incoming_membership = Some((id, req.meta.membership.clone()));
             tracing::debug!(node = self.id, leader = from, snapshot = ?id, "receiving a snapshot");
         }
         if inc.done || req.offset < inc.received {
@@ -388,6 +389,15 @@ impl RaftCore {
         };
         self.log.reset(last, tail);
         self.stored_prefix = last.index;
+        if !keeps_suffix {
+            self.configs.truncate_from(last.index + 1);
+        }
+        let base = self
+            .incoming_membership
+            .take()
+            .filter(|(id, _)| *id == last)
+            .map(|(_, c)| c);
+        self.reset_membership(last, base);
         self.snapshot = last;
         self.commit = self.commit.max(last.index);
         self.applied = last.index;

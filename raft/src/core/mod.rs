@@ -10,10 +10,12 @@ mod election;
 mod error;
 mod install;
 mod log;
+mod membership;
 mod message;
 mod output;
 mod progress;
 mod read_index;
+mod reconfig;
 mod replication;
 pub(crate) mod rng;
 mod snapshot;
@@ -30,6 +32,7 @@ use bytes::Bytes;
 pub use config::{Config, ConfigError};
 pub use error::{InitError, Malformed, ProposeError, StepError};
 pub use install::{InstallSnapshotReply, InstallSnapshotRequest, SnapshotResult, SnapshotSend};
+pub use membership::{ClusterConfig, Membership, MembershipError};
 pub use message::{
     AppendReply, AppendRequest, AppendResult, ConflictHint, Envelope, Message, ReadIndexReply,
     ReadIndexRequest, TimeoutNow, VoteReply, VoteRequest,
@@ -41,6 +44,7 @@ pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
 pub use window::LogRead;
 
 use log::RaftLog;
+use membership::Configs;
 use progress::Progress;
 use rng::SplitMix64;
 
@@ -61,6 +65,10 @@ pub struct InitialState {
     /// The last entry covered by the latest durable snapshot (default: none). The state
     /// machine was restored from it, so `applied_index` is at least its index.
     pub snapshot: LogId,
+    /// The configuration in force at `log_prefix` (from the snapshot's metadata).
+    /// `None`: the bootstrap configuration (the members given to [`RaftCore::new`]).
+    /// Membership entries in `entries` override it from their index on.
+    pub membership: Option<ClusterConfig>,
 }
 
 /// One Raft node's protocol state machine (Figure 2 of the Raft paper, plus Pre-Vote and
@@ -141,8 +149,8 @@ pub struct InitialState {
 #[derive(Debug)]
 pub struct RaftCore {
     id: NodeId,
-    /// Every member, this node included, sorted.
-    members: Vec<NodeId>,
+    /// The configurations in the log; the last one is in force.
+    configs: Configs,
     config: Config,
     rng: SplitMix64,
 
@@ -207,12 +215,18 @@ pub struct RaftCore {
     stored_prefix: LogIndex,
     /// Stored entries to read for followers, for the next `Ready`.
     log_reads: Vec<LogRead>,
+    /// The configuration in the metadata of the snapshot being received.
+    incoming_membership: Option<(LogId, ClusterConfig)>,
 }
 
 impl RaftCore {
     /// Builds a node's core from what its storage recovered. `members` lists every
-    /// voter, `id` included; `seed` drives the election timeouts (give each node its own).
-    /// The node starts as a follower whose election timer runs from time zero.
+    /// voter of the bootstrap configuration, `id` included; it is used only when the
+    /// recovered state holds no configuration (no snapshot, no membership entry). An
+    /// empty `members` makes a joining node: it has no configuration, never campaigns,
+    /// and waits for a leader to replicate one to it. `seed` drives the election
+    /// timeouts (give each node its own). The node starts as a follower whose election
+    /// timer runs from time zero.
     pub fn new(
         id: NodeId,
         members: Vec<NodeId>,
@@ -224,8 +238,25 @@ impl RaftCore {
         let mut members = members;
         members.sort_unstable();
         members.dedup();
-        if !members.contains(&id) {
+        let recovered = state.membership.is_some()
+            || state
+                .entries
+                .iter()
+                .any(|e| matches!(e.payload, Payload::Membership(_)));
+        if !recovered && !members.is_empty() && !members.contains(&id) {
             return Err(InitError::NotAMember { id, members });
+        }
+        let mut configs = Configs::new(
+            state.log_prefix.index,
+            state
+                .membership
+                .clone()
+                .unwrap_or_else(|| ClusterConfig::bootstrap(members)),
+        );
+        for e in &state.entries {
+            if let Payload::Membership(c) = &e.payload {
+                configs.push(e.index, c.clone());
+            }
         }
         for (i, e) in state.entries.iter().enumerate() {
             let want = state.log_prefix.index + 1 + i as u64;
@@ -239,7 +270,7 @@ impl RaftCore {
         let applied = state.applied_index.max(state.log_prefix.index).min(last);
         let mut core = Self {
             id,
-            members,
+            configs,
             rng: SplitMix64::new(seed ^ id.wrapping_mul(0x2545_F491_4F6C_DD1D)),
             hard: state.hard_state,
             role: Role::Follower,
@@ -274,6 +305,7 @@ impl RaftCore {
             pending_reset: None,
             stored_prefix: state.log_prefix.index,
             log_reads: Vec::new(),
+            incoming_membership: None,
             log,
             config,
         };
@@ -291,9 +323,35 @@ impl RaftCore {
         self.role
     }
 
-    /// Every member of the cluster, this node included.
-    pub fn members(&self) -> &[NodeId] {
-        &self.members
+    /// Every member of the configuration in force (voters and learners of both halves),
+    /// this node included if it is one, sorted.
+    pub fn members(&self) -> Vec<NodeId> {
+        self.configs.current().members().into_iter().collect()
+    }
+
+    /// The configuration in force (the last one in this node's log).
+    pub fn membership(&self) -> &ClusterConfig {
+        self.configs.current()
+    }
+
+    /// The index of the entry that set the configuration in force (the log's start for
+    /// the bootstrap or snapshot configuration).
+    pub fn membership_index(&self) -> LogIndex {
+        self.configs.current_index()
+    }
+
+    /// The configuration in force at `index` (for an index this node's log still
+    /// covers: at or after its compacted prefix).
+    pub fn membership_at(&self, index: LogIndex) -> &ClusterConfig {
+        self.configs.at(index)
+    }
+
+    /// True when this node has a configuration with voters and is not a member of it:
+    /// it was removed (or its log is behind the change that adds it). A removed node
+    /// never campaigns.
+    pub fn is_removed(&self) -> bool {
+        let c = self.configs.current();
+        !c.voters().is_empty() && !c.contains(self.id)
     }
 
     /// The configuration in force.
@@ -313,6 +371,10 @@ impl RaftCore {
             commit_index: self.commit,
             persisted_index: self.persisted,
             applied_index: self.applied,
+            membership_index: self.configs.current_index(),
+            voter: self.configs.current().is_voter(self.id),
+            joint: self.configs.current().is_joint(),
+            removed: self.is_removed(),
         }
     }
 
@@ -367,7 +429,10 @@ impl RaftCore {
                 }
             }
             _ => {
-                if now >= self.election_deadline {
+                if now >= self.election_deadline && !self.configs.current().is_voter(self.id) {
+                    // Learners, joining and removed nodes never campaign.
+                    self.reset_election_timer();
+                } else if now >= self.election_deadline {
                     if self.config.pre_vote {
                         self.start_pre_vote();
                     } else {
@@ -388,7 +453,7 @@ impl RaftCore {
             });
         }
         let from = envelope.from;
-        if from == self.id || self.members.binary_search(&from).is_err() {
+        if from == self.id || !self.accepts_from(from, &envelope.message) {
             return Err(StepError::UnknownPeer { from });
         }
         let message = envelope.message;
@@ -561,10 +626,6 @@ impl RaftCore {
         self.hard.current_term
     }
 
-    fn quorum(&self) -> usize {
-        self.members.len() / 2 + 1
-    }
-
     fn advance(&mut self, now: Duration) {
         if now > self.now {
             self.now = now;
@@ -588,9 +649,14 @@ impl RaftCore {
         });
     }
 
+    /// Every member of the configuration in force but this node (voters and learners).
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         let id = self.id;
-        self.members.iter().copied().filter(move |&m| m != id)
+        self.configs
+            .current()
+            .members()
+            .into_iter()
+            .filter(move |&m| m != id)
     }
 
     fn reset_election_timer(&mut self) {
@@ -604,11 +670,13 @@ impl RaftCore {
     fn append_local(&mut self, payload: Payload) -> LogId {
         let id = LogId::new(self.term(), self.log.last_index() + 1);
         self.uncommitted_bytes += payload.len();
-        self.log.push(Entry {
+        let entry = Entry {
             term: id.term,
             index: id.index,
             payload,
-        });
+        };
+        self.note_appended(&entry);
+        self.log.push(entry);
         self.pending_broadcast = true;
         id
     }
@@ -618,6 +686,9 @@ impl RaftCore {
     fn truncate_local(&mut self, index: LogIndex) {
         debug_assert!(index > self.commit, "never truncate committed entries");
         self.log.truncate_from(index);
+        if self.configs.truncate_from(index) {
+            self.membership_changed();
+        }
         self.pending_truncate = Some(self.pending_truncate.map_or(index, |t| t.min(index)));
         self.unstable_from = self.unstable_from.min(index);
         self.persisted = self.persisted.min(index - 1);

@@ -190,6 +190,15 @@ pub enum Event {
         /// The snapshot's last included entry.
         last_included: LogId,
     },
+    /// The configuration in force changed (a membership entry appended or truncated, a
+    /// snapshot installed). Read it with
+    /// [`RaftCore::membership`](super::RaftCore::membership).
+    MembershipChanged {
+        /// The index of the entry that set it.
+        index: LogIndex,
+        /// True when it is a joint configuration.
+        joint: bool,
+    },
 }
 
 /// A snapshot of a node's volatile and persistent state.
@@ -213,4 +222,16 @@ pub struct Status {
     pub persisted_index: LogIndex,
     /// Highest index the driver reported applied.
     pub applied_index: LogIndex,
+    /// The index of the entry that set the configuration in force (the log's start
+    /// for the bootstrap or snapshot configuration). The configuration itself is in
+    /// [`RaftCore::membership`](super::RaftCore::membership) and the node's metrics.
+    pub membership_index: LogIndex,
+    /// True when this node votes in the configuration in force (either half).
+    pub voter: bool,
+    /// True while the configuration in force is joint (a change in progress).
+    pub joint: bool,
+    /// True when the configuration in force has voters and this node is not a member
+    /// of it (voter or learner): it was removed, and never campaigns. A joining node,
+    /// with no configuration yet, is not removed.
+    pub removed: bool,
 }

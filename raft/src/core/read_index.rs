@@ -249,19 +249,16 @@ impl RaftCore {
         }
         let window = (self.config.election_timeout_min - self.config.heartbeat_interval / 2)
             .saturating_sub(self.config.clock_drift_margin);
-        let mut starts: Vec<Duration> = self
-            .peers()
-            .map(|p| self.reads.acks.get(&p).map_or(Duration::ZERO, |a| a.1))
-            .collect();
-        starts.sort_unstable_by(|a, b| b.cmp(a));
-        let need = self.quorum() - 1; // the leader counts itself
-        if need == 0 {
-            return true;
-        }
-        let start = starts[need - 1];
         // A round never acknowledged has no start: ZERO is never within the window
-        // unless the clock itself is that young, which the boot guard covers.
-        start > Duration::ZERO && self.now < start + window
+        // unless the clock itself is that young, which the boot guard covers. Every
+        // half of a joint configuration must grant the lease.
+        self.configs.current().has_quorum(|id| {
+            id == self.id
+                || self.reads.acks.get(&id).is_some_and(|a| {
+                    let start: Duration = a.1;
+                    start > Duration::ZERO && self.now < start + window
+                })
+        })
     }
 
     /// A node that just started refuses votes for the minimum election timeout when
@@ -341,17 +338,13 @@ impl RaftCore {
 
     /// Answers every read whose round a majority acknowledged.
     fn confirm_reads(&mut self) {
-        let mut rounds: Vec<u64> = self
-            .peers()
-            .map(|p| self.reads.acks.get(&p).map_or(0, |a| a.0))
-            .collect();
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let need = self.quorum() - 1;
-        let confirmed = if need == 0 {
-            self.reads.round
-        } else {
-            rounds[need - 1]
-        };
+        let confirmed = self.configs.current().quorum_index(|id| {
+            if id == self.id {
+                self.reads.round
+            } else {
+                self.reads.acks.get(&id).map_or(0, |a| a.0)
+            }
+        });
         while let Some(p) = self.reads.in_round.front() {
             if p.round > confirmed {
                 break;

@@ -162,10 +162,13 @@ impl RaftCore {
     /// Commits the highest index stored on a majority, if its entry is of the current
     /// term (§5.4.2). The leader counts itself only up to what is durable locally.
     pub(super) fn maybe_commit(&mut self) {
-        let mut matched: Vec<u64> = self.progress.values().map(|p| p.matched).collect();
-        matched.push(self.persisted);
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[self.quorum() - 1];
+        let candidate = self.configs.current().quorum_index(|id| {
+            if id == self.id {
+                self.persisted
+            } else {
+                self.progress.get(&id).map_or(0, |p| p.matched)
+            }
+        });
         if candidate > self.commit && self.log.term_at(candidate) == Some(self.term()) {
             let newly: usize = self
                 .log
@@ -176,6 +179,7 @@ impl RaftCore {
             self.uncommitted_bytes = self.uncommitted_bytes.saturating_sub(newly);
             self.commit = candidate;
             self.events.push(Event::Committed { index: candidate });
+            self.advance_membership();
         }
     }
 
@@ -279,6 +283,7 @@ impl RaftCore {
                 Some(_) => self.truncate_local(entry.index),
                 None => {}
             }
+            self.note_appended(&entry);
             self.log.push(entry);
         }
         if req.leader_commit > self.commit {

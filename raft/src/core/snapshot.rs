@@ -63,6 +63,7 @@ impl RaftCore {
         if !self.log.compact_to(upto) {
             return None;
         }
+        self.configs.compact_to(upto);
         self.stored_prefix = upto;
         Some(upto)
     }

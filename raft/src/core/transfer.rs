@@ -80,7 +80,7 @@ impl RaftCore {
             if target == self.id {
                 return Ok(self.id);
             }
-            if self.members.binary_search(&target).is_err() {
+            if !self.configs.current().is_voter(target) {
                 return Err(TransferError::UnknownTarget { target });
             }
         }
@@ -187,8 +187,10 @@ impl RaftCore {
     /// lowest id among equals.
     fn best_transfer_target(&self) -> Option<NodeId> {
         let window = self.config.election_timeout_min;
+        let config = self.configs.current();
         self.progress
             .iter()
+            .filter(|(&id, _)| config.is_voter(id))
             .max_by_key(|(&id, p)| {
                 let alive = self.now.saturating_sub(p.last_heard) < window;
                 (alive, p.matched, std::cmp::Reverse(id))
@@ -200,7 +202,10 @@ impl RaftCore {
     /// holds the leader's last entry starts an election at once, without Pre-Vote, and
     /// flags its RequestVote so that voters within the leader lease grant it.
     pub(super) fn handle_timeout_now(&mut self, from: NodeId, req: TimeoutNow) {
-        if self.role != Role::Follower || self.leader != Some(from) {
+        if self.role != Role::Follower
+            || self.leader != Some(from)
+            || !self.configs.current().is_voter(self.id)
+        {
             return;
         }
         if !self

@@ -54,6 +54,9 @@ pub enum Payload {
     /// The empty entry every new leader appends in its term (§8), so that entries of
     /// earlier terms commit without waiting for a client. State machines never see it.
     Noop,
+    /// A cluster configuration (§6): it takes effect on each node when appended. State
+    /// machines never see it.
+    Membership(super::ClusterConfig),
 }
 
 impl Payload {
@@ -61,7 +64,7 @@ impl Payload {
     pub fn len(&self) -> usize {
         match self {
             Payload::Command(b) => b.len(),
-            Payload::Noop => 0,
+            Payload::Noop | Payload::Membership(_) => 0,
         }
     }
 

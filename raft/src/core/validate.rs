@@ -76,6 +76,11 @@ impl RaftCore {
                     before: last_term,
                 });
             }
+            if let super::types::Payload::Membership(config) = &entry.payload {
+                if config.halves().any(|m| m.voters().is_empty()) {
+                    return Some(Malformed::NoVoters { index: entry.index });
+                }
+            }
             if entry.term > req.term {
                 return Some(Malformed::EntryTermAboveMessage {
                     index: entry.index,
@@ -130,6 +135,9 @@ impl RaftCore {
                 last_term: last.term,
                 term: req.term,
             });
+        }
+        if req.meta.membership.halves().any(|m| m.voters().is_empty()) {
+            return Some(Malformed::NoVoters { index: last.index });
         }
         let len = req.data.len() as u64;
         if (!req.done && len == 0) || req.offset.checked_add(len).is_none() {

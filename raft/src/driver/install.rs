@@ -384,7 +384,7 @@ mod tests {
         let store = MemSnapshotStore::new();
         let meta = SnapshotMeta {
             last_included: last,
-            membership: vec![1, 2],
+            membership: crate::core::ClusterConfig::bootstrap([1, 2]),
         };
         // Source chunks of odd sizes: the reader re-cuts them.
         let pieces: Vec<Bytes> = bytes.chunks(7).map(Bytes::copy_from_slice).collect();

@@ -44,6 +44,7 @@
 
 mod counters;
 mod install;
+mod membership;
 mod reads;
 mod snapshots;
 mod transfers;
@@ -57,6 +58,7 @@ use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
 pub use install::{ChunkReader, ChunkWriter, InstallProgress, RestoreJob};
+pub use membership::{MembershipChange, MembershipId};
 pub use snapshots::{check_snapshot_against_log, SnapshotJob};
 pub use transfers::TransferId;
 pub use writes::WriteId;
@@ -169,6 +171,10 @@ pub struct Output<R> {
     /// Received snapshots to decode off the node's thread (see [`RestoreJob`]); report
     /// each with [`Driver::restore_done`].
     pub restores: Vec<RestoreJob>,
+    /// Outcomes of membership change requests
+    /// ([`change_membership`](Driver::change_membership)): the index of the committed
+    /// configuration that completes the change, or why not.
+    pub memberships: Vec<(MembershipId, Result<LogIndex, crate::core::MembershipError>)>,
 }
 
 impl<R> Default for Output<R> {
@@ -186,6 +192,7 @@ impl<R> Default for Output<R> {
             snapshot_sends: Vec::new(),
             log_reads: Vec::new(),
             restores: Vec::new(),
+            memberships: Vec::new(),
         }
     }
 }
@@ -205,6 +212,7 @@ impl<R> Output<R> {
             && self.snapshot_sends.is_empty()
             && self.log_reads.is_empty()
             && self.restores.is_empty()
+            && self.memberships.is_empty()
     }
 }
 
@@ -237,6 +245,7 @@ pub struct Driver<M, R> {
     /// The received snapshot being decoded off the node's thread, if any.
     restoring: Option<crate::core::LogId>,
     transfers: transfers::Transfers,
+    memberships: membership::Memberships,
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
@@ -257,6 +266,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             counters,
             fatal: None,
             transfers: transfers::Transfers::default(),
+            memberships: membership::Memberships::default(),
         }
     }
 
@@ -443,6 +453,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         }
         self.maybe_snapshot();
         self.settle_transfers();
+        self.settle_memberships();
         if self.core.has_ready() {
             Run::Yield
         } else {
@@ -461,6 +472,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             self.out.replies.push((responder, Err(error.clone())));
         }
         self.fail_transfers(TransferError::Stopped);
+        self.fail_memberships(crate::core::MembershipError::Stopped);
         self.reads.fail_all(&error, &mut self.out.read_replies);
     }
 

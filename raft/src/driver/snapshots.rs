@@ -171,7 +171,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         };
         let meta = SnapshotMeta {
             last_included: last,
-            membership: self.core.members().to_vec(),
+            membership: self.core.membership_at(last.index).clone(),
         };
         self.snapshots.in_progress = Some(last);
         self.out.snapshots.push(SnapshotJob { meta, source });

@@ -252,6 +252,7 @@ impl NodeMetrics {
             .increment(failed.saturating_sub(failed_before));
         self.exported_snapshots = (taken, failed);
         let snapshot = driver.latest_snapshot().map(|m| m.last_included);
+        let membership = driver.core().membership();
         let recorder = &mut self.recorder;
         self.watched.send_if_modified(|metrics| {
             let mut changed = metrics.set_status(status);
@@ -286,6 +287,10 @@ impl NodeMetrics {
                 for gauges in recorder.followers.values() {
                     gauges.reset();
                 }
+                changed = true;
+            }
+            if metrics.membership != *membership {
+                metrics.membership = membership.clone();
                 changed = true;
             }
             metrics.counters = counters;

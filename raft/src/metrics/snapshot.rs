@@ -42,6 +42,8 @@ pub struct RaftMetrics {
     /// them fresh; in a value from the watch they are as of the last change of the
     /// other fields (counters alone do not wake watchers).
     pub counters: CounterSnapshot,
+    /// The configuration in force on the node (the last one in its log).
+    pub membership: crate::core::ClusterConfig,
 }
 
 /// The leader's view of one follower.
@@ -85,6 +87,7 @@ impl RaftMetrics {
             replication: BTreeMap::new(),
             snapshot: None,
             counters: CounterSnapshot::default(),
+            membership: crate::core::ClusterConfig::default(),
         };
         metrics.set_status(status);
         metrics

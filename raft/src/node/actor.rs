@@ -87,6 +87,8 @@ pub(crate) struct Shared {
 
 /// Where a leadership transfer's outcome goes.
 type TransferReply = oneshot::Sender<Result<NodeId, TransferError>>;
+/// Where a membership change's outcome goes.
+type MembershipReply = oneshot::Sender<Result<crate::core::LogIndex, crate::core::MembershipError>>;
 
 pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     driver: Driver<Box<M>, Reply>,
@@ -109,6 +111,7 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
     snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
     transfer_replies: Vec<(TransferId, TransferReply)>,
+    membership_replies: Vec<(crate::driver::MembershipId, MembershipReply)>,
     transfer_on_shutdown: Option<Duration>,
     /// The transfer a leader's shutdown waits for.
     shutdown_transfer: Option<TransferId>,
@@ -149,6 +152,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             snapshot_store: shared.snapshot_store,
             snapshots: shared.snapshots,
             transfer_replies: Vec::new(),
+            membership_replies: Vec::new(),
             transfer_on_shutdown: shared.transfer_on_shutdown,
             shutdown_transfer: None,
             shutdown_ready: false,
@@ -224,6 +228,14 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 tracing::debug!(%error, "send failed");
             }
         }
+        if out
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::MembershipChanged { .. }))
+        {
+            self.tell_transport_members();
+        }
+        let out = self.driver.output();
         if !out.events.is_empty() {
             let status = self.driver.status();
             let out = self.driver.output();
@@ -250,6 +262,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             }
         }
         self.answer_transfers();
+        self.answer_memberships();
         if !self.driver.output().replies.is_empty() || !self.driver.output().read_replies.is_empty()
         {
             // A client that reads the status after its answer sees its entry applied.
@@ -439,6 +452,27 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             reply.read_done(result);
         }
         self.answer_transfers();
+        self.answer_memberships();
+    }
+
+    /// Delivers the outcomes of membership changes.
+    fn answer_memberships(&mut self) {
+        let outcomes = std::mem::take(&mut self.driver.output().memberships);
+        for (id, result) in outcomes {
+            if let Some(i) = self.membership_replies.iter().position(|(m, _)| *m == id) {
+                let (_, done) = self.membership_replies.swap_remove(i);
+                let _ = done.send(result);
+            }
+        }
+    }
+
+    /// Tells the transport the members of the configuration in force (all but this
+    /// node, with their addresses).
+    fn tell_transport_members(&self) {
+        let core = self.driver.core();
+        let members = core.membership().peers_with_addresses(core.id());
+        tracing::debug!(?members, "configuration changed, updating the transport");
+        self.transport.set_members(&members);
     }
 
     /// Delivers the outcomes of leadership transfers; the one a shutdown waits for lets
@@ -466,6 +500,9 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.answer_all(ClientError::Stopped);
         for (_, done) in self.transfer_replies.drain(..) {
             let _ = done.send(Err(TransferError::Stopped));
+        }
+        for (_, done) in self.membership_replies.drain(..) {
+            let _ = done.send(Err(crate::core::MembershipError::Stopped));
         }
         if self.driver.storage_idle() {
             ctx.stop();
@@ -502,7 +539,8 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
             ctx.stop();
             return;
         }
-        tracing::info!(members = ?self.driver.core().members(), "node started");
+        tracing::info!(membership = ?self.driver.core().membership(), "node started");
+        self.tell_transport_members();
         self.drive(ctx);
     }
 
@@ -609,7 +647,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
                     return; // the shutdown already waits for its transfer
                 }
                 let core = self.driver.core();
-                let hand_over = core.role() == Role::Leader && core.members().len() > 1;
+                let hand_over = core.role() == Role::Leader && core.membership().voters().len() > 1;
                 match self.transfer_on_shutdown {
                     Some(bound) if hand_over && !self.shutting_down => {
                         let now = self.now();
@@ -628,6 +666,15 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
                 let now = self.now();
                 let id = self.driver.transfer_leadership(now, to, None);
                 self.transfer_replies.push((id, done));
+                self.drive(ctx);
+            }
+            Command::ChangeMembership { change, done } => {
+                if self.shutting_down {
+                    let _ = done.send(Err(crate::core::MembershipError::Stopped));
+                    return;
+                }
+                let id = self.driver.change_membership(change);
+                self.membership_replies.push((id, done));
                 self.drive(ctx);
             }
             Command::Read { mode, done } => {

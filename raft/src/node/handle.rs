@@ -46,6 +46,10 @@ pub(crate) enum Command {
         mode: ReadMode,
         done: oneshot::Sender<Result<Bytes, ClientError>>,
     },
+    ChangeMembership {
+        change: crate::driver::MembershipChange,
+        done: oneshot::Sender<Result<LogIndex, crate::core::MembershipError>>,
+    },
 }
 
 impl actix::Message for Command {

@@ -24,6 +24,7 @@
 mod actor;
 mod handle;
 mod install;
+mod membership;
 mod queue;
 mod snapshots;
 mod storage;
@@ -101,7 +102,18 @@ pub struct NodeBuilder {
 }
 
 impl NodeBuilder {
-    /// A node `id` in a cluster of `members` (which includes `id`).
+    /// A node `id` that joins a running cluster: it starts with no configuration,
+    /// never campaigns, and takes the log (or a snapshot) from a leader once it is added
+    /// ([`RaftHandle::add_learner`]); from then on it follows the configuration its log
+    /// gives it. On restart it recovers that configuration from its storage.
+    pub fn joining(id: NodeId) -> Self {
+        Self::new(id, Vec::new())
+    }
+
+    /// A node `id` in a cluster of `members` (which includes `id`). `members` is the
+    /// bootstrap configuration, used only while the node's storage holds none (no
+    /// snapshot, no membership entry): after a change, a restarted node obeys the
+    /// configuration it recovers.
     pub fn new(id: NodeId, members: Vec<NodeId>) -> Self {
         Self {
             id,
@@ -185,6 +197,13 @@ impl NodeBuilder {
                 .applied_index()
                 .max(snapshot_point.map_or(0, |p| p.index)),
             snapshot: snapshot_point.unwrap_or_default(),
+            // A snapshot without voters predates membership in snapshots: the
+            // bootstrap members apply.
+            membership: recovered
+                .snapshot
+                .as_ref()
+                .map(|m| m.membership.clone())
+                .filter(|c| !c.voters().is_empty()),
         };
         let (snapshot_tx, snapshot_rx) = watch::channel(recovered.snapshot.clone());
         let seed = self.seed.unwrap_or_else(|| {
@@ -204,6 +223,7 @@ impl NodeBuilder {
         let inbound = Arc::new(WakeQueue::new(self.limits.max_inbound_messages));
         let counters = Arc::new(Counters::default());
         let (metrics_tx, metrics_rx) = crate::metrics::NodeMetrics::channel(&core.status());
+        metrics_tx.send_modify(|m| m.membership = core.membership().clone());
         let shared = actor::Shared {
             status: status_tx,
             events: events.clone(),

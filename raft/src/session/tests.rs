@@ -453,7 +453,7 @@ fn recut(chunks: &mut dyn crate::SnapshotChunks) -> Vec<Bytes> {
 fn a_snapshot_carries_the_session_table_and_restores_by_either_path() {
     let meta = crate::SnapshotMeta {
         last_included: crate::core::LogId::new(1, 4),
-        membership: vec![1],
+        membership: crate::core::ClusterConfig::bootstrap([1]),
     };
     let mut a = SessionStateMachine::new(Notes::default(), SessionConfig::default());
     let client =

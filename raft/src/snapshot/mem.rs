@@ -106,7 +106,7 @@ mod tests {
     fn meta(index: u64) -> SnapshotMeta {
         SnapshotMeta {
             last_included: LogId::new(2, index),
-            membership: vec![1, 2, 3],
+            membership: crate::core::ClusterConfig::bootstrap([1, 2, 3]),
         }
     }
 

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::core::{LogId, NodeId};
+use crate::core::LogId;
 
 pub use crc::crc32c;
 pub use mem::MemSnapshotStore;
@@ -42,9 +42,9 @@ pub struct SnapshotMeta {
     /// The last entry whose effects the snapshot includes (index and term). The log
     /// after a snapshot starts right after it.
     pub last_included: LogId,
-    /// The cluster members as of `last_included`. Kept opaque to the snapshot layer: it
-    /// is stored and handed back as is (room for membership changes).
-    pub membership: Vec<NodeId>,
+    /// The cluster configuration in force at `last_included`: a node that restarts or
+    /// installs from this snapshot obeys it until a later membership entry in its log.
+    pub membership: crate::core::ClusterConfig,
 }
 
 /// Why producing, storing or restoring a snapshot failed.

@@ -180,7 +180,7 @@ pub async fn large_snapshot_chunk<F: TransportFactory>(factory: &mut F) {
         term: 7,
         meta: crate::snapshot::SnapshotMeta {
             last_included,
-            membership: vec![1, 2],
+            membership: crate::core::ClusterConfig::bootstrap([1, 2]),
         },
         offset: 1 << 20,
         data: pattern(1 << 20, 9),

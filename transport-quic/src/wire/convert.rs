@@ -9,10 +9,10 @@
 use actraft::core;
 
 use super::message::{
-    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, InstallSnapshotReply,
-    InstallSnapshotRequest, LogId, Message, Payload, ReadIndexReply, ReadIndexRequest,
-    RoundAppendReply, RoundAppendRequest, SnapshotMeta, SnapshotResult, TimeoutNow, VoteReply,
-    VoteRequest,
+    AppendReply, AppendRequest, AppendResult, ClusterConfig, ConfigInstallSnapshotRequest,
+    ConfigSnapshotMeta, ConflictHint, Entry, Envelope, InstallSnapshotReply, LogId, Membership,
+    Message, Payload, ReadIndexReply, ReadIndexRequest, RoundAppendReply, RoundAppendRequest,
+    SnapshotResult, TimeoutNow, VoteReply, VoteRequest,
 };
 
 impl From<core::Envelope> for Envelope {
@@ -66,16 +66,18 @@ impl From<core::Message> for Message {
                 ctx: r.ctx,
                 index: r.index,
             }),
-            core::Message::InstallSnapshot(r) => Message::InstallSnapshot(InstallSnapshotRequest {
-                term: r.term,
-                meta: SnapshotMeta {
-                    last_included: r.meta.last_included.into(),
-                    membership: r.meta.membership,
-                },
-                offset: r.offset,
-                data: r.data,
-                done: r.done,
-            }),
+            core::Message::InstallSnapshot(r) => {
+                Message::ConfigInstallSnapshot(ConfigInstallSnapshotRequest {
+                    term: r.term,
+                    meta: ConfigSnapshotMeta {
+                        last_included: r.meta.last_included.into(),
+                        config: r.meta.membership.into(),
+                    },
+                    offset: r.offset,
+                    data: r.data,
+                    done: r.done,
+                })
+            }
             core::Message::InstallSnapshotReply(r) => {
                 Message::InstallSnapshotReply(InstallSnapshotReply {
                     term: r.term,
@@ -131,12 +133,25 @@ impl From<Message> for core::Message {
                     ..r.reply.into()
                 })
             }
+            // Version 3: a member list, read as a stable configuration of those voters.
             Message::InstallSnapshot(r) => {
                 core::Message::InstallSnapshot(core::InstallSnapshotRequest {
                     term: r.term,
                     meta: actraft::SnapshotMeta {
                         last_included: r.meta.last_included.into(),
-                        membership: r.meta.membership,
+                        membership: core::ClusterConfig::bootstrap(r.meta.membership),
+                    },
+                    offset: r.offset,
+                    data: r.data,
+                    done: r.done,
+                })
+            }
+            Message::ConfigInstallSnapshot(r) => {
+                core::Message::InstallSnapshot(core::InstallSnapshotRequest {
+                    term: r.term,
+                    meta: actraft::SnapshotMeta {
+                        last_included: r.meta.last_included.into(),
+                        membership: r.meta.config.into(),
                     },
                     offset: r.offset,
                     data: r.data,
@@ -314,6 +329,7 @@ impl From<core::Payload> for Payload {
         match p {
             core::Payload::Command(bytes) => Payload::Command(bytes),
             core::Payload::Noop => Payload::Noop,
+            core::Payload::Membership(c) => Payload::Membership(c.into()),
         }
     }
 }
@@ -323,6 +339,55 @@ impl From<Payload> for core::Payload {
         match p {
             Payload::Command(bytes) => core::Payload::Command(bytes),
             Payload::Noop => core::Payload::Noop,
+            Payload::Membership(c) => core::Payload::Membership(c.into()),
         }
+    }
+}
+
+impl From<core::ClusterConfig> for ClusterConfig {
+    fn from(c: core::ClusterConfig) -> Self {
+        match c {
+            core::ClusterConfig::Stable(m) => ClusterConfig::Stable(m.into()),
+            core::ClusterConfig::Joint { old, new } => ClusterConfig::Joint {
+                old: old.into(),
+                new: new.into(),
+            },
+        }
+    }
+}
+
+impl From<ClusterConfig> for core::ClusterConfig {
+    fn from(c: ClusterConfig) -> Self {
+        match c {
+            ClusterConfig::Stable(m) => core::ClusterConfig::Stable(m.into()),
+            ClusterConfig::Joint { old, new } => core::ClusterConfig::Joint {
+                old: old.into(),
+                new: new.into(),
+            },
+        }
+    }
+}
+
+impl From<core::Membership> for Membership {
+    fn from(m: core::Membership) -> Self {
+        Self {
+            voters: m.voters().iter().copied().collect(),
+            learners: m.learners().iter().copied().collect(),
+            addresses: m
+                .addresses()
+                .iter()
+                .map(|(&id, a)| (id, a.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A node listed as voter and learner is a voter; addresses of non-members are dropped.
+impl From<Membership> for core::Membership {
+    fn from(m: Membership) -> Self {
+        m.addresses.into_iter().fold(
+            core::Membership::new(m.voters, m.learners),
+            |acc, (id, address)| acc.with_address(id, address),
+        )
     }
 }

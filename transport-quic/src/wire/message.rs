@@ -48,6 +48,58 @@ pub enum Message {
     InstallSnapshot(InstallSnapshotRequest),
     /// Tag 13 (version 3). The answer to an `InstallSnapshot`.
     InstallSnapshotReply(InstallSnapshotReply),
+    /// Tag 14 (version 4). One chunk of the leader's snapshot, whose metadata carries
+    /// the cluster configuration (version 3's `InstallSnapshot` carried a member list).
+    ConfigInstallSnapshot(ConfigInstallSnapshotRequest),
+}
+
+/// Where a snapshot sits in the log, and the configuration in force there (version 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSnapshotMeta {
+    /// The last entry the snapshot includes.
+    pub last_included: LogId,
+    /// The configuration in force at that entry.
+    pub config: ClusterConfig,
+}
+
+/// Arguments of InstallSnapshot with the configuration in its metadata (version 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigInstallSnapshotRequest {
+    /// The leader's term.
+    pub term: u64,
+    /// The snapshot the chunk belongs to.
+    pub meta: ConfigSnapshotMeta,
+    /// Where the chunk starts in the snapshot's bytes.
+    pub offset: u64,
+    /// The chunk's bytes.
+    pub data: Bytes,
+    /// True on the last chunk.
+    pub done: bool,
+}
+
+/// One cluster configuration (version 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The voters, ascending.
+    pub voters: Vec<u64>,
+    /// The learners, ascending.
+    pub learners: Vec<u64>,
+    /// (member, address) pairs, ascending by member.
+    pub addresses: Vec<(u64, String)>,
+}
+
+/// The configuration a node obeys (version 4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterConfig {
+    /// Tag 0. One configuration.
+    Stable(Membership),
+    /// Tag 1. The joint configuration of a change in progress.
+    Joint {
+        /// The configuration the change started from.
+        old: Membership,
+        /// The configuration the change goes to.
+        new: Membership,
+    },
 }
 
 /// Where a snapshot sits in the log, and the membership it reflects (version 3).
@@ -242,4 +294,6 @@ pub enum Payload {
     Command(Bytes),
     /// Tag 1. The empty entry a new leader appends in its term.
     Noop,
+    /// Tag 2 (version 4). A cluster configuration.
+    Membership(ClusterConfig),
 }

@@ -49,25 +49,28 @@ mod message;
 use serde::{Deserialize, Serialize};
 
 pub use message::{
-    AppendReply, AppendRequest, AppendResult, ConflictHint, Entry, Envelope, InstallSnapshotReply,
-    InstallSnapshotRequest, LogId, Message, Payload, ReadIndexReply, ReadIndexRequest,
+    AppendReply, AppendRequest, AppendResult, ClusterConfig, ConfigInstallSnapshotRequest,
+    ConfigSnapshotMeta, ConflictHint, Entry, Envelope, InstallSnapshotReply,
+    InstallSnapshotRequest, LogId, Membership, Message, Payload, ReadIndexReply, ReadIndexRequest,
     RoundAppendReply, RoundAppendRequest, SnapshotMeta, SnapshotResult, TimeoutNow, VoteReply,
     VoteRequest,
 };
 
 /// The wire protocol version this build sends in every [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The versions this build accepts from a peer. It decodes every one of them.
 ///
-/// Versions 1 and 2 are refused: version 1 knows neither leadership transfer nor read
-/// rounds, version 2 not InstallSnapshot, so a node of this build could send them kinds
-/// they cannot read. Their frames still decode (the golden test keeps them), but a
+/// Versions 1 to 3 are refused: version 1 knows neither leadership transfer nor read
+/// rounds, version 2 not InstallSnapshot, version 3 neither membership entries nor
+/// configurations in snapshots, so a node of this build could send them kinds they
+/// cannot read. Their frames still decode (the golden test keeps them; a version 3
+/// snapshot's member list reads as a stable configuration of those voters), but a
 /// cluster upgrades from them all at once.
-pub const SUPPORTED_VERSIONS: &[u16] = &[3];
+pub const SUPPORTED_VERSIONS: &[u16] = &[4];
 
 /// Versions whose frames this build still decodes although it refuses their peers.
-pub const RETIRED_VERSIONS: &[u16] = &[1, 2];
+pub const RETIRED_VERSIONS: &[u16] = &[1, 2, 3];
 
 /// One unit on a stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,6 +71,7 @@ fn initial(term: Term, voted_for: Option<NodeId>, log: &[Term]) -> InitialState 
         entries: log_of(log),
         applied_index: 0,
         snapshot: LogId::default(),
+        membership: None,
     }
 }
 
@@ -483,7 +484,7 @@ fn snapshot_chunk(from: NodeId, config: &Config, send: &SnapshotSend) -> Option<
             term: send.term,
             meta: crate::snapshot::SnapshotMeta {
                 last_included: send.snapshot,
-                membership: vec![1, 2, 3],
+                membership: crate::core::ClusterConfig::bootstrap([1, 2, 3]),
             },
             offset: send.offset,
             data: Bytes::copy_from_slice(&bytes[start..end]),
@@ -521,6 +522,7 @@ mod s5_1_terms;
 mod s5_2_election;
 mod s5_3_replication;
 mod s5_4_safety;
+mod s6_membership;
 mod s7_log_compaction;
 mod validation;
 mod window;

@@ -191,7 +191,7 @@ fn chunk(term: Term, last: LogId, offset: u64, data: &'static [u8], done: bool) 
         term,
         meta: crate::snapshot::SnapshotMeta {
             last_included: last,
-            membership: vec![1, 2, 3],
+            membership: crate::core::ClusterConfig::bootstrap([1, 2, 3]),
         },
         offset,
         data: Bytes::from_static(data),
@@ -343,6 +343,7 @@ fn s7_restart_from_a_snapshot_point() {
         entries: vec![entry(3, 41), entry(3, 42)],
         applied_index: 40,
         snapshot: prefix,
+        membership: None,
     };
     let core = new_core(1, &[1, 2, 3], config(), state);
     let status = core.status();

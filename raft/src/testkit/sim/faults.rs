@@ -91,9 +91,9 @@ impl Simulation {
         let span = (hi - lo).as_nanos() as u64;
         if self.chance(self.cfg.duplicate_per_mille) {
             let at = self.now + lo + Duration::from_nanos(self.rng.below(span.max(1)));
-            self.schedule(at, Action::Deliver(env.clone()));
+            self.schedule(at, Action::Deliver(Box::new(env.clone())));
         }
         let at = self.now + lo + Duration::from_nanos(self.rng.below(span.max(1)));
-        self.schedule(at, Action::Deliver(env));
+        self.schedule(at, Action::Deliver(Box::new(env)));
     }
 }

@@ -156,7 +156,8 @@ pub struct SimFailure {
 
 #[derive(Debug)]
 enum Action {
-    Deliver(Envelope),
+    /// Boxed: an envelope with a snapshot's configuration is far larger than the rest.
+    Deliver(Box<Envelope>),
     WriteDone {
         node: usize,
         incarnation: u64,
@@ -495,6 +496,10 @@ impl Simulation {
             entries,
             applied_index: point.index,
             snapshot: point,
+            membership: snapshot
+                .as_ref()
+                .map(|m| m.membership.clone())
+                .filter(|c| !c.voters().is_empty()),
         };
         let seed = self
             .cfg
@@ -523,6 +528,7 @@ impl Simulation {
     fn act(&mut self, action: Action) -> Result<(), String> {
         match action {
             Action::Deliver(env) => {
+                let env = *env;
                 let i = self.index_of(env.to);
                 let from = self.index_of(env.from);
                 if self.nodes[i].driver.is_none() || self.nodes[i].group != self.nodes[from].group {

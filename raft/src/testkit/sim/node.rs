@@ -74,7 +74,7 @@ impl StateMachine for SimMachine {
         self.applied.push(entry.clone());
         match &entry.payload {
             crate::core::Payload::Command(command) => command.clone(),
-            crate::core::Payload::Noop => Bytes::new(),
+            crate::core::Payload::Noop | crate::core::Payload::Membership(_) => Bytes::new(),
         }
     }
 }

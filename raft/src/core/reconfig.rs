@@ -1,0 +1,195 @@
+//! The core's side of membership change (see the `membership` module for the model):
+//! configurations taking effect when appended, the leader driving a change from
+//! `C_old,new` to `C_new`, and who may talk to this node.
+
+use super::membership::{ClusterConfig, Membership, MembershipError};
+use super::message::{Message, TimeoutNow};
+use super::output::Event;
+use super::progress::Progress;
+use super::types::{Entry, LogId, NodeId, Payload, Role};
+use super::RaftCore;
+
+impl RaftCore {
+    /// Starts a change to the configuration `target` (leader only) and returns the id of
+    /// the entry appended for it. When the voters change, that entry is the joint
+    /// configuration `C_old,new`, and the leader appends `C_new` by itself once it
+    /// commits; when only learners (or addresses) change, it is `target` itself. The
+    /// change is complete once a stable configuration at or after the returned index is
+    /// committed.
+    ///
+    /// With `check_lag`, a node that becomes a voter must be within
+    /// [`Config::max_promotion_lag`](super::Config::max_promotion_lag) entries of this
+    /// leader's last entry.
+    pub fn propose_membership(
+        &mut self,
+        target: Membership,
+        check_lag: bool,
+    ) -> Result<LogId, MembershipError> {
+        if self.role != Role::Leader {
+            return Err(MembershipError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if let Some(target) = self.transfer_target() {
+            return Err(MembershipError::TransferInProgress { target });
+        }
+        let current = self.configs.current();
+        let ClusterConfig::Stable(current) = current else {
+            return Err(MembershipError::ChangeInProgress);
+        };
+        if self.configs.current_index() > self.commit {
+            return Err(MembershipError::ChangeInProgress);
+        }
+        if target.voters().is_empty() {
+            return Err(MembershipError::Invalid(
+                "a configuration needs at least one voter".into(),
+            ));
+        }
+        let last = self.log.last_index();
+        if check_lag {
+            for &v in target.voters() {
+                if v == self.id || current.voters().contains(&v) {
+                    continue;
+                }
+                let matched = self.progress.get(&v).map_or(0, |p| p.matched);
+                let behind = last.saturating_sub(matched);
+                if behind > self.config.max_promotion_lag {
+                    return Err(MembershipError::Lagging { id: v, behind });
+                }
+            }
+        }
+        if (last - self.commit) as usize >= self.config.max_uncommitted_entries {
+            return Err(MembershipError::Busy);
+        }
+        let config = if target.voters() == current.voters() {
+            ClusterConfig::Stable(target)
+        } else {
+            ClusterConfig::Joint {
+                old: current.clone(),
+                new: target,
+            }
+        };
+        tracing::info!(
+            node = self.id,
+            term = self.term(),
+            ?config,
+            "membership change"
+        );
+        Ok(self.append_local(Payload::Membership(config)))
+    }
+
+    /// May `from` send `message` to this node? Members of the configuration in force
+    /// may send anything. A node outside it may still act as the leader of its term
+    /// (AppendEntries, InstallSnapshot, TimeoutNow): a leader whose configuration is
+    /// ahead of this node's log, one that is leaving the cluster and still leads until
+    /// its removal commits, or the leader of a cluster this joining node is being added
+    /// to. The term rules and `validate` judge those like any other; everything else
+    /// from a non-member (a removed node's vote requests above all) is refused.
+    pub(super) fn accepts_from(&self, from: NodeId, message: &Message) -> bool {
+        self.configs.current().contains(from)
+            || matches!(
+                message,
+                Message::AppendEntries(_) | Message::InstallSnapshot(_) | Message::TimeoutNow(_)
+            )
+    }
+
+    /// Bookkeeping for an entry about to be appended to the log: a configuration takes
+    /// effect as soon as it is appended.
+    pub(super) fn note_appended(&mut self, entry: &Entry) {
+        if let Payload::Membership(config) = &entry.payload {
+            self.configs.push(entry.index, config.clone());
+            self.membership_changed();
+        }
+    }
+
+    /// The configuration in force changed: report it, and on a leader replicate to the
+    /// new members and stop tracking the ones that left.
+    pub(super) fn membership_changed(&mut self) {
+        let config = self.configs.current();
+        self.events.push(Event::MembershipChanged {
+            index: self.configs.current_index(),
+            joint: config.is_joint(),
+        });
+        tracing::debug!(
+            node = self.id,
+            index = self.configs.current_index(),
+            ?config,
+            "configuration in force"
+        );
+        if self.role != Role::Leader {
+            return;
+        }
+        let members = config.members();
+        self.progress
+            .retain(|id, _| members.contains(id) && *id != self.id);
+        let next = self.log.last_index() + 1;
+        let now = self.now;
+        for id in members {
+            if id != self.id {
+                self.progress
+                    .entry(id)
+                    .or_insert_with(|| Progress::new(next, now));
+            }
+        }
+        self.pending_broadcast = true;
+    }
+
+    /// After the commit index moved on a leader: a committed joint configuration is
+    /// followed by `C_new`; a committed configuration this leader does not vote in
+    /// ends its leadership (it hands over to the most up-to-date voter at once).
+    pub(super) fn advance_membership(&mut self) {
+        if self.role != Role::Leader || self.configs.current_index() > self.commit {
+            return;
+        }
+        match self.configs.current() {
+            ClusterConfig::Joint { new, .. } => {
+                let next = ClusterConfig::Stable(new.clone());
+                tracing::info!(
+                    node = self.id,
+                    "joint configuration committed, appending the new one"
+                );
+                self.append_local(Payload::Membership(next));
+            }
+            ClusterConfig::Stable(m) if !m.voters().contains(&self.id) => {
+                let last = self.log.last_id();
+                let successor = self
+                    .progress
+                    .iter()
+                    .filter(|(id, p)| m.voters().contains(id) && p.matched == last.index)
+                    .map(|(&id, _)| id)
+                    .next();
+                tracing::info!(
+                    node = self.id,
+                    ?successor,
+                    "removed from the configuration, stepping down"
+                );
+                let term = self.term();
+                if let Some(to) = successor {
+                    // The successor holds the whole log; it campaigns at once, without
+                    // waiting for an election timeout.
+                    self.lease_forfeited = term;
+                    self.send(
+                        to,
+                        Message::TimeoutNow(TimeoutNow {
+                            term,
+                            last_log: last,
+                        }),
+                    );
+                }
+                self.become_follower(term, None);
+            }
+            ClusterConfig::Stable(_) => {}
+        }
+    }
+
+    /// A received snapshot through `last` replaced the log: its configuration is the
+    /// base, the kept tail's membership entries apply on top.
+    pub(super) fn reset_membership(&mut self, last: LogId, base: Option<ClusterConfig>) {
+        let before = (self.configs.current_index(), self.configs.current().clone());
+        let base = base.unwrap_or_else(|| self.configs.at(last.index).clone());
+        self.configs.reset(last.index, base);
+        if (self.configs.current_index(), self.configs.current()) != (before.0, &before.1) {
+            self.membership_changed();
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Membership changes the node was asked for, waiting for their outcome.
+//!
+//! The core appends the change's entry (the joint configuration, or the new stable one
+//! when only learners change) and, on its own, `C_new` once the joint entry commits.
+//! The driver answers the request once a stable configuration at or after the change's
+//! entry is committed; with [`MembershipError::LeadershipLost`] when the entry was
+//! replaced; with [`MembershipError::OutcomeUnknown`] when this node stopped leading
+//! first (another leader may still complete the change).
+
+use std::collections::BTreeSet;
+
+use super::{Driver, Responder};
+use crate::core::{LogId, MembershipError, NodeId, Role};
+use crate::StateMachine;
+
+/// Names one membership change request, so its outcome can be matched
+/// ([`Output::memberships`](super::Output::memberships)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MembershipId(pub u64);
+
+/// A membership change a node is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Add `id` as a learner reachable at `address` (opaque to Raft; may be empty).
+    AddLearner {
+        /// The new learner.
+        id: NodeId,
+        /// Where to reach it.
+        address: String,
+    },
+    /// Make `voters` and `learners` the configuration (addresses of members that stay
+    /// are kept). With `check_lag`, a node that becomes a voter must be within
+    /// [`Config::max_promotion_lag`](crate::Config::max_promotion_lag) of the leader.
+    Change {
+        /// The voters of the new configuration.
+        voters: BTreeSet<NodeId>,
+        /// The learners of the new configuration.
+        learners: BTreeSet<NodeId>,
+        /// Refuse to promote a lagging learner.
+        check_lag: bool,
+    },
+}
+
+/// The change requests waiting for their outcome.
+#[derive(Debug, Default)]
+pub(super) struct Memberships {
+    next_id: u64,
+    /// (request, the change's entry).
+    waiting: Vec<(MembershipId, LogId)>,
+}
+
+impl<M: StateMachine, R: Responder> Driver<M, R> {
+    /// Asks this node, which must lead, for a membership change. The outcome comes out
+    /// in [`Output::memberships`](super::Output::memberships) under the returned id: the
+    /// index of the committed configuration that completes the change, or why not.
+    pub fn change_membership(&mut self, change: MembershipChange) -> MembershipId {
+        self.memberships.next_id += 1;
+        let id = MembershipId(self.memberships.next_id);
+        match self.start_change(change) {
+            Ok(entry) => self.memberships.waiting.push((id, entry)),
+            Err(error) => self.out.memberships.push((id, Err(error))),
+        }
+        id
+    }
+
+    fn start_change(&mut self, change: MembershipChange) -> Result<LogId, MembershipError> {
+        if self.core.role() != Role::Leader {
+            return Err(MembershipError::NotLeader {
+                leader: self.core.status().leader,
+            });
+        }
+        let current = self.core.membership().target().clone();
+        let (target, check_lag) = match change {
+            MembershipChange::AddLearner { id, address } => {
+                if current.voters().contains(&id) {
+                    return Err(MembershipError::Invalid(format!(
+                        "node {id} is a voter already"
+                    )));
+                }
+                let learners = current.learners().iter().copied().chain([id]);
+                let target = current
+                    .reshaped(current.voters().iter().copied(), learners)
+                    .with_address(id, address);
+                (target, false)
+            }
+            MembershipChange::Change {
+                voters,
+                learners,
+                check_lag,
+            } => (current.reshaped(voters, learners), check_lag),
+        };
+        self.core.propose_membership(target, check_lag)
+    }
+
+    /// Change requests waiting for their outcome.
+    pub fn pending_memberships(&self) -> usize {
+        self.memberships.waiting.len()
+    }
+
+    /// Answers the waiting change requests whose outcome is known.
+    pub(super) fn settle_memberships(&mut self) {
+        if self.memberships.waiting.is_empty() {
+            return;
+        }
+        let status = self.core.status();
+        let config_index = self.core.membership_index();
+        let stable = !self.core.membership().is_joint();
+        let prefix = self.core.log_prefix().index;
+        let core = &self.core;
+        let out = &mut self.out.memberships;
+        self.memberships.waiting.retain(|&(id, entry)| {
+            let outcome = if entry.index > prefix && core.log_term(entry.index) != Some(entry.term)
+            {
+                Some(Err(MembershipError::LeadershipLost {
+                    index: entry.index,
+                    term: entry.term,
+                }))
+            } else if stable && config_index >= entry.index && status.commit_index >= config_index {
+                Some(Ok(config_index))
+            } else if status.role != Role::Leader {
+                Some(Err(MembershipError::OutcomeUnknown {
+                    index: entry.index,
+                    term: entry.term,
+                }))
+            } else {
+                None
+            };
+            match outcome {
+                Some(result) => {
+                    out.push((id, result));
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+
+    /// Answers every waiting change request with `error` (the node is stopping).
+    pub(super) fn fail_memberships(&mut self, error: MembershipError) {
+        for (id, _) in self.memberships.waiting.drain(..) {
+            self.out.memberships.push((id, Err(error.clone())));
+        }
+    }
+}

@@ -28,6 +28,15 @@
 //! cargo run --release --example kv -- delete greeting
 //! cargo run --release --example kv -- status     # a table of the cluster
 //! cargo run --release --example kv -- leader
+//!
+//! # Replace node 1 by node 4 without downtime: start node 4 empty, add it (learner,
+//! # then voter once caught up), remove node 1, stop node 1's process.
+//! cargo run --release --example kv -- serve --id 4 --join --listen 127.0.0.1:7004 \
+//!     --peers 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --data-dir /tmp/kv/4 --certs /tmp/kv/certs
+//! cargo run --release --example kv -- add-node --id 4 --addr 127.0.0.1:7004
+//! cargo run --release --example kv -- remove-node --id 1
+//! cargo run --release --example kv -- members
+//! cargo run --release --example kv -- transfer-leader --to 2
 //! ```
 //!
 //! `serve --metrics 127.0.0.1:9001` also serves the node's metrics as Prometheus text at
@@ -46,6 +55,7 @@ use actraft::core::NodeId;
 use actraft::session::SessionConfig;
 use actraft::NodeBuilder;
 use actraft_examples::kv::{replicated_with_reader, KvCommand};
+use actraft_examples::kv_admin::AdminRequest;
 use actraft_examples::kv_client::{KvClient, KvClientError, KvClientOptions};
 use actraft_examples::kv_service::{serve_clients, ServeOptions};
 use actraft_examples::kv_status::{self, NodeStatus};
@@ -138,6 +148,46 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Adds node ID (started with `serve --join`) as a learner, then, unless --learner,
+    /// promotes it to voter once it has caught up. Running it again is harmless: use it
+    /// without --learner to promote a learner.
+    AddNode {
+        /// The new node's id.
+        #[arg(long)]
+        id: NodeId,
+        /// Where the other nodes reach it: its `serve --listen` address.
+        #[arg(long)]
+        addr: String,
+        /// Leave it a learner (it gets the log, but does not vote).
+        #[arg(long)]
+        learner: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Removes node ID from the cluster (voter or learner). Once the change commits the
+    /// node stops taking part; stop its process then. Removing the leader hands over
+    /// leadership.
+    RemoveNode {
+        /// The node to remove.
+        #[arg(long)]
+        id: NodeId,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Moves the leadership to node --to (or to the most up-to-date follower) and prints
+    /// the new leader.
+    TransferLeader {
+        /// The node to lead next.
+        #[arg(long)]
+        to: Option<NodeId>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Prints the cluster's voters and learners, as the leader sees them.
+    Members {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Args)]
@@ -148,9 +198,15 @@ struct ServeArgs {
     /// Where to listen: UDP for peers, TCP for clients (host:port).
     #[arg(long)]
     listen: String,
-    /// The other nodes, ID=HOST:PORT, comma-separated.
+    /// The other nodes, ID=HOST:PORT, comma-separated. Without --join, these and this
+    /// node are the cluster's first configuration (used only when the data directory is
+    /// new); later members and their addresses come from the cluster itself.
     #[arg(long, value_delimiter = ',', required = true)]
     peers: Vec<String>,
+    /// Join an existing cluster: start with no configuration and wait to be added
+    /// (`kv add-node` on any member). Ignored once the node has been a member.
+    #[arg(long)]
+    join: bool,
     /// The RocksDB directory.
     #[arg(long)]
     data_dir: PathBuf,
@@ -372,6 +428,38 @@ async fn main() {
             }
         }
         Command::Leader { client } => leader(&client).await,
+        Command::AddNode {
+            id,
+            addr,
+            learner,
+            client,
+        } => {
+            let kv = client.connect();
+            let added = kv
+                .admin(AdminRequest::AddLearner { id, address: addr })
+                .await
+                .unwrap_or_else(|e| fail(e));
+            println!("{added}");
+            if !learner {
+                let promoted = kv
+                    .admin(AdminRequest::Promote { id })
+                    .await
+                    .unwrap_or_else(|e| fail(e));
+                println!("{promoted}");
+            }
+        }
+        Command::RemoveNode { id, client } => {
+            let removed = client.connect().admin(AdminRequest::Remove { id }).await;
+            println!("{}", removed.unwrap_or_else(|e| fail(e)));
+        }
+        Command::TransferLeader { to, client } => {
+            let moved = client.connect().admin(AdminRequest::Transfer { to }).await;
+            println!("{}", moved.unwrap_or_else(|e| fail(e)));
+        }
+        Command::Members { client } => {
+            let members = client.connect().admin(AdminRequest::Members).await;
+            println!("{}", members.unwrap_or_else(|e| fail(e)));
+        }
     }
 }
 
@@ -481,7 +569,12 @@ async fn serve(args: ServeArgs) {
     // the default policy takes one every 65 536 entries and compacts the log behind it.
     let snapshots = FileSnapshotStore::open(FileSnapshotStore::beside(&args.data_dir))
         .unwrap_or_else(|e| fail(format!("snapshot store: {e}")));
-    let handle = NodeBuilder::new(id, members)
+    let builder = if args.join {
+        NodeBuilder::joining(id)
+    } else {
+        NodeBuilder::new(id, members)
+    };
+    let handle = builder
         .config(raft_config)
         .snapshot_store(snapshots)
         .start(storage, transport, machine)

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 use crate::kv::{validate_key, validate_value, KvCommand};
+use crate::kv_admin::AdminRequest;
 use crate::kv_wire::{read_frame, write_frame, FrameError, ReadPath, Reply, Request, MAX_FRAME};
 
 /// Timeouts of a [`KvClient`].
@@ -267,6 +268,17 @@ impl KvClient {
         };
         let (reply, sent_before) = self.send(&request, deadline).await?;
         written(reply, sent_before)
+    }
+
+    /// Sends an operation on the cluster to its leader and returns the leader's answer.
+    /// Retries (on another node, or while the leader says "not yet", e.g. a learner still
+    /// catching up) until the client's timeout: every admin request is idempotent.
+    pub async fn admin(&self, request: AdminRequest) -> Result<String, KvClientError> {
+        let deadline = Instant::now() + self.options.timeout;
+        match self.send(&Request::Admin(request), deadline).await?.0 {
+            Reply::Ok(text) => Ok(text),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Node `addr`'s status line, without any redirect.

@@ -249,10 +249,20 @@ impl Server {
         }
     }
 
+    /// Sends the client to `leader`: at the address the cluster's configuration records
+    /// for it (nodes added at run time), else the one this node was started with.
     fn redirect(&self, leader: Option<NodeId>) -> Reply {
-        match leader.and_then(|l| self.peers.get(&l)) {
-            Some(addr) => Reply::Redirect(addr.to_string()),
-            None => Reply::Unavailable("no leader known".into()),
+        let Some(leader) = leader else {
+            return Reply::Unavailable("no leader known".into());
+        };
+        let config = self.handle.membership();
+        let recorded = config.target().address(leader).filter(|a| !a.is_empty());
+        match recorded
+            .map(str::to_string)
+            .or_else(|| self.peers.get(&leader).map(SocketAddr::to_string))
+        {
+            Some(addr) => Reply::Redirect(addr),
+            None => Reply::Unavailable(format!("no address known for leader {leader}")),
         }
     }
 
@@ -305,10 +315,16 @@ impl Server {
         if status.role != Role::Leader {
             return self.redirect(status.leader);
         }
+        let request = match request {
+            Request::Admin(admin) => {
+                return crate::kv_admin::answer(&self.handle, admin, |l| self.redirect(l)).await
+            }
+            request => request,
+        };
         // The leader stamps its clock into what it proposes: the session layer's time.
         let stamp_ms = actraft::session::wall_clock_ms();
         let envelope = match request {
-            Request::Status => unreachable!("answered above"),
+            Request::Status | Request::Admin(_) => unreachable!("answered above"),
             Request::Register => ClientSession::register(),
             Request::Get { key, .. } => Envelope::Unsessioned {
                 stamp_ms,

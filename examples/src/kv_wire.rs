@@ -11,6 +11,7 @@
 //! | `get <key> [log\|index\|lease\|follower]` | reads `key` ([`ReadPath`], default `index`); `ok <value>` or `notfound` |
 //! | `cmd <client> <seq> put <key> <value>` | a write of session `client`, number `seq` |
 //! | `cmd <client> <seq> delete <key>` | a delete; `ok ok` or `notfound` |
+//! | `admin <request>` | operates the cluster ([`AdminRequest`](crate::kv_admin::AdminRequest)): `add-learner <id> <addr>`, `promote <id>`, `remove <id>`, `transfer [<id>]`, `members` |
 //!
 //! | reply | meaning |
 //! |---|---|
@@ -30,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use actraft::session::{ClientId, Sequence};
 
 use crate::kv::{validate_key, validate_value, KvCommand};
+use crate::kv_admin::AdminRequest;
 
 /// The default bound on a request or reply frame's body.
 pub const MAX_FRAME: usize = 64 << 10;
@@ -159,6 +161,8 @@ pub enum Request {
         /// A put or a delete.
         command: KvCommand,
     },
+    /// An operation on the cluster's membership or leadership.
+    Admin(AdminRequest),
 }
 
 impl Request {
@@ -176,6 +180,7 @@ impl Request {
                 "cmd {client} {seq} {}",
                 String::from_utf8_lossy(&command.encode())
             ),
+            Request::Admin(admin) => format!("admin {}", admin.encode()),
         }
     }
 
@@ -231,6 +236,7 @@ impl Request {
                     }),
                 }
             }
+            "admin" => AdminRequest::decode(rest).map(Request::Admin),
             _ => Err(format!("unknown request {verb:?}")),
         }
     }
@@ -325,6 +331,7 @@ mod tests {
                 seq: 3,
                 command: KvCommand::Delete { key: "k".into() },
             },
+            Request::Admin(AdminRequest::Transfer { to: Some(3) }),
         ];
         for r in requests {
             assert_eq!(Request::decode(&r.encode()), Ok(r));

@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod cluster;
 pub mod kv;
+pub mod kv_admin;
 pub mod kv_client;
 pub mod kv_service;
 pub mod kv_snapshot;

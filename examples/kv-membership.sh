@@ -76,18 +76,18 @@ echo "kv-membership: nodes 1-3 up, node $leader leads"
   while [ ! -e "$work/stop" ]; do
     i=$((i + 1))
     if out="$(timeout 60 "$KV_BIN" put "w$i" "v$i" --nodes "$all_nodes" 2>&1)" && [ "$out" = "ok" ]; then
-      echo "$i" >"$work/acked"
+      echo "$i" >"$work/acked.tmp" && mv "$work/acked.tmp" "$work/acked"
     else
       echo "write w$i failed: $out" >>"$work/failures"
     fi
   done
 ) >"$work/writer.log" 2>&1 &
 writer=$!
+acked() { local n; n="$(cat "$work/acked" 2>/dev/null || true)"; echo "${n:-0}"; }
 wait_writes() { # wait until at least $1 more writes were acknowledged
-  local from target
-  from="$(cat "$work/acked" 2>/dev/null || echo 0)"
-  target=$((from + $1))
-  while [ "$(cat "$work/acked" 2>/dev/null || echo 0)" -lt "$target" ]; do
+  local target
+  target=$(($(acked) + $1))
+  while [ "$(acked)" -lt "$target" ]; do
     check_time
     [ ! -s "$work/failures" ] || die "$(head -n 3 "$work/failures")"
     sleep 0.1
@@ -125,7 +125,7 @@ touch "$work/stop"
 wait "$writer" || true
 writer=""
 [ ! -s "$work/failures" ] || die "failed writes: $(head -n 3 "$work/failures")"
-acked="$(cat "$work/acked")"
+acked="$(acked)"
 echo "kv-membership: $acked writes, none failed"
 
 # Everything reads back, through the leader and from the new node (a follower read).

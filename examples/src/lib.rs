@@ -10,6 +10,7 @@ pub mod backend;
 pub mod cluster;
 pub mod kv;
 pub mod kv_client;
+pub mod kv_map;
 pub mod kv_service;
 pub mod kv_snapshot;
 pub mod kv_status;

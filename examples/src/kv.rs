@@ -222,8 +222,7 @@ impl StateMachine for KvMachine {
         _meta: &actraft::SnapshotMeta,
         chunks: &mut dyn actraft::SnapshotChunks,
     ) -> Result<(), actraft::SnapshotError> {
-        let map = crate::kv_snapshot::KvSnapshotDecoder::decode_all(chunks)?;
-        *write(&self.data) = map.into_iter().collect();
+        *write(&self.data) = crate::kv_snapshot::KvSnapshotDecoder::decode_all(chunks)?;
         Ok(())
     }
 }

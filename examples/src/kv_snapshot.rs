@@ -4,7 +4,8 @@
 //! later writes copy the shards they touch) and hands it to a [`KvSnapshotSource`],
 //! which encodes it lazily, chunk by chunk, on the thread that writes the snapshot. The
 //! node's thread does no work in proportion to the map's size. `KvMachine::restore` decodes the chunks into a fresh map with a
-//! [`KvSnapshotDecoder`] and swaps it in only when the whole snapshot decoded.
+//! [`KvSnapshotDecoder`] (straight into a [`KvMap`]) and swaps it in only when the whole
+//! snapshot decoded.
 //!
 //! Encoding: a sequence of records, each `key_len: u32 BE, key, value_len: u32 BE,
 //! value`, shard by shard (in key order within a shard). Records may straddle chunk
@@ -92,7 +93,7 @@ impl SnapshotChunks for KvSnapshotSource {
 #[derive(Default)]
 pub struct KvSnapshotDecoder {
     pending: Vec<u8>,
-    map: BTreeMap<String, String>,
+    map: KvMap,
 }
 
 impl KvSnapshotDecoder {
@@ -109,7 +110,7 @@ impl KvSnapshotDecoder {
     }
 
     /// The decoded map; an error when the stream ended inside a record.
-    pub fn finish(self) -> Result<BTreeMap<String, String>, SnapshotError> {
+    pub fn finish(self) -> Result<KvMap, SnapshotError> {
         if !self.pending.is_empty() {
             return Err(SnapshotError::Malformed(format!(
                 "{} trailing bytes after the last record",
@@ -120,9 +121,7 @@ impl KvSnapshotDecoder {
     }
 
     /// Decodes a whole stream.
-    pub fn decode_all(
-        chunks: &mut dyn SnapshotChunks,
-    ) -> Result<BTreeMap<String, String>, SnapshotError> {
+    pub fn decode_all(chunks: &mut dyn SnapshotChunks) -> Result<KvMap, SnapshotError> {
         let mut decoder = Self::default();
         while let Some(chunk) = chunks.next_chunk(64 * 1024)? {
             decoder.push(&chunk)?;

@@ -449,3 +449,41 @@ pub fn markdown(results: &[CatchupResult]) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_name_the_run() {
+        let mut r = CatchupResult {
+            mode: Mode::Catchup,
+            entries: 1_000_000,
+            transport: "mem".into(),
+            storage: "mem".into(),
+            snapshot_mb: 62.04,
+            secs: 0.8571,
+            start_secs: 0.004,
+            load_secs: 18.0,
+            target_index: 1_000_515,
+        };
+        assert_eq!(
+            r.line(),
+            "catchup: entries=1000000 transport=mem storage=mem snapshot_mb=62.0 secs=0.857"
+        );
+        r.mode = Mode::Restart;
+        r.storage = "rocks".into();
+        assert_eq!(
+            r.line(),
+            "restart: entries=1000000 storage=rocks secs=0.857"
+        );
+        assert!(markdown(&[r]).contains("| restart | 1000000 | mem | rocks |"));
+    }
+
+    #[test]
+    fn puts_cycle_over_the_key_space() {
+        assert_eq!(key(5, None), "k00000005");
+        assert_eq!(key(100_005, Some(100_000)), "k00000005");
+        assert_eq!(plan(true).len(), 1);
+    }
+}

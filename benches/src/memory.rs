@@ -224,3 +224,34 @@ pub fn markdown(results: &[MemoryResult]) -> String {
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_csv_and_plot_show_the_samples() {
+        let r = MemoryResult {
+            members: 3,
+            clients: 256,
+            secs: 15.02,
+            entries: 1234,
+            snapshots: 5,
+            rss_mb_start: 30.0,
+            rss_mb_max: 31.26,
+            rss_mb_end: 30.5,
+            samples: vec![(0.0, 6.5), (1.0, 30.0), (2.0, 31.26)],
+            snapshot_after_entries: 65536,
+            snapshot_keep_entries: 1024,
+        };
+        assert_eq!(
+            r.line(),
+            "memory: members=3 clients=256 secs=15.0 entries=1234 snapshots=5 rss_mb_start=30.0 rss_mb_max=31.3 rss_mb_end=30.5"
+        );
+        assert_eq!(r.csv(), "secs,rss_mb\n0.0,6.5\n1.0,30.0\n2.0,31.3\n");
+        let svg = svg(std::slice::from_ref(&r));
+        assert!(svg.starts_with("<svg") && svg.contains("<polyline"));
+        assert!(markdown(&[r])
+            .contains("| 3 | 256 | 15 | 1234 | 5 | 65536 / 1024 | 30.0 | 31.3 | 30.5 | 1.04 |"));
+    }
+}

@@ -3,9 +3,9 @@
 //! `KvMachine::snapshot` freezes the map (a [`KvMap`] copies only its shard pointers;
 //! later writes copy the shards they touch) and hands it to a [`KvSnapshotSource`],
 //! which encodes it lazily, chunk by chunk, on the thread that writes the snapshot. The
-//! node's thread does no work in proportion to the map's size. `KvMachine::restore` decodes the chunks into a fresh map with a
-//! [`KvSnapshotDecoder`] (straight into a [`KvMap`]) and swaps it in only when the whole
-//! snapshot decoded.
+//! node's thread does no work in proportion to the map's size. `KvMachine::restore`
+//! decodes the chunks into a fresh map with a [`KvSnapshotDecoder`] (straight into a
+//! [`KvMap`]) and swaps it in only when the whole snapshot decoded.
 //!
 //! Encoding: a sequence of records, each `key_len: u32 BE, key, value_len: u32 BE,
 //! value`, shard by shard (in key order within a shard). Records may straddle chunk

@@ -5,14 +5,19 @@
 //! - [`throughput`]: committed-and-applied entries per second with K concurrent clients;
 //! - [`overload`]: far more clients than the cluster can serve: memory, throughput and
 //!   latency under backpressure;
+//! - [`memory`]: resident memory over a long steady load, with snapshots and compaction;
+//! - [`catchup`]: a follower far behind catching up by snapshot, and a node restarting
+//!   on a long history;
 //! - [`reads`]: reads per second by read path (log, read index, lease, follower) and a
 //!   read/write mix;
 //! - [`storage`]: any `LogStorage` on the same work;
 //! - [`report`]: runs everything and writes `report.json`, `report.md` and SVG plots.
 #![warn(missing_docs)]
 
+pub mod catchup;
 pub mod cli;
 pub mod election;
+pub mod memory;
 pub mod overload;
 pub mod reads;
 pub mod report;

@@ -1,5 +1,5 @@
 //! The report: runs every configuration within a budget and writes `report.json`,
-//! `report.md`, `election-cdf.svg` and `append.svg`.
+//! `report.md`, `election-cdf.svg`, `append.svg` and (full report) `memory.svg`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -85,6 +85,10 @@ pub struct Report {
     pub overload: Vec<OverloadResult>,
     /// Reads by read path, and the read/write mix.
     pub reads: Vec<crate::reads::ReadsReport>,
+    /// Resident memory over a steady load (full report only).
+    pub memory: Vec<crate::memory::MemoryResult>,
+    /// Followers catching up by snapshot, and restarts on a long history.
+    pub catchup: Vec<crate::catchup::CatchupResult>,
     /// Configurations that failed to run.
     pub skipped: Vec<Skipped>,
 }
@@ -250,6 +254,30 @@ pub async fn run(budget: Budget, mut progress: impl FnMut(&str)) -> Report {
         }
         Err(e) => skip(&mut report, &mut progress, "overload".into(), e),
     }
+    if budget == Budget::Full {
+        // CI runs the memory binary on its own, briefly; the full report runs it longer.
+        let cfg = crate::memory::MemoryConfig {
+            secs: 120.0,
+            ..Default::default()
+        };
+        match crate::memory::run(&cfg).await {
+            Ok(r) => {
+                progress(&r.line());
+                report.memory.push(r);
+            }
+            Err(e) => skip(&mut report, &mut progress, "memory".into(), e),
+        }
+    }
+    for cfg in crate::catchup::plan(budget == Budget::Quick) {
+        let what = cfg.describe();
+        match crate::catchup::run(&cfg).await {
+            Ok(r) => {
+                progress(&r.line());
+                report.catchup.push(r);
+            }
+            Err(e) => skip(&mut report, &mut progress, what, e),
+        }
+    }
     for cfg in crate::reads::plan(budget == Budget::Quick) {
         let what = format!(
             "reads clients={} transport={} storage={}",
@@ -390,6 +418,8 @@ pub fn markdown(report: &Report) -> String {
             );
         }
     }
+    md.push_str(&crate::memory::markdown(&report.memory));
+    md.push_str(&crate::catchup::markdown(&report.catchup));
     md.push_str(&crate::reads::markdown(&report.reads));
     if !report.storage.is_empty() {
         md.push_str("\n## Storage backends on the same work\n\n");
@@ -463,7 +493,7 @@ pub fn append_svg(report: &Report) -> String {
     )
 }
 
-/// Writes the report's four files into `dir`.
+/// Writes the report's files into `dir` (`memory.svg` and `memory.csv` when the memory run was part of it).
 pub fn write(report: &Report, dir: &Path) -> Result<(), BenchError> {
     std::fs::create_dir_all(dir)?;
     let json = serde_json::to_string_pretty(report).map_err(std::io::Error::other)?;
@@ -471,5 +501,9 @@ pub fn write(report: &Report, dir: &Path) -> Result<(), BenchError> {
     std::fs::write(dir.join("report.md"), markdown(report))?;
     std::fs::write(dir.join("election-cdf.svg"), election_svg(report))?;
     std::fs::write(dir.join("append.svg"), append_svg(report))?;
+    if !report.memory.is_empty() {
+        std::fs::write(dir.join("memory.svg"), crate::memory::svg(&report.memory))?;
+        std::fs::write(dir.join("memory.csv"), report.memory[0].csv())?;
+    }
     Ok(())
 }

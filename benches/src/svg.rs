@@ -85,13 +85,35 @@ fn label(v: f64) -> String {
     }
 }
 
-/// A line chart, with a logarithmic x axis when `log_x`.
+/// A line chart of fractions (y from 0 to 1), with a logarithmic x axis when `log_x`.
 pub fn line_chart(
     title: &str,
     x_label: &str,
     y_label: &str,
     series: &[Series],
     log_x: bool,
+) -> String {
+    line_chart_in(title, x_label, y_label, series, log_x, None)
+}
+
+/// A line chart on a linear x axis whose y axis spans the data (from 0 to a little above
+/// the largest value).
+pub fn line_chart_values(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
+    let top = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max);
+    let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+    line_chart_in(title, x_label, y_label, series, false, Some((0.0, top)))
+}
+
+fn line_chart_in(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+    y_range: Option<(f64, f64)>,
 ) -> String {
     let mut out = String::new();
     header(&mut out, title);
@@ -104,7 +126,7 @@ pub fn line_chart(
         x_lo = 10f64.powf(x_lo.max(1e-3).log10().floor());
         x_hi = 10f64.powf(x_hi.max(x_lo * 10.0).log10().ceil());
     }
-    let (y_lo, y_hi) = (0.0, 1.0);
+    let (y_lo, y_hi) = y_range.unwrap_or((0.0, 1.0));
     let pw = W - LEFT - RIGHT;
     let ph = H - TOP - BOTTOM;
     let fx = |x: f64| {
@@ -130,12 +152,21 @@ pub fn line_chart(
             label(t)
         );
     }
-    for i in 0..=5 {
-        let v = i as f64 / 5.0;
+    let y_ticks: Vec<f64> = if y_range.is_some() {
+        nice_ticks(y_lo, y_hi, false)
+    } else {
+        (0..=5).map(|i| i as f64 / 5.0).collect()
+    };
+    for v in y_ticks {
         let y = fy(v);
+        let text = if y_range.is_some() && v.abs() >= 10.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.1}")
+        };
         let _ = writeln!(
             out,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.1}</text>"##,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" text-anchor="end">{text}</text>"##,
             LEFT + pw,
             LEFT - 8.0,
             y + 4.0

@@ -8,12 +8,13 @@
 //! The service runs the machine inside a [`SessionStateMachine`] ([`replicated`]), so
 //! every write is applied exactly once however often a client retries it.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use actraft::session::{SessionConfig, SessionStateMachine};
 use actraft::{LogIndex, StateMachine};
 use bytes::Bytes;
+
+use crate::kv_map::KvMap;
 
 /// A key-value command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +134,7 @@ impl KvResponse {
     }
 }
 
-type Data = Arc<RwLock<BTreeMap<String, String>>>;
+type Data = Arc<RwLock<KvMap>>;
 
 /// The key-value state machine.
 ///
@@ -161,11 +162,11 @@ impl KvReader {
     }
 }
 
-fn read(data: &Data) -> RwLockReadGuard<'_, BTreeMap<String, String>> {
+fn read(data: &Data) -> RwLockReadGuard<'_, KvMap> {
     data.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn write(data: &Data) -> RwLockWriteGuard<'_, BTreeMap<String, String>> {
+fn write(data: &Data) -> RwLockWriteGuard<'_, KvMap> {
     data.write().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -209,8 +210,11 @@ impl StateMachine for KvMachine {
     }
 
     fn snapshot(&mut self) -> Option<Box<dyn actraft::SnapshotChunks>> {
-        let frozen = read(&self.data).clone();
-        Some(Box::new(crate::kv_snapshot::KvSnapshotSource::new(frozen)))
+        // Copies shard pointers only: the node's thread is not held up by a large map.
+        let frozen = read(&self.data).frozen();
+        Some(Box::new(crate::kv_snapshot::KvSnapshotSource::from_map(
+            frozen,
+        )))
     }
 
     fn restore(

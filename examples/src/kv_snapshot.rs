@@ -1,28 +1,51 @@
 //! Snapshots of the key-value map: the model for a service's own snapshot hooks.
 //!
-//! `KvMachine::snapshot` clones the map (the frozen copy) and hands it to a
-//! [`KvSnapshotSource`], which encodes it lazily, chunk by chunk, on the thread that
-//! writes the snapshot. `KvMachine::restore` decodes the chunks into a fresh map with a
-//! [`KvSnapshotDecoder`] and swaps it in only when the whole snapshot decoded.
+//! `KvMachine::snapshot` freezes the map (a [`KvMap`] copies only its shard pointers;
+//! later writes copy the shards they touch) and hands it to a [`KvSnapshotSource`],
+//! which encodes it lazily, chunk by chunk, on the thread that writes the snapshot. The
+//! node's thread does no work in proportion to the map's size. `KvMachine::restore`
+//! decodes the chunks into a fresh map with a [`KvSnapshotDecoder`] (straight into a
+//! [`KvMap`]) and swaps it in only when the whole snapshot decoded.
 //!
 //! Encoding: a sequence of records, each `key_len: u32 BE, key, value_len: u32 BE,
-//! value`, in key order. Records may straddle chunk boundaries.
+//! value`, shard by shard (in key order within a shard). Records may straddle chunk
+//! boundaries.
 
-use std::collections::{btree_map, BTreeMap};
+use std::collections::BTreeMap;
+use std::ops::Bound::{Excluded, Unbounded};
+use std::sync::Arc;
+
+use crate::kv_map::KvMap;
 
 use actraft::{SnapshotChunks, SnapshotError};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Encodes a frozen copy of the map into chunks.
 pub struct KvSnapshotSource {
-    records: btree_map::IntoIter<String, String>,
+    /// The frozen shards, read in place (shared with the node until it writes to them).
+    shards: Vec<Arc<BTreeMap<String, String>>>,
+    /// The shard being encoded.
+    shard: usize,
+    /// The last key encoded from that shard.
+    after: Option<String>,
 }
 
 impl KvSnapshotSource {
     /// A source over this (frozen) map.
     pub fn new(map: BTreeMap<String, String>) -> Self {
         Self {
-            records: map.into_iter(),
+            shards: vec![Arc::new(map)],
+            shard: 0,
+            after: None,
+        }
+    }
+
+    /// A source over a frozen [`KvMap`].
+    pub fn from_map(map: KvMap) -> Self {
+        Self {
+            shards: map.into_shards(),
+            shard: 0,
+            after: None,
         }
     }
 }
@@ -30,15 +53,37 @@ impl KvSnapshotSource {
 impl SnapshotChunks for KvSnapshotSource {
     fn next_chunk(&mut self, max_len: usize) -> Result<Option<Bytes>, SnapshotError> {
         let mut buf = BytesMut::new();
+        let max_len = max_len.max(1);
         // A record longer than `max_len` goes whole into its own chunk.
-        while buf.len() < max_len.max(1) {
-            let Some((key, value)) = self.records.next() else {
+        while buf.len() < max_len {
+            let Some(shard) = self.shards.get(self.shard) else {
                 break;
             };
-            buf.put_u32(key.len() as u32);
-            buf.put_slice(key.as_bytes());
-            buf.put_u32(value.len() as u32);
-            buf.put_slice(value.as_bytes());
+            let records: Box<dyn Iterator<Item = (&String, &String)>> = match &self.after {
+                None => Box::new(shard.iter()),
+                Some(after) => {
+                    Box::new(shard.range::<str, _>((Excluded(after.as_str()), Unbounded)))
+                }
+            };
+            let mut last = None;
+            let mut finished = true;
+            for (key, value) in records {
+                if buf.len() >= max_len {
+                    finished = false;
+                    break;
+                }
+                buf.put_u32(key.len() as u32);
+                buf.put_slice(key.as_bytes());
+                buf.put_u32(value.len() as u32);
+                buf.put_slice(value.as_bytes());
+                last = Some(key);
+            }
+            if finished {
+                self.shard += 1;
+                self.after = None;
+            } else if let Some(key) = last {
+                self.after = Some(key.clone());
+            }
         }
         Ok((!buf.is_empty()).then(|| buf.freeze()))
     }
@@ -48,7 +93,7 @@ impl SnapshotChunks for KvSnapshotSource {
 #[derive(Default)]
 pub struct KvSnapshotDecoder {
     pending: Vec<u8>,
-    map: BTreeMap<String, String>,
+    map: KvMap,
 }
 
 impl KvSnapshotDecoder {
@@ -65,7 +110,7 @@ impl KvSnapshotDecoder {
     }
 
     /// The decoded map; an error when the stream ended inside a record.
-    pub fn finish(self) -> Result<BTreeMap<String, String>, SnapshotError> {
+    pub fn finish(self) -> Result<KvMap, SnapshotError> {
         if !self.pending.is_empty() {
             return Err(SnapshotError::Malformed(format!(
                 "{} trailing bytes after the last record",
@@ -76,9 +121,7 @@ impl KvSnapshotDecoder {
     }
 
     /// Decodes a whole stream.
-    pub fn decode_all(
-        chunks: &mut dyn SnapshotChunks,
-    ) -> Result<BTreeMap<String, String>, SnapshotError> {
+    pub fn decode_all(chunks: &mut dyn SnapshotChunks) -> Result<KvMap, SnapshotError> {
         let mut decoder = Self::default();
         while let Some(chunk) = chunks.next_chunk(64 * 1024)? {
             decoder.push(&chunk)?;

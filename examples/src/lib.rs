@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod kv;
 pub mod kv_admin;
 pub mod kv_client;
+pub mod kv_map;
 pub mod kv_service;
 pub mod kv_snapshot;
 pub mod kv_status;

@@ -294,6 +294,7 @@ impl NodeMetrics {
                 changed = true;
             }
             metrics.counters = counters;
+            metrics.snapshots_taken = taken;
             changed
         });
     }

@@ -38,6 +38,9 @@ pub struct RaftMetrics {
     /// The latest durable snapshot of the node's state machine (the last entry it
     /// includes), if any.
     pub snapshot: Option<LogId>,
+    /// Snapshots this node made durable since it started (installs from a leader not
+    /// counted). Like the counters, it does not wake watchers on its own.
+    pub snapshots_taken: u64,
     /// The node's counters. [`RaftHandle::metrics`](crate::RaftHandle::metrics) reads
     /// them fresh; in a value from the watch they are as of the last change of the
     /// other fields (counters alone do not wake watchers).
@@ -86,6 +89,7 @@ impl RaftMetrics {
             applied_index: 0,
             replication: BTreeMap::new(),
             snapshot: None,
+            snapshots_taken: 0,
             counters: CounterSnapshot::default(),
             membership: crate::core::ClusterConfig::default(),
         };

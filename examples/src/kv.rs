@@ -242,7 +242,7 @@ impl StateMachine for KvMachine {
         decoded: actraft::DecodedSnapshot,
     ) -> Result<(), actraft::SnapshotError> {
         let map = decoded
-            .downcast::<BTreeMap<String, String>>()
+            .downcast::<KvMap>()
             .map_err(|_| actraft::SnapshotError::Malformed("not a KV map".into()))?;
         *write(&self.data) = *map;
         Ok(())
@@ -264,6 +264,40 @@ pub fn replicated_with_reader(config: SessionConfig) -> (SessionStateMachine<KvM
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot restores by either path: on the node's thread, or decoded elsewhere and
+    /// swapped in; a foreign decoded state is refused and changes nothing.
+    #[test]
+    fn snapshots_restore_by_either_path() {
+        let mut a = KvMachine::new();
+        for i in 0..500 {
+            let put = KvCommand::Put {
+                key: format!("k{i}"),
+                value: format!("v{i}"),
+            };
+            a.apply(i + 1, &put.encode());
+        }
+        let meta = actraft::SnapshotMeta {
+            last_included: actraft::core::LogId::new(1, 500),
+            membership: actraft::ClusterConfig::bootstrap([1]),
+        };
+        let bytes = actraft::snapshot::read_all(a.snapshot().unwrap().as_mut()).unwrap();
+        let chunks = || actraft::snapshot::VecChunks::new([Bytes::from(bytes.clone())]);
+
+        let mut b = KvMachine::new();
+        b.restore(&meta, &mut chunks()).unwrap();
+        let mut c = KvMachine::new();
+        let decode = c.snapshot_decoder().unwrap();
+        let decoded = decode(&meta, &mut chunks()).unwrap();
+        c.install_decoded(&meta, decoded).unwrap();
+        for m in [&b, &c] {
+            assert_eq!(m.value("k0").as_deref(), Some("v0"));
+            assert_eq!(m.value("k499").as_deref(), Some("v499"));
+        }
+        let foreign: actraft::DecodedSnapshot = Box::new(7u32);
+        assert!(c.install_decoded(&meta, foreign).is_err());
+        assert_eq!(c.value("k7").as_deref(), Some("v7"));
+    }
 
     #[test]
     fn commands_round_trip_and_apply() {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The replicated KV service as three real processes on loopback: write, retry a write
 # with the same sequence number (answered from its session, not applied again), SIGKILL
-# the leader, write again, restart the killed node, read everything back through the log,
-# stop a node with SIGTERM. Exits non-zero on any mismatch or timeout. CI runs it after
-# the tests.
+# the leader, write again while the others snapshot and compact their logs past it,
+# restart the killed node (it catches up by snapshot), read everything back by every
+# read path, stop a node with SIGTERM. Exits non-zero on any mismatch or timeout. CI runs
+# it after the tests.
 #
 #   bash examples/kv-cluster.sh
 #
@@ -54,7 +55,8 @@ start() {
   done
   local IFS=,
   RUST_LOG="${RUST_LOG:-info}" "$KV_BIN" serve --id "$id" --listen "$(addr "$id")" --peers "${peers[*]}" \
-    --data-dir "$work/data-$id" --certs "$work/certs" --lease-reads >>"$work/node-$id.log" 2>&1 &
+    --data-dir "$work/data-$id" --certs "$work/certs" --lease-reads \
+    --snapshot-after-entries 16 --snapshot-keep-entries 4 >>"$work/node-$id.log" 2>&1 &
   pid[$id]=$!
 }
 
@@ -99,9 +101,10 @@ status=0; kv delete gone 2>/dev/null || status=$?
 [ "$status" = 3 ] || die "deleting an absent key: exit $status, expected 3"
 if kv put "" value 2>/dev/null; then die "an empty key was accepted"; fi
 
+killed_at="$(timeout 30 "$KV_BIN" status --lines --nodes "$(addr "$leader")" | sed -n 's/.* applied=\([0-9]*\).*/\1/p')"
 { kill -9 "${pid[$leader]}" && wait "${pid[$leader]}"; } 2>/dev/null || true
 unset "pid[$leader]"
-echo "kv-cluster: SIGKILLed the leader, node $leader"
+echo "kv-cluster: SIGKILLed the leader, node $leader (applied up to $killed_at)"
 
 for i in $(seq 21 40); do
   [ "$(kv put "key$i" "value $i")" = "ok" ] || die "put key$i after the crash"
@@ -110,6 +113,12 @@ done
 new_leader="$(kv leader)"
 [ "$new_leader" != "$leader" ] || die "the killed node still leads?"
 echo "kv-cluster: node $new_leader leads; 21 more writes committed"
+# Snapshots every 16 entries, 4 kept behind: the live nodes compacted past the dead one.
+status="$(timeout 30 "$KV_BIN" status --lines --nodes "$(addr "$new_leader")")"
+compacted="$(sed -n 's/.* snapshot=\([0-9]*\).*/\1/p' <<<"$status")"
+[ -n "$compacted" ] && [ "$compacted" -gt $((killed_at + 4)) ] || die "node $new_leader did not compact past $killed_at: $status"
+[ -s "$work/data-$new_leader.snapshots/snapshot" ] || die "no snapshot file beside node $new_leader's RocksDB"
+echo "kv-cluster: node $new_leader snapshotted up to $compacted and compacted its log"
 
 start "$leader"
 echo "kv-cluster: restarted node $leader from its RocksDB"
@@ -138,7 +147,8 @@ while :; do
   fi
   sleep 0.1
 done
-echo "kv-cluster: node $leader follows again and applied up to $commit"
+grep -q "installed a snapshot" "$work/node-$leader.log" || die "node $leader did not catch up by snapshot"
+echo "kv-cluster: node $leader caught up by snapshot (InstallSnapshot), follows again and applied up to $commit"
 
 # A graceful stop: SIGTERM, exit 0.
 kill -TERM "${pid[$leader]}"

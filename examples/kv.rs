@@ -233,6 +233,10 @@ struct ServeArgs {
     /// this many applied entries, and compact the log behind it; 0: never.
     #[arg(long, default_value_t = actraft::Config::default().snapshot_after_entries)]
     snapshot_after_entries: u64,
+    /// Entries kept behind a snapshot for followers a little behind; one further behind
+    /// gets the snapshot.
+    #[arg(long, default_value_t = actraft::Config::default().snapshot_keep_entries)]
+    snapshot_keep_entries: u64,
 }
 
 #[derive(Args)]
@@ -562,6 +566,7 @@ async fn serve(args: ServeArgs) {
     let raft_config = actraft::Config {
         lease_reads: args.lease_reads,
         snapshot_after_entries: args.snapshot_after_entries,
+        snapshot_keep_entries: args.snapshot_keep_entries,
         ..actraft::Config::default()
     };
     let (machine, reader) = replicated_with_reader(SessionConfig::default());

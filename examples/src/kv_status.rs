@@ -3,8 +3,9 @@
 //!
 //! The status line is `key=value` pairs separated by spaces, read from the node's
 //! [`RaftMetrics`]:
-//! `id=1 role=leader term=3 leader=1 commit=42 applied=42 lag=0`. `leader=none` when no
-//! leader is known; `lag` is the largest follower lag on the leader, 0 elsewhere.
+//! `id=1 role=leader term=3 leader=1 commit=42 applied=42 lag=0 snapshot=32`.
+//! `leader=none` when no leader is known; `lag` is the largest follower lag on the leader,
+//! 0 elsewhere; `snapshot` the last index of the node's latest snapshot (0: none).
 
 use std::fmt::Write as _;
 
@@ -28,6 +29,8 @@ pub struct NodeStatus {
     pub applied: LogIndex,
     /// On the leader: the largest follower lag, in entries. 0 elsewhere.
     pub lag: u64,
+    /// The last index covered by the node's latest snapshot (0: none).
+    pub snapshot: LogIndex,
 }
 
 impl NodeStatus {
@@ -41,6 +44,7 @@ impl NodeStatus {
             commit: metrics.commit_index,
             applied: metrics.applied_index,
             lag: metrics.max_lag(),
+            snapshot: metrics.snapshot.map_or(0, |s| s.index),
         }
     }
 
@@ -48,8 +52,8 @@ impl NodeStatus {
     pub fn line(&self) -> String {
         let leader = self.leader.map_or("none".to_string(), |l| l.to_string());
         format!(
-            "id={} role={} term={} leader={leader} commit={} applied={} lag={}",
-            self.id, self.role, self.term, self.commit, self.applied, self.lag
+            "id={} role={} term={} leader={leader} commit={} applied={} lag={} snapshot={}",
+            self.id, self.role, self.term, self.commit, self.applied, self.lag, self.snapshot
         )
     }
 
@@ -82,6 +86,11 @@ impl NodeStatus {
             applied: number("applied")?,
             lag: if field("lag").is_ok() {
                 number("lag")?
+            } else {
+                0
+            },
+            snapshot: if field("snapshot").is_ok() {
+                number("snapshot")?
             } else {
                 0
             },
@@ -144,6 +153,7 @@ mod tests {
             commit: 42,
             applied: 41,
             lag: 2,
+            snapshot: 32,
         }
     }
 
@@ -152,7 +162,7 @@ mod tests {
         let s = leader();
         assert_eq!(
             s.line(),
-            "id=1 role=leader term=3 leader=1 commit=42 applied=41 lag=2"
+            "id=1 role=leader term=3 leader=1 commit=42 applied=41 lag=2 snapshot=32"
         );
         assert_eq!(NodeStatus::parse(&s.line()).unwrap(), s);
         let none = NodeStatus {

@@ -10,6 +10,11 @@
 //! the result: `memory: members=3 clients=256 secs=<x> entries=<n> snapshots=<n>
 //! rss_mb_start=<x> rss_mb_max=<x> rss_mb_end=<x>`, with `rss_mb_start` taken after
 //! `--warmup` seconds.
+//!
+//! glibc's malloc gives every thread that allocates an arena of its own and returns
+//! little of it, which shows as a slow RSS climb that is not memory the nodes hold; run
+//! with `MALLOC_ARENA_MAX=2` to measure the nodes rather than the arenas (the report
+//! shows both).
 
 use std::path::PathBuf;
 

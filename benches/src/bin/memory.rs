@@ -13,8 +13,7 @@
 //!
 //! glibc's malloc gives every thread that allocates an arena of its own and returns
 //! little of it, which shows as a slow RSS climb that is not memory the nodes hold; run
-//! with `MALLOC_ARENA_MAX=2` to measure the nodes rather than the arenas (the report
-//! shows both).
+//! with `MALLOC_ARENA_MAX=2` to measure the nodes rather than the arenas.
 
 use std::path::PathBuf;
 

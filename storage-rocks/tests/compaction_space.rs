@@ -1,5 +1,6 @@
 //! Compacting the log gives the disk space back: after `compact`, the entries behind
 //! the compacted point no longer take room in the RocksDB directory.
+#![allow(clippy::print_stdout)]
 
 use actraft::core::{Entry, Payload};
 use actraft::LogStorage;

@@ -29,6 +29,7 @@ fn simulation() {
     let next = AtomicU64::new(0);
     let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64));
     let snapshots = Mutex::new((0u64, 0u64));
+    let memberships = Mutex::new((0u64, 0u64));
     let failures: Mutex<Vec<SimReport>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
@@ -50,6 +51,9 @@ fn simulation() {
                     let mut s = snapshots.lock().unwrap();
                     s.0 += report.snapshots.0;
                     s.1 += report.snapshots.1;
+                    let mut m = memberships.lock().unwrap();
+                    m.0 += report.memberships.0;
+                    m.1 += report.memberships.1;
                 }
                 if report.failure.is_some() {
                     failures.lock().unwrap().push(report);
@@ -88,6 +92,8 @@ fn simulation() {
     println!(
         "simulation: {taken} snapshots taken, {installed} installed from a leader (each checked against the committed prefix)"
     );
+    let (asked, completed) = *memberships.lock().unwrap();
+    println!("simulation: {asked} membership changes asked, {completed} completed");
     println!("simulation took {:.1}s", started.elapsed().as_secs_f64());
     assert!(
         failures.is_empty(),

@@ -421,7 +421,7 @@ impl RaftCore {
                 }
             }
             _ => {
-                if now >= self.election_deadline && !self.configs.current().is_voter(self.id) {
+                if now >= self.election_deadline && !self.can_campaign() {
                     // Learners, joining and removed nodes never campaign.
                     self.reset_election_timer();
                 } else if now >= self.election_deadline {
@@ -638,14 +638,17 @@ impl RaftCore {
         });
     }
 
-    /// Every member of the configuration in force but this node (voters and learners).
+    /// The nodes a leader replicates to: every member of the configuration in force
+    /// and, until that configuration commits, of the committed one before it (so that
+    /// a node being removed still gets the entry that removes it, and learns it was
+    /// removed), this node excepted.
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         let id = self.id;
-        self.configs
-            .current()
-            .members()
-            .into_iter()
-            .filter(move |&m| m != id)
+        let mut ids = self.configs.current().members();
+        if self.configs.current_index() > self.commit {
+            ids.extend(self.configs.at(self.commit).members());
+        }
+        ids.into_iter().filter(move |&m| m != id)
     }
 
     fn reset_election_timer(&mut self) {

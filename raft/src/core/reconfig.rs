@@ -3,7 +3,7 @@
 //! `C_old,new` to `C_new`, and who may talk to this node.
 
 use super::membership::{ClusterConfig, Membership, MembershipError};
-use super::message::{Message, TimeoutNow};
+use super::message::{AppendRequest, Message, TimeoutNow};
 use super::output::Event;
 use super::progress::Progress;
 use super::types::{Entry, LogId, NodeId, Payload, Role};
@@ -80,17 +80,38 @@ impl RaftCore {
 
     /// May `from` send `message` to this node? Members of the configuration in force
     /// may send anything. A node outside it may still act as the leader of its term
-    /// (AppendEntries, InstallSnapshot, TimeoutNow): a leader whose configuration is
+    /// (AppendEntries, InstallSnapshot, TimeoutNow: a leader whose configuration is
     /// ahead of this node's log, one that is leaving the cluster and still leads until
-    /// its removal commits, or the leader of a cluster this joining node is being added
-    /// to. The term rules and `validate` judge those like any other; everything else
-    /// from a non-member (a removed node's vote requests above all) is refused.
+    /// its removal commits, the leader of a cluster this joining node is being added
+    /// to) or ask for a vote (a voter of a configuration this node has not seen yet:
+    /// a joining node promoted with the log it has, or a lagging voter, may be needed
+    /// for a quorum). The term rules and `validate` judge those like any other. A
+    /// removed node's campaign is held off by Pre-Vote and the CheckQuorum lease: the
+    /// members hear from their leader, and its log lacks the entry that removed it.
+    /// Replies and reads from a non-member are refused.
     pub(super) fn accepts_from(&self, from: NodeId, message: &Message) -> bool {
         self.configs.current().contains(from)
+            // A leader still replicates to the nodes a pending change removes.
+            || self.progress.contains_key(&from)
             || matches!(
                 message,
-                Message::AppendEntries(_) | Message::InstallSnapshot(_) | Message::TimeoutNow(_)
+                Message::AppendEntries(_)
+                    | Message::InstallSnapshot(_)
+                    | Message::TimeoutNow(_)
+                    | Message::RequestVote(_)
+                    | Message::PreVote(_)
             )
+    }
+
+    /// May this node campaign? A voter of the configuration in force may; so may a voter
+    /// of the last committed one while a later configuration is not committed yet: a
+    /// node that `C_new` removes may still be needed to commit it (the only voters of
+    /// `C_new` may lack it). It then campaigns, and counts votes, in the configuration
+    /// in force, like every other decision.
+    pub(super) fn can_campaign(&self) -> bool {
+        self.configs.current().is_voter(self.id)
+            || (self.configs.current_index() > self.commit
+                && self.configs.at(self.commit).is_voter(self.id))
     }
 
     /// Bookkeeping for an entry about to be appended to the log: a configuration takes
@@ -116,20 +137,21 @@ impl RaftCore {
             ?config,
             "configuration in force"
         );
-        if self.role != Role::Leader {
-            return;
+        if self.role == Role::Leader {
+            self.sync_progress();
         }
-        let members = config.members();
-        self.progress
-            .retain(|id, _| members.contains(id) && *id != self.id);
+    }
+
+    /// Tracks exactly the nodes this leader replicates to (see `peers`).
+    fn sync_progress(&mut self) {
+        let peers: std::collections::BTreeSet<NodeId> = self.peers().collect();
+        self.progress.retain(|id, _| peers.contains(id));
         let next = self.log.last_index() + 1;
         let now = self.now;
-        for id in members {
-            if id != self.id {
-                self.progress
-                    .entry(id)
-                    .or_insert_with(|| Progress::new(next, now));
-            }
+        for id in peers {
+            self.progress
+                .entry(id)
+                .or_insert_with(|| Progress::new(next, now));
         }
         self.pending_broadcast = true;
     }
@@ -140,6 +162,30 @@ impl RaftCore {
     pub(super) fn advance_membership(&mut self) {
         if self.role != Role::Leader || self.configs.current_index() > self.commit {
             return;
+        }
+        if self.progress.len() != self.peers().count() {
+            // The configuration committed: stop replicating to the nodes it removed,
+            // after one last heartbeat that tells each the commit (as far as it holds
+            // the log), so that it knows its removal is final and stops campaigning.
+            let peers: std::collections::BTreeSet<NodeId> = self.peers().collect();
+            let gone: Vec<(NodeId, u64)> = self
+                .progress
+                .iter()
+                .filter(|(id, _)| !peers.contains(id))
+                .map(|(&id, p)| (id, p.matched))
+                .collect();
+            for (id, matched) in gone {
+                let prev_log = self.heartbeat_prev(matched);
+                let req = AppendRequest {
+                    term: self.term(),
+                    prev_log,
+                    entries: Vec::new(),
+                    leader_commit: self.commit.min(prev_log.index),
+                    read_round: 0,
+                };
+                self.send(id, Message::AppendEntries(req));
+            }
+            self.sync_progress();
         }
         match self.configs.current() {
             ClusterConfig::Joint { new, .. } => {

@@ -167,6 +167,7 @@ impl Simulation {
             let replies = std::mem::take(&mut out.replies);
             let transfers = std::mem::take(&mut out.transfers);
             let read_replies = std::mem::take(&mut out.read_replies);
+            let memberships = std::mem::take(&mut out.memberships);
             let applied = std::mem::take(&mut driver.state_machine_mut().applied);
             let has_work = driver.has_work();
             for (reply, result) in replies {
@@ -186,6 +187,9 @@ impl Simulation {
                     Ok(leader) if leader != id => self.transfers.1 += 1,
                     _ => {}
                 }
+            }
+            for (_, result) in &memberships {
+                self.membership_done(i, result)?;
             }
             self.observe_events(i, &events)?;
             for (wid, write) in writes {

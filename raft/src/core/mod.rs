@@ -211,6 +211,10 @@ pub struct RaftCore {
     pending_reset: Option<LogId>,
     /// The configuration in the metadata of the snapshot being received.
     incoming_membership: Option<(LogId, ClusterConfig)>,
+    /// This leader won on its own vote alone, and its new term is not durable yet: it
+    /// sends nothing before it is (a learner must never take entries from a leader
+    /// whose term a crash could forget, and hand to a second leader of that term).
+    unsaved_leadership: bool,
 }
 
 impl RaftCore {
@@ -298,6 +302,7 @@ impl RaftCore {
             snapshot_sends: Vec::new(),
             pending_reset: None,
             incoming_membership: None,
+            unsaved_leadership: false,
             log,
             config,
         };
@@ -534,6 +539,10 @@ impl RaftCore {
             return;
         }
         self.persisted = last.index;
+        if last.term == self.term() {
+            // The write that holds an entry of this term also held the term itself.
+            self.unsaved_leadership = false;
+        }
         if self.role == Role::Leader {
             self.maybe_commit();
         }
@@ -623,6 +632,10 @@ impl RaftCore {
     }
 
     fn send(&mut self, to: NodeId, message: Message) {
+        if self.unsaved_leadership {
+            self.send_after_persist(to, message);
+            return;
+        }
         self.messages.push(Envelope {
             from: self.id,
             to,
@@ -725,6 +738,7 @@ impl RaftCore {
             self.set_leader(None);
         }
         self.set_role(Role::Follower);
+        self.unsaved_leadership = false;
         self.transfer = None;
         self.progress.clear();
         self.granted.clear();

@@ -147,7 +147,15 @@ async fn replace_a_node_under_writes() {
     let ok = writer.await.unwrap();
     assert_eq!(ok, 200, "every write went through during the change");
     write(&cluster, "after").await;
-    wait_config(&cluster.handle(4).unwrap(), &stable(&voters)).await;
+    let mut metrics = cluster.handle(4).unwrap().watch_metrics();
+    let want = stable(&voters);
+    tokio::time::timeout(
+        WAIT,
+        metrics.wait_for(|m| !m.membership.is_joint() && m.membership.voters() == want.voters()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     cluster.check_agreement().unwrap();
 }
 

@@ -142,10 +142,51 @@ impl RaftCore {
         }
     }
 
-    /// Tracks exactly the nodes this leader replicates to (see `peers`).
+    /// Once the configuration in force is committed, stops replicating to the nodes it
+    /// removed: each one that holds the configuration (or has been silent for the
+    /// minimum election timeout) gets a last heartbeat that carries the commit, so that
+    /// it knows its removal is final and stops campaigning, and is then dropped.
+    pub(super) fn prune_removed(&mut self) {
+        if self.role != Role::Leader || self.configs.current_index() > self.commit {
+            return;
+        }
+        let config = self.configs.current();
+        if self.progress.keys().all(|&id| config.contains(id)) {
+            return;
+        }
+        let index = self.configs.current_index();
+        let window = self.config.election_timeout_min;
+        let now = self.now;
+        let done: Vec<(NodeId, u64)> = self
+            .progress
+            .iter()
+            .filter(|(&id, p)| {
+                !config.contains(id)
+                    && (p.matched >= index || now.saturating_sub(p.last_heard) >= window)
+            })
+            .map(|(&id, p)| (id, p.matched))
+            .collect();
+        for (id, matched) in done {
+            let prev_log = self.heartbeat_prev(matched);
+            let req = AppendRequest {
+                term: self.term(),
+                prev_log,
+                entries: Vec::new(),
+                leader_commit: self.commit.min(prev_log.index),
+                read_round: 0,
+            };
+            self.send(id, Message::AppendEntries(req));
+            self.progress.remove(&id);
+        }
+    }
+
+    /// Tracks every node this leader replicates to (see `peers`); nodes removed by a
+    /// committed configuration are dropped by `prune_removed`.
     fn sync_progress(&mut self) {
         let peers: std::collections::BTreeSet<NodeId> = self.peers().collect();
-        self.progress.retain(|id, _| peers.contains(id));
+        if self.configs.current_index() > self.commit {
+            self.progress.retain(|id, _| peers.contains(id));
+        }
         let next = self.log.last_index() + 1;
         let now = self.now;
         for id in peers {
@@ -163,30 +204,7 @@ impl RaftCore {
         if self.role != Role::Leader || self.configs.current_index() > self.commit {
             return;
         }
-        if self.progress.len() != self.peers().count() {
-            // The configuration committed: stop replicating to the nodes it removed,
-            // after one last heartbeat that tells each the commit (as far as it holds
-            // the log), so that it knows its removal is final and stops campaigning.
-            let peers: std::collections::BTreeSet<NodeId> = self.peers().collect();
-            let gone: Vec<(NodeId, u64)> = self
-                .progress
-                .iter()
-                .filter(|(id, _)| !peers.contains(id))
-                .map(|(&id, p)| (id, p.matched))
-                .collect();
-            for (id, matched) in gone {
-                let prev_log = self.heartbeat_prev(matched);
-                let req = AppendRequest {
-                    term: self.term(),
-                    prev_log,
-                    entries: Vec::new(),
-                    leader_commit: self.commit.min(prev_log.index),
-                    read_round: 0,
-                };
-                self.send(id, Message::AppendEntries(req));
-            }
-            self.sync_progress();
-        }
+        self.prune_removed();
         match self.configs.current() {
             ClusterConfig::Joint { new, .. } => {
                 let next = ClusterConfig::Stable(new.clone());

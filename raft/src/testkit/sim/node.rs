@@ -193,14 +193,6 @@ impl Simulation {
             }
             self.observe_events(i, &events)?;
             for (wid, write) in writes {
-                if let Some(reset) = write.reset_to {
-                    self.checker
-                        .log_reset(id, reset.index)
-                        .map_err(|v| v.to_string())?;
-                }
-                self.checker
-                    .log_written(id, write.truncate_from, &write.entries)
-                    .map_err(|v| v.to_string())?;
                 self.start_write(i, wid, write);
             }
             for env in messages {
@@ -281,6 +273,18 @@ impl Simulation {
                 ack: w.entries.last().map(Entry::log_id),
             },
         );
+        // The logs are checked as the disks hold them: a write lost in a crash never
+        // happened (a leader elected on its own vote may win its term again after
+        // such a crash, with another log nobody ever saw).
+        let node_id = self.nodes[i].id;
+        if let Some(reset) = w.reset_to {
+            self.checker
+                .log_reset(node_id, reset.index)
+                .map_err(|v| v.to_string())?;
+        }
+        self.checker
+            .log_written(node_id, w.truncate_from, &w.entries)
+            .map_err(|v| v.to_string())?;
         let n = &mut self.nodes[i];
         if let Some(reset) = w.reset_to {
             n.disk.prefix = reset;

@@ -104,14 +104,14 @@ impl RaftCore {
     }
 
     /// May this node campaign? A voter of the configuration in force may; so may a voter
-    /// of the last committed one while a later configuration is not committed yet: a
-    /// node that `C_new` removes may still be needed to commit it (the only voters of
-    /// `C_new` may lack it). It then campaigns, and counts votes, in the configuration
-    /// in force, like every other decision.
-    pub(super) fn can_campaign(&self) -> bool {
-        self.configs.current().is_voter(self.id)
-            || (self.configs.current_index() > self.commit
-                && self.configs.at(self.commit).is_voter(self.id))
+    /// of any configuration in its log from the one in force at its commit index on
+    /// (that is not known to be superseded by a committed one): a node that `C_new`
+    /// removes may still be needed to commit it, when the only voters of `C_new` lack
+    /// it. It then campaigns, and counts votes, in the configuration in force, like
+    /// every other decision.
+    pub fn can_campaign(&self) -> bool {
+        let id = self.id;
+        self.configs.since(self.commit).any(|c| c.is_voter(id))
     }
 
     /// Bookkeeping for an entry about to be appended to the log: a configuration takes

@@ -684,10 +684,7 @@ impl Simulation {
                     );
                     if role == Role::Leader {
                         let core = self.nodes[i].core().expect("node is up");
-                        let commit = core.status().commit_index;
-                        if !core.membership().is_voter(id)
-                            && !core.membership_at(commit).is_voter(id)
-                        {
+                        if !core.can_campaign() {
                             return Err(format!(
                                 "Election: node {id} won term {term} without a vote in its configuration {:?}",
                                 core.membership()

@@ -205,6 +205,8 @@ pub struct Cluster {
     transports: Box<dyn TransportProvider>,
     options: ClusterOptions,
     members: Vec<NodeId>,
+    /// Nodes started with [`Cluster::start_joining`]: they restart as joining nodes.
+    joining: BTreeSet<NodeId>,
     slots: BTreeMap<NodeId, Slot>,
     arbiters: Vec<Arbiter>,
     leaders: Arc<Mutex<BTreeMap<Term, BTreeSet<NodeId>>>>,
@@ -273,6 +275,7 @@ impl Cluster {
             transports: Box::new(transports),
             options,
             members: members.clone(),
+            joining: BTreeSet::new(),
             slots,
             arbiters,
             leaders: Arc::default(),
@@ -341,6 +344,28 @@ impl Cluster {
         }))
     }
 
+    /// Starts a new node `id` that joins the cluster ([`NodeBuilder::joining`]): it
+    /// waits, with no configuration, until a leader adds it. It counts as a member of
+    /// the harness from then on (for [`members`](Self::members), restarts, checks).
+    pub async fn start_joining(&mut self, id: NodeId) -> Result<RaftHandle, ClusterError> {
+        if !self.slots.contains_key(&id) {
+            let arbiter = (!self.arbiters.is_empty())
+                .then(|| self.arbiters[id as usize % self.arbiters.len()].handle());
+            self.slots.insert(
+                id,
+                Slot {
+                    handle: None,
+                    logs: Vec::new(),
+                    arbiter,
+                    incarnation: 0,
+                },
+            );
+            self.members.push(id);
+            self.joining.insert(id);
+        }
+        self.restart(id).await
+    }
+
     /// Starts node `id` (again) on its storage, with a fresh state machine.
     pub async fn restart(&mut self, id: NodeId) -> Result<RaftHandle, ClusterError> {
         let storage = self
@@ -359,7 +384,12 @@ impl Cluster {
             .storages
             .snapshots(id)
             .map_err(|message| ClusterError::Backend { id, message })?;
-        let builder = NodeBuilder::new(id, self.members.clone())
+        let builder = if self.joining.contains(&id) {
+            NodeBuilder::joining(id)
+        } else {
+            NodeBuilder::new(id, (1..=self.options.nodes as u64).collect())
+        };
+        let builder = builder
             .config(self.options.config.clone())
             .seed(self.options.seed.wrapping_mul(1_000_003) ^ (id << 20) ^ slot.incarnation);
         let mut builder = snapshots.install(builder);

@@ -30,6 +30,7 @@ fn simulation() {
     let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64));
     let snapshots = Mutex::new((0u64, 0u64));
     let log_reads = AtomicU64::new(0);
+    let memberships = Mutex::new((0u64, 0u64));
     let failures: Mutex<Vec<SimReport>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
@@ -52,6 +53,9 @@ fn simulation() {
                     s.0 += report.snapshots.0;
                     s.1 += report.snapshots.1;
                     log_reads.fetch_add(report.log_reads, Ordering::Relaxed);
+                    let mut m = memberships.lock().unwrap();
+                    m.0 += report.memberships.0;
+                    m.1 += report.memberships.1;
                 }
                 if report.failure.is_some() {
                     failures.lock().unwrap().push(report);
@@ -94,6 +98,8 @@ fn simulation() {
         "simulation: {} reads of stored entries behind a leader's in-memory window",
         log_reads.load(Ordering::Relaxed)
     );
+    let (asked, completed) = *memberships.lock().unwrap();
+    println!("simulation: {asked} membership changes asked, {completed} completed");
     println!("simulation took {:.1}s", started.elapsed().as_secs_f64());
     assert!(
         failures.is_empty(),

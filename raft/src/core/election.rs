@@ -101,6 +101,9 @@ impl RaftCore {
             if pre_vote {
                 self.start_election();
             } else {
+                // Won on this node's own vote: the new term is not even handed to the
+                // driver yet.
+                self.unsaved_leadership = true;
                 self.become_leader();
             }
         }

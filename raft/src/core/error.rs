@@ -172,12 +172,12 @@ pub enum Malformed {
         /// Its length.
         len: u64,
     },
-    /// A membership entry (or a snapshot's configuration) has a half without voters:
+    /// A membership entry has a half without voters:
     /// no leader ever proposes one, and obeying it would leave the cluster without a
     /// quorum forever.
     #[error("the configuration at index {index} has no voters")]
     NoVoters {
-        /// The entry's index (the snapshot's last included index).
+        /// The entry's index.
         index: LogIndex,
     },
 }

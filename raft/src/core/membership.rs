@@ -367,6 +367,16 @@ impl Configs {
             .map_or(&self.list[0].1, |(_, c)| c)
     }
 
+    /// The configuration in force at `index` and every later one.
+    pub(crate) fn since(&self, index: LogIndex) -> impl Iterator<Item = &ClusterConfig> {
+        std::iter::once(self.at(index)).chain(
+            self.list
+                .iter()
+                .filter(move |(i, _)| *i > index)
+                .map(|(_, c)| c),
+        )
+    }
+
     /// A membership entry at `index` was appended.
     pub(crate) fn push(&mut self, index: LogIndex, config: ClusterConfig) {
         self.truncate_from(index);

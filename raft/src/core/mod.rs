@@ -217,6 +217,10 @@ pub struct RaftCore {
     log_reads: Vec<LogRead>,
     /// The configuration in the metadata of the snapshot being received.
     incoming_membership: Option<(LogId, ClusterConfig)>,
+    /// This leader won on its own vote alone, and its new term is not durable yet: it
+    /// sends nothing before it is (a learner must never take entries from a leader
+    /// whose term a crash could forget, and hand to a second leader of that term).
+    unsaved_leadership: bool,
 }
 
 impl RaftCore {
@@ -306,6 +310,7 @@ impl RaftCore {
             stored_prefix: state.log_prefix.index,
             log_reads: Vec::new(),
             incoming_membership: None,
+            unsaved_leadership: false,
             log,
             config,
         };
@@ -429,7 +434,7 @@ impl RaftCore {
                 }
             }
             _ => {
-                if now >= self.election_deadline && !self.configs.current().is_voter(self.id) {
+                if now >= self.election_deadline && !self.can_campaign() {
                     // Learners, joining and removed nodes never campaign.
                     self.reset_election_timer();
                 } else if now >= self.election_deadline {
@@ -542,6 +547,10 @@ impl RaftCore {
             return;
         }
         self.persisted = last.index;
+        if last.term == self.term() {
+            // The write that holds an entry of this term also held the term itself.
+            self.unsaved_leadership = false;
+        }
         if self.role == Role::Leader {
             self.maybe_commit();
         }
@@ -634,6 +643,10 @@ impl RaftCore {
     }
 
     fn send(&mut self, to: NodeId, message: Message) {
+        if self.unsaved_leadership {
+            self.send_after_persist(to, message);
+            return;
+        }
         self.messages.push(Envelope {
             from: self.id,
             to,
@@ -649,14 +662,17 @@ impl RaftCore {
         });
     }
 
-    /// Every member of the configuration in force but this node (voters and learners).
+    /// The nodes a leader replicates to: every member of the configuration in force
+    /// and, until that configuration commits, of the committed one before it (so that
+    /// a node being removed still gets the entry that removes it, and learns it was
+    /// removed), this node excepted.
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
         let id = self.id;
-        self.configs
-            .current()
-            .members()
-            .into_iter()
-            .filter(move |&m| m != id)
+        let mut ids = self.configs.current().members();
+        if self.configs.current_index() > self.commit {
+            ids.extend(self.configs.at(self.commit).members());
+        }
+        ids.into_iter().filter(move |&m| m != id)
     }
 
     fn reset_election_timer(&mut self) {
@@ -733,6 +749,7 @@ impl RaftCore {
             self.set_leader(None);
         }
         self.set_role(Role::Follower);
+        self.unsaved_leadership = false;
         self.transfer = None;
         self.progress.clear();
         self.granted.clear();

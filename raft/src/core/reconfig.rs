@@ -3,7 +3,7 @@
 //! `C_old,new` to `C_new`, and who may talk to this node.
 
 use super::membership::{ClusterConfig, Membership, MembershipError};
-use super::message::{Message, TimeoutNow};
+use super::message::{AppendRequest, Message, TimeoutNow};
 use super::output::Event;
 use super::progress::Progress;
 use super::types::{Entry, LogId, NodeId, Payload, Role};
@@ -80,17 +80,38 @@ impl RaftCore {
 
     /// May `from` send `message` to this node? Members of the configuration in force
     /// may send anything. A node outside it may still act as the leader of its term
-    /// (AppendEntries, InstallSnapshot, TimeoutNow): a leader whose configuration is
+    /// (AppendEntries, InstallSnapshot, TimeoutNow: a leader whose configuration is
     /// ahead of this node's log, one that is leaving the cluster and still leads until
-    /// its removal commits, or the leader of a cluster this joining node is being added
-    /// to. The term rules and `validate` judge those like any other; everything else
-    /// from a non-member (a removed node's vote requests above all) is refused.
+    /// its removal commits, the leader of a cluster this joining node is being added
+    /// to) or ask for a vote (a voter of a configuration this node has not seen yet:
+    /// a joining node promoted with the log it has, or a lagging voter, may be needed
+    /// for a quorum). The term rules and `validate` judge those like any other. A
+    /// removed node's campaign is held off by Pre-Vote and the CheckQuorum lease: the
+    /// members hear from their leader, and its log lacks the entry that removed it.
+    /// Replies and reads from a non-member are refused.
     pub(super) fn accepts_from(&self, from: NodeId, message: &Message) -> bool {
         self.configs.current().contains(from)
+            // A leader still replicates to the nodes a pending change removes.
+            || self.progress.contains_key(&from)
             || matches!(
                 message,
-                Message::AppendEntries(_) | Message::InstallSnapshot(_) | Message::TimeoutNow(_)
+                Message::AppendEntries(_)
+                    | Message::InstallSnapshot(_)
+                    | Message::TimeoutNow(_)
+                    | Message::RequestVote(_)
+                    | Message::PreVote(_)
             )
+    }
+
+    /// May this node campaign? A voter of the configuration in force may; so may a voter
+    /// of any configuration in its log from the one in force at its commit index on
+    /// (that is not known to be superseded by a committed one): a node that `C_new`
+    /// removes may still be needed to commit it, when the only voters of `C_new` lack
+    /// it. It then campaigns, and counts votes, in the configuration in force, like
+    /// every other decision.
+    pub fn can_campaign(&self) -> bool {
+        let id = self.id;
+        self.configs.since(self.commit).any(|c| c.is_voter(id))
     }
 
     /// Bookkeeping for an entry about to be appended to the log: a configuration takes
@@ -116,20 +137,62 @@ impl RaftCore {
             ?config,
             "configuration in force"
         );
-        if self.role != Role::Leader {
+        if self.role == Role::Leader {
+            self.sync_progress();
+        }
+    }
+
+    /// Once the configuration in force is committed, stops replicating to the nodes it
+    /// removed: each one that holds the configuration (or has been silent for the
+    /// minimum election timeout) gets a last heartbeat that carries the commit, so that
+    /// it knows its removal is final and stops campaigning, and is then dropped.
+    pub(super) fn prune_removed(&mut self) {
+        if self.role != Role::Leader || self.configs.current_index() > self.commit {
             return;
         }
-        let members = config.members();
-        self.progress
-            .retain(|id, _| members.contains(id) && *id != self.id);
+        let config = self.configs.current();
+        if self.progress.keys().all(|&id| config.contains(id)) {
+            return;
+        }
+        let index = self.configs.current_index();
+        let window = self.config.election_timeout_min;
+        let now = self.now;
+        let done: Vec<(NodeId, u64)> = self
+            .progress
+            .iter()
+            .filter(|(&id, p)| {
+                !config.contains(id)
+                    && (p.matched >= index || now.saturating_sub(p.last_heard) >= window)
+            })
+            .map(|(&id, p)| (id, p.matched))
+            .collect();
+        for (id, matched) in done {
+            let prev_log = self.heartbeat_prev(matched);
+            let req = AppendRequest {
+                term: self.term(),
+                prev_log,
+                entries: Vec::new(),
+                leader_commit: self.commit.min(prev_log.index),
+                read_round: 0,
+            };
+            self.send(id, Message::AppendEntries(req));
+            self.progress.remove(&id);
+        }
+    }
+
+    /// Tracks every node this leader replicates to (see `peers`); nodes removed by a
+    /// committed configuration are dropped by `prune_removed`.
+    fn sync_progress(&mut self) {
+        let peers: std::collections::BTreeSet<NodeId> = self.peers().collect();
+        if self.configs.current_index() > self.commit {
+            self.progress.retain(|id, _| peers.contains(id));
+        }
         let next = self.log.last_index() + 1;
         let now = self.now;
-        for id in members {
-            if id != self.id {
-                self.progress
-                    .entry(id)
-                    .or_insert_with(|| Progress::new(next, now));
-            }
+        for id in peers {
+            self.progress
+                .entry(id)
+                .or_insert_with(|| Progress::new(next, now));
         }
         self.pending_broadcast = true;
     }
@@ -141,6 +204,7 @@ impl RaftCore {
         if self.role != Role::Leader || self.configs.current_index() > self.commit {
             return;
         }
+        self.prune_removed();
         match self.configs.current() {
             ClusterConfig::Joint { new, .. } => {
                 let next = ClusterConfig::Stable(new.clone());

@@ -10,7 +10,7 @@ use super::RaftCore;
 impl RaftCore {
     /// Offers every follower the entries it has not been sent, up to its pipeline bound.
     pub(super) fn broadcast_append(&mut self) {
-        for peer in self.peers().collect::<Vec<_>>() {
+        for peer in self.progress.keys().copied().collect::<Vec<_>>() {
             self.send_pipelined(peer);
         }
     }
@@ -115,7 +115,7 @@ impl RaftCore {
     pub(super) fn broadcast_heartbeat(&mut self) {
         let stall = self.config.heartbeat_interval * 2;
         let read_round = self.next_read_round();
-        for peer in self.peers().collect::<Vec<_>>() {
+        for peer in self.progress.keys().copied().collect::<Vec<_>>() {
             let Some(p) = self.progress.get_mut(&peer) else {
                 continue;
             };
@@ -210,6 +210,7 @@ impl RaftCore {
                 }
                 self.send_pipelined(from);
                 self.advance_transfer(from, false);
+                self.prune_removed();
             }
             AppendResult::Conflict { rejected, hint } => {
                 if p.sending.is_some()

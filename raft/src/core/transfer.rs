@@ -202,10 +202,7 @@ impl RaftCore {
     /// holds the leader's last entry starts an election at once, without Pre-Vote, and
     /// flags its RequestVote so that voters within the leader lease grant it.
     pub(super) fn handle_timeout_now(&mut self, from: NodeId, req: TimeoutNow) {
-        if self.role != Role::Follower
-            || self.leader != Some(from)
-            || !self.configs.current().is_voter(self.id)
-        {
+        if self.role != Role::Follower || self.leader != Some(from) || !self.can_campaign() {
             return;
         }
         if !self

@@ -136,9 +136,6 @@ impl RaftCore {
                 term: req.term,
             });
         }
-        if req.meta.membership.halves().any(|m| m.voters().is_empty()) {
-            return Some(Malformed::NoVoters { index: last.index });
-        }
         let len = req.data.len() as u64;
         if (!req.done && len == 0) || req.offset.checked_add(len).is_none() {
             return Some(Malformed::BadSnapshotChunk {

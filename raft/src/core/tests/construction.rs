@@ -61,7 +61,7 @@ fn step_rejects_misaddressed_messages() {
         Err(StepError::WrongRecipient { to: 3, this: 1 })
     );
     assert_eq!(
-        core.step(Duration::ZERO, env(9, 1, request_vote(5, LogId::default()))),
+        core.step(Duration::ZERO, env(9, 1, vote_reply(5, true))),
         Err(StepError::UnknownPeer { from: 9 })
     );
     assert_eq!(core.status().term, 1);

@@ -150,9 +150,9 @@ fn s6_removed_leader_steps_down_and_stays_quiet() {
         .any(|(_, id, e)| *id == 1 && matches!(e, Event::ElectionStarted { .. })));
 }
 
-/// Thesis §4.2.3: a removed node that never learnt of its removal campaigns, but the
-/// members of the new configuration refuse it as a non-member, and with Pre-Vote and
-/// CheckQuorum it never raises anyone's term.
+/// Thesis §4.2.3: a removed node that never learnt of its removal campaigns, but with
+/// Pre-Vote and the CheckQuorum lease the members refuse it and it never raises anyone's
+/// term.
 #[test]
 fn s6_removed_node_does_not_disrupt() {
     let mut c = led_by_1_with_joining(&[]);
@@ -169,11 +169,25 @@ fn s6_removed_node_does_not_disrupt() {
     let requests: Vec<Envelope> = c.queue.drain(..).filter(|e| e.from == 3).collect();
     assert!(!requests.is_empty(), "node 3 asked for votes");
     for e in requests {
+        assert!(matches!(e.message, Message::PreVote(_)));
         let to = e.to;
         let now = c.now;
-        assert_eq!(
-            c.node_mut(to).step(now, e),
-            Err(StepError::UnknownPeer { from: 3 })
+        c.node_mut(to).step(now, e).unwrap();
+        let refusal = c
+            .node_mut(to)
+            .ready()
+            .events
+            .into_iter()
+            .find_map(|e| match e {
+                Event::VoteRefused { reason, .. } => Some(reason),
+                _ => None,
+            });
+        assert!(
+            matches!(
+                refusal,
+                Some(VoteRefusal::LeaderLease { leader: 1 } | VoteRefusal::LogNotUpToDate { .. })
+            ),
+            "node {to}: {refusal:?}"
         );
     }
     assert_eq!(c.status(1).term, term);

@@ -334,8 +334,8 @@ fn install_reply_about_an_index_never_sent_is_refused() {
     );
 }
 
-/// A configuration without voters (in an entry, or a snapshot's metadata) is refused;
-/// a non-member may act as a leader but not ask for votes.
+/// A configuration entry without voters is refused; a non-member may act as a leader
+/// but not ask for votes.
 #[test]
 fn configurations_without_voters_and_non_member_votes_are_refused() {
     let mut core = follower();
@@ -354,26 +354,15 @@ fn configurations_without_voters_and_non_member_votes_are_refused() {
         append(2, LogId::new(2, 3), vec![e], 2),
         Malformed::NoVoters { index: 4 },
     );
-    let chunk = Message::InstallSnapshot(InstallSnapshotRequest {
-        term: 2,
-        meta: crate::snapshot::SnapshotMeta {
-            last_included: LogId::new(2, 9),
-            membership: empty,
-        },
-        offset: 0,
-        data: Bytes::from_static(b"x"),
-        done: true,
-    });
-    refused(&mut core, 2, chunk, Malformed::NoVoters { index: 9 });
     let now = core.now;
     assert_eq!(
-        core.step(now, env(7, 1, request_vote(9, LogId::new(2, 3)))),
+        core.step(now, env(7, 1, vote_reply(2, true))),
         Err(StepError::UnknownPeer { from: 7 })
     );
     assert_eq!(
         core.status().term,
         2,
-        "a non-member's vote request changes nothing"
+        "a non-member's reply changes nothing"
     );
     // A leader this node does not know yet (its configuration is ahead) is followed.
     step(&mut core, 7, append(3, LogId::new(2, 3), vec![], 2));

@@ -13,6 +13,7 @@
 
 mod checker;
 mod faults;
+mod membership;
 mod node;
 mod snapshots;
 mod trace;
@@ -72,6 +73,11 @@ pub struct SimConfig {
     /// Mean time between requests to the leader to hand over leadership (to a random
     /// member, itself and crashed nodes included, or to the best follower).
     pub transfer_interval: Duration,
+    /// Nodes beyond `nodes` that start with no configuration (joining), for membership
+    /// changes to add.
+    pub spare_nodes: usize,
+    /// Mean time between requests to the leader for a random membership change.
+    pub membership_interval: Duration,
 }
 
 impl SimConfig {
@@ -110,6 +116,8 @@ impl SimConfig {
             liveness_bound: Duration::from_secs(5),
             max_steps: 2_000_000,
             transfer_interval: Duration::from_millis(300),
+            spare_nodes: 2,
+            membership_interval: Duration::from_millis(400),
         }
     }
 }
@@ -130,6 +138,9 @@ pub struct SimReport {
     /// Leadership transfers asked for, and how many ended with a new leader known to
     /// the old one.
     pub transfers: (u64, u64),
+    /// Membership changes asked for, and how many completed (each checked to name a
+    /// committed stable configuration).
+    pub memberships: (u64, u64),
     /// Reads answered with a read index, each checked against the committed prefix at
     /// the time it was issued.
     pub reads_ok: u64,
@@ -170,6 +181,7 @@ enum Action {
     },
     StartLiveness,
     Transfer,
+    Membership,
     SnapshotWritten {
         node: usize,
         incarnation: u64,
@@ -231,6 +243,7 @@ pub struct Simulation {
     outcomes: Rc<RefCell<Vec<Outcome>>>,
     replies: u64,
     transfers: (u64, u64),
+    memberships: (u64, u64),
     reads_ok: u64,
     reads_failed: u64,
     snapshots_taken: u64,
@@ -257,7 +270,7 @@ struct Liveness {
 impl Simulation {
     /// A fresh cluster for `cfg`: every node a follower with an empty log.
     pub fn new(cfg: SimConfig) -> Self {
-        let members: Vec<NodeId> = (1..=cfg.nodes as u64).collect();
+        let members: Vec<NodeId> = (1..=(cfg.nodes + cfg.spare_nodes) as u64).collect();
         let mut rng = SplitMix64::new(cfg.seed);
         let limits = node::limits_for(&mut rng);
         let mut sim = Self {
@@ -266,6 +279,7 @@ impl Simulation {
             outcomes: Rc::new(RefCell::new(Vec::new())),
             replies: 0,
             transfers: (0, 0),
+            memberships: (0, 0),
             reads_ok: 0,
             reads_failed: 0,
             snapshots_taken: 0,
@@ -334,6 +348,7 @@ impl Simulation {
             committed: self.checker.committed_len(),
             replies: self.replies,
             transfers: self.transfers,
+            memberships: self.memberships,
             reads_ok: self.reads_ok,
             reads_failed: self.reads_failed,
             snapshots: (self.snapshots_taken, self.snapshots_installed),
@@ -355,6 +370,8 @@ impl Simulation {
         self.schedule(self.cfg.fault_time, Action::StartLiveness);
         let first_transfer = self.jitter(self.cfg.transfer_interval);
         self.schedule(first_transfer, Action::Transfer);
+        let first_change = self.jitter(self.cfg.membership_interval);
+        self.schedule(first_change, Action::Membership);
         loop {
             self.steps += 1;
             if self.steps > self.cfg.max_steps {
@@ -410,6 +427,21 @@ impl Simulation {
                 .iter()
                 .filter_map(|n| n.core().map(|c| c.status()))
                 .map(|s| format!("{}:{}@{}", s.id, s.role, s.term))
+                .zip(self.nodes.iter().filter_map(|n| n.core()))
+                .map(|(s, c)| {
+                    format!(
+                        "{s}[voters {:?}{} cfg@{} last {} commit {}]",
+                        c.membership().voters(),
+                        if c.membership().is_joint() {
+                            " joint"
+                        } else {
+                            ""
+                        },
+                        c.membership_index(),
+                        c.status().last_log,
+                        c.status().commit_index
+                    )
+                })
                 .collect();
             return Err(format!(
                 "liveness: no leader committed a new proposal within {:?} of healing (nodes {})",
@@ -506,14 +538,14 @@ impl Simulation {
             .seed
             .wrapping_mul(31)
             .wrapping_add(node.incarnation);
-        let mut core = RaftCore::new(
-            node.id,
-            self.members.clone(),
-            self.cfg.raft.clone(),
-            state,
-            seed,
-        )
-        .expect("valid simulated node");
+        // Spare nodes join: they have no bootstrap configuration.
+        let bootstrap: Vec<NodeId> = if node.id as usize <= self.cfg.nodes {
+            (1..=self.cfg.nodes as u64).collect()
+        } else {
+            Vec::new()
+        };
+        let mut core = RaftCore::new(node.id, bootstrap, self.cfg.raft.clone(), state, seed)
+            .expect("valid simulated node");
         // A node boots at the current time: shift its clock by ticking once.
         core.tick(self.now);
         let driver = self
@@ -545,9 +577,12 @@ impl Simulation {
                 );
                 let now = self.now;
                 let driver = self.nodes[i].driver.as_mut().expect("node is up");
-                driver
-                    .receive(now, env)
-                    .map_err(|e| format!("step refused: {e}"))?;
+                match driver.receive(now, env) {
+                    // A node outside the receiver's configuration (removed, or not yet
+                    // known to it) is refused like a lost message.
+                    Ok(()) | Err(crate::core::StepError::UnknownPeer { .. }) => {}
+                    Err(e) => return Err(format!("step refused: {e}")),
+                }
                 self.process(i)
             }
             Action::WriteDone { node, incarnation } => {
@@ -639,6 +674,7 @@ impl Simulation {
                 self.transfers.0 += 1;
                 self.process(i)
             }
+            Action::Membership => self.membership_action(),
             Action::SnapshotWritten {
                 node,
                 incarnation,
@@ -707,6 +743,12 @@ impl Simulation {
                     );
                     if role == Role::Leader {
                         let core = self.nodes[i].core().expect("node is up");
+                        if !core.can_campaign() {
+                            return Err(format!(
+                                "Election: node {id} won term {term} without a vote in its configuration {:?}",
+                                core.membership()
+                            ));
+                        }
                         let last = core.status().last_log.index;
                         // Entries behind the compacted prefix are committed; the
                         // checker vouched for them when the snapshot was restored.
@@ -728,7 +770,9 @@ impl Simulation {
                 Event::Committed { index } => {
                     let core = self.nodes[i].core().expect("node is up");
                     let status = core.status();
-                    if status.role != Role::Leader {
+                    // A leader removed by the entry it commits steps down in the same
+                    // batch: its commit still counts.
+                    if status.role != Role::Leader && !self.nodes[i].was_leader {
                         continue;
                     }
                     let from = self.checker.committed_len() + 1;

@@ -194,6 +194,7 @@ impl Simulation {
             let replies = std::mem::take(&mut out.replies);
             let transfers = std::mem::take(&mut out.transfers);
             let read_replies = std::mem::take(&mut out.read_replies);
+            let memberships = std::mem::take(&mut out.memberships);
             let applied = std::mem::take(&mut driver.state_machine_mut().applied);
             let has_work = driver.has_work();
             for (reply, result) in replies {
@@ -214,16 +215,11 @@ impl Simulation {
                     _ => {}
                 }
             }
+            for (_, result) in &memberships {
+                self.membership_done(i, result)?;
+            }
             self.observe_events(i, &events)?;
             for (wid, write) in writes {
-                if let Some(reset) = write.reset_to {
-                    self.checker
-                        .log_reset(id, reset.index)
-                        .map_err(|v| v.to_string())?;
-                }
-                self.checker
-                    .log_written(id, write.truncate_from, &write.entries)
-                    .map_err(|v| v.to_string())?;
                 self.start_write(i, wid, write);
             }
             for env in messages {
@@ -304,6 +300,18 @@ impl Simulation {
                 ack: w.entries.last().map(Entry::log_id),
             },
         );
+        // The logs are checked as the disks hold them: a write lost in a crash never
+        // happened (a leader elected on its own vote may win its term again after
+        // such a crash, with another log nobody ever saw).
+        let node_id = self.nodes[i].id;
+        if let Some(reset) = w.reset_to {
+            self.checker
+                .log_reset(node_id, reset.index)
+                .map_err(|v| v.to_string())?;
+        }
+        self.checker
+            .log_written(node_id, w.truncate_from, &w.entries)
+            .map_err(|v| v.to_string())?;
         let n = &mut self.nodes[i];
         if let Some(reset) = w.reset_to {
             n.disk.prefix = reset;

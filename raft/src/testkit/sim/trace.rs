@@ -74,6 +74,13 @@ pub enum TraceEvent {
         /// The target asked for (`None`: the most up-to-date follower).
         to: Option<NodeId>,
     },
+    /// A leader was asked for a membership change.
+    Membership {
+        /// The leader.
+        node: NodeId,
+        /// The change asked for.
+        change: String,
+    },
 }
 
 #[derive(Debug)]

@@ -1,0 +1,272 @@
+//! Cluster tests of membership change (joint consensus, learners, removal) over the
+//! in-memory transport: grow 3 -> 5, shrink 5 -> 3, replace a node, remove the leader,
+//! transfer under load, and a removed node that stays quiet and is added back.
+
+use std::time::Duration;
+
+use actraft::core::{ClusterConfig, Membership, MembershipError, NodeId, Role};
+use actraft::RaftHandle;
+use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions};
+use bytes::Bytes;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn started(nodes: usize) -> (Cluster, NodeId) {
+    let (cluster, leader, _) =
+        Cluster::start_with_leader(ClusterOptions::new(nodes).config(fast_config()), WAIT)
+            .await
+            .unwrap();
+    (cluster, leader)
+}
+
+async fn write(cluster: &Cluster, what: &str) {
+    cluster
+        .propose(Bytes::copy_from_slice(what.as_bytes()), WAIT)
+        .await
+        .unwrap();
+}
+
+fn stable(voters: &[NodeId]) -> ClusterConfig {
+    ClusterConfig::Stable(Membership::new(voters.iter().copied(), []))
+}
+
+/// Waits until `handle`'s configuration in force is `config`.
+async fn wait_config(handle: &RaftHandle, config: &ClusterConfig) {
+    let mut metrics = handle.watch_metrics();
+    tokio::time::timeout(WAIT, metrics.wait_for(|m| m.membership == *config))
+        .await
+        .unwrap_or_else(|_| panic!("node {} never reached {config:?}", handle.id()))
+        .unwrap();
+}
+
+/// The leader among `ids`, as the running nodes see it.
+async fn leader_among(cluster: &Cluster, ids: &[NodeId]) -> RaftHandle {
+    let (leader, _) = cluster.wait_for_leader_among(ids, WAIT).await.unwrap();
+    cluster.handle(leader).unwrap()
+}
+
+async fn grow(cluster: &mut Cluster, leader: &RaftHandle, new: &[NodeId]) {
+    for &id in new {
+        cluster.start_joining(id).await.unwrap();
+        leader.add_learner(id, format!("node-{id}")).await.unwrap();
+    }
+}
+
+#[actix_rt::test]
+async fn grow_three_to_five() {
+    let (mut cluster, old) = started(3).await;
+    write(&cluster, "before").await;
+    let leader = cluster.handle(old).unwrap();
+    grow(&mut cluster, &leader, &[4, 5]).await;
+    let learners = leader.membership();
+    assert_eq!(learners.target().learners().len(), 2);
+    assert_eq!(learners.address(4), Some("node-4"));
+    let index = leader.change_membership([1, 2, 3, 4, 5], []).await.unwrap();
+    let five = stable(&[1, 2, 3, 4, 5]);
+    assert_eq!(
+        leader.membership().target().voters(),
+        five.target().voters()
+    );
+    assert!(leader.status().commit_index >= index);
+    for id in 1..=5 {
+        let h = cluster.handle(id).unwrap();
+        let mut metrics = h.watch_metrics();
+        tokio::time::timeout(
+            WAIT,
+            metrics.wait_for(|m| m.membership.target().voters().len() == 5),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(h.status().voter && !h.status().removed, "node {id}");
+    }
+    write(&cluster, "after").await;
+    cluster.wait_for_applied(index + 1, WAIT).await.unwrap();
+    let agreed = cluster.check_agreement().unwrap();
+    assert!(agreed.values().any(|c| c == "before") && agreed.values().any(|c| c == "after"));
+    // Two of the old three can no longer commit alone: the new voters count.
+    cluster.kill(4).await;
+    cluster.kill(5).await;
+    write(&cluster, "with three of five").await;
+}
+
+#[actix_rt::test]
+async fn shrink_five_to_three() {
+    let (mut cluster, old) = started(5).await;
+    write(&cluster, "before").await;
+    let leader = cluster.handle(old).unwrap();
+    let mut keep: Vec<NodeId> = vec![old];
+    keep.extend((1..=5).filter(|&id| id != old).take(2));
+    keep.sort_unstable();
+    let gone: Vec<NodeId> = (1..=5).filter(|id| !keep.contains(id)).collect();
+    leader.change_membership(keep.clone(), []).await.unwrap();
+    let three = stable(&keep);
+    for &id in &keep {
+        wait_config(&cluster.handle(id).unwrap(), &three).await;
+    }
+    for &id in &gone {
+        let h = cluster.handle(id).unwrap();
+        h.wait_until(WAIT, |s| s.removed).await.unwrap();
+        assert_ne!(h.status().role, Role::Leader);
+    }
+    // The removed nodes are down: three voters are a whole cluster now.
+    for &id in &gone {
+        cluster.kill(id).await;
+    }
+    write(&cluster, "after").await;
+    cluster.check_agreement().unwrap();
+}
+
+#[actix_rt::test]
+async fn replace_a_node_under_writes() {
+    let (mut cluster, old) = started(3).await;
+    let leader = cluster.handle(old).unwrap();
+    let replaced = (1..=3).find(|&id| id != old).unwrap();
+    let writer = {
+        let handles: Vec<RaftHandle> = cluster.live();
+        actix_rt::spawn(async move {
+            let mut ok = 0;
+            for i in 0..200 {
+                for h in handles.iter().cycle().take(handles.len() * 4) {
+                    if h.propose(Bytes::from(format!("w{i}"))).await.is_ok() {
+                        ok += 1;
+                        break;
+                    }
+                }
+            }
+            ok
+        })
+    };
+    grow(&mut cluster, &leader, &[4]).await;
+    let voters: Vec<NodeId> = [1, 2, 3, 4]
+        .into_iter()
+        .filter(|&id| id != replaced)
+        .collect();
+    leader.change_membership(voters.clone(), []).await.unwrap();
+    cluster.kill(replaced).await;
+    let ok = writer.await.unwrap();
+    assert_eq!(ok, 200, "every write went through during the change");
+    write(&cluster, "after").await;
+    let mut metrics = cluster.handle(4).unwrap().watch_metrics();
+    let want = stable(&voters);
+    tokio::time::timeout(
+        WAIT,
+        metrics.wait_for(|m| !m.membership.is_joint() && m.membership.voters() == want.voters()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    cluster.check_agreement().unwrap();
+}
+
+#[actix_rt::test]
+async fn remove_the_leader() {
+    let (cluster, old) = started(3).await;
+    write(&cluster, "before").await;
+    let leader = cluster.handle(old).unwrap();
+    let rest: Vec<NodeId> = (1..=3).filter(|&id| id != old).collect();
+    leader.change_membership(rest.clone(), []).await.unwrap();
+    let status = leader
+        .wait_until(WAIT, |s| s.removed && s.role != Role::Leader)
+        .await
+        .unwrap();
+    assert!(!status.voter);
+    let new = leader_among(&cluster, &rest).await;
+    assert_ne!(new.id(), old);
+    write(&cluster, "after").await;
+    assert_eq!(
+        leader.change_membership([old], []).await,
+        Err(MembershipError::NotLeader {
+            leader: leader.status().leader
+        })
+    );
+    cluster.check_agreement().unwrap();
+}
+
+#[actix_rt::test]
+async fn transfer_under_load_then_change() {
+    let (cluster, old) = started(3).await;
+    let handles = cluster.live();
+    let writer = actix_rt::spawn(async move {
+        let mut ok = 0;
+        for i in 0..300 {
+            'retry: for _ in 0..50 {
+                for h in &handles {
+                    if h.propose(Bytes::from(format!("load{i}"))).await.is_ok() {
+                        ok += 1;
+                        break 'retry;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        ok
+    });
+    let leader = cluster.handle(old).unwrap();
+    let to = leader.transfer_leadership(None).await.unwrap();
+    assert_ne!(to, old);
+    let new = cluster.handle(to).unwrap();
+    // One change at a time: a second call while the first is in flight is refused, or
+    // finds the first already done.
+    let (a, b) = tokio::join!(
+        new.change_membership([1, 2, 3], []),
+        new.change_membership([1, 2, 3], [])
+    );
+    assert!(a.is_ok() || b.is_ok(), "{a:?} {b:?}");
+    assert!(
+        a.is_ok() && b.is_ok()
+            || matches!(
+                (&a, &b),
+                (Err(MembershipError::ChangeInProgress), _)
+                    | (_, Err(MembershipError::ChangeInProgress))
+            ),
+        "{a:?} {b:?}"
+    );
+    assert_eq!(writer.await.unwrap(), 300);
+    cluster.check_agreement().unwrap();
+    assert!(cluster.leaders_by_term().values().all(|l| l.len() == 1));
+}
+
+#[actix_rt::test]
+async fn removed_node_stays_quiet_and_rejoins() {
+    let (mut cluster, old) = started(3).await;
+    let leader = cluster.handle(old).unwrap();
+    let out = (1..=3).find(|&id| id != old).unwrap();
+    let rest: Vec<NodeId> = (1..=3).filter(|&id| id != out).collect();
+    leader.change_membership(rest.clone(), []).await.unwrap();
+    let removed = cluster.handle(out).unwrap();
+    removed.wait_until(WAIT, |s| s.removed).await.unwrap();
+    let term = leader.status().term;
+    // Cut off and left alone for many election timeouts, the removed node neither
+    // campaigns nor disturbs the leader.
+    cluster.router().isolate(out);
+    let before = removed.counters();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    cluster.router().reconnect(out);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        removed.counters().elections_started,
+        before.elections_started
+    );
+    assert_eq!(leader.status().term, term, "no disruption");
+    assert_eq!(leader.status().role, Role::Leader);
+    write(&cluster, "without").await;
+
+    // Added back: as a learner first, then as a voter.
+    leader.add_learner(out, "back").await.unwrap();
+    leader.change_membership([1, 2, 3], []).await.unwrap();
+    let all = stable(&[1, 2, 3]);
+    wait_config(
+        &removed,
+        &ClusterConfig::Stable(all.target().clone().with_address(out, "back")),
+    )
+    .await;
+    assert!(!removed.status().removed && removed.status().voter);
+    write(&cluster, "with").await;
+    cluster
+        .wait_for_applied(leader.status().commit_index, WAIT)
+        .await
+        .unwrap();
+    cluster.check_agreement().unwrap();
+    let _ = cluster.shutdown(out).await;
+}

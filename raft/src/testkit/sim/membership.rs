@@ -1,0 +1,86 @@
+//! Random membership changes in the simulator: the leader is asked to add a learner or
+//! to move to a random configuration over the bootstrap and the spare nodes (promote,
+//! remove, replace several at once, a majority included), at random points, under the
+//! same crashes and partitions as everything else.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::driver::MembershipChange;
+
+impl Simulation {
+    /// Asks the current leader, if any, for a random membership change.
+    pub(super) fn membership_action(&mut self) -> Result<(), String> {
+        if self.liveness.is_none() {
+            let next = self.jitter(self.cfg.membership_interval);
+            self.schedule(next, Action::Membership);
+        }
+        let Some(i) = self.nodes.iter().position(SimNode::is_leader) else {
+            return Ok(());
+        };
+        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let change = if self.chance(300) {
+            let id = ids[self.rng.below(ids.len() as u64) as usize];
+            MembershipChange::AddLearner {
+                id,
+                address: format!("sim-{id}"),
+            }
+        } else {
+            let size = [1, 2, 3, 3, 4, 5, 5][self.rng.below(7) as usize].min(ids.len());
+            let mut pool = ids.clone();
+            let mut voters = BTreeSet::new();
+            while voters.len() < size {
+                let k = self.rng.below(pool.len() as u64) as usize;
+                voters.insert(pool.swap_remove(k));
+            }
+            let learners: BTreeSet<NodeId> =
+                pool.into_iter().filter(|_| self.chance(500)).collect();
+            MembershipChange::Change {
+                voters,
+                learners,
+                check_lag: self.chance(500),
+            }
+        };
+        self.trace.push(
+            self.now,
+            TraceEvent::Membership {
+                node: self.nodes[i].id,
+                change: format!("{change:?}"),
+            },
+        );
+        let driver = self.nodes[i].driver.as_mut().expect("leader is up");
+        driver.change_membership(change);
+        self.memberships.0 += 1;
+        self.process(i)
+    }
+
+    /// Checks the outcome of a change: a completed change names a committed, stable
+    /// configuration.
+    pub(super) fn membership_done(
+        &mut self,
+        i: usize,
+        result: &Result<LogIndex, crate::core::MembershipError>,
+    ) -> Result<(), String> {
+        let Ok(index) = result else {
+            return Ok(());
+        };
+        self.memberships.1 += 1;
+        let Some(core) = self.nodes[i].core() else {
+            return Ok(());
+        };
+        if core.status().commit_index < *index {
+            return Err(format!(
+                "Membership: node {} reported the change done at {index} before committing it",
+                core.id()
+            ));
+        }
+        match core.log_entries(*index, *index).first().map(|e| &e.payload) {
+            Some(crate::core::Payload::Membership(c)) if !c.is_joint() => Ok(()),
+            None => Ok(()), // compacted since
+            other => Err(format!(
+                "Membership: node {} reported the change done at {index}, which holds {other:?}",
+                core.id()
+            )),
+        }
+    }
+}

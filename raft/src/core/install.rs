@@ -364,6 +364,18 @@ impl RaftCore {
     /// [`Ready::reset_log`](super::Ready::reset_log) write, and the leader is told once
     /// it is durable.
     pub fn snapshot_installed(&mut self, last: LogId) {
+        self.install_snapshot_point(last);
+    }
+
+    /// [`snapshot_installed`](Self::snapshot_installed) for the snapshot `meta`, whose
+    /// configuration becomes this node's as of its last entry: the configuration comes
+    /// from the snapshot that was restored, whatever transfer arrived since.
+    pub fn snapshot_restored(&mut self, meta: &crate::SnapshotMeta) {
+        self.incoming_membership = Some((meta.last_included, meta.membership.clone()));
+        self.install_snapshot_point(meta.last_included);
+    }
+
+    fn install_snapshot_point(&mut self, last: LogId) {
         let incoming = self.incoming.filter(|i| i.snapshot == last);
         self.incoming = None;
         let reply_to = incoming.filter(|i| i.term == self.term()).map(|i| i.leader);
@@ -389,6 +401,7 @@ impl RaftCore {
         };
         self.log.reset(last, tail);
         self.stored_prefix = last.index;
+        self.stored_prefix_term = Some(last.term);
         if !keeps_suffix {
             self.configs.truncate_from(last.index + 1);
         }

@@ -213,6 +213,9 @@ pub struct RaftCore {
     pending_reset: Option<LogId>,
     /// Where the stored log starts (entries up to it were compacted); see `window`.
     stored_prefix: LogIndex,
+    /// The term of the entry at `stored_prefix`, when known (it is not kept once memory
+    /// moved past it before storage compacted there).
+    stored_prefix_term: Option<Term>,
     /// Stored entries to read for followers, for the next `Ready`.
     log_reads: Vec<LogRead>,
     /// The configuration in the metadata of the snapshot being received.
@@ -308,6 +311,7 @@ impl RaftCore {
             snapshot_sends: Vec::new(),
             pending_reset: None,
             stored_prefix: state.log_prefix.index,
+            stored_prefix_term: Some(state.log_prefix.term),
             log_reads: Vec::new(),
             incoming_membership: None,
             unsaved_leadership: false,

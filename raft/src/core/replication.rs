@@ -49,7 +49,8 @@ impl RaftCore {
         let next = p.next;
         let prev_index = next - 1;
         if prev_index < self.window_start().index {
-            if prev_index > self.stored_prefix {
+            let prev_known = prev_index == self.stored_prefix && self.stored_prefix_id().is_some();
+            if prev_index > self.stored_prefix || prev_known {
                 // Behind the window but still stored: read them, off the node's thread.
                 return self.start_log_read(peer, prev_index);
             }

@@ -59,12 +59,17 @@ impl RaftCore {
         if upto <= self.stored_prefix {
             return None;
         }
+        let upto_term = self
+            .log
+            .term_at(upto)
+            .or((upto == last.index).then_some(last.term));
         // Memory keeps no more than storage does.
         if !self.log.compact_to(upto) {
             return None;
         }
         self.configs.compact_to(upto);
         self.stored_prefix = upto;
+        self.stored_prefix_term = upto_term;
         Some(upto)
     }
 }

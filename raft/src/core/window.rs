@@ -34,17 +34,29 @@ pub struct LogRead {
     pub peer: NodeId,
     /// The leader's term when it asked: a report from another term is ignored.
     pub term: Term,
-    /// The first index to read. The entry there is the AppendEntries' `prev_log`; the
-    /// ones after it are the entries sent.
+    /// The first index to read. Without `prev`, the entry there is the AppendEntries'
+    /// `prev_log` and the ones after it are the entries sent; with `prev` (the follower
+    /// needs everything after the stored prefix), all of them are sent.
     pub from: LogIndex,
     /// The last index to read (inclusive).
     pub to: LogIndex,
+    /// The entry before `from`, when storage no longer holds it (the stored prefix).
+    pub prev: Option<LogId>,
 }
 
 impl RaftCore {
     /// Where the stored log starts: entries up to this index were compacted.
     pub fn stored_prefix(&self) -> LogIndex {
         self.stored_prefix
+    }
+
+    /// The id of the stored prefix (the last compacted entry), when its term is known:
+    /// recorded when storage compacted there, or the snapshot's own last entry.
+    pub(super) fn stored_prefix_id(&self) -> Option<LogId> {
+        match self.stored_prefix_term {
+            Some(term) => Some(LogId::new(term, self.stored_prefix)),
+            None => (self.snapshot.index == self.stored_prefix).then_some(self.snapshot),
+        }
     }
 
     /// Drops applied, durable entries from memory while the window is over its bounds.
@@ -73,11 +85,21 @@ impl RaftCore {
         p.reading = true;
         let last_in_storage = self.log.prefix().index;
         let to = last_in_storage.min(prev_index + self.config.max_append_entries as u64);
+        // The stored prefix itself is not stored: its term is known here instead.
+        let prev = (prev_index == self.stored_prefix)
+            .then(|| self.stored_prefix_id())
+            .flatten();
+        let from = if prev.is_some() {
+            prev_index + 1
+        } else {
+            prev_index
+        };
         self.log_reads.push(LogRead {
             peer,
             term: self.term(),
-            from: prev_index,
+            from,
             to,
+            prev,
         });
         true
     }
@@ -94,7 +116,8 @@ impl RaftCore {
             return;
         };
         p.reading = false;
-        if p.sending.is_some() || p.next != read.from + 1 || !p.can_send(usize::MAX, usize::MAX) {
+        let prev_index = read.prev.map_or(read.from, |prev| prev.index);
+        if p.sending.is_some() || p.next != prev_index + 1 || !p.can_send(usize::MAX, usize::MAX) {
             // The follower moved on meanwhile: continue from where it is now.
             self.send_pipelined(read.peer);
             return;
@@ -115,7 +138,10 @@ impl RaftCore {
             self.start_snapshot_send(read.peer);
             return;
         };
-        let prev = entries.remove(0).log_id();
+        let prev = match read.prev {
+            Some(prev) => prev,
+            None => entries.remove(0).log_id(),
+        };
         let mut bytes = 0usize;
         let mut keep = 0usize;
         for e in &entries {

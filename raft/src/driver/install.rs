@@ -97,7 +97,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                     }
                     self.snapshots.installed(meta.clone());
                 }
-                self.core.snapshot_installed(last);
+                self.core.snapshot_restored(meta);
                 let applied = self.core.status().applied_index;
                 self.reads.applied(applied, &mut self.out.read_replies);
             }
@@ -135,7 +135,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             }
             self.snapshots.installed(meta.clone());
         }
-        self.core.snapshot_installed(last);
+        self.core.snapshot_restored(meta);
         let applied = self.core.status().applied_index;
         self.reads.applied(applied, &mut self.out.read_replies);
     }

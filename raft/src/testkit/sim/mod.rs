@@ -430,7 +430,10 @@ impl Simulation {
                 .zip(self.nodes.iter().filter_map(|n| n.core()))
                 .map(|(s, c)| {
                     format!(
-                        "{s}[voters {:?}{} cfg@{} last {} commit {}]",
+                        "{s}[snap {:?} stored {} window {} voters {:?}{} cfg@{} last {} commit {}]",
+                        c.snapshot_point(),
+                        c.stored_prefix(),
+                        c.log_prefix().index,
                         c.membership().voters(),
                         if c.membership().is_joint() {
                             " joint"
@@ -453,13 +456,24 @@ impl Simulation {
             let core = self.nodes[i].core();
             match core {
                 Some(c) if c.status().role == Role::Leader => {
-                    if c.status().commit_index >= id.index && c.log_term(id.index) == Some(id.term)
+                    let committed = c.status().commit_index >= id.index;
+                    // Applied entries may have left the in-memory window: read the disk.
+                    if committed
+                        && self
+                            .entries_of(i, id.index, id.index)
+                            .first()
+                            .map(|e| e.term)
+                            == Some(id.term)
                     {
                         return Ok(Some(Ok(())));
                     }
                     return Ok(None);
                 }
-                _ => live.proposal = None,
+                _ => {
+                    if let Some(live) = self.liveness.as_mut() {
+                        live.proposal = None;
+                    }
+                }
             }
         }
         let leader = self.nodes.iter().position(SimNode::is_leader);
@@ -470,6 +484,7 @@ impl Simulation {
             let before = driver.core().status().last_log;
             driver.propose(cmd, reply);
             let after = driver.core().status().last_log;
+
             if after != before {
                 if let Some(live) = self.liveness.as_mut() {
                     live.proposal = Some((i, after));

@@ -458,6 +458,12 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     /// Delivers the outcomes of membership changes.
     fn answer_memberships(&mut self) {
         let outcomes = std::mem::take(&mut self.driver.output().memberships);
+        if outcomes.is_empty() {
+            return;
+        }
+        // A caller that reads the membership after its answer sees the change.
+        self.publish_status();
+        self.publish_metrics();
         for (id, result) in outcomes {
             if let Some(i) = self.membership_replies.iter().position(|(m, _)| *m == id) {
                 let (_, done) = self.membership_replies.swap_remove(i);

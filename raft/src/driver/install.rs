@@ -90,16 +90,11 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                         });
                         return;
                     }
-                    if let Err(error) = self.state_machine.restore(meta, reader.as_mut()) {
-                        tracing::error!(node = self.core.id(), %error, snapshot = ?last, "restoring a received snapshot failed");
-                        self.core.snapshot_install_failed(last);
-                        return;
-                    }
-                    self.snapshots.installed(meta.clone());
+                    let restored = self.state_machine.restore(meta, reader.as_mut());
+                    self.finish_restore(meta, restored);
+                    return;
                 }
-                self.core.snapshot_restored(meta);
-                let applied = self.core.status().applied_index;
-                self.reads.applied(applied, &mut self.out.read_replies);
+                self.finish_restore(meta, Ok(()));
             }
         }
     }
@@ -128,11 +123,24 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             }
         };
         if self.core.snapshot_is_news(last) {
-            if let Err(error) = self.state_machine.install_decoded(meta, decoded) {
-                tracing::error!(node = self.core.id(), %error, snapshot = ?last, "installing a decoded snapshot failed");
-                self.core.snapshot_install_failed(last);
-                return;
-            }
+            let installed = self.state_machine.install_decoded(meta, decoded);
+            self.finish_restore(meta, installed);
+        } else {
+            self.finish_restore(meta, Ok(()));
+        }
+    }
+
+    /// After the state machine was restored from `meta` (or needed not be: `Ok` with
+    /// nothing done when the snapshot was no news), the core replaces its log up to the
+    /// snapshot; on an error the transfer starts over.
+    fn finish_restore(&mut self, meta: &SnapshotMeta, restored: Result<(), SnapshotError>) {
+        let last = meta.last_included;
+        if let Err(error) = restored {
+            tracing::error!(node = self.core.id(), %error, snapshot = ?last, "restoring a received snapshot failed");
+            self.core.snapshot_install_failed(last);
+            return;
+        }
+        if self.core.snapshot_is_news(last) {
             self.snapshots.installed(meta.clone());
         }
         self.core.snapshot_restored(meta);

@@ -101,15 +101,9 @@ impl Simulation {
         let reads = std::mem::take(&mut out.log_reads);
         let restores = std::mem::take(&mut out.restores);
         for job in restores {
-            let delay = Duration::from_nanos(
-                self.rng
-                    .below(self.cfg.disk_delay_max.as_nanos() as u64 * 4 + 1),
-            );
-            let node = &mut self.nodes[i];
-            let job_id = node.snapshots.next_job;
-            node.snapshots.next_job += 1;
-            node.snapshots.restores.push((job_id, job));
-            let incarnation = node.incarnation;
+            let delay = self.disk_delay(4);
+            let (job_id, incarnation) = self.next_job(i);
+            self.nodes[i].snapshots.restores.push((job_id, job));
             self.schedule(
                 self.now + delay,
                 Action::RestoreDecoded {
@@ -121,10 +115,7 @@ impl Simulation {
         }
         for read in reads {
             // Read later, from the disk as it is then: compaction may come first.
-            let delay = Duration::from_nanos(
-                self.rng
-                    .below(self.cfg.disk_delay_max.as_nanos() as u64 + 1),
-            );
+            let delay = self.disk_delay(1);
             let incarnation = self.nodes[i].incarnation;
             self.schedule(
                 self.now + delay,
@@ -136,15 +127,9 @@ impl Simulation {
             );
         }
         for job in jobs {
-            let delay = Duration::from_nanos(
-                self.rng
-                    .below(self.cfg.disk_delay_max.as_nanos() as u64 * 4 + 1),
-            );
-            let node = &mut self.nodes[i];
-            let job_id = node.snapshots.next_job;
-            node.snapshots.next_job += 1;
-            node.snapshots.jobs.push((job_id, job));
-            let incarnation = node.incarnation;
+            let delay = self.disk_delay(4);
+            let (job_id, incarnation) = self.next_job(i);
+            self.nodes[i].snapshots.jobs.push((job_id, job));
             self.schedule(
                 self.now + delay,
                 Action::SnapshotWritten {
@@ -245,6 +230,20 @@ impl Simulation {
             driver.snapshot_done(meta, result);
         }
         self.process(i)
+    }
+
+    /// A random delay of up to `times` the disk's longest.
+    fn disk_delay(&mut self, times: u64) -> Duration {
+        let max = self.cfg.disk_delay_max.as_nanos() as u64 * times;
+        Duration::from_nanos(self.rng.below(max + 1))
+    }
+
+    /// A new snapshot job id on node `i`, and the node's incarnation (a job dies with it).
+    fn next_job(&mut self, i: usize) -> (u64, u64) {
+        let node = &mut self.nodes[i];
+        let id = node.snapshots.next_job;
+        node.snapshots.next_job += 1;
+        (id, node.incarnation)
     }
 
     /// A received snapshot finished decoding: node `i`'s driver swaps it in.

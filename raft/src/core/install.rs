@@ -262,14 +262,9 @@ impl RaftCore {
     }
 
     pub(super) fn handle_install_snapshot(&mut self, from: NodeId, req: InstallSnapshotRequest) {
-        match self.role {
-            // `validate` refuses an InstallSnapshot of this leader's own term.
-            Role::Leader => return,
-            Role::Candidate | Role::PreCandidate => self.become_follower(self.term(), Some(from)),
-            Role::Follower => self.set_leader(Some(from)),
+        if !self.heard_from_leader(from) {
+            return;
         }
-        self.leader_contact = Some(self.now);
-        self.reset_election_timer();
         let id = req.meta.last_included;
         if id.index <= self.snapshot.index || id.index <= self.commit.min(self.persisted) {
             // Everything the snapshot covers is here already: committed entries are the

@@ -237,15 +237,24 @@ impl RaftCore {
         }
     }
 
-    pub(super) fn handle_append(&mut self, from: NodeId, req: AppendRequest) {
+    /// `from`, the leader of this term, sent AppendEntries or InstallSnapshot: follow
+    /// it, and restart the election timer (CheckQuorum lease included). False on a
+    /// leader, which `validate` never lets such a message of its own term reach.
+    pub(super) fn heard_from_leader(&mut self, from: NodeId) -> bool {
         match self.role {
-            // `validate` refuses an AppendEntries of this leader's own term.
-            Role::Leader => return,
+            Role::Leader => return false,
             Role::Candidate | Role::PreCandidate => self.become_follower(self.term(), Some(from)),
             Role::Follower => self.set_leader(Some(from)),
         }
         self.leader_contact = Some(self.now);
         self.reset_election_timer();
+        true
+    }
+
+    pub(super) fn handle_append(&mut self, from: NodeId, req: AppendRequest) {
+        if !self.heard_from_leader(from) {
+            return;
+        }
 
         let last_new = req.prev_log.index + req.entries.len() as u64;
         let prefix = self.log.prefix();

@@ -45,12 +45,7 @@ impl RaftHandle {
         voters: impl IntoIterator<Item = NodeId>,
         learners: impl IntoIterator<Item = NodeId>,
     ) -> Result<LogIndex, MembershipError> {
-        self.send_change(MembershipChange::Change {
-            voters: voters.into_iter().collect::<BTreeSet<_>>(),
-            learners: learners.into_iter().collect::<BTreeSet<_>>(),
-            check_lag: true,
-        })
-        .await
+        self.send_reshape(voters, learners, true).await
     }
 
     /// [`change_membership`](Self::change_membership) without the lag check: a new
@@ -61,10 +56,19 @@ impl RaftHandle {
         voters: impl IntoIterator<Item = NodeId>,
         learners: impl IntoIterator<Item = NodeId>,
     ) -> Result<LogIndex, MembershipError> {
+        self.send_reshape(voters, learners, false).await
+    }
+
+    async fn send_reshape(
+        &self,
+        voters: impl IntoIterator<Item = NodeId>,
+        learners: impl IntoIterator<Item = NodeId>,
+        check_lag: bool,
+    ) -> Result<LogIndex, MembershipError> {
         self.send_change(MembershipChange::Change {
             voters: voters.into_iter().collect::<BTreeSet<_>>(),
             learners: learners.into_iter().collect::<BTreeSet<_>>(),
-            check_lag: false,
+            check_lag,
         })
         .await
     }

@@ -58,7 +58,11 @@ impl RaftCore {
     }
 
     /// Becomes a candidate (§5.2): new term, vote for self, ask every peer in parallel.
-    /// The requests leave only once the new term and vote are durable.
+    /// The requests leave at once, while the new term and vote are being made durable:
+    /// a voter's grant is durable before it is sent, and this node's own vote counts
+    /// only once it is durable too (`count_own_vote`), so a crash before then loses
+    /// nothing anyone relied on. Sending early keeps the disk's sync out of the time a
+    /// rival's timer has to split the vote.
     pub(super) fn start_election(&mut self) {
         let term = self.term() + 1;
         tracing::debug!(node = self.id, term, "starting election");
@@ -81,7 +85,12 @@ impl RaftCore {
         self.set_role(role);
         self.granted.clear();
         self.refused.clear();
-        self.granted.insert(self.id);
+        // A pre-vote changes nothing durable; a vote for ourselves counts once it is
+        // durable, unless it alone decides (see below).
+        let alone = self.configs.current().has_quorum(|v| v == self.id);
+        if pre_vote || alone || self.durable_term >= term {
+            self.granted.insert(self.id);
+        }
         self.reset_election_timer();
         let req = VoteRequest {
             term,
@@ -94,7 +103,7 @@ impl RaftCore {
             if pre_vote {
                 self.send(peer, Message::PreVote(req.clone()));
             } else {
-                self.send_after_persist(peer, Message::RequestVote(req.clone()));
+                self.send(peer, Message::RequestVote(req.clone()));
             }
         }
         if self.won() {
@@ -106,6 +115,14 @@ impl RaftCore {
                 self.unsaved_leadership = true;
                 self.become_leader();
             }
+        }
+    }
+
+    /// This candidate's term and vote for itself are durable: its own vote counts now.
+    pub(super) fn count_own_vote(&mut self) {
+        self.granted.insert(self.id);
+        if self.won() {
+            self.become_leader();
         }
     }
 
@@ -254,6 +271,9 @@ impl RaftCore {
             if pre_vote {
                 self.start_election();
             } else {
+                // The voters' grants alone form a quorum: this node may lead before its
+                // own term is durable, but sends nothing until it is.
+                self.unsaved_leadership = self.durable_term < self.term();
                 self.become_leader();
             }
         } else if self

@@ -97,9 +97,10 @@ pub struct InitialState {
 ///       [`Ready::hard_state`]. Writes must become durable in the order the batches were
 ///       taken;
 ///    2. send [`Ready::messages`] now, even while the write is in flight;
-///    3. once the write is durable, call [`persisted`](Self::persisted) with
-///       [`Ready::persist_ack`] (when it is `Some`) and only then send
-///       [`Ready::persisted_messages`];
+///    3. once the write is durable, call
+///       [`hard_state_persisted`](Self::hard_state_persisted) with [`Ready::hard_state`]
+///       and [`persisted`](Self::persisted) with [`Ready::persist_ack`] (each when it is
+///       `Some`), and only then send [`Ready::persisted_messages`];
 ///    4. apply [`Ready::committed`] to the state machine in order, and report progress
 ///       with [`applied`](Self::applied);
 ///    5. look at [`Ready::events`] for role, term and leader changes.
@@ -124,6 +125,9 @@ pub struct InitialState {
 ///         // 1. write (a no-op here: this "storage" is durable immediately)
 ///         // 2. send ready.messages (a single node has no peers)
 ///         // 3. the write is durable: acknowledge it, then send ready.persisted_messages
+///         if let Some(hard) = ready.hard_state {
+///             core.hard_state_persisted(hard);
+///         }
 ///         if let Some(ack) = ready.persist_ack() {
 ///             core.persisted(ack);
 ///         }
@@ -224,6 +228,10 @@ pub struct RaftCore {
     /// sends nothing before it is (a learner must never take entries from a leader
     /// whose term a crash could forget, and hand to a second leader of that term).
     unsaved_leadership: bool,
+    /// The highest term known durable in this node's hard state (see
+    /// [`hard_state_persisted`](Self::hard_state_persisted)): a candidate counts its own
+    /// vote only once its term and vote are durable.
+    durable_term: Term,
 }
 
 impl RaftCore {
@@ -315,6 +323,7 @@ impl RaftCore {
             log_reads: Vec::new(),
             incoming_membership: None,
             unsaved_leadership: false,
+            durable_term: state.hard_state.current_term,
             log,
             config,
         };
@@ -554,9 +563,29 @@ impl RaftCore {
         if last.term == self.term() {
             // The write that holds an entry of this term also held the term itself.
             self.unsaved_leadership = false;
+            self.durable_term = self.durable_term.max(last.term);
         }
         if self.role == Role::Leader {
             self.maybe_commit();
+        }
+    }
+
+    /// Reports that `hard`, a [`Ready::hard_state`] handed out earlier, is durable (the
+    /// write that held it completed). A candidate sends its vote requests before its new
+    /// term and vote are durable, and counts its own vote only from this call on.
+    pub fn hard_state_persisted(&mut self, hard: HardState) {
+        if hard.current_term <= self.durable_term {
+            return;
+        }
+        self.durable_term = hard.current_term;
+        if hard.current_term == self.term() && self.role == Role::Leader {
+            self.unsaved_leadership = false;
+        }
+        if self.role == Role::Candidate
+            && hard.current_term == self.term()
+            && hard.voted_for == Some(self.id)
+        {
+            self.count_own_vote();
         }
     }
 

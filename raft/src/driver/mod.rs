@@ -425,6 +425,9 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             while let Some(done) = self.writes.pop_completed() {
                 match done.result {
                     Ok(()) => {
+                        if let Some(hard) = done.hard {
+                            self.core.hard_state_persisted(hard);
+                        }
                         if let Some(ack) = done.ack {
                             self.core.persisted(ack);
                         }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::core::{Envelope, LogId, Ready};
+use crate::core::{Envelope, HardState, LogId, Ready};
 use crate::storage::{LogWrite, StorageError};
 
 /// Names one write handed to the storage, so its completion can be matched.
@@ -15,6 +15,7 @@ pub struct WriteId(pub u64);
 struct InFlight {
     id: WriteId,
     ack: Option<LogId>,
+    hard: Option<HardState>,
     after: Vec<Envelope>,
     done: Option<Result<(), StorageError>>,
 }
@@ -23,6 +24,7 @@ struct InFlight {
 #[derive(Debug)]
 pub(super) struct Completed {
     pub(super) ack: Option<LogId>,
+    pub(super) hard: Option<HardState>,
     pub(super) after: Vec<Envelope>,
     pub(super) result: Result<(), StorageError>,
 }
@@ -87,6 +89,7 @@ impl Writes {
         self.in_flight.push_back(InFlight {
             id,
             ack: pending.ack,
+            hard: pending.write.hard_state,
             after: pending.after,
             done: None,
         });
@@ -110,6 +113,7 @@ impl Writes {
         let w = self.in_flight.pop_front()?;
         Some(Completed {
             ack: w.ack,
+            hard: w.hard,
             after: w.after,
             result: w.done.expect("checked above"),
         })

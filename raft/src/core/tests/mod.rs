@@ -93,6 +93,9 @@ fn step(core: &mut RaftCore, from: NodeId, message: Message) {
 /// Takes the next `Ready` of a hand-driven core and makes its write durable at once.
 fn ready_persisted(core: &mut RaftCore) -> Ready {
     let ready = core.ready();
+    if let Some(hard) = ready.hard_state {
+        core.hard_state_persisted(hard);
+    }
     if let Some(ack) = ready.persist_ack() {
         core.persisted(ack);
     }
@@ -140,7 +143,7 @@ fn is_conflict(message: &Message) -> bool {
 type Filter = Box<dyn Fn(&Envelope) -> bool>;
 
 /// A write still in flight: the id to acknowledge and the messages waiting for it.
-type HeldWrite = (Option<LogId>, Vec<Envelope>);
+type HeldWrite = (Option<HardState>, Option<LogId>, Vec<Envelope>);
 
 /// Votes a candidate receives in one round: (voter, granted).
 type Votes = &'static [(NodeId, bool)];
@@ -262,7 +265,10 @@ impl Cluster {
     /// Makes every held write of `id` durable, in order, and sends what waited for it.
     fn release_writes(&mut self, id: NodeId) {
         self.hold.remove(&id);
-        for (ack, messages) in self.held.remove(&id).unwrap_or_default() {
+        for (hard, ack, messages) in self.held.remove(&id).unwrap_or_default() {
+            if let Some(hard) = hard {
+                self.node_mut(id).hard_state_persisted(hard);
+            }
             if let Some(ack) = ack {
                 self.node_mut(id).persisted(ack);
             }
@@ -322,11 +328,15 @@ impl Cluster {
             self.sent.extend(ready.messages.iter().cloned());
             self.queue.extend(ready.messages);
             if held {
-                self.held
-                    .entry(id)
-                    .or_default()
-                    .push((ack, ready.persisted_messages));
+                self.held.entry(id).or_default().push((
+                    ready.hard_state,
+                    ack,
+                    ready.persisted_messages,
+                ));
             } else {
+                if let Some(hard) = ready.hard_state {
+                    node.hard_state_persisted(hard);
+                }
                 if let Some(ack) = ack {
                     node.persisted(ack);
                 }

@@ -68,9 +68,10 @@ fn s5_2_leader_sends_heartbeats_to_every_peer_each_interval() {
 
 /// §5.2: "If a follower receives no communication over a period of time called the
 /// election timeout, then it ... begins an election": it increments its term, votes for
-/// itself and sends RequestVote to every peer; the requests leave only once the new term
-/// and vote are durable (they are in `persisted_messages`). A candidate that neither wins
-/// nor loses starts a new election when its timer fires again.
+/// itself and sends RequestVote to every peer. The requests leave at once, beside the
+/// write of the new term and vote (its own vote counts once that write is durable: see
+/// `s5_2_own_vote_counts_once_durable`). A candidate that neither wins nor loses starts a
+/// new election when its timer fires again.
 #[test]
 fn s5_2_follower_and_candidate_start_an_election_on_timeout() {
     let mut core = new_core(
@@ -97,13 +98,10 @@ fn s5_2_follower_and_candidate_start_an_election_on_timeout() {
                 voted_for: Some(1)
             })
         );
-        assert!(
-            ready.messages.is_empty(),
-            "nothing leaves before the vote is durable"
-        );
+        assert!(ready.persisted_messages.is_empty());
         let request = request_vote(term, LogId::new(2, 2));
         assert_eq!(
-            ready.persisted_messages,
+            ready.messages,
             vec![env(1, 2, request.clone()), env(1, 3, request)]
         );
         assert!(ready.events.contains(&Event::ElectionStarted {
@@ -226,9 +224,9 @@ fn s5_2_pre_vote_outcome_in_one_round() {
         assert_eq!(status.term, want_term, "size {size}, votes {votes:?}");
         if want == Role::Candidate {
             let ready = core.ready();
-            assert_eq!(ready.persisted_messages.len(), size as usize - 1);
+            assert_eq!(ready.messages.len(), size as usize - 1);
             assert!(ready
-                .persisted_messages
+                .messages
                 .iter()
                 .all(|e| e.message == request_vote(5, LogId::new(4, 1))));
         }
@@ -389,4 +387,60 @@ fn s5_2_a_cluster_elects_one_leader() {
             assert_eq!(c.status(id).term, term, "size {size}");
         }
     }
+}
+
+/// A candidate's own vote counts only once its new term and vote are durable: a crash
+/// before then could let it vote again in that term, for a rival. Grants from voters are
+/// durable before they are sent, so a quorum of them alone elects it; it then sends
+/// nothing until its own term is durable.
+#[test]
+fn s5_2_own_vote_counts_once_durable() {
+    // Three voters: one grant and our own durable vote make a quorum.
+    let mut core = new_core(1, &[1, 2, 3], config_no_pre_vote(), initial(2, None, &[1]));
+    fire(&mut core);
+    let ready = core.ready();
+    let hard = ready.hard_state.expect("the new term and vote are written");
+    step(&mut core, 2, vote_reply(3, true));
+    assert_eq!(
+        core.status().role,
+        Role::Candidate,
+        "one grant without our own durable vote is no quorum of three"
+    );
+    core.hard_state_persisted(hard);
+    assert_eq!(core.status().role, Role::Leader);
+    let ready = core.ready();
+    assert!(
+        ready.messages.iter().any(|e| e.to == 2),
+        "a leader whose term is durable sends at once"
+    );
+
+    // Five voters: three grants alone are a quorum; the leader's term is not durable
+    // yet, so everything it sends waits for its write.
+    let mut core = new_core(
+        1,
+        &[1, 2, 3, 4, 5],
+        config_no_pre_vote(),
+        initial(2, None, &[1]),
+    );
+    fire(&mut core);
+    let ready = core.ready();
+    let hard = ready.hard_state.expect("the new term and vote are written");
+    step(&mut core, 2, vote_reply(3, true));
+    step(&mut core, 3, vote_reply(3, true));
+    assert_eq!(core.status().role, Role::Candidate);
+    step(&mut core, 4, vote_reply(3, true));
+    assert_eq!(core.status().role, Role::Leader);
+    let ready = core.ready();
+    assert!(
+        ready.messages.is_empty(),
+        "nothing leaves before the term is durable"
+    );
+    assert!(ready.persisted_messages.iter().any(|e| e.to == 5));
+    core.hard_state_persisted(hard);
+    fire(&mut core);
+    let ready = core.ready();
+    assert!(
+        ready.messages.iter().any(|e| e.to == 5),
+        "once the term is durable, heartbeats leave at once"
+    );
 }

@@ -19,7 +19,7 @@ fn s5_4_1_vote_requests_carry_the_last_log_id() {
         let (sent, message) = if pre_vote {
             (&ready.messages, Message::PreVote(request))
         } else {
-            (&ready.persisted_messages, Message::RequestVote(request))
+            (&ready.messages, Message::RequestVote(request))
         };
         assert_eq!(
             *sent,

@@ -320,6 +320,10 @@ struct Clients {
     payload: Bytes,
     /// In the mix: reads are paced to [`READS_PER_WRITE`] per completed write.
     pace: Option<Pace>,
+    /// Every node, so that a client whose node lost its leadership follows the leader.
+    nodes: Vec<RaftHandle>,
+    /// Operations that failed because leadership moved (retried, not counted).
+    redirected: AtomicU64,
 }
 
 /// Reads allowed per completed write in the mix: a 90/10 mix of operations.
@@ -368,6 +372,7 @@ impl Clients {
         seed: u64,
     ) -> Result<LatencyHistogram, BenchError> {
         let mut latencies = LatencyHistogram::new();
+        let mut node = node;
         let mut key = seed;
         while Instant::now() < until {
             key = key.wrapping_mul(6364136223846793005).wrapping_add(1);
@@ -405,10 +410,38 @@ impl Clients {
                 }
                 // Too many requests waiting: back off briefly, not counted.
                 Err(ClientError::Busy) => tokio::task::yield_now().await,
+                // Leadership moved (a noisy machine can cost the leader its lease): go on
+                // with the node that leads now; the failed operation is not counted.
+                Err(
+                    ClientError::NotLeader { .. }
+                    | ClientError::LeadershipLost { .. }
+                    | ClientError::OutcomeUnknown { .. }
+                    | ClientError::Timeout(_),
+                ) => {
+                    self.redirected.fetch_add(1, Ordering::Relaxed);
+                    if !matches!(work, Work::Read(Mode::Follower)) {
+                        node = self.leader_after(&node, until).await;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(latencies)
+    }
+}
+
+impl Clients {
+    /// The node that leads now, waiting (until `until`) for one to be known; `node`
+    /// when none is.
+    async fn leader_after(&self, node: &RaftHandle, until: Instant) -> RaftHandle {
+        while Instant::now() < until {
+            if let Some(leader) = self.nodes.iter().find(|h| h.status().role == Role::Leader) {
+                return leader.clone();
+            }
+            // No leader yet: an election takes a few timeouts.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        node.clone()
     }
 }
 
@@ -475,6 +508,8 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
         values: Arc::clone(&values),
         payload: payload.clone(),
         pace: None,
+        nodes: cluster.live(),
+        redirected: AtomicU64::new(0),
     });
     // Warm up: allocations, connections, the lease.
     for _ in 0..100 {
@@ -529,8 +564,13 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
                 slack: readers as u64,
                 ..Pace::default()
             }),
+            nodes: cluster.live(),
+            redirected: AtomicU64::new(0),
         });
         let (latencies, secs) = measure(&paced, jobs, cfg.duration).await?;
+        clients
+            .redirected
+            .fetch_add(paced.redirected.load(Ordering::Relaxed), Ordering::Relaxed);
         let writes = merged(&latencies[..writers]);
         let reads = merged(&latencies[writers..]);
         let total = (writes.len() + reads.len()).max(1) as f64;
@@ -550,6 +590,13 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
     } else {
         None
     };
+    let redirected = clients.redirected.load(Ordering::Relaxed);
+    if redirected > 0 {
+        tracing::warn!(
+            redirected,
+            "operations failed over to a new leader during the run (not counted)"
+        );
+    }
     cluster.shutdown_all().await;
     Ok(ReadsReport { modes, mix })
 }

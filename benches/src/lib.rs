@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod catchup;
+pub mod ceiling;
 pub mod cli;
 pub mod election;
 pub mod memory;
@@ -45,6 +46,9 @@ pub enum BenchError {
     /// Writing the report failed.
     #[error("writing the report: {0}")]
     Io(#[from] std::io::Error),
+    /// Measuring a raw ceiling (QUIC on loopback) failed.
+    #[error("measuring a raw ceiling: {0}")]
+    Ceiling(String),
 }
 
 /// Parses `12..24` (milliseconds) into a range.

@@ -114,8 +114,14 @@ pub struct ThroughputResult {
     /// On RocksDB: entries per synced batch on the leader during the run (the batch size
     /// the raw RocksDB ceiling is measured at).
     pub leader_entries_per_sync: Option<f64>,
-    /// The raw RocksDB ceiling at that batch size, entries/s (filled in by the report).
+    /// The raw RocksDB ceiling at that batch size, entries/s, measured after the run
+    /// (`ceiling_ops_per_sec` on the line).
     pub raw_rocksdb_entries_per_sec: Option<f64>,
+    /// On QUIC: replication payload bytes per second, to all followers, in MB/s.
+    pub mb_per_sec: Option<f64>,
+    /// On QUIC: the same payload bytes pushed through one raw QUIC stream on loopback,
+    /// measured after the run, in MB/s (see [`crate::ceiling`]).
+    pub ceiling_mb_per_sec: Option<f64>,
 }
 
 impl ThroughputResult {
@@ -135,9 +141,26 @@ impl ThroughputResult {
             self.p99_us,
             self.threads,
             self.placement
-        )
+        ) + &self.ceiling_fields()
+    }
+
+    /// The ceiling fields the line ends with: `ceiling_ops_per_sec` on RocksDB,
+    /// `mb_per_sec` and `ceiling_mb_per_sec` on QUIC.
+    fn ceiling_fields(&self) -> String {
+        let mut out = String::new();
+        if let Some(c) = self.raw_rocksdb_entries_per_sec {
+            out += &format!(" ceiling_ops_per_sec={c:.0}");
+        }
+        if let (Some(mb), Some(c)) = (self.mb_per_sec, self.ceiling_mb_per_sec) {
+            out += &format!(" mb_per_sec={mb:.1} ceiling_mb_per_sec={c:.1}");
+        }
+        out
     }
 }
+
+/// Bytes a raw QUIC ceiling pushes at least (less is mostly the handshake) and at most
+/// (about a second on loopback).
+const QUIC_CEILING_BYTES: (u64, u64) = (64 << 20, 1 << 30);
 
 /// Runs one throughput measurement.
 pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError> {
@@ -220,6 +243,27 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     }
     let mut cluster = cluster;
     cluster.shutdown_all().await;
+    let ops = latencies.len();
+    // The ceilings, measured once the cluster is down, in the same run.
+    #[cfg(feature = "rocks")]
+    let raw_rocksdb_entries_per_sec = match leader_entries_per_sync {
+        Some(batch) => {
+            let batch = batch.round().max(1.0) as usize;
+            let writes = (ops as usize / batch).clamp(20, 2_000);
+            Some(crate::storage::raw_rocksdb(batch, cfg.payload, writes)?.entries_per_sec)
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "rocks"))]
+    let raw_rocksdb_entries_per_sec = None;
+    let (mb_per_sec, ceiling_mb_per_sec) = if cfg.transport == TransportKind::Quic {
+        let replicated = ops * cfg.payload as u64 * cfg.members.saturating_sub(1) as u64;
+        let (least, most) = QUIC_CEILING_BYTES;
+        let ceiling = crate::ceiling::quic_loopback_mb_per_sec(replicated.clamp(least, most))?;
+        (Some(replicated as f64 / secs / 1e6), Some(ceiling))
+    } else {
+        (None, None)
+    };
     Ok(ThroughputResult {
         members: cfg.members,
         clients: cfg.clients,
@@ -228,13 +272,15 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         storage: cfg.storage.to_string(),
         threads: cfg.node_threads(),
         placement: cfg.placement,
-        ops: latencies.len(),
+        ops,
         secs,
         ops_per_sec: latencies.len() as f64 / secs,
         p50_us: latencies.quantile_us(0.5),
         p99_us: latencies.quantile_us(0.99),
         leader_entries_per_sync,
-        raw_rocksdb_entries_per_sec: None,
+        raw_rocksdb_entries_per_sec,
+        mb_per_sec,
+        ceiling_mb_per_sec,
     })
 }
 
@@ -299,5 +345,49 @@ mod rocks_stats {
                 .map(SnapshotStores::File)
                 .map_err(|e| e.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceilings_end_the_line_where_they_were_measured() {
+        let mut r = ThroughputResult {
+            members: 3,
+            clients: 256,
+            payload: 4096,
+            transport: "quic".into(),
+            storage: "mem".into(),
+            threads: 3,
+            placement: ClientPlacement::Other,
+            ops: 1000,
+            secs: 1.0,
+            ops_per_sec: 1000.0,
+            p50_us: 10.0,
+            p99_us: 20.0,
+            leader_entries_per_sync: None,
+            raw_rocksdb_entries_per_sec: None,
+            mb_per_sec: Some(8.192),
+            ceiling_mb_per_sec: Some(1400.04),
+        };
+        assert!(
+            r.line()
+                .ends_with("placement=other mb_per_sec=8.2 ceiling_mb_per_sec=1400.0"),
+            "{}",
+            r.line()
+        );
+        r.transport = "mem".into();
+        r.storage = "rocks".into();
+        r.mb_per_sec = None;
+        r.ceiling_mb_per_sec = None;
+        r.raw_rocksdb_entries_per_sec = Some(7000.4);
+        assert!(
+            r.line()
+                .ends_with("placement=other ceiling_ops_per_sec=7000"),
+            "{}",
+            r.line()
+        );
     }
 }

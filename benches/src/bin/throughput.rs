@@ -9,7 +9,11 @@
 //!
 //! The last line printed is the result:
 //! `throughput: members=.. clients=.. payload=.. transport=.. storage=.. ops=.. secs=..
-//! ops_per_sec=.. p50_us=.. p99_us=.. threads=.. placement=..`
+//! ops_per_sec=.. p50_us=.. p99_us=.. threads=.. placement=..`, followed on RocksDB by
+//! `ceiling_ops_per_sec=..` (the same entries written straight to RocksDB in synced
+//! batches of the leader's batch size, measured after the run) and on QUIC by
+//! `mb_per_sec=.. ceiling_mb_per_sec=..` (replication payload to all followers, and the
+//! same bytes pushed through one raw QUIC stream on loopback after the run).
 
 use actraft_benches::cli::{self, BackendArgs};
 use actraft_benches::throughput::{run, ClientPlacement, ThroughputConfig};

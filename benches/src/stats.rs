@@ -94,6 +94,14 @@ impl LatencyHistogram {
         self.hist.value_at_quantile(q).min(self.max_ns) as f64
     }
 
+    /// The mean in microseconds, 0 when empty.
+    pub fn mean_us(&self) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        self.sum_ns as f64 / self.len() as f64 / 1e3
+    }
+
     /// The `q`-quantile (0..=1) in microseconds, 0 when empty.
     pub fn quantile_us(&self, q: f64) -> f64 {
         self.quantile_ns(q) / 1e3

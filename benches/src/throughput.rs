@@ -117,6 +117,13 @@ pub struct ThroughputResult {
     /// The raw RocksDB ceiling at that batch size, entries/s, measured after the run
     /// (`ceiling_ops_per_sec` on the line).
     pub raw_rocksdb_entries_per_sec: Option<f64>,
+    /// On RocksDB: the mean time of one synced write on the leader, µs.
+    pub leader_sync_us: Option<f64>,
+    /// On RocksDB: the mean time of one synced write on a follower, µs.
+    pub follower_sync_us: Option<f64>,
+    /// Mean commit latency, µs (with the syncs above, where one durable commit's time
+    /// goes).
+    pub mean_us: f64,
     /// On QUIC: replication payload bytes per second, to all followers, in MB/s.
     pub mb_per_sec: Option<f64>,
     /// On QUIC: the same payload bytes pushed through one raw QUIC stream on loopback,
@@ -150,6 +157,12 @@ impl ThroughputResult {
         let mut out = String::new();
         if let Some(c) = self.raw_rocksdb_entries_per_sec {
             out += &format!(" ceiling_ops_per_sec={c:.0}");
+        }
+        if let (Some(l), Some(f)) = (self.leader_sync_us, self.follower_sync_us) {
+            out += &format!(
+                " mean_us={:.0} leader_sync_us={l:.0} follower_sync_us={f:.0}",
+                self.mean_us
+            );
         }
         if let (Some(mb), Some(c)) = (self.mb_per_sec, self.ceiling_mb_per_sec) {
             out += &format!(" mb_per_sec={mb:.1} ceiling_mb_per_sec={c:.1}");
@@ -195,7 +208,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         handle.propose(Bytes::from(vec![0u8; cfg.payload])).await?;
     }
     #[cfg(feature = "rocks")]
-    let stats_before = rocks.stats(leader);
+    let stats_before = rocks.all_stats();
     let issued = Arc::new(AtomicU64::new(0));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
     let start = Instant::now();
@@ -229,14 +242,34 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let per_client = join_all(tasks).await;
     let secs = start.elapsed().as_secs_f64();
     #[cfg(feature = "rocks")]
-    let leader_entries_per_sync = match (stats_before, rocks.stats(leader)) {
-        (Some(a), Some(b)) if b.syncs > a.syncs => {
-            Some((b.entries - a.entries) as f64 / (b.syncs - a.syncs) as f64)
+    let (leader_entries_per_sync, leader_sync_us, follower_sync_us) = {
+        let after = rocks.all_stats();
+        let during = |id: actraft::NodeId| match (stats_before.get(&id), after.get(&id)) {
+            (Some(a), Some(b)) if b.syncs > a.syncs => Some((
+                b.syncs - a.syncs,
+                b.entries - a.entries,
+                b.sync_nanos - a.sync_nanos,
+            )),
+            _ => None,
+        };
+        let leader_during = during(leader);
+        let (mut syncs, mut nanos) = (0, 0);
+        for (s, _, n) in after
+            .keys()
+            .filter(|&&id| id != leader)
+            .filter_map(|&id| during(id))
+        {
+            syncs += s;
+            nanos += n;
         }
-        _ => None,
+        (
+            leader_during.map(|(s, e, _)| e as f64 / s as f64),
+            leader_during.map(|(s, _, n)| n as f64 / s as f64 / 1e3),
+            (syncs > 0).then(|| nanos as f64 / syncs as f64 / 1e3),
+        )
     };
     #[cfg(not(feature = "rocks"))]
-    let leader_entries_per_sync = None;
+    let (leader_entries_per_sync, leader_sync_us, follower_sync_us) = (None, None, None);
     let mut latencies = LatencyHistogram::new();
     for l in per_client {
         latencies.add(&l.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??);
@@ -279,6 +312,9 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         p99_us: latencies.quantile_us(0.99),
         leader_entries_per_sync,
         raw_rocksdb_entries_per_sec,
+        leader_sync_us,
+        follower_sync_us,
+        mean_us: latencies.mean_us(),
         mb_per_sec,
         ceiling_mb_per_sec,
     })
@@ -308,9 +344,14 @@ mod rocks_stats {
     }
 
     impl RocksWithStats {
-        pub(super) fn stats(&self, id: NodeId) -> Option<StorageStats> {
+        /// The counters of every store opened so far.
+        pub(super) fn all_stats(&self) -> std::collections::BTreeMap<NodeId, StorageStats> {
             let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            inner.stores.get(&id).map(RocksStorage::stats)
+            inner
+                .stores
+                .iter()
+                .map(|(&id, store)| (id, store.stats()))
+                .collect()
         }
     }
 
@@ -369,6 +410,9 @@ mod tests {
             p99_us: 20.0,
             leader_entries_per_sync: None,
             raw_rocksdb_entries_per_sec: None,
+            leader_sync_us: None,
+            follower_sync_us: None,
+            mean_us: 12.0,
             mb_per_sec: Some(8.192),
             ceiling_mb_per_sec: Some(1400.04),
         };
@@ -383,9 +427,12 @@ mod tests {
         r.mb_per_sec = None;
         r.ceiling_mb_per_sec = None;
         r.raw_rocksdb_entries_per_sec = Some(7000.4);
+        r.leader_sync_us = Some(180.2);
+        r.follower_sync_us = Some(175.6);
         assert!(
-            r.line()
-                .ends_with("placement=other ceiling_ops_per_sec=7000"),
+            r.line().ends_with(
+                "placement=other ceiling_ops_per_sec=7000 mean_us=12 leader_sync_us=180 follower_sync_us=176"
+            ),
             "{}",
             r.line()
         );

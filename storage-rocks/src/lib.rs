@@ -85,6 +85,9 @@ pub struct StorageStats {
     pub syncs: u64,
     /// Entries appended.
     pub entries: u64,
+    /// Time spent writing the synced batches of writes, in nanoseconds (compactions,
+    /// which `syncs` counts too, are not included).
+    pub sync_nanos: u64,
 }
 
 /// The handle's side of the storage thread. Dropping it closes the store.
@@ -276,6 +279,7 @@ impl RocksStorage {
             writes: c.writes.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
             entries: c.entries.load(Ordering::Relaxed),
+            sync_nanos: c.sync_nanos.load(Ordering::Relaxed),
         }
     }
 

@@ -44,6 +44,7 @@ pub(crate) struct Counters {
     pub(crate) writes: AtomicU64,
     pub(crate) syncs: AtomicU64,
     pub(crate) entries: AtomicU64,
+    pub(crate) sync_nanos: AtomicU64,
 }
 
 /// Writes taken from the queue together, folded into one [`LogWrite`].
@@ -250,6 +251,10 @@ impl Worker {
                 self.state = group.state;
                 if !group.merged.is_empty() {
                     self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    self.counters.sync_nanos.fetch_add(
+                        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+                        Ordering::Relaxed,
+                    );
                     self.metrics.synced(group.done.len(), elapsed);
                 }
                 // One synced batch per group: each write took the batch's time.

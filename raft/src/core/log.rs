@@ -321,7 +321,11 @@ mod tests {
             assert!(log.slots[..log.head]
                 .iter()
                 .all(|e| e.payload == Payload::Noop));
-            assert_eq!(log.bytes(), 8 * (24 + 8), "only the live entries are counted");
+            assert_eq!(
+                log.bytes(),
+                8 * (24 + 8),
+                "only the live entries are counted"
+            );
             let range = log.range(i - 7, i);
             assert_eq!(range.len(), 8);
             assert!(range

@@ -1,7 +1,7 @@
 //! The core's in-memory view of the log: every entry after the compacted prefix, whether
 //! or not it is durable yet.
 
-use super::types::{Entry, LogId, LogIndex, Term};
+use super::types::{Entry, LogId, LogIndex, Payload, Term};
 
 /// The log as the core sees it. Entries are contiguous from `prefix.index + 1`.
 #[derive(Debug, Clone, Default)]
@@ -9,7 +9,13 @@ pub(crate) struct RaftLog {
     /// Last id of the compacted prefix: entries up to it are gone from memory and are
     /// known to be committed.
     prefix: LogId,
-    entries: Vec<Entry>,
+    /// `slots[head..]` are the entries after the prefix. `slots[..head]` were compacted:
+    /// their payloads are already released, and their slots are reclaimed in one move
+    /// once they reach a quarter of the live entries, so compacting one entry at a time (the
+    /// window trims after every apply) costs O(1) amortized instead of moving the
+    /// whole window each time.
+    slots: Vec<Entry>,
+    head: usize,
     /// Sum of the entries' size hints.
     bytes: usize,
 }
@@ -24,14 +30,20 @@ impl RaftLog {
         let bytes = entries.iter().map(Entry::size_hint).sum();
         Self {
             prefix,
-            entries,
+            slots: entries,
+            head: 0,
             bytes,
         }
     }
 
+    /// The entries after the prefix.
+    fn entries(&self) -> &[Entry] {
+        &self.slots[self.head..]
+    }
+
     /// Entries held in memory.
     pub(crate) fn len(&self) -> usize {
-        self.entries.len()
+        self.entries().len()
     }
 
     /// Sum of the size hints of the entries held in memory.
@@ -43,14 +55,14 @@ impl RaftLog {
     /// at most `max_entries` entries and `max_bytes` bytes (the prefix when it already
     /// does; at least one entry always remains).
     pub(crate) fn trim_point(&self, max_entries: usize, max_bytes: usize) -> LogIndex {
-        let mut drop = self.entries.len().saturating_sub(max_entries.max(1));
+        let mut drop = self.entries().len().saturating_sub(max_entries.max(1));
         let mut bytes = self.bytes
-            - self.entries[..drop]
+            - self.entries()[..drop]
                 .iter()
                 .map(Entry::size_hint)
                 .sum::<usize>();
-        while bytes > max_bytes && drop + 1 < self.entries.len() {
-            bytes -= self.entries[drop].size_hint();
+        while bytes > max_bytes && drop + 1 < self.entries().len() {
+            bytes -= self.entries()[drop].size_hint();
             drop += 1;
         }
         self.prefix.index + drop as u64
@@ -61,11 +73,11 @@ impl RaftLog {
     }
 
     pub(crate) fn last_id(&self) -> LogId {
-        self.entries.last().map_or(self.prefix, Entry::log_id)
+        self.entries().last().map_or(self.prefix, Entry::log_id)
     }
 
     pub(crate) fn last_index(&self) -> LogIndex {
-        self.prefix.index + self.entries.len() as u64
+        self.prefix.index + self.entries().len() as u64
     }
 
     /// The term of the entry at `index`, `None` when the index is past the end or inside
@@ -81,7 +93,7 @@ impl RaftLog {
         if index <= self.prefix.index {
             return None;
         }
-        self.entries.get((index - self.prefix.index - 1) as usize)
+        self.entries().get((index - self.prefix.index - 1) as usize)
     }
 
     /// Clones entries `from..=to`, stopping early at `max_count` entries or once
@@ -99,8 +111,8 @@ impl RaftLog {
         }
         let mut bytes = 0usize;
         let start = (from - self.prefix.index - 1) as usize;
-        let end = ((to - self.prefix.index) as usize).min(self.entries.len());
-        for e in self.entries.get(start..end).unwrap_or(&[]) {
+        let end = ((to - self.prefix.index) as usize).min(self.entries().len());
+        for e in self.entries().get(start..end).unwrap_or(&[]) {
             let size = e.size_hint();
             if !out.is_empty() && (out.len() >= max_count || bytes + size > max_bytes) {
                 break;
@@ -117,26 +129,26 @@ impl RaftLog {
             return &[];
         }
         let start = (from - self.prefix.index - 1) as usize;
-        let end = ((to - self.prefix.index) as usize).min(self.entries.len());
-        self.entries.get(start..end).unwrap_or(&[])
+        let end = ((to - self.prefix.index) as usize).min(self.entries().len());
+        self.entries().get(start..end).unwrap_or(&[])
     }
 
     pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index() + 1);
         self.bytes += entry.size_hint();
-        self.entries.push(entry);
+        self.slots.push(entry);
     }
 
     /// Removes every entry at or after `index`.
     pub(crate) fn truncate_from(&mut self, index: LogIndex) {
         debug_assert!(index > self.prefix.index);
         let keep = index.saturating_sub(self.prefix.index + 1) as usize;
-        if keep < self.entries.len() {
-            self.bytes -= self.entries[keep..]
+        if keep < self.entries().len() {
+            self.bytes -= self.entries()[keep..]
                 .iter()
                 .map(Entry::size_hint)
                 .sum::<usize>();
-            self.entries.truncate(keep);
+            self.slots.truncate(self.head + keep);
         }
     }
 
@@ -150,8 +162,20 @@ impl RaftLog {
         let Some(term) = self.term_at(upto) else {
             return false;
         };
-        let dropped = self.entries.drain(..(upto - self.prefix.index) as usize);
-        self.bytes -= dropped.map(|e| e.size_hint()).sum::<usize>();
+        let end = self.head + (upto - self.prefix.index) as usize;
+        for e in &mut self.slots[self.head..end] {
+            self.bytes -= e.size_hint();
+            // Release the payload now; the slot goes with the next reclaim.
+            e.payload = Payload::Noop;
+        }
+        self.head = end;
+        // Reclaim once the dead slots reach a quarter of the live entries: each
+        // compacted entry pays for moving at most four live ones, and the slots stay
+        // within 1.25 times the live entries.
+        if self.head * 4 >= self.slots.len() - self.head {
+            self.slots.drain(..self.head);
+            self.head = 0;
+        }
         self.prefix = LogId::new(term, upto);
         true
     }
@@ -174,12 +198,12 @@ impl RaftLog {
     pub(crate) fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
         // Terms are non-decreasing along the log: binary search for the last entry with
         // a term <= `term`, then check it.
-        let pos = self.entries.partition_point(|e| e.term <= term);
+        let pos = self.entries().partition_point(|e| e.term <= term);
         if pos == 0 {
             return (self.prefix.term == term && self.prefix.index > 0)
                 .then_some(self.prefix.index);
         }
-        let e = &self.entries[pos - 1];
+        let e = &self.entries()[pos - 1];
         (e.term == term).then_some(e.index)
     }
 }
@@ -187,7 +211,6 @@ impl RaftLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::types::Payload;
 
     fn log_of(terms: &[Term]) -> RaftLog {
         let entries = terms
@@ -229,7 +252,7 @@ mod tests {
 
     #[test]
     fn the_byte_count_follows_every_change_and_trim_point_honours_both_bounds() {
-        let recount = |log: &RaftLog| log.entries.iter().map(Entry::size_hint).sum::<usize>();
+        let recount = |log: &RaftLog| log.entries().iter().map(Entry::size_hint).sum::<usize>();
         let mut log = log_of(&[1, 1, 2, 2, 2, 4]);
         let each = log.get(1).unwrap().size_hint();
         assert_eq!(log.bytes(), 6 * each);
@@ -268,5 +291,56 @@ mod tests {
         assert!(log.compact_to(4));
         assert_eq!(log.last_index(), 4);
         assert!(log.range(1, 4).is_empty());
+    }
+
+    #[test]
+    fn a_sliding_window_reclaims_its_slots_and_keeps_every_entry_in_place() {
+        // Append one, compact one, as the window does after every apply: the compacted
+        // slots stay under a quarter of the live entries (plus the one just compacted), and
+        // every lookup still finds the right entry.
+        let command = |i: u64| Payload::Command(bytes::Bytes::from(i.to_le_bytes().to_vec()));
+        let mut log = RaftLog::default();
+        for i in 1..=8 {
+            log.push(Entry {
+                term: 1,
+                index: i,
+                payload: command(i),
+            });
+        }
+        for i in 9..=1000u64 {
+            log.push(Entry {
+                term: 1 + i / 100,
+                index: i,
+                payload: command(i),
+            });
+            assert!(log.compact_to(i - 8));
+            assert_eq!(log.len(), 8);
+            assert_eq!(log.prefix(), LogId::new(1 + (i - 8) / 100, i - 8));
+            assert!(
+                log.slots.len() <= log.len() + log.len() / 4 + 1,
+                "slots {}",
+                log.slots.len()
+            );
+            assert!(log.slots[..log.head]
+                .iter()
+                .all(|e| e.payload == Payload::Noop));
+            assert_eq!(
+                log.bytes(),
+                8 * (24 + 8),
+                "only the live entries are counted"
+            );
+            let range = log.range(i - 7, i);
+            assert_eq!(range.len(), 8);
+            assert!(range
+                .iter()
+                .zip(i - 7..)
+                .all(|(e, j)| e.index == j && e.payload == command(j)));
+            assert_eq!(log.get(i).map(|e| e.index), Some(i));
+            assert_eq!(log.last_index_of_term(1 + i / 100), Some(i));
+        }
+        log.truncate_from(998);
+        assert_eq!(log.last_index(), 997);
+        assert_eq!(log.range(993, 997).len(), 5);
+        assert_eq!(log.bytes(), 5 * (24 + 8));
     }
 }

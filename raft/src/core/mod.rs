@@ -369,7 +369,8 @@ impl RaftCore {
     /// never campaigns.
     pub fn is_removed(&self) -> bool {
         let c = self.configs.current();
-        !c.voters().is_empty() && !c.contains(self.id)
+        // Called for every status: no set is built here.
+        c.halves().any(|m| !m.voters().is_empty()) && !c.contains(self.id)
     }
 
     /// The configuration in force.

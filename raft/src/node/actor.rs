@@ -106,6 +106,9 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     timer: Option<(Duration, TimerId)>,
     timer_generation: u64,
     flush_scheduled: bool,
+    /// The status and metrics went out after the driver last ran (before answers), so
+    /// the end of the drive need not compare them again.
+    published: bool,
     stopping: Vec<oneshot::Sender<()>>,
     shutting_down: bool,
     snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
@@ -147,6 +150,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             timer: None,
             timer_generation: 0,
             flush_scheduled: false,
+            published: false,
             stopping: Vec::new(),
             shutting_down: false,
             snapshot_store: shared.snapshot_store,
@@ -178,6 +182,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         let span = self.span.clone();
         let _entered = span.enter();
         loop {
+            self.published = false;
             let run = self.driver.run();
             self.execute(ctx);
             match run {
@@ -205,8 +210,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             ctx.stop();
             return;
         }
-        self.publish_status();
-        self.publish_metrics();
+        if !self.published {
+            self.publish_status();
+            self.publish_metrics();
+        }
         self.arm_timer(ctx);
     }
 
@@ -268,6 +275,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             // A client that reads the status after its answer sees its entry applied.
             self.publish_status();
             self.publish_metrics();
+            self.published = true;
             for (reply, result) in self.driver.output().replies.drain(..) {
                 reply.respond(result);
             }

@@ -412,36 +412,16 @@ impl Clients {
                 Err(ClientError::Busy) => tokio::task::yield_now().await,
                 // Leadership moved (a noisy machine can cost the leader its lease): go on
                 // with the node that leads now; the failed operation is not counted.
-                Err(
-                    ClientError::NotLeader { .. }
-                    | ClientError::LeadershipLost { .. }
-                    | ClientError::OutcomeUnknown { .. }
-                    | ClientError::Timeout(_),
-                ) => {
+                Err(e) if crate::leadership_moved(&e) => {
                     self.redirected.fetch_add(1, Ordering::Relaxed);
                     if !matches!(work, Work::Read(Mode::Follower)) {
-                        node = self.leader_after(&node, until).await;
+                        node = crate::leader_now(&self.nodes, &node, until).await;
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(latencies)
-    }
-}
-
-impl Clients {
-    /// The node that leads now, waiting (until `until`) for one to be known; `node`
-    /// when none is.
-    async fn leader_after(&self, node: &RaftHandle, until: Instant) -> RaftHandle {
-        while Instant::now() < until {
-            if let Some(leader) = self.nodes.iter().find(|h| h.status().role == Role::Leader) {
-                return leader.clone();
-            }
-            // No leader yet: an election takes a few timeouts.
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        node.clone()
     }
 }
 

@@ -171,6 +171,9 @@ impl ThroughputResult {
     }
 }
 
+/// How long a client waits for a new leader after its own lost leadership.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
 /// Bytes a raw QUIC ceiling pushes at least (less is mostly the handshake) and at most
 /// (about a second on loopback).
 const QUIC_CEILING_BYTES: (u64, u64) = (64 << 20, 1 << 30);
@@ -209,20 +212,31 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     }
     #[cfg(feature = "rocks")]
     let stats_before = rocks.all_stats();
+    let nodes = cluster.live();
     let issued = Arc::new(AtomicU64::new(0));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
     let start = Instant::now();
     // One task per client, on this (the clients') thread or on the leader's arbiter.
     let tasks: Vec<_> = (0..cfg.clients)
         .map(|_| {
-            let (proposer, issued, payload) = (handle.clone(), issued.clone(), payload.clone());
+            let (mut proposer, issued, payload) = (handle.clone(), issued.clone(), payload.clone());
+            let nodes = nodes.clone();
             let ops = cfg.ops;
             let client = async move {
                 let mut latencies = LatencyHistogram::new();
                 while issued.fetch_add(1, Ordering::Relaxed) < ops {
                     let t = Instant::now();
-                    proposer.propose(payload.clone()).await?;
-                    latencies.record(t.elapsed());
+                    match proposer.propose(payload.clone()).await {
+                        Ok(_) => latencies.record(t.elapsed()),
+                        // Leadership moved (a loaded machine can cost the leader its
+                        // lease): go on with the new leader; the failed proposal is not
+                        // counted.
+                        Err(e) if crate::leadership_moved(&e) => {
+                            let until = Instant::now() + LEADER_WAIT;
+                            proposer = crate::leader_now(&nodes, &proposer, until).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Ok::<_, BenchError>(latencies)
             };

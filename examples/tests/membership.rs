@@ -2,9 +2,11 @@
 //! in-memory transport: grow 3 -> 5, shrink 5 -> 3, replace a node, remove the leader,
 //! transfer under load, and a removed node that stays quiet and is added back.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actraft::core::{ClusterConfig, Membership, MembershipError, NodeId, Role};
+use actraft::core::{ClusterConfig, Membership, MembershipError, Message, NodeId, Role};
 use actraft::RaftHandle;
 use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions};
 use bytes::Bytes;
@@ -232,36 +234,85 @@ async fn transfer_under_load_then_change() {
     assert!(cluster.leaders_by_term().values().all(|l| l.len() == 1));
 }
 
+/// Counts, from the router's observer, the leader's AppendEntries to one member (its
+/// heartbeats: a clock that ticks by the cluster's own events) and the campaign
+/// messages (PreVote, RequestVote) one node sends.
+struct Watch {
+    heartbeats: tokio::sync::watch::Receiver<u64>,
+    campaigns: Arc<AtomicU64>,
+}
+
+impl Watch {
+    fn install(cluster: &Cluster, leader: NodeId, member: NodeId, watched: NodeId) -> Self {
+        let (beat, heartbeats) = tokio::sync::watch::channel(0u64);
+        let campaigns = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&campaigns);
+        cluster
+            .router()
+            .set_observer(move |env| match &env.message {
+                Message::AppendEntries(_) if env.from == leader && env.to == member => {
+                    beat.send_modify(|n| *n += 1);
+                }
+                Message::PreVote(_) | Message::RequestVote(_) if env.from == watched => {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            });
+        Self {
+            heartbeats,
+            campaigns,
+        }
+    }
+
+    /// Waits until the leader has sent `n` more AppendEntries to the member.
+    async fn heartbeats(&mut self, n: u64) {
+        let from = *self.heartbeats.borrow();
+        tokio::time::timeout(WAIT, self.heartbeats.wait_for(|&k| k >= from + n))
+            .await
+            .expect("the leader keeps sending heartbeats")
+            .unwrap();
+    }
+
+    fn campaigns(&self) -> u64 {
+        self.campaigns.load(Ordering::Relaxed)
+    }
+}
+
 #[actix_rt::test]
 async fn removed_node_stays_quiet_and_rejoins() {
     let (mut cluster, old) = started(3).await;
     let leader = cluster.handle(old).unwrap();
     let out = (1..=3).find(|&id| id != old).unwrap();
     let rest: Vec<NodeId> = (1..=3).filter(|&id| id != out).collect();
-    leader.change_membership(rest.clone(), []).await.unwrap();
+    let other = *rest.iter().find(|&&id| id != old).unwrap();
     let removed = cluster.handle(out).unwrap();
-    // The removed node learns of its removal only if the new configuration reached it
-    // before the members' transports stopped talking to it: either way, it must not
-    // disturb the cluster.
-    let _ = removed
-        .wait_until(Duration::from_secs(1), |s| s.removed)
-        .await;
-    let term = leader.status().term;
-    // Cut off and left alone for many election timeouts, the removed node never
-    // raises its term and does not disturb the leader.
+    leader.change_membership(rest.clone(), []).await.unwrap();
+    // The leader's last heartbeat to the removed node carries the commit of its
+    // removal: the removed node learns that it is out for good, and says so.
+    removed
+        .wait_until(WAIT, |s| {
+            s.removed && !s.voter && s.commit_index >= s.membership_index
+        })
+        .await
+        .unwrap();
+    assert_eq!(removed.status().role, Role::Follower);
+    let (term, removed_term) = (leader.status().term, removed.status().term);
+
+    // From then on it never campaigns: not a single pre-vote over many election
+    // timeouts (the leader's heartbeats, every 10 ms, measure the time: 50 of them
+    // are five of the longest election timeouts), connected or cut off.
+    let mut watch = Watch::install(&cluster, old, other, out);
+    watch.heartbeats(50).await;
     cluster.router().isolate(out);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    watch.heartbeats(50).await;
     cluster.router().reconnect(out);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // A removed node that has not heard its removal commit may still ask for pre-votes
-    // (the members' transports drop them): it never raises its term, and the leader is
-    // not disturbed.
-    assert!(
-        removed.status().term <= term,
-        "the removed node started no real election"
-    );
+    watch.heartbeats(50).await;
+    assert_eq!(watch.campaigns(), 0, "the removed node asked for votes");
+    assert_eq!(removed.status().term, removed_term, "its term stays put");
+    assert!(removed.status().removed);
     assert_eq!(leader.status().term, term, "no disruption");
     assert_eq!(leader.status().role, Role::Leader);
+    cluster.router().clear_observer();
     write(&cluster, "without").await;
 
     // Added back: as a learner first, then as a voter.

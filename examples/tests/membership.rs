@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actraft::core::{ClusterConfig, Membership, MembershipError, Message, NodeId, Role};
 use actraft::RaftHandle;
-use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions};
+use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions, MemStorages};
 use bytes::Bytes;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -332,4 +332,44 @@ async fn removed_node_stays_quiet_and_rejoins() {
         .unwrap();
     cluster.check_agreement().unwrap();
     let _ = cluster.shutdown(out).await;
+}
+
+/// Over QUIC: the leader's transport keeps the removed node's connection until the
+/// heartbeat that carries the commit of its removal went out, so the removed node learns
+/// it was removed, and asks for no vote afterwards.
+#[actix_rt::test]
+async fn removed_node_hears_its_removal_over_quic() {
+    let transports = actraft_examples::quic::provider(3).unwrap();
+    let options = ClusterOptions::new(3).config(fast_config());
+    let mut cluster = Cluster::start_on(options, MemStorages::default(), transports, None)
+        .await
+        .unwrap();
+    let (old, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let leader = cluster.handle(old).unwrap();
+    let out = (1..=3).find(|&id| id != old).unwrap();
+    let rest: Vec<NodeId> = (1..=3).filter(|&id| id != out).collect();
+    let removed = cluster.handle(out).unwrap();
+    leader.change_membership(rest, []).await.unwrap();
+    removed
+        .wait_until(WAIT, |s| {
+            s.removed && !s.voter && s.commit_index >= s.membership_index
+        })
+        .await
+        .unwrap();
+    let term = removed.status().term;
+    let mut events = removed.subscribe();
+    // The members go on committing (200 round trips: a clock of their own, several
+    // election timeouts long); the removed node stays put.
+    for i in 0..200 {
+        write(&cluster, &format!("after {i}")).await;
+    }
+    assert_eq!(removed.status().term, term);
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event.event, actraft::core::Event::ElectionStarted { .. }),
+            "the removed node campaigned after it learnt of its removal: {event:?}"
+        );
+    }
+    assert_eq!(leader.status().role, Role::Leader);
+    cluster.shutdown_all().await;
 }

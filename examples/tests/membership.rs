@@ -234,23 +234,26 @@ async fn transfer_under_load_then_change() {
     assert!(cluster.leaders_by_term().values().all(|l| l.len() == 1));
 }
 
-/// Counts, from the router's observer, the leader's AppendEntries to one member (its
-/// heartbeats: a clock that ticks by the cluster's own events) and the campaign
-/// messages (PreVote, RequestVote) one node sends.
+/// Counts, from the router's observer, the AppendEntries between `members` (the
+/// heartbeats of their leader, whichever it is: a clock that ticks by the cluster's own
+/// events) and the campaign messages (PreVote, RequestVote) one node sends.
 struct Watch {
     heartbeats: tokio::sync::watch::Receiver<u64>,
     campaigns: Arc<AtomicU64>,
 }
 
 impl Watch {
-    fn install(cluster: &Cluster, leader: NodeId, member: NodeId, watched: NodeId) -> Self {
+    fn install(cluster: &Cluster, members: &[NodeId], watched: NodeId) -> Self {
+        let members = members.to_vec();
         let (beat, heartbeats) = tokio::sync::watch::channel(0u64);
         let campaigns = Arc::new(AtomicU64::new(0));
         let count = Arc::clone(&campaigns);
         cluster
             .router()
             .set_observer(move |env| match &env.message {
-                Message::AppendEntries(_) if env.from == leader && env.to == member => {
+                Message::AppendEntries(_)
+                    if members.contains(&env.from) && members.contains(&env.to) =>
+                {
                     beat.send_modify(|n| *n += 1);
                 }
                 Message::PreVote(_) | Message::RequestVote(_) if env.from == watched => {
@@ -264,7 +267,7 @@ impl Watch {
         }
     }
 
-    /// Waits until the leader has sent `n` more AppendEntries to the member.
+    /// Waits until the members' leader has sent `n` more AppendEntries.
     async fn heartbeats(&mut self, n: u64) {
         let from = *self.heartbeats.borrow();
         tokio::time::timeout(WAIT, self.heartbeats.wait_for(|&k| k >= from + n))
@@ -280,11 +283,19 @@ impl Watch {
 
 #[actix_rt::test]
 async fn removed_node_stays_quiet_and_rejoins() {
-    let (mut cluster, old) = started(3).await;
+    // Elections of 200-400 ms, heartbeats every 50 ms: a busy machine does not make the
+    // members lose their leader while the removed node is watched.
+    let config = actraft::Config::with_election_range(
+        Duration::from_millis(200),
+        Duration::from_millis(400),
+    );
+    let (mut cluster, old, _) =
+        Cluster::start_with_leader(ClusterOptions::new(3).config(config), WAIT)
+            .await
+            .unwrap();
     let leader = cluster.handle(old).unwrap();
     let out = (1..=3).find(|&id| id != old).unwrap();
     let rest: Vec<NodeId> = (1..=3).filter(|&id| id != out).collect();
-    let other = *rest.iter().find(|&&id| id != old).unwrap();
     let removed = cluster.handle(out).unwrap();
     leader.change_membership(rest.clone(), []).await.unwrap();
     // The leader's last heartbeat to the removed node carries the commit of its
@@ -296,23 +307,24 @@ async fn removed_node_stays_quiet_and_rejoins() {
         .await
         .unwrap();
     assert_eq!(removed.status().role, Role::Follower);
-    let (term, removed_term) = (leader.status().term, removed.status().term);
+    let removed_term = removed.status().term;
 
     // From then on it never campaigns: not a single pre-vote over many election
-    // timeouts (the leader's heartbeats, every 10 ms, measure the time: 50 of them
-    // are five of the longest election timeouts), connected or cut off.
-    let mut watch = Watch::install(&cluster, old, other, out);
-    watch.heartbeats(50).await;
+    // timeouts (the leader's heartbeats, every 50 ms, measure the time: 20 of them
+    // are two and a half of the longest election timeouts), connected, cut off,
+    // and connected again. (A busy machine may still make the members change leader
+    // meanwhile: not the removed node's doing, as it asks nobody for a vote.)
+    let mut watch = Watch::install(&cluster, &rest, out);
+    watch.heartbeats(20).await;
     cluster.router().isolate(out);
-    watch.heartbeats(50).await;
+    watch.heartbeats(20).await;
     cluster.router().reconnect(out);
-    watch.heartbeats(50).await;
+    watch.heartbeats(20).await;
     assert_eq!(watch.campaigns(), 0, "the removed node asked for votes");
     assert_eq!(removed.status().term, removed_term, "its term stays put");
     assert!(removed.status().removed);
-    assert_eq!(leader.status().term, term, "no disruption");
-    assert_eq!(leader.status().role, Role::Leader);
     cluster.router().clear_observer();
+    let leader = leader_among(&cluster, &rest).await;
     write(&cluster, "without").await;
 
     // Added back: as a learner first, then as a voter.

@@ -2,11 +2,13 @@
 //! in-memory transport: grow 3 -> 5, shrink 5 -> 3, replace a node, remove the leader,
 //! transfer under load, and a removed node that stays quiet and is added back.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actraft::core::{ClusterConfig, Membership, MembershipError, NodeId, Role};
+use actraft::core::{ClusterConfig, Membership, MembershipError, Message, NodeId, Role};
 use actraft::RaftHandle;
-use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions};
+use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions, MemStorages};
 use bytes::Bytes;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -232,36 +234,97 @@ async fn transfer_under_load_then_change() {
     assert!(cluster.leaders_by_term().values().all(|l| l.len() == 1));
 }
 
+/// Counts, from the router's observer, the AppendEntries between `members` (the
+/// heartbeats of their leader, whichever it is: a clock that ticks by the cluster's own
+/// events) and the campaign messages (PreVote, RequestVote) one node sends.
+struct Watch {
+    heartbeats: tokio::sync::watch::Receiver<u64>,
+    campaigns: Arc<AtomicU64>,
+}
+
+impl Watch {
+    fn install(cluster: &Cluster, members: &[NodeId], watched: NodeId) -> Self {
+        let members = members.to_vec();
+        let (beat, heartbeats) = tokio::sync::watch::channel(0u64);
+        let campaigns = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&campaigns);
+        cluster
+            .router()
+            .set_observer(move |env| match &env.message {
+                Message::AppendEntries(_)
+                    if members.contains(&env.from) && members.contains(&env.to) =>
+                {
+                    beat.send_modify(|n| *n += 1);
+                }
+                Message::PreVote(_) | Message::RequestVote(_) if env.from == watched => {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            });
+        Self {
+            heartbeats,
+            campaigns,
+        }
+    }
+
+    /// Waits until the members' leader has sent `n` more AppendEntries.
+    async fn heartbeats(&mut self, n: u64) {
+        let from = *self.heartbeats.borrow();
+        tokio::time::timeout(WAIT, self.heartbeats.wait_for(|&k| k >= from + n))
+            .await
+            .expect("the leader keeps sending heartbeats")
+            .unwrap();
+    }
+
+    fn campaigns(&self) -> u64 {
+        self.campaigns.load(Ordering::Relaxed)
+    }
+}
+
 #[actix_rt::test]
 async fn removed_node_stays_quiet_and_rejoins() {
-    let (mut cluster, old) = started(3).await;
+    // Elections of 200-400 ms, heartbeats every 50 ms: a busy machine does not make the
+    // members lose their leader while the removed node is watched.
+    let config = actraft::Config::with_election_range(
+        Duration::from_millis(200),
+        Duration::from_millis(400),
+    );
+    let (mut cluster, old, _) =
+        Cluster::start_with_leader(ClusterOptions::new(3).config(config), WAIT)
+            .await
+            .unwrap();
     let leader = cluster.handle(old).unwrap();
     let out = (1..=3).find(|&id| id != old).unwrap();
     let rest: Vec<NodeId> = (1..=3).filter(|&id| id != out).collect();
-    leader.change_membership(rest.clone(), []).await.unwrap();
     let removed = cluster.handle(out).unwrap();
-    // The removed node learns of its removal only if the new configuration reached it
-    // before the members' transports stopped talking to it: either way, it must not
-    // disturb the cluster.
-    let _ = removed
-        .wait_until(Duration::from_secs(1), |s| s.removed)
-        .await;
-    let term = leader.status().term;
-    // Cut off and left alone for many election timeouts, the removed node never
-    // raises its term and does not disturb the leader.
+    leader.change_membership(rest.clone(), []).await.unwrap();
+    // The leader's last heartbeat to the removed node carries the commit of its
+    // removal: the removed node learns that it is out for good, and says so.
+    removed
+        .wait_until(WAIT, |s| {
+            s.removed && !s.voter && s.commit_index >= s.membership_index
+        })
+        .await
+        .unwrap();
+    assert_eq!(removed.status().role, Role::Follower);
+    let removed_term = removed.status().term;
+
+    // From then on it never campaigns: not a single pre-vote over many election
+    // timeouts (the leader's heartbeats, every 50 ms, measure the time: 20 of them
+    // are two and a half of the longest election timeouts), connected, cut off,
+    // and connected again. (A busy machine may still make the members change leader
+    // meanwhile: not the removed node's doing, as it asks nobody for a vote.)
+    let mut watch = Watch::install(&cluster, &rest, out);
+    watch.heartbeats(20).await;
     cluster.router().isolate(out);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    watch.heartbeats(20).await;
     cluster.router().reconnect(out);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // A removed node that has not heard its removal commit may still ask for pre-votes
-    // (the members' transports drop them): it never raises its term, and the leader is
-    // not disturbed.
-    assert!(
-        removed.status().term <= term,
-        "the removed node started no real election"
-    );
-    assert_eq!(leader.status().term, term, "no disruption");
-    assert_eq!(leader.status().role, Role::Leader);
+    watch.heartbeats(20).await;
+    assert_eq!(watch.campaigns(), 0, "the removed node asked for votes");
+    assert_eq!(removed.status().term, removed_term, "its term stays put");
+    assert!(removed.status().removed);
+    cluster.router().clear_observer();
+    let leader = leader_among(&cluster, &rest).await;
     write(&cluster, "without").await;
 
     // Added back: as a learner first, then as a voter.
@@ -281,4 +344,44 @@ async fn removed_node_stays_quiet_and_rejoins() {
         .unwrap();
     cluster.check_agreement().unwrap();
     let _ = cluster.shutdown(out).await;
+}
+
+/// Over QUIC: the leader's transport keeps the removed node's connection until the
+/// heartbeat that carries the commit of its removal went out, so the removed node learns
+/// it was removed, and asks for no vote afterwards.
+#[actix_rt::test]
+async fn removed_node_hears_its_removal_over_quic() {
+    let transports = actraft_examples::quic::provider(3).unwrap();
+    let options = ClusterOptions::new(3).config(fast_config());
+    let mut cluster = Cluster::start_on(options, MemStorages::default(), transports, None)
+        .await
+        .unwrap();
+    let (old, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let leader = cluster.handle(old).unwrap();
+    let out = (1..=3).find(|&id| id != old).unwrap();
+    let rest: Vec<NodeId> = (1..=3).filter(|&id| id != out).collect();
+    let removed = cluster.handle(out).unwrap();
+    leader.change_membership(rest, []).await.unwrap();
+    removed
+        .wait_until(WAIT, |s| {
+            s.removed && !s.voter && s.commit_index >= s.membership_index
+        })
+        .await
+        .unwrap();
+    let term = removed.status().term;
+    let mut events = removed.subscribe();
+    // The members go on committing (200 round trips: a clock of their own, several
+    // election timeouts long); the removed node stays put.
+    for i in 0..200 {
+        write(&cluster, &format!("after {i}")).await;
+    }
+    assert_eq!(removed.status().term, term);
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(event.event, actraft::core::Event::ElectionStarted { .. }),
+            "the removed node campaigned after it learnt of its removal: {event:?}"
+        );
+    }
+    assert_eq!(leader.status().role, Role::Leader);
+    cluster.shutdown_all().await;
 }

@@ -212,3 +212,77 @@ async fn a_snapshot_shows_in_the_metrics() {
     assert_eq!(value(&samples, "actraft_snapshots_failed_total", &me), 0.0);
     handle.shutdown().await;
 }
+
+/// The membership gauges: voters and learners of the configuration in force (a joint
+/// one counts each node once), whether it is joint, and whether the node was removed.
+#[actix_rt::test]
+async fn membership_gauges_follow_the_configuration() {
+    let recorder = recorder();
+    // Nodes 11 to 13: apart from the other tests' nodes.
+    let ids = [11, 12, 13];
+    let router = MemRouter::new();
+    // Without CheckQuorum the leader keeps leading while its change is held up.
+    let mut config = fast_config();
+    config.check_quorum = false;
+    let mut handles = Vec::new();
+    for id in ids {
+        let handle = NodeBuilder::new(id, ids.to_vec())
+            .config(config.clone())
+            .start(
+                MemStorage::for_node(id),
+                router.transport(id),
+                KvMachine::new(),
+            )
+            .await
+            .unwrap();
+        handles.push(handle);
+    }
+    let leader_id = handles[0].wait_for_leader(WAIT).await.unwrap();
+    let node = |id: u64| handles.iter().find(|h| h.id() == id).unwrap().clone();
+    let leader = node(leader_id);
+    wait_metrics(&leader, |m| m.role == Role::Leader).await;
+    let gauges = |id: u64| {
+        let samples = parse_text(&recorder.render()).unwrap();
+        let me = [("node", id.to_string())];
+        let me: Vec<(&str, &str)> = me.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        [
+            "actraft_voters",
+            "actraft_learners",
+            "actraft_config_joint",
+            "actraft_removed",
+        ]
+        .map(|name| value(&samples, name, &me))
+    };
+    assert_eq!(gauges(leader_id), [3.0, 0.0, 0.0, 0.0]);
+
+    // Remove `out`, with `other` cut off: the joint configuration needs both voters of
+    // the new half, so it stays in force until `other` is back.
+    let mut rest = ids.iter().copied().filter(|&id| id != leader_id);
+    let (out, other) = (rest.next().unwrap(), rest.next().unwrap());
+    router.isolate(other);
+    let change = leader.change_membership([leader_id, other], []);
+    let observe = async {
+        wait_metrics(&leader, |m| m.membership.is_joint()).await;
+        assert_eq!(gauges(leader_id), [3.0, 0.0, 1.0, 0.0], "joint");
+        router.reconnect(other);
+    };
+    let (done, ()) = tokio::join!(change, observe);
+    done.unwrap();
+    let removed = node(out);
+    wait_metrics(&removed, |m| {
+        !m.membership.is_joint() && !m.membership.contains(out)
+    })
+    .await;
+    assert_eq!(gauges(out), [2.0, 0.0, 0.0, 1.0], "removed");
+    wait_metrics(&leader, |m| !m.membership.is_joint()).await;
+    assert_eq!(gauges(leader_id), [2.0, 0.0, 0.0, 0.0], "after the change");
+
+    // Back as a learner.
+    leader.add_learner(out, "").await.unwrap();
+    wait_metrics(&removed, |m| m.membership.contains(out)).await;
+    assert_eq!(gauges(out), [2.0, 1.0, 0.0, 0.0], "a learner again");
+    assert_eq!(gauges(leader_id), [2.0, 1.0, 0.0, 0.0]);
+    for handle in handles {
+        handle.shutdown().await;
+    }
+}

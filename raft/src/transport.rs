@@ -107,13 +107,18 @@ pub trait Transport: Send + Sync + 'static {
     /// Stops delivering to the local node; later sends may fail with `NotRunning`.
     fn stop(&self) {}
 
-    /// The cluster's configuration changed: `members` lists every node of the current
-    /// configuration other than the local one (voters and learners, both halves of a
-    /// joint configuration), with the address the configuration gives each, if any.
+    /// The nodes the local node talks to changed: `members` lists every node of the
+    /// current configuration other than the local one (voters and learners, both halves
+    /// of a joint configuration) and, on a leader, the nodes a membership change removed
+    /// that it still replicates to (until they have heard that their removal is
+    /// committed), with the address the configuration gives each, if any.
     ///
-    /// The node calls this once before its first message and again whenever its
-    /// configuration changes (a membership entry appended or truncated, a snapshot
-    /// installed). A transport opens what it needs to reach new members, closes what it
+    /// The node calls this once before its first message and again whenever that list
+    /// changes (a membership entry appended or truncated, a snapshot installed, a
+    /// removed node let go, leadership gained or lost), always after handing over the
+    /// messages produced before the change: messages already handed over to a node that
+    /// is no longer listed should still be sent (or be dropped only when it cannot be
+    /// reached). A transport opens what it needs to reach new members, closes what it
     /// kept for nodes no longer listed, and may refuse messages from nodes that are not
     /// listed. The default does nothing: the transport keeps the peers it was built with.
     fn set_members(&self, members: &[Member]) {

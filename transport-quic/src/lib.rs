@@ -20,8 +20,9 @@
 //!
 //! - **Follows the membership.** The peers are first the ones [`QuicConfig::peers`]
 //!   names. [`set_members`](actraft::Transport::set_members) (which the node calls with
-//!   its configuration) makes them the configuration's members: new ones are connected
-//!   to, removed ones closed and forgotten (queues, metrics), and connections and
+//!   its configuration, plus the removed nodes a leader still owes a last heartbeat)
+//!   makes them the listed members: new ones are connected to, removed ones forgotten
+//!   (queues, metrics) and closed once what was queued for them went out, and connections and
 //!   messages from nodes that are not members are refused
 //!   ([`QuicError::NotMember`], counted in [`QuicStats::refused_non_member`]). Before a
 //!   node knows a configuration, any node the cluster's CA certified may connect, so a

@@ -196,7 +196,9 @@ impl Link {
 
 /// Drains one queue of one peer into that peer's stream of the same class, forever:
 /// (re)connects, opens the stream, says hello, writes frames. Ends when the queue's
-/// sender is dropped (the transport stopped) or the task is aborted.
+/// sender is dropped (the peer was closed) and everything queued is written: it then
+/// finishes the stream and waits for the peer to acknowledge it. An aborted task (the
+/// transport stopped) ends at once.
 pub(crate) async fn run_writer(
     shared: Arc<Shared>,
     endpoint: Endpoint,
@@ -233,7 +235,13 @@ pub(crate) async fn run_writer(
                 biased;
                 next = queue.recv() => match next {
                     Some(envelope) => envelope,
-                    None => return,
+                    None => {
+                        // The peer was closed: let what was written reach it.
+                        if stream.finish().is_ok() {
+                            let _ = stream.stopped().await;
+                        }
+                        return;
+                    }
                 },
                 _ = connection.closed() => break,
             };

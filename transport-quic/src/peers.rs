@@ -17,8 +17,12 @@
 //! ([`QuicError::NotMember`](crate::QuicError::NotMember)).
 //!
 //! Every peer has a [`Link`], two bounded queues and their two writer tasks; a node that
-//! stops being a peer (or whose address changes) loses them all: its connection is
-//! closed, the messages still queued for it are dropped, its traffic metrics go.
+//! stops being a peer (or whose address changes) loses them all: sends to it fail at
+//! once and its traffic metrics go, but the messages already queued for it still go
+//! out (the node calls `set_members` after handing over its last messages to a node
+//! that leaves, such as the heartbeat that tells a removed node its removal is
+//! final). Its writers drain their queues, finish their streams and wait for the peer
+//! to acknowledge them, for at most [`CLOSE_LINGER`]; then its connection is closed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -26,14 +30,27 @@ use std::sync::Arc;
 
 use actraft::core::{Envelope, NodeId};
 use actraft::Member;
+use std::time::Duration;
+
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
+use tokio::task::JoinHandle;
 
 use crate::certs::node_name;
 use crate::config::ConfigError;
 use crate::error::CloseCode;
 use crate::outbound::{run_writer, Class, Link};
 use crate::transport::{QuicTransport, Shared, State};
+
+/// How long a peer that is closed keeps its connection for the messages queued before:
+/// its writers drain their queues and the peer acknowledges the data, or this bound
+/// passes (a peer that cannot be reached), and the connection is closed.
+pub(crate) const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// After the peer acknowledged the last data, how long the connection stays open before
+/// it is closed, so that the peer reads the data before it sees the close (a QUIC stack
+/// may discard acknowledged data its application has not read yet once the connection
+/// closes).
+const CLOSE_GRACE: Duration = Duration::from_millis(200);
 
 /// The send side of one peer's two queues.
 pub(crate) struct Queues {
@@ -48,7 +65,7 @@ struct OpenPeer {
     /// The queues' receiving ends, until the transport starts and writers take them.
     pending: Vec<(Class, mpsc::Receiver<Envelope>)>,
     /// The writer tasks, once started.
-    tasks: Vec<AbortHandle>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// The transport's state and its peers, under one lock.
@@ -154,7 +171,7 @@ fn spawn_writers(state: &State, shared: &Arc<Shared>, peer: &mut OpenPeer) {
             class,
             queue,
         );
-        peer.tasks.push(runtime.spawn(writer).abort_handle());
+        peer.tasks.push(runtime.spawn(writer));
     }
 }
 
@@ -306,9 +323,8 @@ impl QuicTransport {
             return;
         };
         let shared = &self.shared;
-        for task in peer.tasks {
-            task.abort();
-        }
+        // Dropping the queues' send side: later sends to `id` fail, and the writers end
+        // once they have written what is queued.
         self.queues
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -318,13 +334,50 @@ impl QuicTransport {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        peer.link.reset(CloseCode::Removed, "no longer a peer");
+        let addr = peer.addr;
+        linger_and_close(&control.state, id, peer);
         shared.metrics.remove_peer(id);
         shared
             .instances
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
-        tracing::info!(node = shared.id, peer = id, addr = %peer.addr, "peer closed");
+        tracing::info!(node = shared.id, peer = id, %addr, "peer closed");
     }
+}
+
+/// Closes the connection of a peer that is no longer one, once its writers have sent
+/// what was queued for it and the peer acknowledged it (or after [`CLOSE_LINGER`]);
+/// at once when the transport does not run.
+fn linger_and_close(state: &State, id: NodeId, peer: OpenPeer) {
+    let OpenPeer { link, tasks, .. } = peer;
+    let State::Running { runtime, .. } = state else {
+        for task in tasks {
+            task.abort();
+        }
+        link.reset(CloseCode::Removed, "no longer a peer");
+        return;
+    };
+    runtime.spawn(async move {
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        let drained = tokio::time::timeout(CLOSE_LINGER, async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await;
+        match drained {
+            Ok(()) => tokio::time::sleep(CLOSE_GRACE).await,
+            Err(_) => {
+                tracing::debug!(
+                    peer = id,
+                    "a closed peer did not take its last messages in time"
+                );
+                for abort in aborts {
+                    abort.abort();
+                }
+            }
+        }
+        link.reset(CloseCode::Removed, "no longer a peer");
+    });
 }

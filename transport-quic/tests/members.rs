@@ -275,3 +275,44 @@ fn close_code(error: &ConnectionError) -> Option<CloseCode> {
         _ => None,
     }
 }
+
+/// Messages handed over before a peer leaves the member list still reach it (the node
+/// sends a removed node the heartbeat that tells it its removal is final, then drops it
+/// from the list): the writers drain the queue before the connection closes. Later
+/// sends to it fail at once.
+#[tokio::test]
+async fn messages_queued_before_a_peer_leaves_the_list_still_reach_it() {
+    common::init_tracing();
+    let (layout, sockets) = Layout::bind(&[1, 2]);
+    let mut transports = layout.transports(sockets).into_iter();
+    let (_, one) = transports.next().unwrap();
+    let (_, two) = transports.next().unwrap();
+    let _one_rx = started(&one);
+    let mut two_rx = started(&two);
+    one.set_members(&[member(2, ""), member(3, "")]);
+    two.set_members(&[member(1, "")]);
+
+    // Queued before the connection is even up, then 2 leaves 1's list at once.
+    for term in 1..=20 {
+        one.send(Envelope {
+            from: 1,
+            to: 2,
+            message: reply(term),
+        })
+        .unwrap();
+    }
+    one.set_members(&[member(3, "")]);
+    assert!(!one.peers().contains_key(&2));
+    assert!(matches!(
+        one.send(Envelope {
+            from: 1,
+            to: 2,
+            message: reply(21)
+        }),
+        Err(TransportError::UnknownPeer(2))
+    ));
+    for term in 1..=20 {
+        let got = timeout(WAIT, two_rx.recv()).await.unwrap().unwrap();
+        assert_eq!((got.from, got.message.term()), (1, term));
+    }
+}

@@ -377,6 +377,21 @@ impl Configs {
         )
     }
 
+    /// The address recorded for `id`: by the configuration in force if `id` is one of
+    /// its members, else by the newest configuration that lists `id`.
+    pub(crate) fn address(&self, id: NodeId) -> Option<&str> {
+        let current = self.current();
+        if current.contains(id) {
+            return current.address(id);
+        }
+        self.list
+            .iter()
+            .rev()
+            .map(|(_, c)| c)
+            .find(|c| c.contains(id))
+            .and_then(|c| c.address(id))
+    }
+
     /// A membership entry at `index` was appended.
     pub(crate) fn push(&mut self, index: LogIndex, config: ClusterConfig) {
         self.truncate_from(index);

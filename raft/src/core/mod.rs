@@ -441,6 +441,8 @@ impl RaftCore {
                         self.become_follower(self.term(), None);
                         return;
                     }
+                    // A removed node silent for an election timeout is let go.
+                    self.prune_removed();
                     self.broadcast_heartbeat();
                     if let Some(target) = self.transfer_target() {
                         self.advance_transfer(target, true);

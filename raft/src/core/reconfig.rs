@@ -2,12 +2,15 @@
 //! configurations taking effect when appended, the leader driving a change from
 //! `C_old,new` to `C_new`, and who may talk to this node.
 
+use std::collections::BTreeSet;
+
 use super::membership::{ClusterConfig, Membership, MembershipError};
 use super::message::{AppendRequest, Message, TimeoutNow};
 use super::output::Event;
 use super::progress::Progress;
 use super::types::{Entry, LogId, NodeId, Payload, Role};
 use super::RaftCore;
+use crate::transport::Member;
 
 impl RaftCore {
     /// Starts a change to the configuration `target` (leader only) and returns the id of
@@ -101,6 +104,35 @@ impl RaftCore {
                     | Message::RequestVote(_)
                     | Message::PreVote(_)
             )
+    }
+
+    /// The nodes this node exchanges messages with, itself excepted: the members of the
+    /// configuration in force and, on a leader, every node it still replicates to. A
+    /// node that a pending (or just committed) change removes stays among them until
+    /// `prune_removed` has sent it the heartbeat that carries the commit of its removal,
+    /// so that it learns the removal is final. What the node tells its transport
+    /// ([`Transport::set_members`](crate::Transport::set_members)); its messages to
+    /// these nodes go out before it does.
+    pub fn links(&self) -> BTreeSet<NodeId> {
+        let mut ids = self.configs.current().members();
+        if self.role == Role::Leader {
+            ids.extend(self.progress.keys().copied());
+        }
+        ids.remove(&self.id);
+        ids
+    }
+
+    /// [`links`](Self::links) with the address of each: the one the configuration in
+    /// force records for a member, else the one the newest configuration in this
+    /// node's log that lists the node records (a node being removed), else empty.
+    pub fn link_members(&self) -> Vec<Member> {
+        self.links()
+            .into_iter()
+            .map(|id| Member {
+                id,
+                address: self.configs.address(id).unwrap_or_default().to_owned(),
+            })
+            .collect()
     }
 
     /// May this node campaign? A voter of the configuration in force may; so may a voter

@@ -10,7 +10,8 @@
 use std::collections::BTreeSet;
 
 use super::{Driver, Responder};
-use crate::core::{LogId, MembershipError, NodeId, Role};
+use crate::core::{ClusterConfig, LogId, MembershipError, NodeId, Role};
+use crate::transport::Member;
 use crate::StateMachine;
 
 /// Names one membership change request, so its outcome can be matched
@@ -47,9 +48,30 @@ pub(super) struct Memberships {
     next_id: u64,
     /// (request, the change's entry).
     waiting: Vec<(MembershipId, LogId)>,
+    /// The links last handed out ([`Driver::take_links`]) and the configuration in
+    /// force then (which gave their addresses).
+    linked: Option<(BTreeSet<NodeId>, ClusterConfig)>,
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
+    /// The nodes this node talks to, with their addresses ([`RaftCore::link_members`]),
+    /// when they changed since the last call (always on the first). [`run`](Self::run)
+    /// puts them in [`Output::links`](super::Output::links); a shell calls this itself
+    /// only before its first run, to tell its transport before any message.
+    ///
+    /// [`RaftCore::link_members`]: crate::core::RaftCore::link_members
+    pub fn take_links(&mut self) -> Option<Vec<Member>> {
+        let ids = self.core.links();
+        let config = self.core.membership();
+        if let Some((linked, at)) = &self.memberships.linked {
+            if *linked == ids && at == config {
+                return None;
+            }
+        }
+        self.memberships.linked = Some((ids, config.clone()));
+        Some(self.core.link_members())
+    }
+
     /// Asks this node, which must lead, for a membership change. The outcome comes out
     /// in [`Output::memberships`](super::Output::memberships) under the returned id: the
     /// index of the committed configuration that completes the change, or why not.

@@ -30,7 +30,8 @@
 //!    - start every write of [`Output::writes`] on the storage, in order; report each
 //!      completion with [`write_done`](Driver::write_done) (at once for a storage that
 //!      completes inline);
-//!    - send [`Output::messages`];
+//!    - send [`Output::messages`], then hand [`Output::links`], if any, to the
+//!      transport;
 //!    - publish the status ([`status`](Driver::status)), then deliver
 //!      [`Output::replies`], so that a client that reads the status after its answer
 //!      sees its entry applied;
@@ -175,6 +176,11 @@ pub struct Output<R> {
     /// ([`change_membership`](Driver::change_membership)): the index of the committed
     /// configuration that completes the change, or why not.
     pub memberships: Vec<(MembershipId, Result<LogIndex, crate::core::MembershipError>)>,
+    /// The nodes this node talks to changed ([`RaftCore::links`]): hand them to the
+    /// transport ([`Transport::set_members`](crate::Transport::set_members)) after
+    /// sending [`messages`](Self::messages), so that the last messages to a node that
+    /// leaves go out before the transport forgets it.
+    pub links: Option<Vec<crate::transport::Member>>,
 }
 
 impl<R> Default for Output<R> {
@@ -193,6 +199,7 @@ impl<R> Default for Output<R> {
             log_reads: Vec::new(),
             restores: Vec::new(),
             memberships: Vec::new(),
+            links: None,
         }
     }
 }
@@ -213,6 +220,7 @@ impl<R> Output<R> {
             && self.log_reads.is_empty()
             && self.restores.is_empty()
             && self.memberships.is_empty()
+            && self.links.is_none()
     }
 }
 
@@ -457,6 +465,9 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         self.maybe_snapshot();
         self.settle_transfers();
         self.settle_memberships();
+        if let Some(links) = self.take_links() {
+            self.out.links = Some(links);
+        }
         if self.core.has_ready() {
             Run::Yield
         } else {

@@ -10,7 +10,7 @@ use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use tokio::sync::watch;
 
 use super::{role_code, FollowerProgress, RaftMetrics};
-use crate::core::{Event, NodeId, Role, Status};
+use crate::core::{ClusterConfig, Event, NodeId, Role, Status};
 use crate::driver::{CounterSnapshot, Driver, Responder};
 use crate::StateMachine;
 
@@ -129,6 +129,10 @@ struct Recorder {
     commit_index: Gauge,
     persisted_index: Gauge,
     applied_index: Gauge,
+    voters: Gauge,
+    learners: Gauge,
+    config_joint: Gauge,
+    removed: Gauge,
     followers: BTreeMap<NodeId, FollowerGauges>,
     counters: CounterHandles,
     elections_started: Counter,
@@ -156,6 +160,10 @@ impl Recorder {
             commit_index: gauge!("actraft_commit_index", &labels),
             persisted_index: gauge!("actraft_persisted_index", &labels),
             applied_index: gauge!("actraft_applied_index", &labels),
+            voters: gauge!("actraft_voters", &labels),
+            learners: gauge!("actraft_learners", &labels),
+            config_joint: gauge!("actraft_config_joint", &labels),
+            removed: gauge!("actraft_removed", &labels),
             followers: BTreeMap::new(),
             counters: CounterHandles::new(&labels),
             elections_started: counter!("actraft_elections_started_total", &labels),
@@ -183,6 +191,15 @@ impl Recorder {
         self.applied_index.set(status.applied_index as f64);
     }
 
+    /// The configuration in force: voters and learners of either half, each counted
+    /// once, whether it is joint, and whether this node is out of it (`removed`).
+    fn set_membership(&self, membership: &ClusterConfig, removed: bool) {
+        self.removed.set(u8::from(removed));
+        self.voters.set(membership.voters().len() as f64);
+        self.learners.set(membership.learners().len() as f64);
+        self.config_joint.set(u8::from(membership.is_joint()));
+    }
+
     fn set_follower(&mut self, follower: NodeId, progress: &FollowerProgress) {
         let node = &self.node;
         let gauges = self
@@ -202,6 +219,8 @@ pub(crate) struct NodeMetrics {
     exported: CounterSnapshot,
     /// Snapshots taken and failed, as last mirrored.
     exported_snapshots: (u64, u64),
+    /// The membership gauges were set once (later only when the configuration changes).
+    membership_exported: bool,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -230,6 +249,7 @@ impl NodeMetrics {
             watched,
             exported: CounterSnapshot::default(),
             exported_snapshots: (0, 0),
+            membership_exported: false,
         }
     }
 
@@ -253,6 +273,10 @@ impl NodeMetrics {
         self.exported_snapshots = (taken, failed);
         let snapshot = driver.latest_snapshot().map(|m| m.last_included);
         let membership = driver.core().membership();
+        if !self.membership_exported {
+            self.membership_exported = true;
+            self.recorder.set_membership(membership, status.removed);
+        }
         let recorder = &mut self.recorder;
         self.watched.send_if_modified(|metrics| {
             let mut changed = metrics.set_status(status);
@@ -291,6 +315,7 @@ impl NodeMetrics {
             }
             if metrics.membership != *membership {
                 metrics.membership = membership.clone();
+                recorder.set_membership(membership, status.removed);
                 changed = true;
             }
             metrics.counters = counters;

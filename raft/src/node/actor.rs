@@ -235,12 +235,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                 tracing::debug!(%error, "send failed");
             }
         }
-        if out
-            .events
-            .iter()
-            .any(|e| matches!(e, Event::MembershipChanged { .. }))
-        {
-            self.tell_transport_members();
+        // After the messages: the last ones to a node that leaves are queued before the
+        // transport forgets it.
+        if let Some(links) = out.links.take() {
+            self.tell_transport_members(&links);
         }
         let out = self.driver.output();
         if !out.events.is_empty() {
@@ -480,13 +478,12 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         }
     }
 
-    /// Tells the transport the members of the configuration in force (all but this
-    /// node, with their addresses).
-    fn tell_transport_members(&self) {
-        let core = self.driver.core();
-        let members = core.membership().peers_with_addresses(core.id());
-        tracing::debug!(?members, "configuration changed, updating the transport");
-        self.transport.set_members(&members);
+    /// Tells the transport the nodes this node talks to (all but itself, with their
+    /// addresses): the configuration's members, and on a leader the nodes it still
+    /// replicates to.
+    fn tell_transport_members(&self, members: &[crate::transport::Member]) {
+        tracing::debug!(?members, "peers changed, updating the transport");
+        self.transport.set_members(members);
     }
 
     /// Delivers the outcomes of leadership transfers; the one a shutdown waits for lets
@@ -554,7 +551,9 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
             return;
         }
         tracing::info!(membership = ?self.driver.core().membership(), "node started");
-        self.tell_transport_members();
+        if let Some(links) = self.driver.take_links() {
+            self.tell_transport_members(&links);
+        }
         self.drive(ctx);
     }
 

@@ -308,3 +308,61 @@ fn s6_learners_count_for_nothing() {
     c.run_for(config().election_timeout_max * 2);
     assert_ne!(c.status(1).role, Role::Leader, "1 + learner is no quorum");
 }
+
+/// A node removed while it is reachable learns that its removal is committed (the
+/// leader's last heartbeat to it carries the commit) and stops campaigning; until then
+/// the leader's links (what its transport reaches) keep it, afterwards they are the
+/// configuration's members. A follower's links are its configuration's members.
+#[test]
+fn s6_removed_node_hears_its_removal_commit_and_loses_its_link_after() {
+    let mut c = led_by_1_with_joining(&[]);
+    let set = |ids: &[NodeId]| {
+        ids.iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(c.node(1).links(), set(&[2, 3]));
+    c.node_mut(1)
+        .propose_membership(m(&[1, 2], &[]), true)
+        .expect("change accepted");
+    assert!(c.node(1).membership().is_joint());
+    assert_eq!(c.node(1).links(), set(&[2, 3]), "still replicating to 3");
+    c.run();
+    assert_eq!(stable(&c, 1), m(&[1, 2], &[]));
+    let s3 = c.status(3);
+    assert!(s3.removed && !s3.voter);
+    assert!(
+        s3.commit_index >= s3.membership_index,
+        "node 3 knows its removal is committed: {s3:?}"
+    );
+    assert!(!c.node(3).can_campaign());
+    assert_eq!(c.node(1).links(), set(&[2]), "node 3 let go");
+    assert_eq!(c.node(2).links(), set(&[1]));
+    assert_eq!(c.node(3).links(), set(&[1, 2]));
+    let members = c.node(1).link_members();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].id, 2);
+    // Many election timeouts later it still has not asked for a vote.
+    let since = c.now;
+    c.run_for(Duration::from_secs(3));
+    assert!(!c
+        .events_of(3, since)
+        .iter()
+        .any(|e| matches!(e, Event::ElectionStarted { .. })));
+    assert_eq!(c.status(3).term, s3.term);
+}
+
+/// A removed node that cannot be reached is let go once it has been silent for an
+/// election timeout, on the leader's heartbeat tick, even when no follower answers any
+/// more (here the leader is the only voter left).
+#[test]
+fn s6_silent_removed_node_is_let_go_on_a_heartbeat() {
+    let mut c = led_by_1_with_joining(&[]);
+    c.isolate(3);
+    change(&mut c, m(&[1], &[]));
+    assert_eq!(stable(&c, 1), m(&[1], &[]));
+    assert!(c.node(1).links().contains(&3), "node 3 not heard from yet");
+    c.run_for(config().election_timeout_max * 2);
+    assert!(c.node(1).links().is_empty(), "node 3 let go");
+    assert_eq!(c.status(1).role, Role::Leader);
+}

@@ -83,4 +83,43 @@ impl Simulation {
             )),
         }
     }
+
+    /// Checks that a leader's messages go to nodes its transport still reaches: every
+    /// AppendEntries, InstallSnapshot and TimeoutNow node `i` hands over in one run is
+    /// addressed to a node of its links before the run or after it (a transport that
+    /// follows [`crate::Transport::set_members`] would drop it otherwise; the heartbeat
+    /// that tells a removed node its removal is final must not be dropped). Then
+    /// records the new links.
+    pub(super) fn check_links(
+        &mut self,
+        i: usize,
+        messages: &[crate::core::Envelope],
+        links: Option<Vec<crate::Member>>,
+    ) -> Result<(), String> {
+        let node = &mut self.nodes[i];
+        let before = node.links.clone();
+        if let Some(links) = links {
+            node.links = (!links.is_empty()).then(|| links.iter().map(|m| m.id).collect());
+        }
+        let (Some(before), Some(after)) = (&before, &node.links) else {
+            return Ok(());
+        };
+        for env in messages {
+            let leader_message = matches!(
+                env.message,
+                crate::core::Message::AppendEntries(_)
+                    | crate::core::Message::InstallSnapshot(_)
+                    | crate::core::Message::TimeoutNow(_)
+            );
+            if leader_message && !before.contains(&env.to) && !after.contains(&env.to) {
+                return Err(format!(
+                    "Links: node {} sent {} to node {}, which its transport no longer reaches (links {before:?} then {after:?})",
+                    env.from,
+                    env.message.kind(),
+                    env.to
+                ));
+            }
+        }
+        Ok(())
+    }
 }

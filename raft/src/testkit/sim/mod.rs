@@ -20,7 +20,7 @@ mod trace;
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,6 +219,9 @@ struct SimNode {
     group: u32,
     was_leader: bool,
     snapshots: snapshots::SimSnapshots,
+    /// The nodes its transport would reach ([`crate::driver::Output::links`]); `None`
+    /// before the first list or after an empty one (anyone).
+    links: Option<BTreeSet<NodeId>>,
 }
 
 /// One simulated cluster. Build it with [`Simulation::new`] and call [`Simulation::run`].
@@ -311,6 +314,7 @@ impl Simulation {
                 group: 0,
                 was_leader: false,
                 snapshots: Default::default(),
+                links: None,
             });
         }
         for i in 0..sim.nodes.len() {
@@ -569,6 +573,7 @@ impl Simulation {
         let node = &mut self.nodes[i];
         node.driver = Some(driver);
         node.was_leader = false;
+        node.links = None;
         Ok(())
     }
 

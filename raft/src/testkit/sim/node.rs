@@ -195,6 +195,7 @@ impl Simulation {
             let transfers = std::mem::take(&mut out.transfers);
             let read_replies = std::mem::take(&mut out.read_replies);
             let memberships = std::mem::take(&mut out.memberships);
+            let links = out.links.take();
             let applied = std::mem::take(&mut driver.state_machine_mut().applied);
             let has_work = driver.has_work();
             for (reply, result) in replies {
@@ -222,6 +223,7 @@ impl Simulation {
             for (wid, write) in writes {
                 self.start_write(i, wid, write);
             }
+            self.check_links(i, &messages, links)?;
             for env in messages {
                 self.send(env);
             }

@@ -17,6 +17,7 @@
 pub mod catchup;
 pub mod cli;
 pub mod election;
+pub mod follow;
 pub mod memory;
 pub mod overload;
 pub mod reads;

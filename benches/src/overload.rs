@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actraft::testkit::SplitMix64;
-use actraft::ClientError;
 use actraft_examples::backend::start_cluster;
 use actraft_examples::cluster::{ClusterOptions, Placement};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::follow::{Leader, Outcome};
 use crate::{BenchError, StorageKind, TransportKind};
 
 /// One overload configuration.
@@ -161,7 +161,8 @@ async fn phase(
         .record(false);
     let mut cluster = start_cluster(options, StorageKind::Mem, TransportKind::Mem, None).await?;
     let (leader, _) = cluster.wait_for_leader(Duration::from_secs(20)).await?;
-    let handle = cluster.handle(leader).expect("leader runs");
+    // Clients follow the leader; leader changes are counted (`elections`), not fatal.
+    let leader = Leader::new(cluster.live(), leader);
     let shared = Arc::new(Phase {
         committed: AtomicU64::new(0),
         busy: AtomicU64::new(0),
@@ -176,15 +177,15 @@ async fn phase(
     // Every loop runs on this (the clients') thread, so they share the histogram freely.
     let tasks: Vec<_> = (0..clients * window)
         .map(|task| {
-            let (handle, shared, payload) = (handle.clone(), shared.clone(), payload.clone());
+            let (leader, shared, payload) = (leader.clone(), shared.clone(), payload.clone());
             let (hist, measuring) = (hist.clone(), measuring.clone());
             actix_rt::spawn(async move {
                 let mut rng = SplitMix64::new(task as u64);
                 let mut limit = backoff;
                 while !shared.stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
-                    match handle.propose(payload.clone()).await {
-                        Ok(_) => {
+                    match leader.propose(payload.clone()).await {
+                        Ok(Outcome::Applied) => {
                             limit = backoff;
                             shared.committed.fetch_add(1, Ordering::Relaxed);
                             if measuring.get() {
@@ -192,12 +193,13 @@ async fn phase(
                                 let _ = hist.borrow_mut().record(us.min(600_000_000));
                             }
                         }
-                        Err(ClientError::Busy) => {
+                        Ok(Outcome::Busy) => {
                             shared.busy.fetch_add(1, Ordering::Relaxed);
                             let us = limit.as_micros().max(1) as u64;
                             tokio::time::sleep(Duration::from_micros(1 + rng.below(us))).await;
                             limit = (limit * 2).min(max_backoff);
                         }
+                        Ok(Outcome::Unknown | Outcome::Retry) => {}
                         Err(e) => return Err(BenchError::Client(e)),
                     }
                 }

@@ -205,6 +205,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             ctx.stop();
             return;
         }
+        self.proposals.set_held(self.driver.pending_proposals());
         self.publish_status();
         self.publish_metrics();
         self.arm_timer(ctx);
@@ -598,6 +599,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Wake> for RaftNode<S,
                     }
                 }
                 self.spare_proposals = batch;
+                self.proposals.set_held(self.driver.pending_proposals());
             }
         }
         self.schedule_flush(ctx);

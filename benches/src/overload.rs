@@ -8,6 +8,13 @@
 //! proposals each in flight on another fresh cluster; a client refused with `Busy` backs
 //! off before it tries again, as a well-behaved client would: a random wait below
 //! `backoff`, doubled at each refusal in a row up to `max_backoff`, reset by a success.
+//!
+//! What bounds p99 of accepted proposals: a handle refuses while the proposals queued
+//! for the node plus those pending in it reach `Limits::max_pending_proposals` (16 384),
+//! so an accepted proposal waits behind at most that many: about 16 384 / throughput
+//! plus a commit round trip (≈ 30 ms at 500 K/s). A leader change adds an election
+//! timeout and the new leader's first commit; clients follow the new leader, and
+//! `elections` counts the changes.
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -52,12 +52,8 @@ pub struct Config {
     /// Take a snapshot once this many payload bytes were applied since the last one;
     /// 0 turns the byte trigger off. Default 64 MiB.
     pub snapshot_after_bytes: u64,
-    /// Entries kept in storage (and in memory, within `log_window_entries`) behind the
-    /// latest snapshot, so that a follower lagging by less catches up from the log. Keep
-    /// it above how far a healthy follower trails under full load, about
-    /// `max_uncommitted_entries` (a follower outside the quorum trails by up to the
-    /// leader's uncommitted tail); below that, such a follower is sent the whole snapshot
-    /// again and again while clients saturate the leader. Default 16 384.
+    /// Entries kept in memory and in storage behind the latest snapshot, so that a
+    /// follower lagging by less catches up from the log. Default 1024.
     pub snapshot_keep_entries: u64,
     /// Serve [`ReadMode::Lease`](super::ReadMode::Lease) reads without a round of
     /// heartbeats while the leader's lease holds (see the `read_index` module docs for
@@ -107,7 +103,7 @@ impl Default for Config {
             max_apply_batch: 1024,
             snapshot_after_entries: 64 * 1024,
             snapshot_after_bytes: 64 << 20,
-            snapshot_keep_entries: 16 * 1024,
+            snapshot_keep_entries: 1024,
             lease_reads: false,
             clock_drift_margin: Duration::from_millis(15),
             max_snapshot_chunk_bytes: 1 << 20,

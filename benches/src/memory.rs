@@ -216,7 +216,7 @@ pub fn markdown(results: &[MemoryResult]) -> String {
         return md;
     }
     md.push_str("\n## Memory over time (mem/mem, closed-loop clients, 64 B commands)\n\n");
-    md.push_str("Each node snapshots by the default policy and compacts its log, keeping a window behind the snapshot for slow followers. Resident memory of the whole process (three nodes and the clients) is sampled every second (`memory.svg`, `memory.csv`); the start is taken after 10 s. Target: max ≤ 1.1 × start. The `memory` binary runs on jemalloc: under glibc's malloc the live heap stays flat while the resident size keeps the high-water marks of short-lived peaks in the allocator's arenas (see the binary's documentation); the full report's run uses the report process's allocator (glibc), where that shows as growth.\n\n");
+    md.push_str("Each node snapshots by the default policy and compacts its log, keeping a window behind the snapshot for slow followers. Resident memory of the whole process (three nodes and the clients) is sampled every second (`memory.svg`, `memory.csv`); the start is taken after 10 s. Target: max ≤ 1.1 × start. With glibc's allocator each thread that allocates (node threads, snapshot writers) gets its own arena, whose high-water mark adds some MB in the first minutes; run with `MALLOC_ARENA_MAX=2` to tell those apart from memory the nodes hold.\n\n");
     md.push_str("| members | clients | secs | entries | snapshots | policy (every / keep) | RSS start (MB) | RSS max (MB) | RSS end (MB) | max / start |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for r in results {

@@ -11,29 +11,14 @@
 //! rss_mb_start=<x> rss_mb_max=<x> rss_mb_end=<x>`, with `rss_mb_start` taken after
 //! `--warmup` seconds.
 //!
-//! # Allocator
-//!
-//! This binary runs on jemalloc (its global allocator, set here and nowhere else in the
-//! workspace), because under glibc's malloc the resident size measures the allocator,
-//! not the nodes. Counted with a wrapping allocator, the live heap of a 150 s run stays
-//! at 73.1 MB (±0.1 MB, sampled every second, with the nodes' logs holding 65–67 K
-//! entries each throughout) while glibc's resident size climbs in steps from 45 to
-//! 49–56 MB: glibc keeps the pages of short-lived peaks (a burst of queued messages
-//! while a thread is descheduled, a follower's log rebuilt after it installs a
-//! snapshot) in its arenas and rarely returns them, even with `MALLOC_ARENA_MAX=2`
-//! (without it, each allocating thread's arena adds its own high-water mark: 1.6× over
-//! 600 s). jemalloc returns unused pages after a decay time, so the resident size follows
-//! the live heap. Its resident size is highest in the first seconds (pages not yet
-//! returned), which the warm-up leaves out.
+//! glibc's malloc gives every thread that allocates an arena of its own and returns
+//! little of it, which shows as a slow RSS climb that is not memory the nodes hold; run
+//! with `MALLOC_ARENA_MAX=2` to measure the nodes rather than the arenas.
 
 use std::path::PathBuf;
 
 use actraft_benches::memory::{run, svg, MemoryConfig};
 use clap::Parser;
-
-/// See "Allocator" above: resident memory that follows the live heap.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Run a 3-node in-memory cluster under steady load and watch its memory.
 #[derive(Debug, Parser)]

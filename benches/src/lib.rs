@@ -18,6 +18,7 @@ pub mod catchup;
 pub mod ceiling;
 pub mod cli;
 pub mod election;
+pub mod follow;
 pub mod memory;
 pub mod overload;
 pub mod reads;

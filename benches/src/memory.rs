@@ -14,6 +14,7 @@ use actraft_examples::cluster::{ClusterOptions, Placement};
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::follow::{Leader, Outcome};
 use crate::overload::rss_mb;
 use crate::svg::{line_chart_values, Series};
 use crate::{BenchError, StorageKind, TransportKind};
@@ -116,15 +117,19 @@ pub async fn run(cfg: &MemoryConfig) -> Result<MemoryResult, BenchError> {
         .record(false);
     let mut cluster = start_cluster(options, StorageKind::Mem, TransportKind::Mem, None).await?;
     let (leader, _) = cluster.wait_for_leader(Duration::from_secs(20)).await?;
-    let handle = cluster.handle(leader).expect("the leader runs");
+    // Clients follow the leader: a loaded machine may delay heartbeats past an
+    // election timeout, which must not end a ten-minute run.
+    let leader = Leader::new(cluster.live(), leader);
     let stop = Arc::new(AtomicBool::new(false));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
     let tasks: Vec<_> = (0..cfg.clients)
         .map(|_| {
-            let (handle, stop, payload) = (handle.clone(), stop.clone(), payload.clone());
+            let (leader, stop, payload) = (leader.clone(), stop.clone(), payload.clone());
             actix_rt::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    handle.propose(payload.clone()).await?;
+                    if leader.propose(payload.clone()).await? == Outcome::Busy {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
                 }
                 Ok::<(), actraft::ClientError>(())
             })
@@ -155,12 +160,21 @@ pub async fn run(cfg: &MemoryConfig) -> Result<MemoryResult, BenchError> {
         task.await
             .map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??;
     }
-    let entries = handle.status().commit_index;
-    let snapshots = cluster
-        .live()
+    let live = cluster.live();
+    let entries = live
         .iter()
-        .map(|h| h.metrics().snapshots_taken)
-        .sum();
+        .map(|h| h.status().commit_index)
+        .max()
+        .unwrap_or(0);
+    let elections: u64 = live.iter().map(|h| h.counters().elections_won).sum();
+    if elections > 1 || leader.unknown() > 0 {
+        tracing::warn!(
+            elections,
+            unknown = leader.unknown(),
+            "the leader changed during the run; the clients followed it"
+        );
+    }
+    let snapshots = live.iter().map(|h| h.metrics().snapshots_taken).sum();
     cluster.shutdown_all().await;
     let rss_end = samples.last().map_or(0.0, |s| s.1);
     Ok(MemoryResult {

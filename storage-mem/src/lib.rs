@@ -47,6 +47,13 @@ impl Inner {
             };
             write.reset_to = None;
             after.apply(write)?;
+            // Keep the old vector's capacity: a follower that installs a snapshot goes
+            // on appending as much as before, and a fresh vector would grow again by
+            // doubling, each step a copy and a freed block the allocator may keep.
+            let mut entries = std::mem::take(&mut self.entries);
+            entries.clear();
+            entries.append(&mut after.entries);
+            after.entries = entries;
             *self = after;
             return Ok(());
         }
@@ -201,5 +208,53 @@ impl LogStorage for MemStorage {
         inner.entries.drain(..n);
         inner.prefix = LogId::new(term, upto);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actraft::core::Payload;
+
+    use super::*;
+
+    fn entries(term: u64, from: LogIndex, to: LogIndex) -> Vec<Entry> {
+        (from..=to)
+            .map(|index| Entry {
+                term,
+                index,
+                payload: Payload::Noop,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reset_keeps_the_capacity_and_only_the_new_entries() {
+        let mut inner = Inner::default();
+        inner
+            .apply(LogWrite {
+                entries: entries(1, 1, 1000),
+                ..LogWrite::default()
+            })
+            .unwrap();
+        let capacity = inner.entries.capacity();
+        inner
+            .apply(LogWrite {
+                reset_to: Some(LogId::new(2, 5000)),
+                entries: entries(2, 5001, 5002),
+                ..LogWrite::default()
+            })
+            .unwrap();
+        assert_eq!(inner.prefix, LogId::new(2, 5000));
+        assert_eq!(inner.entries, entries(2, 5001, 5002));
+        assert!(inner.entries.capacity() >= capacity, "the vector was kept");
+        // A refused reset changes nothing.
+        let err = inner.apply(LogWrite {
+            reset_to: Some(LogId::new(3, 9000)),
+            entries: entries(3, 9005, 9005),
+            ..LogWrite::default()
+        });
+        assert!(err.is_err());
+        assert_eq!(inner.prefix, LogId::new(2, 5000));
+        assert_eq!(inner.entries, entries(2, 5001, 5002));
     }
 }

@@ -80,7 +80,10 @@ pub struct Limits {
     /// disk busy; everything produced meanwhile merges into one pending write. Default 2.
     pub max_writes_in_flight: usize,
     /// Most accepted proposals waiting for their entry to apply. When full, a proposal
-    /// is answered [`ClientError::Busy`] at once. Default 16 384.
+    /// is answered [`ClientError::Busy`] at once. The node's handles count the proposals
+    /// queued for the node and those pending in it (as the node last published) against
+    /// this bound too, and refuse on the caller's thread, so a full node does not spend
+    /// its own thread refusing. Default 16 384.
     pub max_pending_proposals: usize,
     /// Most proposals queued between client handles and the node. When full,
     /// `propose` answers [`ClientError::Busy`] at once. Default 16 384.

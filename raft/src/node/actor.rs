@@ -210,6 +210,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             ctx.stop();
             return;
         }
+        self.proposals.set_held(self.driver.pending_proposals());
         if !self.published {
             self.publish_status();
             self.publish_metrics();
@@ -605,6 +606,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Wake> for RaftNode<S,
                     }
                 }
                 self.spare_proposals = batch;
+                self.proposals.set_held(self.driver.pending_proposals());
             }
         }
         self.schedule_flush(ctx);

@@ -219,7 +219,13 @@ impl NodeBuilder {
         let (storage, released) = StorageHolder::new(storage);
         let storage = Arc::new(storage);
         let transport = Arc::new(transport);
-        let proposals = Arc::new(WakeQueue::new(self.limits.max_queued_proposals));
+        // Handles refuse while the queue and the node's pending table together hold as
+        // many proposals as the table takes: the node never answers Busy for a full
+        // table on its own thread.
+        let proposals = Arc::new(WakeQueue::with_held_limit(
+            self.limits.max_queued_proposals,
+            self.limits.max_pending_proposals,
+        ));
         let inbound = Arc::new(WakeQueue::new(self.limits.max_inbound_messages));
         let counters = Arc::new(Counters::default());
         let (metrics_tx, metrics_rx) = crate::metrics::NodeMetrics::channel(&core.status());

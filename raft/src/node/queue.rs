@@ -6,8 +6,15 @@
 //! together leaves in one write and one AppendEntries. Each queue has a capacity: a push
 //! into a full queue is refused and handed back, and the caller decides what that means
 //! (`Busy` for a proposal, drop-and-count for a peer message).
+//!
+//! A queue can also count what the node took from it and still holds (for proposals:
+//! those waiting for their entry to apply), as the node last published it
+//! ([`WakeQueue::set_held`]), against a second bound ([`WakeQueue::with_held_limit`]).
+//! A push that would take queued plus held past it is refused on the caller's thread,
+//! so a node whose table is full does not spend its own thread taking proposals only
+//! to answer each one `Busy`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Why a push was refused; the item comes back.
@@ -31,6 +38,10 @@ pub(crate) struct WakeQueue<T> {
     /// A drain is already on its way to the node.
     scheduled: AtomicBool,
     capacity: usize,
+    /// Items the node took and still holds, as it last published them.
+    held: AtomicUsize,
+    /// Most items queued and held together.
+    held_limit: usize,
 }
 
 impl<T> WakeQueue<T> {
@@ -42,7 +53,23 @@ impl<T> WakeQueue<T> {
             }),
             scheduled: AtomicBool::new(false),
             capacity: capacity.max(1),
+            held: AtomicUsize::new(0),
+            held_limit: usize::MAX,
         }
+    }
+
+    /// A queue of `capacity` that also refuses a push while the items queued plus those
+    /// the node holds ([`set_held`](Self::set_held)) reach `held_limit`.
+    pub(crate) fn with_held_limit(capacity: usize, held_limit: usize) -> Self {
+        Self {
+            held_limit: held_limit.max(1),
+            ..Self::new(capacity)
+        }
+    }
+
+    /// Publishes how many items the node took and still holds.
+    pub(crate) fn set_held(&self, held: usize) {
+        self.held.store(held, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Buffer<T>> {
@@ -56,7 +83,10 @@ impl<T> WakeQueue<T> {
             if buffer.closed {
                 return Err(Refused::Closed(item));
             }
-            if buffer.items.len() >= self.capacity {
+            let queued = buffer.items.len();
+            if queued >= self.capacity
+                || queued.saturating_add(self.held.load(Ordering::Relaxed)) >= self.held_limit
+            {
                 return Err(Refused::Full(item));
             }
             buffer.items.push(item);
@@ -97,5 +127,25 @@ mod tests {
         assert!(q.push(4).unwrap(), "wakes again after a drain");
         assert_eq!(q.close(), vec![4]);
         assert!(matches!(q.push(5), Err(Refused::Closed(5))));
+    }
+
+    #[test]
+    fn what_the_node_holds_counts_against_the_held_limit() {
+        let q = WakeQueue::with_held_limit(10, 3);
+        q.set_held(2);
+        assert!(q.push(1).unwrap());
+        assert!(
+            matches!(q.push(2), Err(Refused::Full(2))),
+            "1 queued + 2 held"
+        );
+        let mut got = Vec::new();
+        q.drain(&mut got);
+        q.set_held(3);
+        assert!(matches!(q.push(3), Err(Refused::Full(3))), "3 held");
+        q.set_held(0);
+        assert!(q.push(4).unwrap());
+        assert!(!q.push(5).unwrap());
+        assert!(!q.push(6).unwrap());
+        assert!(matches!(q.push(7), Err(Refused::Full(7))), "3 queued");
     }
 }

@@ -97,3 +97,33 @@ impl Leader {
         }
     }
 }
+
+/// A client's way around a leader change during a run: the node that leads now among
+/// `nodes`, waiting (until `until`) for one to be known; `node` when none is by then.
+pub async fn leader_now(
+    nodes: &[actraft::RaftHandle],
+    node: &actraft::RaftHandle,
+    until: std::time::Instant,
+) -> actraft::RaftHandle {
+    while std::time::Instant::now() < until {
+        if let Some(leader) = nodes
+            .iter()
+            .find(|h| h.status().role == actraft::Role::Leader)
+        {
+            return leader.clone();
+        }
+        // No leader yet: an election takes a few timeouts.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    node.clone()
+}
+
+/// Whether a failed request failed only because leadership moved (retry it on the
+/// node that leads now).
+pub fn leadership_moved(error: &actraft::ClientError) -> bool {
+    use actraft::ClientError as E;
+    matches!(
+        error,
+        E::NotLeader { .. } | E::LeadershipLost { .. } | E::OutcomeUnknown { .. } | E::Timeout(_)
+    )
+}

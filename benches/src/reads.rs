@@ -412,10 +412,10 @@ impl Clients {
                 Err(ClientError::Busy) => tokio::task::yield_now().await,
                 // Leadership moved (a noisy machine can cost the leader its lease): go on
                 // with the node that leads now; the failed operation is not counted.
-                Err(e) if crate::leadership_moved(&e) => {
+                Err(e) if crate::follow::leadership_moved(&e) => {
                     self.redirected.fetch_add(1, Ordering::Relaxed);
                     if !matches!(work, Work::Read(Mode::Follower)) {
-                        node = crate::leader_now(&self.nodes, &node, until).await;
+                        node = crate::follow::leader_now(&self.nodes, &node, until).await;
                     }
                 }
                 Err(e) => return Err(e.into()),

@@ -231,9 +231,9 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
                         // Leadership moved (a loaded machine can cost the leader its
                         // lease): go on with the new leader; the failed proposal is not
                         // counted.
-                        Err(e) if crate::leadership_moved(&e) => {
+                        Err(e) if crate::follow::leadership_moved(&e) => {
                             let until = Instant::now() + LEADER_WAIT;
-                            proposer = crate::leader_now(&nodes, &proposer, until).await;
+                            proposer = crate::follow::leader_now(&nodes, &proposer, until).await;
                         }
                         Err(e) => return Err(e.into()),
                     }

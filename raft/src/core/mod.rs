@@ -280,6 +280,24 @@ impl RaftCore {
             }
         }
         let log = RaftLog::new(state.log_prefix, state.entries);
+        // A node's term is never below a term in its log. A snapshot installed from a
+        // leader is made durable on its own path, so a crash can keep it and lose the
+        // write of that leader's term: take the term back up (with no vote in it: a vote
+        // is granted only once durable, and none was in a term this high).
+        let mut hard = state.hard_state;
+        let last_term = log.last_id().term.max(state.snapshot.term);
+        if hard.current_term < last_term {
+            tracing::warn!(
+                node = id,
+                term = hard.current_term,
+                last_term,
+                "recovered term is below the recovered log's; raising it"
+            );
+            hard = HardState {
+                current_term: last_term,
+                voted_for: None,
+            };
+        }
         let reads = read_index::Reads::new(SplitMix64::new(seed.rotate_left(17) ^ id).next_u64());
         let last = log.last_index();
         let applied = state.applied_index.max(state.log_prefix.index).min(last);
@@ -287,7 +305,7 @@ impl RaftCore {
             id,
             configs,
             rng: SplitMix64::new(seed ^ id.wrapping_mul(0x2545_F491_4F6C_DD1D)),
-            hard: state.hard_state,
+            hard,
             role: Role::Follower,
             leader: None,
             commit: applied,

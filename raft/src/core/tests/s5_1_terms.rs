@@ -165,3 +165,34 @@ fn s5_1_requests_with_a_stale_term_are_rejected() {
     assert_eq!(leader.status().role, Role::Follower);
     assert_eq!(leader.status().term, term + 1);
 }
+
+/// A node's term is never below a term in its log. A node that restarts with a log (or a
+/// snapshot) of a later term than its saved term (the snapshot was durable, the write of
+/// the leader's term was lost in the crash) takes that term back up, with no vote, and
+/// saves it; its next pre-vote proposes the term after it.
+#[test]
+fn s5_1_a_restarted_node_takes_its_term_up_to_its_log() {
+    let mut core = new_core(1, &[1, 2, 3], config(), initial(0, None, &[5, 5]));
+    assert_eq!(core.status().term, 5);
+    assert_eq!(core.status().voted_for, None);
+    let ready = core.ready();
+    assert_eq!(
+        ready.hard_state,
+        Some(HardState {
+            current_term: 5,
+            voted_for: None
+        }),
+        "the raised term is saved"
+    );
+    fire(&mut core);
+    let ready = core.ready();
+    let pre_vote = Message::PreVote(VoteRequest {
+        term: 6,
+        last_log: LogId::new(5, 2),
+        leader_transfer: false,
+    });
+    assert_eq!(
+        ready.messages,
+        vec![env(1, 2, pre_vote.clone()), env(1, 3, pre_vote)]
+    );
+}

@@ -196,7 +196,7 @@ impl Reads {
 }
 
 impl RaftCore {
-    /// Asks for a read index for read `id` (see the [module docs](self)). The outcome
+    /// Asks for a read index for read `id` (see [`ReadMode`]). The outcome
     /// comes in [`Ready::reads`](super::Ready::reads), possibly at once. `now` is the
     /// current time (a lease is judged against it).
     pub fn read_index(&mut self, now: Duration, id: ReadId, mode: ReadMode) {

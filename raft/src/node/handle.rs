@@ -237,14 +237,14 @@ impl RaftHandle {
     /// - Read the state machine *after* this resolves, on any node (the state only moves
     ///   forward: a later state is still linearizable).
     /// - [`ReadMode::Index`] and [`ReadMode::Lease`] need the leader; a follower answers
-    ///   [`ClientError::Read`] with [`ReadError::NotLeader`] (and the leader it knows).
+    ///   [`ClientError::Read`] with [`ReadError::NotLeader`](crate::ReadError::NotLeader) (and the leader it knows).
     ///   [`ReadMode::Follower`] works on any node: the follower asks the leader for the
-    ///   read index ([`ReadError::NoLeader`] when it knows none).
+    ///   read index ([`ReadError::NoLeader`](crate::ReadError::NoLeader) when it knows none).
     /// - [`ReadMode::Lease`] trusts bounded clock drift (see
     ///   [`Config::lease_reads`](crate::Config::lease_reads)); without leases enabled it
     ///   costs what [`ReadMode::Index`] costs.
     /// - A node that cannot confirm its leadership in time answers
-    ///   [`ReadError::NotConfirmed`], never a stale index; an old leader cut off from
+    ///   [`ReadError::NotConfirmed`](crate::ReadError::NotConfirmed), never a stale index; an old leader cut off from
     ///   the majority refuses once its lease ran out.
     /// - [`ClientError::Busy`] when too many reads wait on this node
     ///   ([`Limits::max_pending_reads`](crate::Limits::max_pending_reads)).

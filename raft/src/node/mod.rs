@@ -1,5 +1,5 @@
 //! The node: one actix actor per Raft node, a thin shell around the
-//! [`Driver`](crate::driver::Driver), which holds the node's logic around [`RaftCore`].
+//! [`Driver`], which holds the node's logic around [`RaftCore`].
 //!
 //! Start one with [`NodeBuilder`]; talk to it through the [`RaftHandle`] it returns.
 //!

@@ -86,9 +86,9 @@ impl RaftCore {
         self.granted.clear();
         self.refused.clear();
         // A pre-vote changes nothing durable; a vote for ourselves counts once it is
-        // durable, unless it alone decides (see below).
+        // durable (the new term never is yet), unless it alone decides (see below).
         let alone = self.configs.current().has_quorum(|v| v == self.id);
-        if pre_vote || alone || self.durable_term >= term {
+        if pre_vote || alone {
             self.granted.insert(self.id);
         }
         self.reset_election_timer();

@@ -85,31 +85,32 @@ impl Leader {
 
     /// Points at the node that leads in the highest term, if any does.
     fn follow(&self) {
-        if let Some(status) = self
-            .handles
-            .iter()
-            .filter(|h| h.is_running())
-            .map(RaftHandle::status)
-            .filter(|s| s.role == Role::Leader)
-            .max_by_key(|s| s.term)
-        {
-            self.current.set(status.id);
+        if let Some(leader) = leading(&self.handles) {
+            self.current.set(leader.id());
         }
     }
+}
+
+/// The running node that leads in the highest term, if any does.
+fn leading(handles: &[RaftHandle]) -> Option<&RaftHandle> {
+    handles
+        .iter()
+        .filter(|h| h.is_running())
+        .map(|h| (h, h.status()))
+        .filter(|(_, s)| s.role == Role::Leader)
+        .max_by_key(|(_, s)| s.term)
+        .map(|(h, _)| h)
 }
 
 /// A client's way around a leader change during a run: the node that leads now among
 /// `nodes`, waiting (until `until`) for one to be known; `node` when none is by then.
 pub async fn leader_now(
-    nodes: &[actraft::RaftHandle],
-    node: &actraft::RaftHandle,
+    nodes: &[RaftHandle],
+    node: &RaftHandle,
     until: std::time::Instant,
-) -> actraft::RaftHandle {
+) -> RaftHandle {
     while std::time::Instant::now() < until {
-        if let Some(leader) = nodes
-            .iter()
-            .find(|h| h.status().role == actraft::Role::Leader)
-        {
+        if let Some(leader) = leading(nodes) {
             return leader.clone();
         }
         // No leader yet: an election takes a few timeouts.
@@ -120,8 +121,8 @@ pub async fn leader_now(
 
 /// Whether a failed request failed only because leadership moved (retry it on the
 /// node that leads now).
-pub fn leadership_moved(error: &actraft::ClientError) -> bool {
-    use actraft::ClientError as E;
+pub fn leadership_moved(error: &ClientError) -> bool {
+    use ClientError as E;
     matches!(
         error,
         E::NotLeader { .. } | E::LeadershipLost { .. } | E::OutcomeUnknown { .. } | E::Timeout(_)

@@ -57,7 +57,21 @@ pub async fn full_cluster_restart(cluster: &mut Cluster, writes: usize) {
         cluster.propose(cmd.clone(), WAIT).await.unwrap();
         acked.push(cmd);
     }
-    let terms_before: Vec<_> = cluster.statuses().iter().map(|s| s.term).collect();
+    // A term raised in memory becomes durable with the write that follows it, so the
+    // terms are compared once every node holds the same log durably and knows it
+    // committed: then nothing is in flight that a crash could take.
+    let quiet = cluster
+        .wait_for(WAIT, "every node's log durable and committed", |s| {
+            s.iter().all(|n| {
+                n.term == s[0].term
+                    && n.last_log == s[0].last_log
+                    && n.persisted_index == n.last_log.index
+                    && n.commit_index == n.last_log.index
+            })
+        })
+        .await
+        .unwrap();
+    let terms_before: Vec<_> = quiet.iter().map(|s| s.term).collect();
     for id in cluster.members().to_vec() {
         cluster.kill(id).await;
     }

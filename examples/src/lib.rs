@@ -12,6 +12,7 @@ pub mod kv;
 pub mod kv_admin;
 pub mod kv_client;
 pub mod kv_map;
+pub mod kv_process;
 pub mod kv_service;
 pub mod kv_snapshot;
 pub mod kv_status;

@@ -8,46 +8,19 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use actraft_examples::kv_client::{KvClient, KvClientOptions};
+use actraft_examples::kv_process::{free_port, kv_bin, write_certs};
 use actraft_examples::kv_tls;
 use actraft_examples::metrics_http::{parse_text, Sample};
 use actraft_transport_quic::TlsIdentity;
 
 const WRITES: u64 = 12;
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The `kv` example binary next to this test's binary.
-fn kv_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let bin = dir.join("examples").join("kv");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p actraft-examples --features rocks --example kv` \
-         (with the same profile as this test)",
-        bin.display()
-    );
-    bin
-}
-
-/// A loopback port free for both TCP and UDP right now (a node serves both on it).
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A `kv serve` process, killed when dropped.
 struct Node {
@@ -207,13 +180,7 @@ async fn kv_serve_exposes_prometheus_metrics_and_kv_status_prints_the_cluster() 
     let bin = kv_bin();
     let dir = tempfile::tempdir().unwrap();
     let ids = [1u64, 2, 3];
-    let certs = Command::new(&bin)
-        .args(["certs", "--ids", "1,2,3", "--dir"])
-        .arg(dir.path().join("certs"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(certs.success());
+    write_certs(&bin, &dir.path().join("certs"), &ids);
     let ports: BTreeMap<u64, u16> = ids.iter().map(|&id| (id, free_port())).collect();
     let nodes: Vec<Node> = ids
         .iter()

@@ -1,0 +1,200 @@
+//! `kv serve` as a real process, for tests that run the KV service the way an operator
+//! does: the `kv` binary built beside the test, a free loopback port per node,
+//! certificates from `kv certs`, and a node that can be killed with SIGKILL, paused with
+//! SIGSTOP, resumed and restarted on its own data directory.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use actraft::NodeId;
+
+/// The `kv` example binary beside the running test binary (`target/<profile>/examples/kv`),
+/// which `cargo test -p actraft-examples --features rocks` builds along with the tests.
+///
+/// # Panics
+///
+/// When it is not there, with the command that builds it.
+pub fn kv_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let bin = dir.join("examples").join("kv");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p actraft-examples --features rocks --example kv` \
+         (with the same profile as this test)",
+        bin.display()
+    );
+    bin
+}
+
+/// A loopback port free for both TCP and UDP right now (a node serves both on it).
+///
+/// # Panics
+///
+/// When no loopback port can be bound at all.
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = tcp.local_addr().expect("a bound address").port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Writes the development CA and the certificates of nodes `ids` and of the client
+/// `client` into `dir` (`kv certs`).
+///
+/// # Panics
+///
+/// When `kv certs` fails.
+pub fn write_certs(bin: &Path, dir: &Path, ids: &[NodeId]) {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let status = Command::new(bin)
+        .args(["certs", "--ids", &ids.join(","), "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run kv certs");
+    assert!(status.success(), "kv certs failed: {status}");
+}
+
+/// One node of a cluster of `kv serve` processes on loopback.
+#[derive(Debug)]
+pub struct KvProcess {
+    /// The node's id.
+    pub id: NodeId,
+    args: Vec<String>,
+    data_dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl KvProcess {
+    /// Node `id` of the cluster whose nodes listen on `ports` (127.0.0.1), keeping its
+    /// data under `dir` (`node-<id>`, its log in `node-<id>.log`) and its certificates
+    /// in `certs`; `extra` arguments go to `kv serve`. Not started yet.
+    pub fn new(
+        id: NodeId,
+        ports: &BTreeMap<NodeId, u16>,
+        dir: &Path,
+        certs: &Path,
+        extra: &[&str],
+    ) -> Self {
+        let peers: Vec<String> = ports
+            .iter()
+            .filter(|(&p, _)| p != id)
+            .map(|(p, port)| format!("{p}=127.0.0.1:{port}"))
+            .collect();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", ports[&id]),
+            "--peers".into(),
+            peers.join(","),
+            "--certs".into(),
+            certs.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_string()));
+        Self {
+            id,
+            args,
+            data_dir: dir.join(format!("node-{id}")),
+            log: dir.join(format!("node-{id}.log")),
+            child: None,
+            paused: false,
+        }
+    }
+
+    /// Starts the process (again, on the same data directory, after a kill); its
+    /// standard error is appended to its log file.
+    ///
+    /// # Panics
+    ///
+    /// When the process cannot be started.
+    pub fn start(&mut self, bin: &Path) {
+        assert!(self.child.is_none(), "node {} is running", self.id);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the node's log");
+        let child = Command::new(bin)
+            .args(&self.args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start kv serve");
+        self.child = Some(child);
+        self.paused = false;
+    }
+
+    /// True while the process runs (paused or not).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// True while the process is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// SIGKILL, and waits for the process to end (a paused one too).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.paused = false;
+    }
+
+    /// SIGSTOP: the process stops where it is, its sockets open, until [`resume`](Self::resume).
+    /// Returns false when signals cannot be sent here (no `kill` command).
+    pub fn pause(&mut self) -> bool {
+        if self.signal("-STOP") {
+            self.paused = true;
+        }
+        self.paused
+    }
+
+    /// SIGCONT after [`pause`](Self::pause).
+    pub fn resume(&mut self) {
+        if self.paused && self.signal("-CONT") {
+            self.paused = false;
+        }
+    }
+
+    fn signal(&self, signal: &str) -> bool {
+        let Some(child) = &self.child else {
+            return false;
+        };
+        Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// The last `lines` lines of the node's log (for a failure message).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for KvProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

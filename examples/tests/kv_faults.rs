@@ -2,8 +2,9 @@
 //! processes (QUIC between them, RocksDB under each, snapshots every few hundred
 //! entries) on loopback. Concurrent clients put unique values to a few keys and read them
 //! back by every read path (log, index, lease, follower) while a nemesis kills nodes with
-//! SIGKILL and restarts them, and pauses nodes with SIGSTOP and resumes them, the leader
-//! more often than the others. Afterwards the cluster must take a write again, and every
+//! SIGKILL and restarts them (now and then two at once), and pauses nodes with SIGSTOP
+//! (now and then past the QUIC idle timeout) and resumes them, the leader more often than
+//! the others. Afterwards the cluster must take a write again, and every
 //! client history (writes whose answer never came count as "outcome unknown") must be
 //! linearizable by testkit's checker.
 //!
@@ -175,7 +176,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
         })
         .collect();
 
-    // The nemesis: one fault at a time, so a majority is up between faults.
+    // The nemesis: one fault at a time; every node runs again between faults.
     let observer = client(&certs, &ports, Duration::from_secs(2));
     let mut rng = Rng(seed);
     let (mut kills, mut pauses) = (0, 0);
@@ -191,16 +192,44 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
             Some(id) if rng.below(2) == 0 => id,
             _ => IDS[rng.below(IDS.len() as u64) as usize],
         };
-        let node = nodes.get_mut(&target).unwrap();
-        if rng.below(2) == 0 {
-            node.kill();
-            kills += 1;
-            tokio::time::sleep(rng.millis(100, 1500)).await;
-            node.start(&bin);
-        } else if node.pause() {
-            pauses += 1;
-            tokio::time::sleep(rng.millis(100, 2500)).await;
-            node.resume();
+        match rng.below(8) {
+            // A majority down: the cluster stops, then must come back.
+            0 => {
+                let other = IDS[(IDS.iter().position(|&i| i == target).unwrap()
+                    + 1
+                    + rng.below(2) as usize)
+                    % IDS.len()];
+                for id in [target, other] {
+                    nodes.get_mut(&id).unwrap().kill();
+                    kills += 1;
+                }
+                tokio::time::sleep(rng.millis(100, 1500)).await;
+                for id in [other, target] {
+                    nodes.get_mut(&id).unwrap().start(&bin);
+                }
+            }
+            1..=3 => {
+                let node = nodes.get_mut(&target).unwrap();
+                node.kill();
+                kills += 1;
+                tokio::time::sleep(rng.millis(100, 1500)).await;
+                node.start(&bin);
+            }
+            pause => {
+                let node = nodes.get_mut(&target).unwrap();
+                if node.pause() {
+                    pauses += 1;
+                    // Now and then longer than the QUIC idle timeout (5 s): the
+                    // connections to it die and are dialled again.
+                    let (from, to) = if pause == 7 {
+                        (5500, 7000)
+                    } else {
+                        (100, 2500)
+                    };
+                    tokio::time::sleep(rng.millis(from, to)).await;
+                    node.resume();
+                }
+            }
         }
     }
     stop.set(true);

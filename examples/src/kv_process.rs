@@ -70,6 +70,7 @@ pub fn write_certs(bin: &Path, dir: &Path, ids: &[NodeId]) {
 pub struct KvProcess {
     /// The node's id.
     pub id: NodeId,
+    prefix: Vec<String>,
     args: Vec<String>,
     data_dir: PathBuf,
     log: PathBuf,
@@ -88,17 +89,32 @@ impl KvProcess {
         certs: &Path,
         extra: &[&str],
     ) -> Self {
-        let peers: Vec<String> = ports
+        let addrs = ports
+            .iter()
+            .map(|(&id, port)| (id, format!("127.0.0.1:{port}")))
+            .collect();
+        Self::at(id, &addrs, dir, certs, extra)
+    }
+
+    /// [`new`](Self::new) for nodes listening at `addrs` (`host:port` by node id).
+    pub fn at(
+        id: NodeId,
+        addrs: &BTreeMap<NodeId, String>,
+        dir: &Path,
+        certs: &Path,
+        extra: &[&str],
+    ) -> Self {
+        let peers: Vec<String> = addrs
             .iter()
             .filter(|(&p, _)| p != id)
-            .map(|(p, port)| format!("{p}=127.0.0.1:{port}"))
+            .map(|(p, addr)| format!("{p}={addr}"))
             .collect();
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--id".into(),
             id.to_string(),
             "--listen".into(),
-            format!("127.0.0.1:{}", ports[&id]),
+            addrs[&id].clone(),
             "--peers".into(),
             peers.join(","),
             "--certs".into(),
@@ -107,12 +123,20 @@ impl KvProcess {
         args.extend(extra.iter().map(|a| (*a).to_string()));
         Self {
             id,
+            prefix: Vec::new(),
             args,
             data_dir: dir.join(format!("node-{id}")),
             log: dir.join(format!("node-{id}.log")),
             child: None,
             paused: false,
         }
+    }
+
+    /// Runs the node through `prefix` (for example `ip netns exec NS`, which execs the
+    /// node in place, so signals still reach it).
+    pub fn prefixed(mut self, prefix: Vec<String>) -> Self {
+        self.prefix = prefix;
+        self
     }
 
     /// Starts the process (again, on the same data directory, after a kill); its
@@ -128,7 +152,15 @@ impl KvProcess {
             .append(true)
             .open(&self.log)
             .expect("open the node's log");
-        let child = Command::new(bin)
+        let mut command = match self.prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = command
             .args(&self.args)
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -196,5 +228,155 @@ impl KvProcess {
 impl Drop for KvProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A LAN of network namespaces, one per node, on one bridge, for partition tests (needs
+/// root and the `ip` and `bridge` commands of iproute2). Node `id` has address
+/// `10.213.<net>.<id>` in namespace `kvt<net>-<id>`; the bridge (address `.254`) joins
+/// them to the host, where the test and its clients run. Everything is removed on drop.
+#[derive(Debug)]
+pub struct NetnsLan {
+    net: u8,
+    ids: Vec<NodeId>,
+}
+
+/// Runs `ip`-style `program args`; `Err` with what it printed when it fails.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+impl NetnsLan {
+    /// Builds the LAN for nodes `ids` (each below 254).
+    ///
+    /// # Errors
+    ///
+    /// When a namespace, link or address cannot be made (not root, no iproute2).
+    pub fn new(ids: &[NodeId]) -> Result<Self, String> {
+        let net = (std::process::id() % 250) as u8;
+        let lan = Self {
+            net,
+            ids: ids.to_vec(),
+        };
+        let bridge = lan.bridge();
+        run("ip", &["link", "add", &bridge, "type", "bridge"])?;
+        run(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("10.213.{net}.254/24"),
+                "dev",
+                &bridge,
+            ],
+        )?;
+        run("ip", &["link", "set", &bridge, "up"])?;
+        for &id in ids {
+            let (ns, host) = (lan.namespace(id), lan.port(id));
+            run("ip", &["netns", "add", &ns])?;
+            run(
+                "ip",
+                &[
+                    "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+                ],
+            )?;
+            let addr = format!("10.213.{net}.{id}/24");
+            run("ip", &["-n", &ns, "addr", "add", &addr, "dev", "eth0"])?;
+            run("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
+            run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
+            run("ip", &["link", "set", &host, "master", &bridge])?;
+            run("ip", &["link", "set", &host, "up"])?;
+        }
+        Ok(lan)
+    }
+
+    fn bridge(&self) -> String {
+        format!("kvbr{}", self.net)
+    }
+
+    fn namespace(&self, id: NodeId) -> String {
+        format!("kvt{}-{id}", self.net)
+    }
+
+    /// The host side of node `id`'s link, a port of the bridge.
+    fn port(&self, id: NodeId) -> String {
+        format!("kv{}n{id}", self.net)
+    }
+
+    /// Node `id`'s address, `host:port`.
+    pub fn addr(&self, id: NodeId, port: u16) -> String {
+        format!("10.213.{}.{id}:{port}", self.net)
+    }
+
+    /// The command prefix that runs a program in node `id`'s namespace.
+    pub fn prefix(&self, id: NodeId) -> Vec<String> {
+        ["ip", "netns", "exec", &self.namespace(id)]
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// Cuts node `id` off from everyone (its link goes down), clients included.
+    ///
+    /// # Errors
+    ///
+    /// When `ip` fails.
+    pub fn isolate(&self, id: NodeId) -> Result<(), String> {
+        run("ip", &["link", "set", &self.port(id), "down"])
+    }
+
+    /// Cuts the nodes of `a` off from those of `b` (bridge ports isolated from each
+    /// other); each still reaches the others and the clients.
+    ///
+    /// # Errors
+    ///
+    /// When `bridge` fails, or `a` and `b` are not each one node (a bridge isolates a
+    /// set of ports from each other, so one cut is between two nodes).
+    pub fn cut(&self, a: NodeId, b: NodeId) -> Result<(), String> {
+        for id in [a, b] {
+            run(
+                "bridge",
+                &["link", "set", "dev", &self.port(id), "isolated", "on"],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Undoes every isolation and cut.
+    ///
+    /// # Errors
+    ///
+    /// When `ip` or `bridge` fails.
+    pub fn heal(&self) -> Result<(), String> {
+        for &id in &self.ids {
+            run(
+                "bridge",
+                &["link", "set", "dev", &self.port(id), "isolated", "off"],
+            )?;
+            run("ip", &["link", "set", &self.port(id), "up"])?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for NetnsLan {
+    fn drop(&mut self) {
+        for &id in &self.ids {
+            let _ = run("ip", &["netns", "del", &self.namespace(id)]);
+            let _ = run("ip", &["link", "del", &self.port(id)]);
+        }
+        let _ = run("ip", &["link", "del", &self.bridge()]);
     }
 }

@@ -9,7 +9,10 @@
 //! linearizable by testkit's checker.
 //!
 //! `ACTRAFT_KV_FAULT_SECS` sets how long the faults go on (default 8, quick enough for
-//! CI), `ACTRAFT_KV_FAULT_SEED` the nemesis's choices. It runs the `kv` example binary,
+//! CI), `ACTRAFT_KV_FAULT_SEED` the nemesis's choices. With `ACTRAFT_KV_NETNS=1` (root,
+//! iproute2) each node runs in a network namespace of its own on one bridge, and the
+//! nemesis also partitions: it cuts a node off from everyone, or cuts the link between
+//! two nodes, for up to 8 s. It runs the `kv` example binary,
 //! which `cargo test -p actraft-examples --features rocks` builds along with the tests.
 
 use std::cell::Cell;
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use actraft::testkit::linearizability::History;
 use actraft_examples::kv_client::{KvClient, KvClientError, KvClientOptions};
-use actraft_examples::kv_process::{free_port, kv_bin, write_certs, KvProcess};
+use actraft_examples::kv_process::{free_port, kv_bin, write_certs, KvProcess, NetnsLan};
 use actraft_examples::kv_tls;
 use actraft_examples::kv_wire::ReadPath;
 use actraft_transport_quic::TlsIdentity;
@@ -48,6 +51,12 @@ impl Rng {
     }
 }
 
+/// One of the nodes other than `id`, at random.
+fn other_than(id: u64, rng: &mut Rng) -> u64 {
+    let at = IDS.iter().position(|&i| i == id).expect("a node");
+    IDS[(at + 1 + rng.below(IDS.len() as u64 - 1) as usize) % IDS.len()]
+}
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).map_or(default, |v| {
         v.parse()
@@ -55,13 +64,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
     })
 }
 
-fn client(certs: &std::path::Path, ports: &BTreeMap<u64, u16>, timeout: Duration) -> KvClient {
+fn client(certs: &std::path::Path, addrs: &BTreeMap<u64, String>, timeout: Duration) -> KvClient {
     let identity = TlsIdentity::client_from_dir(certs, "client").unwrap();
     let tls = kv_tls::client_config(&identity).unwrap();
-    let nodes = ports
-        .values()
-        .map(|port| format!("127.0.0.1:{port}"))
-        .collect();
+    let nodes = addrs.values().cloned().collect();
     let options = KvClientOptions {
         timeout,
         connect_timeout: Duration::from_millis(300),
@@ -140,11 +146,16 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     write_certs(&bin, &certs, &IDS);
-    let ports: BTreeMap<u64, u16> = IDS.iter().map(|&id| (id, free_port())).collect();
-    let by_addr: BTreeMap<String, u64> = ports
+    let lan = (env_u64("ACTRAFT_KV_NETNS", 0) == 1)
+        .then(|| NetnsLan::new(&IDS).unwrap_or_else(|e| panic!("ACTRAFT_KV_NETNS: {e}")));
+    let addrs: BTreeMap<u64, String> = IDS
         .iter()
-        .map(|(&id, port)| (format!("127.0.0.1:{port}"), id))
+        .map(|&id| match &lan {
+            Some(lan) => (id, lan.addr(id, 7000)),
+            None => (id, format!("127.0.0.1:{}", free_port())),
+        })
         .collect();
+    let by_addr: BTreeMap<String, u64> = addrs.iter().map(|(&id, a)| (a.clone(), id)).collect();
     let extra = [
         "--lease-reads",
         "--snapshot-after-entries",
@@ -154,7 +165,14 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     ];
     let mut nodes: BTreeMap<u64, KvProcess> = IDS
         .iter()
-        .map(|&id| (id, KvProcess::new(id, &ports, dir.path(), &certs, &extra)))
+        .map(|&id| {
+            let node = KvProcess::at(id, &addrs, dir.path(), &certs, &extra);
+            let node = match &lan {
+                Some(lan) => node.prefixed(lan.prefix(id)),
+                None => node,
+            };
+            (id, node)
+        })
         .collect();
     for node in nodes.values_mut() {
         node.start(&bin);
@@ -167,7 +185,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
         .map(|n| {
             actix_rt::spawn(run_client(
                 n,
-                client(&certs, &ports, Duration::from_secs(4)),
+                client(&certs, &addrs, Duration::from_secs(4)),
                 history.client(),
                 Rc::clone(&stop),
                 Rc::clone(&tally),
@@ -177,9 +195,10 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
         .collect();
 
     // The nemesis: one fault at a time; every node runs again between faults.
-    let observer = client(&certs, &ports, Duration::from_secs(2));
+    let observer = client(&certs, &addrs, Duration::from_secs(2));
     let mut rng = Rng(seed);
-    let (mut kills, mut pauses) = (0, 0);
+    let (mut kills, mut pauses, mut partitions) = (0, 0, 0);
+    let actions = if lan.is_some() { 11 } else { 8 };
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
         tokio::time::sleep(rng.millis(200, 700)).await;
@@ -192,13 +211,24 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
             Some(id) if rng.below(2) == 0 => id,
             _ => IDS[rng.below(IDS.len() as u64) as usize],
         };
-        match rng.below(8) {
+        match rng.below(actions) {
+            // Partitions (network namespaces only): one node cut off from everyone, or
+            // the link between two nodes cut.
+            8..=10 => {
+                let lan = lan.as_ref().expect("partitions need the namespaces");
+                if rng.below(2) == 0 {
+                    lan.isolate(target).unwrap();
+                } else {
+                    let other = other_than(target, &mut rng);
+                    lan.cut(target, other).unwrap();
+                }
+                partitions += 1;
+                tokio::time::sleep(rng.millis(300, 8000)).await;
+                lan.heal().unwrap();
+            }
             // A majority down: the cluster stops, then must come back.
             0 => {
-                let other = IDS[(IDS.iter().position(|&i| i == target).unwrap()
-                    + 1
-                    + rng.below(2) as usize)
-                    % IDS.len()];
+                let other = other_than(target, &mut rng);
                 for id in [target, other] {
                     nodes.get_mut(&id).unwrap().kill();
                     kills += 1;
@@ -238,7 +268,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     }
 
     // Every node runs again: the cluster takes a write, and the last values are read.
-    let kv = client(&certs, &ports, Duration::from_secs(30));
+    let kv = client(&certs, &addrs, Duration::from_secs(30));
     let logs = |nodes: &BTreeMap<u64, KvProcess>| {
         nodes
             .values()
@@ -268,7 +298,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
         .check()
         .unwrap_or_else(|e| panic!("seed {seed}: the history is not linearizable: {e}"));
     eprintln!(
-        "kv faults: secs={secs} seed={seed} kills={kills} pauses={pauses} ok={} unknown={} failed={} checked={} states={}",
+        "kv faults: secs={secs} seed={seed} kills={kills} pauses={pauses} partitions={partitions} ok={} unknown={} failed={} checked={} states={}",
         tally.ok.get(),
         tally.unknown.get(),
         tally.failed.get(),

@@ -337,15 +337,15 @@ impl NetnsLan {
         run("ip", &["link", "set", &self.port(id), "down"])
     }
 
-    /// Cuts the nodes of `a` off from those of `b` (bridge ports isolated from each
-    /// other); each still reaches the others and the clients.
+    /// Cuts every link between the nodes `ids` (their bridge ports isolated from each
+    /// other): two nodes lose the link between them; all of them lose every link
+    /// between nodes. Each still reaches the other nodes and the clients.
     ///
     /// # Errors
     ///
-    /// When `bridge` fails, or `a` and `b` are not each one node (a bridge isolates a
-    /// set of ports from each other, so one cut is between two nodes).
-    pub fn cut(&self, a: NodeId, b: NodeId) -> Result<(), String> {
-        for id in [a, b] {
+    /// When `bridge` fails.
+    pub fn cut(&self, ids: &[NodeId]) -> Result<(), String> {
+        for &id in ids {
             run(
                 "bridge",
                 &["link", "set", "dev", &self.port(id), "isolated", "on"],

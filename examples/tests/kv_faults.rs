@@ -11,8 +11,8 @@
 //! `ACTRAFT_KV_FAULT_SECS` sets how long the faults go on (default 8, quick enough for
 //! CI), `ACTRAFT_KV_FAULT_SEED` the nemesis's choices. With `ACTRAFT_KV_NETNS=1` (root,
 //! iproute2) each node runs in a network namespace of its own on one bridge, and the
-//! nemesis also partitions: it cuts a node off from everyone, or cuts the link between
-//! two nodes, for up to 8 s. It runs the `kv` example binary,
+//! nemesis also partitions, for up to 8 s: it cuts a node off from everyone, or cuts the
+//! link between two nodes, or every link between nodes while clients still reach them all. It runs the `kv` example binary,
 //! which `cargo test -p actraft-examples --features rocks` builds along with the tests.
 
 use std::cell::Cell;
@@ -212,15 +212,14 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
             _ => IDS[rng.below(IDS.len() as u64) as usize],
         };
         match rng.below(actions) {
-            // Partitions (network namespaces only): one node cut off from everyone, or
-            // the link between two nodes cut.
+            // Partitions (network namespaces only).
             8..=10 => {
                 let lan = lan.as_ref().expect("partitions need the namespaces");
-                if rng.below(2) == 0 {
-                    lan.isolate(target).unwrap();
-                } else {
-                    let other = other_than(target, &mut rng);
-                    lan.cut(target, other).unwrap();
+                match rng.below(3) {
+                    0 => lan.isolate(target).unwrap(),
+                    1 => lan.cut(&[target, other_than(target, &mut rng)]).unwrap(),
+                    // No node reaches another, while clients reach every node.
+                    _ => lan.cut(&IDS).unwrap(),
                 }
                 partitions += 1;
                 tokio::time::sleep(rng.millis(300, 8000)).await;

@@ -199,7 +199,10 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     let mut rng = Rng(seed);
     let (mut kills, mut pauses, mut partitions) = (0, 0, 0);
     let actions = if lan.is_some() { 11 } else { 8 };
-    let end = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let end = started + Duration::from_secs(secs);
+    // What the nemesis did, with the time: printed with the test's output on failure.
+    let say = |what: String| eprintln!("nemesis {:7.2}s {what}", started.elapsed().as_secs_f64());
     while Instant::now() < end {
         tokio::time::sleep(rng.millis(200, 700)).await;
         // The leader as the clients last found it, half of the time; else any node.
@@ -216,18 +219,30 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
             8..=10 => {
                 let lan = lan.as_ref().expect("partitions need the namespaces");
                 match rng.below(3) {
-                    0 => lan.isolate(target).unwrap(),
-                    1 => lan.cut(&[target, other_than(target, &mut rng)]).unwrap(),
+                    0 => {
+                        say(format!("cut node {target} off"));
+                        lan.isolate(target).unwrap();
+                    }
+                    1 => {
+                        let other = other_than(target, &mut rng);
+                        say(format!("cut the link {target}-{other}"));
+                        lan.cut(&[target, other]).unwrap();
+                    }
                     // No node reaches another, while clients reach every node.
-                    _ => lan.cut(&IDS).unwrap(),
+                    _ => {
+                        say("cut every link between nodes".into());
+                        lan.cut(&IDS).unwrap();
+                    }
                 }
                 partitions += 1;
                 tokio::time::sleep(rng.millis(300, 8000)).await;
                 lan.heal().unwrap();
+                say("healed".into());
             }
             // A majority down: the cluster stops, then must come back.
             0 => {
                 let other = other_than(target, &mut rng);
+                say(format!("kill -9 nodes {target} and {other}"));
                 for id in [target, other] {
                     nodes.get_mut(&id).unwrap().kill();
                     kills += 1;
@@ -236,13 +251,16 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
                 for id in [other, target] {
                     nodes.get_mut(&id).unwrap().start(&bin);
                 }
+                say("restarted".into());
             }
             1..=3 => {
                 let node = nodes.get_mut(&target).unwrap();
+                say(format!("kill -9 node {target}"));
                 node.kill();
                 kills += 1;
                 tokio::time::sleep(rng.millis(100, 1500)).await;
                 node.start(&bin);
+                say("restarted".into());
             }
             pause => {
                 let node = nodes.get_mut(&target).unwrap();
@@ -255,8 +273,10 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
                     } else {
                         (100, 2500)
                     };
+                    say(format!("pause node {target}"));
                     tokio::time::sleep(rng.millis(from, to)).await;
                     node.resume();
+                    say("resumed".into());
                 }
             }
         }

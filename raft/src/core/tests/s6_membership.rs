@@ -405,7 +405,7 @@ fn s6_lagging_follower_links_to_a_leader_its_configuration_lacks() {
     assert_eq!(leader.map(|l| l.address), Some(String::new()));
 
     // Its answers reach node 4, which brings it up to date.
-    c.run();
+    c.run_for(config().election_timeout_max);
     assert_eq!(stable(&c, 3), m(&[1, 2, 3, 4], &[]));
     assert_eq!(c.log(3), c.log(4));
     assert_eq!(c.status(3).commit_index, c.status(4).commit_index);

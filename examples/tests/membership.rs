@@ -1,14 +1,19 @@
 //! Cluster tests of membership change (joint consensus, learners, removal) over the
 //! in-memory transport: grow 3 -> 5, shrink 5 -> 3, replace a node, remove the leader,
-//! transfer under load, and a removed node that stays quiet and is added back.
+//! transfer under load, a removed node that stays quiet and is added back, and a
+//! follower that missed the addition of its next leader catching up with it (over
+//! QUIC too).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actraft::core::{ClusterConfig, Membership, MembershipError, Message, NodeId, Role};
-use actraft::RaftHandle;
-use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions, MemStorages};
+use actraft::core::{ClusterConfig, Envelope, Membership, MembershipError, Message, NodeId, Role};
+use actraft::{Inbox, Member, RaftHandle, Transport, TransportError};
+use actraft_examples::cluster::{
+    fast_config, Cluster, ClusterOptions, MemStorages, TransportProvider,
+};
+use actraft_transport_mem::{MemRouter, MemTransport};
 use bytes::Bytes;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -384,4 +389,201 @@ async fn removed_node_hears_its_removal_over_quic() {
     }
     assert_eq!(leader.status().role, Role::Leader);
     cluster.shutdown_all().await;
+}
+
+/// How a test cuts a node off, and brings it back.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// The router isolates it, then reconnects it.
+    Router,
+    /// It crashes, then restarts from its storage.
+    Crash,
+}
+
+impl Cut {
+    async fn apply(self, cluster: &mut Cluster, id: NodeId) {
+        match self {
+            Cut::Router => cluster.router().isolate(id),
+            Cut::Crash => cluster.kill(id).await,
+        }
+    }
+
+    async fn undo(self, cluster: &mut Cluster, id: NodeId) {
+        match self {
+            Cut::Router => cluster.router().reconnect(id),
+            Cut::Crash => {
+                cluster.restart(id).await.unwrap();
+            }
+        }
+    }
+}
+
+/// The cluster moves from C_old = {1, 2, 3} to one led by node 4, which a follower
+/// (`lagging`) never heard of: it was cut off while 4 was added, made leader and the
+/// old leader removed. Brought back, the lagging follower still holds C_old, which does
+/// not name its new leader; it must take 4's AppendEntries and answer them all the
+/// same, catch up, apply what it missed, and then count for a quorum.
+async fn lagging_follower_catches_up(
+    cluster: &mut Cluster,
+    old: NodeId,
+    four_address: String,
+    cut: Cut,
+) {
+    let leader = cluster.handle(old).unwrap();
+    leader
+        .propose_timeout(Bytes::from_static(b"before"), WAIT)
+        .await
+        .unwrap();
+    let lagging = (1..=3).find(|&id| id != old).unwrap();
+    let other = (1..=3).find(|&id| id != old && id != lagging).unwrap();
+    cut.apply(cluster, lagging).await;
+
+    // 4 joins, becomes a voter, takes over, and removes the old leader.
+    cluster.start_joining(4).await.unwrap();
+    leader.add_learner(4, four_address).await.unwrap();
+    leader.change_membership([1, 2, 3, 4], []).await.unwrap();
+    assert_eq!(leader.transfer_leadership(Some(4)).await, Ok(4));
+    let new = cluster.handle(4).unwrap();
+    new.wait_until(WAIT, |s| {
+        s.role == Role::Leader && s.commit_index >= s.membership_index
+    })
+    .await
+    .unwrap();
+    let voters = [lagging, other, 4];
+    new.change_membership(voters, []).await.unwrap();
+    cluster.kill(old).await;
+    new.propose_timeout(Bytes::from_static(b"while cut off"), WAIT)
+        .await
+        .unwrap();
+
+    // The lagging follower comes back knowing C_old only.
+    cut.undo(cluster, lagging).await;
+    let follower = cluster.handle(lagging).unwrap();
+    let target = new.status().commit_index;
+    let caught_up = follower
+        .wait_until(WAIT, |s| {
+            s.leader == Some(4) && s.commit_index >= target && s.applied_index >= target
+        })
+        .await
+        .unwrap_or_else(|e| panic!("node {lagging} never caught up with leader 4: {e}"));
+    assert_eq!(caught_up.term, new.status().term);
+    let mut metrics = follower.watch_metrics();
+    let want = stable(&voters);
+    tokio::time::timeout(
+        WAIT,
+        metrics.wait_for(|m| !m.membership.is_joint() && m.membership.voters() == want.voters()),
+    )
+    .await
+    .expect("the lagging follower has the new configuration")
+    .unwrap();
+
+    // It counts now: with `other` down too, 4 and it still commit.
+    cluster.kill(other).await;
+    let index = new.status().last_log.index;
+    new.propose_timeout(Bytes::from_static(b"after"), WAIT)
+        .await
+        .unwrap();
+    follower
+        .wait_until(WAIT, |s| s.applied_index > index)
+        .await
+        .unwrap();
+    assert_eq!(new.status().role, Role::Leader);
+    cluster.check_agreement().unwrap();
+}
+
+/// Raft §6 liveness over the in-memory transport: the lagging follower is cut off by
+/// the router, then reconnected.
+#[actix_rt::test]
+async fn a_follower_that_missed_its_leader_s_addition_catches_up() {
+    let (mut cluster, old) = started(3).await;
+    lagging_follower_catches_up(&mut cluster, old, "node-4".into(), Cut::Router).await;
+}
+
+/// The same over QUIC: the lagging follower crashes and restarts, its transport
+/// configured with the initial members' addresses only; it finds its new leader at the
+/// address the leader's connection came from.
+#[actix_rt::test]
+async fn a_follower_that_missed_its_leader_s_addition_catches_up_over_quic() {
+    let transports = actraft_examples::quic::provider_with_spares(3, 1).unwrap();
+    let four = transports.addr(4).unwrap();
+    let options = ClusterOptions::new(3).config(fast_config());
+    let mut cluster = Cluster::start_on(options, MemStorages::default(), transports, None)
+        .await
+        .unwrap();
+    let (old, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    lagging_follower_catches_up(&mut cluster, old, four.to_string(), Cut::Crash).await;
+    cluster.shutdown_all().await;
+}
+
+/// Counts the sends a node's transport refused for want of knowing the destination.
+struct Counting {
+    router: MemRouter,
+    unknown: Arc<AtomicU64>,
+}
+
+struct CountingTransport {
+    inner: MemTransport,
+    unknown: Arc<AtomicU64>,
+}
+
+impl Transport for CountingTransport {
+    fn start(&self, inbox: Inbox) -> Result<(), TransportError> {
+        self.inner.start(inbox)
+    }
+
+    fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
+        let result = self.inner.send(envelope);
+        if let Err(TransportError::UnknownPeer(_)) = result {
+            self.unknown.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn stop(&self) {
+        self.inner.stop();
+    }
+
+    fn set_members(&self, members: &[Member]) {
+        self.inner.set_members(members);
+    }
+}
+
+impl TransportProvider for Counting {
+    fn transport(&mut self, id: NodeId) -> Result<Box<dyn Transport>, String> {
+        Ok(Box::new(CountingTransport {
+            inner: self.router.transport(id),
+            unknown: Arc::clone(&self.unknown),
+        }))
+    }
+}
+
+/// The first AppendEntries to a node just added leaves with the entry that adds it: its
+/// transport must know the node by then (the node names it before those messages, and
+/// lets go of a node that leaves only after its last ones). No send of the whole
+/// change, learner, promotion and the new member's first answers, finds its
+/// destination unknown.
+#[actix_rt::test]
+async fn the_first_messages_to_a_new_member_find_it_known() {
+    let router = MemRouter::new();
+    let unknown = Arc::new(AtomicU64::new(0));
+    let transports = Counting {
+        router: router.clone(),
+        unknown: Arc::clone(&unknown),
+    };
+    let options = ClusterOptions::new(3).config(fast_config());
+    let mut cluster = Cluster::start_on(options, MemStorages::default(), transports, Some(router))
+        .await
+        .unwrap();
+    let (old, _) = cluster.wait_for_leader(WAIT).await.unwrap();
+    let leader = cluster.handle(old).unwrap();
+    write(&cluster, "before").await;
+    grow(&mut cluster, &leader, &[4]).await;
+    leader.change_membership([1, 2, 3, 4], []).await.unwrap();
+    let index = leader.status().commit_index;
+    cluster.wait_for_applied(index, WAIT).await.unwrap();
+    assert_eq!(
+        unknown.load(Ordering::Relaxed),
+        0,
+        "a node sent to a destination its transport did not know"
+    );
 }

@@ -109,18 +109,30 @@ pub trait Transport: Send + Sync + 'static {
 
     /// The nodes the local node talks to changed: `members` lists every node of the
     /// current configuration other than the local one (voters and learners, both halves
-    /// of a joint configuration) and, on a leader, the nodes a membership change removed
+    /// of a joint configuration); on a leader, the nodes a membership change removed
     /// that it still replicates to (until they have heard that their removal is
-    /// committed), with the address the configuration gives each, if any.
+    /// committed); on any other node, the leader it follows in its current term even
+    /// when its configuration does not name that leader (a node cut off while the
+    /// cluster added the leader still holds the older configuration, and must answer
+    /// the leader to catch up). Each comes with the address the configuration gives it,
+    /// if any (none for such a leader, until the node's log has the entry that added it).
     ///
     /// The node calls this once before its first message and again whenever that list
     /// changes (a membership entry appended or truncated, a snapshot installed, a
-    /// removed node let go, leadership gained or lost), always after handing over the
-    /// messages produced before the change: messages already handed over to a node that
-    /// is no longer listed should still be sent (or be dropped only when it cannot be
-    /// reached). A transport opens what it needs to reach new members, closes what it
-    /// kept for nodes no longer listed, and may refuse messages from nodes that are not
-    /// listed. The default does nothing: the transport keeps the peers it was built with.
+    /// removed node let go, leadership gained or lost, another leader followed). When
+    /// the list grows, it calls it before handing over the messages produced with the
+    /// change (the first AppendEntries to a node just added must not find it unknown),
+    /// with the old and new nodes together; when nodes leave it, after those messages:
+    /// messages already handed over to a node that is no longer listed should still be
+    /// sent (or be dropped only when it cannot be reached).
+    ///
+    /// A transport opens what it needs to reach the listed nodes and closes what it kept
+    /// for nodes no longer listed. It may refuse the replies and reads of nodes that are
+    /// not listed, but must deliver their requests
+    /// ([`Message::accepted_from_non_members`](crate::core::Message::accepted_from_non_members)):
+    /// the node decides on those (a leader the node has not heard of yet, a candidate
+    /// of a configuration its log lacks). The default does nothing: the transport keeps
+    /// the peers it was built with.
     fn set_members(&self, members: &[Member]) {
         let _ = members;
     }

@@ -16,9 +16,10 @@
 //! Nodes added at run time need no address: `router.transport(id)` makes a new node
 //! reachable by its id. [`Transport::set_members`](actraft::Transport::set_members)
 //! makes a transport follow its cluster's configuration: the router then delivers to it
-//! only its members' messages (the others count as
-//! [`Stats::dropped_refused`] on their link) and its sends to a non-member fail with
-//! `UnknownPeer` (see [`MemTransport`]).
+//! its members' messages and other nodes' requests (a leader or candidate its
+//! configuration does not name yet: the node decides), but not other nodes' replies
+//! and reads (they count as [`Stats::dropped_refused`] on their link), and its sends to
+//! an unlisted node fail with `UnknownPeer` (see [`MemTransport`]).
 //!
 //! ```
 //! use std::time::Duration;

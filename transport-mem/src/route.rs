@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use actraft::core::{Envelope, NodeId};
+use actraft::core::{Envelope, Message, NodeId};
 use actraft::{Inbox, TransportError};
 
 use crate::faults::{Observer, Triage, Verdict};
@@ -14,13 +14,15 @@ use crate::stats::{kind_index, payload_bytes, DropReason, LinkCounters};
 
 impl Inner {
     /// The inbox of the transport running for `to` (`None` for a known node that is not
-    /// running), whether it takes messages from `from` (its member list names `from`, or
-    /// it has none), and the counters of the link from `from` to `to`; `Err` for an
-    /// unknown destination.
+    /// running), whether it takes `message` from `from` ([`Live::admits`]), and the
+    /// counters of the link from `from` to `to`; `Err` for an unknown destination.
+    ///
+    /// [`Live::admits`]: crate::router::Live::admits
     fn route(
         &self,
         from: NodeId,
         to: NodeId,
+        message: &Message,
     ) -> Result<(Option<Inbox>, bool, Arc<LinkCounters>), TransportError> {
         let table = self.table();
         let live = table
@@ -33,7 +35,7 @@ impl Inner {
             .links
             .get(&(from, to))
             .ok_or(TransportError::UnknownPeer(to))?;
-        let admits = live.as_ref().is_none_or(|l| l.admits(from));
+        let admits = live.as_ref().is_none_or(|l| l.admits(from, message));
         Ok((
             live.as_ref().map(|l| l.inbox.clone()),
             admits,
@@ -41,8 +43,8 @@ impl Inner {
         ))
     }
 
-    /// Counts a message `to` refused because `from` is not one of its members, and logs
-    /// it (at `warn` the first time for this pair, then at `trace`).
+    /// Counts a reply or read `to` refused because `from` is not one of its members,
+    /// and logs it (at `warn` the first time for this pair, then at `trace`).
     fn refuse(&self, link: &LinkCounters, from: NodeId, to: NodeId) {
         link.dropped(DropReason::Refused);
         let first = self
@@ -54,7 +56,7 @@ impl Inner {
             tracing::warn!(
                 node = to,
                 peer = from,
-                "refused a message from a node that is not a member"
+                "refused a reply or read from a node that is not a member"
             );
         } else {
             tracing::trace!(node = to, peer = from, "refused: not a member");
@@ -69,7 +71,7 @@ impl Inner {
     ) -> Result<(), TransportError> {
         let to = envelope.to;
         let kind = kind_index(&envelope.message);
-        let (inbox, admits, link) = self.route(from, to)?;
+        let (inbox, admits, link) = self.route(from, to, &envelope.message)?;
         link.sent(kind, payload_bytes(&envelope));
         if !admits {
             self.refuse(&link, from, to);
@@ -181,7 +183,10 @@ impl Inner {
             return;
         }
         let live = self.table().nodes.get(&to).cloned().flatten();
-        if live.as_ref().is_some_and(|l| !l.admits(from)) {
+        if live
+            .as_ref()
+            .is_some_and(|l| !l.admits(from, &envelope.message))
+        {
             self.refuse(link, from, to);
             return;
         }

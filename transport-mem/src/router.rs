@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use actraft::core::{Envelope, NodeId};
+use actraft::core::{Envelope, Message, NodeId};
 use actraft::Inbox;
 
 use crate::faults::{DelayRange, Faults};
@@ -125,16 +125,23 @@ pub(crate) struct Live {
     pub(crate) inbox: Inbox,
     /// The instance's running flag, cleared when a newer instance takes over.
     pub(crate) running: Arc<AtomicBool>,
-    /// The nodes it takes messages from ([`Transport::set_members`]); `None`: anyone.
+    /// The nodes it takes every message from ([`Transport::set_members`]); `None`:
+    /// anyone. Other nodes' requests still get through.
     ///
     /// [`Transport::set_members`]: actraft::Transport::set_members
     pub(crate) members: Option<Arc<BTreeSet<NodeId>>>,
 }
 
 impl Live {
-    /// True when this node takes messages from `from`.
-    pub(crate) fn admits(&self, from: NodeId) -> bool {
-        self.members.as_ref().is_none_or(|m| m.contains(&from))
+    /// True when this node takes `message` from `from`: anything from a listed node (or
+    /// from anyone before a list), and from any other node the requests the node judges
+    /// itself ([`Message::accepted_from_non_members`]: a leader or a candidate its
+    /// configuration does not name yet); not its replies or reads.
+    ///
+    /// [`Message::accepted_from_non_members`]: actraft::core::Message::accepted_from_non_members
+    pub(crate) fn admits(&self, from: NodeId, message: &Message) -> bool {
+        message.accepted_from_non_members()
+            || self.members.as_ref().is_none_or(|m| m.contains(&from))
     }
 }
 

@@ -196,8 +196,8 @@ pub struct Stats {
     /// Dropped because the destination was not running: stopped, not started yet, or
     /// its inbox refused the message.
     pub dropped_peer_down: u64,
-    /// Refused by the destination because the sender is not in its member list
-    /// ([`Transport::set_members`](actraft::Transport::set_members)).
+    /// Replies and reads refused by the destination because the sender is not in its
+    /// member list ([`Transport::set_members`](actraft::Transport::set_members)).
     pub dropped_refused: u64,
     /// Messages (and copies) held back by a delay before their fate was decided: a
     /// router-wide, per-link or filter delay.

@@ -24,14 +24,21 @@ use crate::MemRouter;
 ///   messages to the node are dropped, as are delayed ones that come due meanwhile.
 ///   Stopping twice is harmless; a stopped transport can be started again.
 /// - [`set_members`](Transport::set_members) makes the node follow its cluster's
-///   configuration: the router delivers to it only messages from the listed nodes (the
-///   others count as [`dropped_refused`](crate::Stats::dropped_refused) on their link,
-///   logged at `warn` once per sender), and its sends to an unlisted node fail with
-///   [`TransportError::UnknownPeer`]. Until a list is set, or after an empty one (a node
-///   joining a cluster knows no configuration yet), it takes messages from any node and
-///   sends to any id the router knows. Addresses are ignored: every transport of the
-///   router is reachable by its id, so a node added at run time needs nothing but
-///   `router.transport(id)`.
+///   configuration: the router delivers to it every message from the listed nodes, and
+///   from any other node only the requests the node judges itself
+///   ([`Message::accepted_from_non_members`]: AppendEntries, InstallSnapshot,
+///   TimeoutNow, RequestVote, PreVote, which a leader or candidate the node's
+///   configuration does not name yet may send). The replies and reads of unlisted nodes
+///   are refused: they count as [`dropped_refused`](crate::Stats::dropped_refused) on
+///   their link, logged at `warn` once per sender. Its sends to an unlisted node fail
+///   with [`TransportError::UnknownPeer`] (the node lists whom it answers: its members,
+///   and the leader it follows even when its configuration lacks that leader). Until a
+///   list is set, or after an empty one (a node joining a cluster knows no
+///   configuration yet), it takes messages from any node and sends to any id the router
+///   knows. Addresses are ignored: every transport of the router is reachable by its
+///   id, so a node added at run time needs nothing but `router.transport(id)`.
+///
+/// [`Message::accepted_from_non_members`]: actraft::core::Message::accepted_from_non_members
 pub struct MemTransport {
     id: NodeId,
     token: u64,

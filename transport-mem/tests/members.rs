@@ -1,5 +1,6 @@
-//! `MemTransport::set_members`: a node takes messages only from its members once it has a
-//! list, counts the others as refused on their link, and sends only to its members.
+//! `MemTransport::set_members`: once a node has a list, it takes every message from its
+//! members and only requests from other nodes, counts their refused replies on their
+//! link, and sends only to the nodes listed.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::time::Duration;
 use actraft::core::Envelope;
 use actraft::{Inbox, Member, Transport, TransportError};
 use actraft_transport_mem::MemRouter;
-use common::{heartbeat, vote, Net};
+use common::{append_reply, heartbeat, pre_vote, vote, vote_reply, Net};
 
 fn members(ids: &[u64]) -> Vec<Member> {
     ids.iter()
@@ -19,32 +20,40 @@ fn members(ids: &[u64]) -> Vec<Member> {
         .collect()
 }
 
+/// A node with a list takes everything from its members, and from other nodes the
+/// requests it judges itself (a leader or candidate its configuration does not name
+/// yet); their replies are refused and counted on their link.
 #[test]
-fn a_node_refuses_non_members_and_counts_them_on_the_link() {
+fn a_node_refuses_non_members_replies_takes_their_requests_and_counts_the_refused() {
     let mut net = Net::new(3);
     // Before any list: anyone gets through.
-    net.send(3, 2, vote(1));
+    net.send(3, 2, vote_reply(1));
     assert_eq!(net.terms(2), vec![1]);
 
     net.nodes[1].0.set_members(&members(&[1]));
-    net.send(3, 2, vote(2)); // refused: 3 is not a member of 2's configuration
-    net.send(1, 2, vote(3)); // a member: delivered
-    net.send(3, 1, vote(4)); // 1 has no list: delivered
-    assert_eq!(net.terms(2), vec![3]);
-    assert_eq!(net.terms(1), vec![4]);
+    net.send(3, 2, vote_reply(2)); // refused: 3 is not a member of 2's configuration
+    net.send(3, 2, append_reply(3)); // refused too
+    net.send(3, 2, vote(4)); // a request: the node decides
+    net.send(3, 2, pre_vote(5));
+    net.send(3, 2, heartbeat(6)); // a leader the configuration does not name yet
+    net.send(1, 2, vote_reply(7)); // a member: delivered
+    net.send(3, 1, vote_reply(8)); // 1 has no list: delivered
+    assert_eq!(net.terms(2), vec![4, 5, 6, 7]);
+    assert_eq!(net.terms(1), vec![8]);
 
     let refused = net.router.link_stats(3, 2);
-    assert_eq!((refused.sent, refused.delivered), (2, 1));
-    assert_eq!((refused.dropped, refused.dropped_refused), (1, 1));
+    assert_eq!((refused.sent, refused.delivered), (6, 4));
+    assert_eq!((refused.dropped, refused.dropped_refused), (2, 2));
     assert_eq!(net.router.link_stats(1, 2).dropped_refused, 0);
-    assert_eq!(net.router.node_stats(2).inbound.dropped_refused, 1);
-    assert_eq!(net.router.stats().dropped_refused, 1);
+    assert_eq!(net.router.node_stats(2).inbound.dropped_refused, 2);
+    assert_eq!(net.router.stats().dropped_refused, 2);
 
-    // 2 no longer sends to 3 either.
+    // 2 does not send to 3 either, until it lists it (as a node lists the leader it
+    // follows, member or not).
     let to_three = Envelope {
         from: 2,
         to: 3,
-        message: vote(5),
+        message: append_reply(9),
     };
     assert!(matches!(
         net.nodes[1].0.send(to_three.clone()),
@@ -52,18 +61,18 @@ fn a_node_refuses_non_members_and_counts_them_on_the_link() {
     ));
     assert!(net.terms(3).is_empty());
 
-    // 3 is added back: both ways work again.
+    // 3 is listed: both ways work again.
     net.nodes[1].0.set_members(&members(&[1, 3]));
     net.nodes[1].0.send(to_three).unwrap();
-    net.send(3, 2, vote(6));
-    assert_eq!(net.terms(3), vec![5]);
-    assert_eq!(net.terms(2), vec![6]);
+    net.send(3, 2, vote_reply(10));
+    assert_eq!(net.terms(3), vec![9]);
+    assert_eq!(net.terms(2), vec![10]);
 
     // An empty list means "no configuration known yet": anyone gets through.
     net.nodes[1].0.set_members(&[]);
-    net.send(3, 2, vote(7));
-    assert_eq!(net.terms(2), vec![7]);
-    assert_eq!(net.router.stats().dropped_refused, 1);
+    net.send(3, 2, vote_reply(11));
+    assert_eq!(net.terms(2), vec![11]);
+    assert_eq!(net.router.stats().dropped_refused, 2);
 }
 
 #[test]
@@ -82,7 +91,7 @@ fn a_list_set_before_start_applies_from_the_start_and_a_restart_starts_without()
         t.send(Envelope {
             from,
             to: 2,
-            message: heartbeat(term),
+            message: append_reply(term),
         })
         .unwrap();
     };
@@ -108,12 +117,16 @@ async fn a_delayed_message_from_a_node_removed_meanwhile_is_refused() {
     let router = MemRouter::new();
     router.set_delay(Duration::from_millis(10), Duration::from_millis(10));
     let mut net = Net::on(router, 3);
-    net.send(3, 2, vote(1));
-    net.send(1, 2, vote(2));
+    net.send(3, 2, vote_reply(1));
+    net.send(1, 2, vote_reply(2));
+    net.send(3, 2, heartbeat(3)); // a request: still delivered when it comes due
     net.nodes[1].0.set_members(&members(&[1]));
-    assert_eq!(net.next(2).await.message.term(), 2);
+    let mut terms = vec![net.next(2).await.message.term()];
+    terms.push(net.next(2).await.message.term());
+    terms.sort_unstable();
+    assert_eq!(terms, vec![2, 3]);
     net.settle().await;
     assert!(net.terms(2).is_empty());
     let link = net.router.link_stats(3, 2);
-    assert_eq!((link.delayed, link.dropped_refused), (1, 1));
+    assert_eq!((link.delayed, link.dropped_refused), (2, 1));
 }

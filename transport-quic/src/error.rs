@@ -134,8 +134,8 @@ pub enum QuicError {
     Protocol(&'static str),
     /// Recoverable. The peer's certificate is valid, but the peer is not a member of the
     /// cluster's current configuration ([`set_members`](actraft::Transport::set_members)):
-    /// a removed node, or one not added yet. Its connection is closed; it may come back
-    /// once a configuration lists it.
+    /// a removed node, or one not added yet. One of its replies or reads was dropped;
+    /// its connection stays, and its requests still reach the node, which judges them.
     #[error("node {peer} is not a member of the current configuration")]
     NotMember {
         /// The peer, as its certificate names it.

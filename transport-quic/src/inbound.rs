@@ -3,7 +3,9 @@
 //!
 //! Any check that fails closes that one connection with a [`CloseCode`] naming the
 //! reason, logs a warning and reports a [`PeerFault`]; the node keeps serving its other
-//! peers (each connection and stream has its own task).
+//! peers (each connection and stream has its own task). A node that is not a member is
+//! no such failure: its requests are delivered and its replies dropped (counted and
+//! reported as [`QuicError::NotMember`]), each on its own, on a connection that stays.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,17 +64,13 @@ async fn serve_connection(shared: Arc<Shared>, incoming: Incoming) {
             return;
         }
     };
-    if !shared.admits(peer) {
-        shared.refuse_non_member(&connection, remote, peer);
-        return;
-    }
-    tracing::debug!(node = shared.id, peer, %remote, "peer connected");
+    // A node the CA certified is taken even when it is not a member: its requests may
+    // come from a leader or candidate this node's configuration does not name yet,
+    // which the node judges itself; its replies are refused message by message.
+    tracing::debug!(node = shared.id, peer, %remote, member = shared.admits(peer), "peer connected");
     shared.metrics.connections_inbound.increment(1);
     shared.replace_inbound(peer, &connection);
-    // A member list set meanwhile may not have seen this connection: check again.
-    if !shared.admits(peer) {
-        shared.refuse_non_member(&connection, remote, peer);
-    }
+    shared.learn_address(peer, remote);
     let mut streams = JoinSet::new();
     loop {
         tokio::select! {
@@ -96,13 +94,10 @@ async fn read_stream(
     peer: NodeId,
     mut stream: RecvStream,
 ) {
-    match check_stream(&shared, peer, &mut stream).await {
+    match check_stream(&shared, remote, peer, &mut stream).await {
         Ok(()) => {}
         Err(ReadFrameError::Broken(reason)) => {
             tracing::debug!(node = shared.id, peer, %reason, "stream ended");
-        }
-        Err(ReadFrameError::Bad(QuicError::NotMember { .. })) => {
-            shared.refuse_non_member(&connection, remote, peer);
         }
         Err(ReadFrameError::Bad(error)) => shared.reject(&connection, remote, Some(peer), error),
     }
@@ -110,6 +105,7 @@ async fn read_stream(
 
 async fn check_stream(
     shared: &Shared,
+    remote: SocketAddr,
     peer: NodeId,
     stream: &mut RecvStream,
 ) -> Result<(), ReadFrameError> {
@@ -166,11 +162,14 @@ async fn check_stream(
                 to: envelope.to,
             }));
         }
-        // The member list may have changed since the connection was taken.
-        if !shared.admits(peer) {
-            return Err(bad(QuicError::NotMember { peer }));
+        let envelope: actraft::core::Envelope = envelope.into();
+        // Judged by the member list in force now: a non-member's requests go to the
+        // node, its replies and reads do not.
+        if !envelope.message.accepted_from_non_members() && !shared.admits(peer) {
+            shared.refuse_non_member(remote, peer, envelope.message.kind());
+            continue;
         }
-        shared.deliver(envelope.into());
+        shared.deliver(envelope);
     }
     Ok(())
 }
@@ -195,18 +194,12 @@ impl Shared {
         });
     }
 
-    /// Closes `connection` from `peer`, which is not a member of the current
+    /// Drops a reply or read (`kind`) from `peer`, which is not a member of the current
     /// configuration: counts it, logs it (at `warn` the first time for this peer until it
-    /// is a member again, then at `debug`) and hands it to the fault subscribers.
-    pub(crate) fn refuse_non_member(
-        &self,
-        connection: &Connection,
-        remote: SocketAddr,
-        peer: NodeId,
-    ) {
+    /// is a member again, then at `debug`) and hands it to the fault subscribers. The
+    /// connection stays: it may carry the peer's requests, which the node judges.
+    pub(crate) fn refuse_non_member(&self, remote: SocketAddr, peer: NodeId, kind: &str) {
         let error = QuicError::NotMember { peer };
-        let reason = error.to_string();
-        connection.close(error.close_code().var_int(), reason.as_bytes());
         self.stats.non_member.inc();
         self.metrics.non_member.increment(1);
         let first = self
@@ -215,9 +208,9 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .insert(peer);
         if first {
-            tracing::warn!(node = self.id, peer, %remote, "refused a node that is not a member of the current configuration");
+            tracing::warn!(node = self.id, peer, %remote, kind, "refused a reply from a node that is not a member of the current configuration");
         } else {
-            tracing::debug!(node = self.id, peer, %remote, "refused a non-member");
+            tracing::debug!(node = self.id, peer, %remote, kind, "refused a non-member's reply");
         }
         let _ = self.faults.send(PeerFault {
             remote,
@@ -255,6 +248,21 @@ impl Shared {
                     b"replaced by a newer connection",
                 );
             }
+        }
+    }
+
+    /// Notes where `peer` connected from: its listening address, since a node dials
+    /// from the one endpoint it accepts on. Used for a listed node for which neither the
+    /// configuration nor the application gives an address (a leader this node's
+    /// configuration does not name yet). One address per node, the latest.
+    fn learn_address(&self, peer: NodeId, remote: SocketAddr) {
+        let previous = self
+            .learned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer, remote);
+        if previous != Some(remote) {
+            tracing::debug!(node = self.id, peer, %remote, "address learned from a connection");
         }
     }
 

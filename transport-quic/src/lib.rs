@@ -11,8 +11,8 @@
 //! - **Mutual TLS** (rustls with *ring*). A node presents a certificate signed by the
 //!   cluster's CA naming `node-<id>.<cluster>`; it accepts a server only if its
 //!   certificate names the node it dialled, and a client only if its certificate names
-//!   one of its peers. A connection without a valid client certificate fails the
-//!   handshake.
+//!   one node of the cluster (whose every message must then come from that node). A
+//!   connection without a valid client certificate fails the handshake.
 //! - **Hostile input.** A frame over `max_frame_size`, an undecodable frame, a sender
 //!   that is not the one its certificate names, another cluster's hello: the connection
 //!   is closed with a [`CloseCode`], the error ([`QuicError`]) is logged and reported to
@@ -20,13 +20,17 @@
 //!
 //! - **Follows the membership.** The peers are first the ones [`QuicConfig::peers`]
 //!   names. [`set_members`](actraft::Transport::set_members) (which the node calls with
-//!   its configuration, plus the removed nodes a leader still owes a last heartbeat)
-//!   makes them the listed members: new ones are connected to, removed ones forgotten
-//!   (queues, metrics) and closed once what was queued for them went out, and connections and
-//!   messages from nodes that are not members are refused
-//!   ([`QuicError::NotMember`], counted in [`QuicStats::refused_non_member`]). Before a
-//!   node knows a configuration, any node the cluster's CA certified may connect, so a
-//!   new node can join.
+//!   its configuration, plus the removed nodes a leader still owes a last heartbeat, or
+//!   on a follower the leader it follows when its configuration does not name it yet)
+//!   makes them the listed nodes: new ones are connected to, removed ones forgotten
+//!   (queues, metrics) and closed once what was queued for them went out. What an
+//!   unlisted node sends is judged message by message: its requests (AppendEntries,
+//!   InstallSnapshot, TimeoutNow, RequestVote, PreVote) reach the node, which decides on
+//!   them as Raft §6 says (a leader added while this node was cut off must be heard, or
+//!   this node never catches up), and its replies and reads are refused
+//!   ([`QuicError::NotMember`], counted in [`QuicStats::refused_non_member`]) on a
+//!   connection that stays open. Before a node knows a configuration, any node the
+//!   cluster's CA certified is taken whole, so a new node can join.
 //!
 //! `DevCa` (with the `dev-certs` feature) generates a development CA and node
 //! certificates for tests and demos; production deployments load their own PEM files
@@ -43,12 +47,16 @@
 //! 3. **Give the others its address**: the membership change records it (a
 //!    [`Member`](actraft::Member)'s address, `"10.0.0.4:7000"`, reaches every node
 //!    through `set_members`), or the application calls [`QuicTransport::add_peer`] on
-//!    each node. An address in the configuration wins; a member with neither is
-//!    unreachable (logged once) until one is given.
+//!    each node. An address in the configuration wins, then the application's; a
+//!    member with neither is reached at the address it last connected from (the
+//!    endpoint it listens on), and is unreachable (logged once) until it connects or
+//!    an address is given. A node that missed the change and must answer the new node
+//!    as its leader finds it this way.
 //!
 //! Removing a node needs nothing more: once the configuration leaves it out, the others
-//! close their connections to it and refuse it. [`QuicTransport::remove_peer`] forgets
-//! an address the application gave.
+//! close their connections to it and refuse its replies (its requests still reach them:
+//! Raft's Pre-Vote and leader lease keep a removed node from disrupting anyone).
+//! [`QuicTransport::remove_peer`] forgets an address the application gave.
 //!
 //! # The wire format
 //!

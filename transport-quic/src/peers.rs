@@ -8,13 +8,29 @@
 //!   each with the address the configuration records, if any.
 //!
 //! Until a member list is set (or while it is empty: a node joining a cluster knows no
-//! configuration yet), the peers are the application's addresses, and connections from
-//! any node whose certificate the cluster's CA signed are taken, so a new node can reach
-//! the cluster and be reached. Once a list is set, the peers are its members, each at
-//! the address the configuration gives or else the application's address for it (a
-//! member with neither is logged once and unreachable until one is given), and
-//! connections and messages from any other node are refused
-//! ([`QuicError::NotMember`](crate::QuicError::NotMember)).
+//! configuration yet), the peers are the application's addresses, and every message from
+//! any node whose certificate the cluster's CA signed is taken, so a new node can reach
+//! the cluster and be reached. Once a list is set, the peers are the nodes it lists, each
+//! at the address the configuration gives, else the application's address for it, else
+//! the address its latest connection to this node came from (a node dials from the
+//! endpoint it listens on, so that is where it listens). A listed node with none of the
+//! three is logged once and unreachable until one is given or it connects.
+//!
+//! The list also decides what is taken from whom. Connections from any node the CA
+//! certified are taken, member or not, and so are its requests
+//! ([`Message::accepted_from_non_members`]: AppendEntries, InstallSnapshot, TimeoutNow,
+//! RequestVote, PreVote): a leader or candidate whose configuration this node's log
+//! lacks yet (this node was cut off while the cluster added it) must be heard, or this
+//! node would never catch up; the node itself judges them by their terms and logs, as
+//! Raft §6 has it. Its replies and reads are refused unless it is listed: each one is
+//! dropped, counted ([`QuicStats::refused_non_member`](crate::QuicStats)) and reported
+//! ([`QuicError::NotMember`](crate::QuicError::NotMember)), and its connection stays.
+//! The node lists whom it answers: its configuration's members and the leader it
+//! follows, member or not; so when it follows such a leader, this transport opens a
+//! peer for it at the address it connected from, and the node's answers reach it before
+//! its log holds the configuration entry that records the leader's address.
+//!
+//! [`Message::accepted_from_non_members`]: actraft::core::Message::accepted_from_non_members
 //!
 //! Every peer has a [`Link`], two bounded queues and their two writer tasks; a node that
 //! stops being a peer (or whose address changes) loses them all: sends to it fail at
@@ -111,8 +127,13 @@ impl Control {
         }
     }
 
-    /// Where each node that should be a peer now is.
-    fn desired(&mut self, local: NodeId) -> BTreeMap<NodeId, SocketAddr> {
+    /// Where each node that should be a peer now is; `learned` holds the addresses
+    /// nodes connected from.
+    fn desired(
+        &mut self,
+        local: NodeId,
+        learned: &BTreeMap<NodeId, SocketAddr>,
+    ) -> BTreeMap<NodeId, SocketAddr> {
         let Some(members) = &self.members else {
             return self.known.clone();
         };
@@ -136,7 +157,10 @@ impl Control {
                     }
                 }
             };
-            match recorded.or_else(|| self.known.get(&id).copied()) {
+            let found = recorded
+                .or_else(|| self.known.get(&id).copied())
+                .or_else(|| learned.get(&id).copied());
+            match found {
                 Some(addr) => {
                     desired.insert(id, addr);
                 }
@@ -145,7 +169,7 @@ impl Control {
                         tracing::warn!(
                             node = local,
                             peer = id,
-                            "no address for a member: neither the configuration nor the application gives one (add_peer); it is unreachable until one is given"
+                            "no address for a member: neither the configuration nor the application gives one (add_peer), and it has not connected; it is unreachable until one is given or it connects"
                         );
                     }
                 }
@@ -223,13 +247,37 @@ impl QuicTransport {
     }
 
     /// The member list in force (without this node), or `None` before any list (or
-    /// after an empty one), when any node the CA certified is taken.
+    /// after an empty one), when every message of any node the CA certified is taken.
     pub fn members(&self) -> Option<BTreeSet<NodeId>> {
         self.shared
             .admitted
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Opens node `id` as a peer if the member list names it and it has no peer yet
+    /// for want of an address, but it has connected since (see [`Control::desired`]).
+    /// Returns true if `id` is a peer now.
+    pub(crate) fn open_learned(&self, id: NodeId) -> bool {
+        let learned = self
+            .shared
+            .learned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id);
+        if !learned {
+            return false;
+        }
+        let mut control = self.control();
+        let listed = control
+            .members
+            .as_ref()
+            .is_some_and(|members| members.contains_key(&id));
+        if listed && !control.open.contains_key(&id) {
+            self.reconcile(&mut control);
+        }
+        control.open.contains_key(&id)
     }
 
     /// [`Transport::set_members`](actraft::Transport::set_members).
@@ -266,15 +314,14 @@ impl QuicTransport {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .retain(|id| !admitted.contains(id));
-            let inbound = shared.inbound.lock().unwrap_or_else(|e| e.into_inner());
-            for (&peer, connection) in inbound.iter() {
-                if !admitted.contains(&peer) {
-                    shared.refuse_non_member(connection, connection.remote_address(), peer);
-                }
-            }
         }
 
-        let desired = control.desired(shared.id);
+        let learned = shared
+            .learned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let desired = control.desired(shared.id, &learned);
         let stale: Vec<NodeId> = control
             .open
             .iter()

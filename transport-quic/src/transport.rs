@@ -64,8 +64,11 @@ pub struct QuicStats {
     pub connects: u64,
     /// Connections refused or closed because of bad input or failed checks.
     pub faults: u64,
-    /// Connections (or messages on them) refused because the peer is not a member of
-    /// the current configuration ([`set_members`](Transport::set_members)).
+    /// Replies and reads refused because their sender is not a member of the current
+    /// configuration ([`set_members`](Transport::set_members)); its requests are
+    /// delivered (see [`Message::accepted_from_non_members`]).
+    ///
+    /// [`Message::accepted_from_non_members`]: actraft::core::Message::accepted_from_non_members
     pub refused_non_member: u64,
 }
 
@@ -79,9 +82,12 @@ pub(crate) struct Shared {
     pub(crate) client_config: quinn::ClientConfig,
     /// The outbound path of every current peer.
     pub(crate) links: RwLock<BTreeMap<NodeId, Arc<Link>>>,
-    /// The nodes whose connections and messages are taken: `None` until a member list
-    /// is set (then any node the CA certified).
+    /// The nodes whose replies and reads are taken (any node the CA certified may send
+    /// requests): `None` until a member list is set (then anyone's).
     pub(crate) admitted: RwLock<Option<BTreeSet<NodeId>>>,
+    /// The address each node last connected from (its listening address): one entry
+    /// per node the CA certified that connected.
+    pub(crate) learned: Mutex<BTreeMap<NodeId, SocketAddr>>,
     /// Non-members already logged at `warn` (until they are members again).
     pub(crate) non_members_logged: Mutex<BTreeSet<NodeId>>,
     pub(crate) inbox: RwLock<Option<Inbox>>,
@@ -102,7 +108,7 @@ impl Shared {
         }
     }
 
-    /// True when connections and messages from `peer` are taken.
+    /// True when every message from `peer` is taken, replies included.
     pub(crate) fn admits(&self, peer: NodeId) -> bool {
         self.admitted
             .read()
@@ -154,8 +160,9 @@ pub(crate) enum State {
 ///
 /// Which nodes are peers follows the cluster: [`add_peer`](Self::add_peer) and
 /// [`remove_peer`](Self::remove_peer) give and take addresses at run time, and
-/// [`set_members`](Transport::set_members) makes the configuration's members the peers
-/// and refuses every other node (see the [crate docs](crate#adding-a-node)).
+/// [`set_members`](Transport::set_members) makes the listed nodes the peers and refuses
+/// the replies and reads of every other node, whose requests still reach the node (see
+/// the [crate docs](crate#adding-a-node)).
 ///
 /// [`send`](Transport::send) only puts the message in the peer's bounded queue (dropping
 /// it when the queue is full) and returns: it never blocks the node. The transport's
@@ -222,6 +229,7 @@ impl QuicTransport {
             client_config,
             links: RwLock::new(BTreeMap::new()),
             admitted: RwLock::new(None),
+            learned: Mutex::new(BTreeMap::new()),
             non_members_logged: Mutex::new(BTreeSet::new()),
             inbox: RwLock::new(None),
             inbound: Mutex::new(BTreeMap::new()),
@@ -344,7 +352,16 @@ impl Transport for QuicTransport {
     }
 
     fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
-        let queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        let mut queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        if !queues.contains_key(&envelope.to) {
+            drop(queues);
+            // A listed node without an address may have connected since the list was
+            // set: open it now with the address it connected from.
+            if !self.open_learned(envelope.to) {
+                return Err(TransportError::UnknownPeer(envelope.to));
+            }
+            queues = self.queues.read().unwrap_or_else(|e| e.into_inner());
+        }
         let Some(queues) = queues.get(&envelope.to) else {
             return Err(TransportError::UnknownPeer(envelope.to));
         };

@@ -82,6 +82,25 @@ impl Message {
         }
     }
 
+    /// True for the requests a node takes from a node outside its configuration
+    /// (Raft §6: servers process incoming requests without consulting their
+    /// configuration): AppendEntries, InstallSnapshot and TimeoutNow, which only a
+    /// leader sends (one whose configuration is ahead of the recipient's log, one being
+    /// removed that leads until its removal commits), and RequestVote and PreVote (a
+    /// voter of a configuration the recipient has not seen yet). Replies and reads are
+    /// taken from members only. A transport that refuses non-members refuses only the
+    /// messages for which this is false, so that it refuses no more than the core does.
+    pub fn accepted_from_non_members(&self) -> bool {
+        matches!(
+            self,
+            Message::AppendEntries(_)
+                | Message::InstallSnapshot(_)
+                | Message::TimeoutNow(_)
+                | Message::RequestVote(_)
+                | Message::PreVote(_)
+        )
+    }
+
     /// True for the small, latency-critical messages (votes, replies, heartbeats) that a
     /// transport should never queue behind a large AppendEntries.
     pub fn is_urgent(&self) -> bool {

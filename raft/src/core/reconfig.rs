@@ -96,27 +96,28 @@ impl RaftCore {
         self.configs.current().contains(from)
             // A leader still replicates to the nodes a pending change removes.
             || self.progress.contains_key(&from)
-            || matches!(
-                message,
-                Message::AppendEntries(_)
-                    | Message::InstallSnapshot(_)
-                    | Message::TimeoutNow(_)
-                    | Message::RequestVote(_)
-                    | Message::PreVote(_)
-            )
+            || message.accepted_from_non_members()
     }
 
     /// The nodes this node exchanges messages with, itself excepted: the members of the
-    /// configuration in force and, on a leader, every node it still replicates to. A
-    /// node that a pending (or just committed) change removes stays among them until
+    /// configuration in force; on a leader, every node it still replicates to; on any
+    /// other node, the leader it knows in its current term, member or not. A node that
+    /// a pending (or just committed) change removes stays among them until
     /// `prune_removed` has sent it the heartbeat that carries the commit of its removal,
-    /// so that it learns the removal is final. What the node tells its transport
-    /// ([`Transport::set_members`](crate::Transport::set_members)); its messages to
-    /// these nodes go out before it does.
+    /// so that it learns the removal is final. A leader outside the configuration in
+    /// force is one whose configuration this node's log lacks yet (this node was cut off
+    /// while the cluster added the leader, so it still holds the old configuration), or
+    /// one being removed that leads until its removal commits: this node takes its
+    /// AppendEntries (see `accepts_from`) and must be able to answer them, or it would
+    /// never catch up. It stays until this node follows another leader or a later term.
+    /// What the node tells its transport
+    /// ([`Transport::set_members`](crate::Transport::set_members)).
     pub fn links(&self) -> BTreeSet<NodeId> {
         let mut ids = self.configs.current().members();
         if self.role == Role::Leader {
             ids.extend(self.progress.keys().copied());
+        } else if let Some(leader) = self.leader {
+            ids.insert(leader);
         }
         ids.remove(&self.id);
         ids
@@ -124,7 +125,8 @@ impl RaftCore {
 
     /// [`links`](Self::links) with the address of each: the one the configuration in
     /// force records for a member, else the one the newest configuration in this
-    /// node's log that lists the node records (a node being removed), else empty.
+    /// node's log that lists the node records (a node being removed), else empty (a
+    /// leader this node's log does not list yet: its transport finds it by other means).
     pub fn link_members(&self) -> Vec<Member> {
         self.links()
             .into_iter()

@@ -42,6 +42,34 @@ pub enum MembershipChange {
     },
 }
 
+/// What a shell tells its transport before it sends the messages of an output whose
+/// [`links`](super::Output::links) are `next`, when the transport was last told
+/// `told`: every node of both lists (the address of `next` for a node in both), so
+/// that messages to a node that joins (the first AppendEntries to a node just added,
+/// the first reply to a leader this node's configuration does not name yet) find it
+/// known, while a node that leaves stays reachable for its last messages. `None` when
+/// `next` adds no node and changes no address: the transport needs nothing before the
+/// messages. After them, the shell tells the transport `next` itself.
+pub fn links_before_messages(told: &[Member], next: &[Member]) -> Option<Vec<Member>> {
+    let mut union: std::collections::BTreeMap<NodeId, &str> =
+        told.iter().map(|m| (m.id, m.address.as_str())).collect();
+    let mut grows = false;
+    for m in next {
+        if union.insert(m.id, m.address.as_str()) != Some(m.address.as_str()) {
+            grows = true;
+        }
+    }
+    grows.then(|| {
+        union
+            .into_iter()
+            .map(|(id, address)| Member {
+                id,
+                address: address.to_owned(),
+            })
+            .collect()
+    })
+}
+
 /// The change requests waiting for their outcome.
 #[derive(Debug, Default)]
 pub(super) struct Memberships {
@@ -162,5 +190,39 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         for (id, _) in self.memberships.waiting.drain(..) {
             self.out.memberships.push((id, Err(error.clone())));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(members: &[(NodeId, &str)]) -> Vec<Member> {
+        members
+            .iter()
+            .map(|&(id, address)| Member {
+                id,
+                address: address.to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn links_grow_before_the_messages_and_shrink_after() {
+        let told = list(&[(2, "b"), (3, "c")]);
+        // A node joins: both lists before the messages.
+        assert_eq!(
+            links_before_messages(&told, &list(&[(2, "b"), (4, "")])),
+            Some(list(&[(2, "b"), (3, "c"), (4, "")]))
+        );
+        // An address changes: the new one at once.
+        assert_eq!(
+            links_before_messages(&told, &list(&[(2, "b2"), (3, "c")])),
+            Some(list(&[(2, "b2"), (3, "c")]))
+        );
+        // Only a node leaving, or nothing new: nothing before the messages.
+        assert_eq!(links_before_messages(&told, &list(&[(2, "b")])), None);
+        assert_eq!(links_before_messages(&told, &told), None);
+        assert_eq!(links_before_messages(&told, &[]), None);
     }
 }

@@ -59,7 +59,7 @@ use bytes::Bytes;
 
 pub use counters::{CounterSnapshot, Counters};
 pub use install::{ChunkReader, ChunkWriter, InstallProgress, RestoreJob};
-pub use membership::{MembershipChange, MembershipId};
+pub use membership::{links_before_messages, MembershipChange, MembershipId};
 pub use snapshots::{check_snapshot_against_log, SnapshotJob};
 pub use transfers::TransferId;
 pub use writes::WriteId;
@@ -182,7 +182,9 @@ pub struct Output<R> {
     /// The nodes this node talks to changed ([`RaftCore::links`]): hand them to the
     /// transport ([`Transport::set_members`](crate::Transport::set_members)) after
     /// sending [`messages`](Self::messages), so that the last messages to a node that
-    /// leaves go out before the transport forgets it.
+    /// leaves go out before the transport forgets it; when nodes join, first hand it
+    /// the old and new ones together ([`links_before_messages`]), so that the first
+    /// messages to a node that joins find it known.
     pub links: Option<Vec<crate::transport::Member>>,
 }
 

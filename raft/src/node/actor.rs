@@ -123,6 +123,8 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     metrics: NodeMetrics,
     /// Snapshot chunks being read (leader) and written (follower) off the node's thread.
     install_io: super::install::InstallIo,
+    /// What the transport was last told ([`Transport::set_members`]).
+    members_told: Vec<crate::transport::Member>,
 }
 
 impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
@@ -162,6 +164,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             shutdown_ready: false,
             metrics: NodeMetrics::new(&status, shared.metrics),
             install_io: Default::default(),
+            members_told: Vec::new(),
         }
     }
 
@@ -230,6 +233,14 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.execute_install(ctx);
         self.execute_log_reads(ctx);
         self.execute_restores(ctx);
+        let links = self.driver.output().links.take();
+        // Before the messages, nodes that join: their first messages find them known.
+        if let Some(both) = links
+            .as_deref()
+            .and_then(|next| crate::driver::links_before_messages(&self.members_told, next))
+        {
+            self.tell_transport_members(&both);
+        }
         let out = self.driver.output();
         for envelope in out.messages.drain(..) {
             if let Err(error) = self.transport.send(envelope) {
@@ -238,7 +249,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         }
         // After the messages: the last ones to a node that leaves are queued before the
         // transport forgets it.
-        if let Some(links) = out.links.take() {
+        if let Some(links) = links.filter(|next| *next != self.members_told) {
             self.tell_transport_members(&links);
         }
         let out = self.driver.output();
@@ -482,9 +493,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     /// Tells the transport the nodes this node talks to (all but itself, with their
     /// addresses): the configuration's members, and on a leader the nodes it still
     /// replicates to.
-    fn tell_transport_members(&self, members: &[crate::transport::Member]) {
+    fn tell_transport_members(&mut self, members: &[crate::transport::Member]) {
         tracing::debug!(?members, "peers changed, updating the transport");
         self.transport.set_members(members);
+        self.members_told = members.to_vec();
     }
 
     /// Delivers the outcomes of leadership transfers; the one a shutdown waits for lets

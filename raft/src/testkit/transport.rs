@@ -280,8 +280,13 @@ pub async fn peer_restart<F: TransportFactory>(factory: &mut F) {
 /// 1. Before any member list, a node joining at run time reaches a member.
 /// 2. Once the members list it (with the address its factory gave), they reach it.
 /// 3. Once a member is removed from the others' lists, their sends to it fail with
-///    [`TransportError::UnknownPeer`], and nothing it sends them arrives, while the
-///    remaining members keep talking.
+///    [`TransportError::UnknownPeer`], and none of the replies it sends them arrives
+///    (its requests may: the node judges those), while the remaining members keep
+///    talking.
+/// 4. The requests of a node no list names ([`Message::accepted_from_non_members`]: a
+///    leader or candidate whose configuration the members have not seen yet) reach a
+///    member; once that member lists it, with no address (as a node lists a leader its
+///    configuration lacks), the member reaches it.
 pub async fn membership<F: TransportFactory>(factory: &mut F) {
     let mut c = Cluster::start(factory, "membership", &[1, 2, 3]).await;
     let (joiner, address) = match factory.join(4).await {
@@ -338,8 +343,8 @@ pub async fn membership<F: TransportFactory>(factory: &mut F) {
             )),
         }
     }
-    // The removed node's messages are refused, while members still reach each other:
-    // each round sends from 3 before a member's message gets through. Any message from
+    // The removed node's replies are refused, while members still reach each other:
+    // each round sends from 3 before a member's message gets through. Any reply from
     // 3 that arrives from now on fails the case.
     const REMOVED: u64 = 10_000;
     c.banned = Some((3, REMOVED));
@@ -356,6 +361,34 @@ pub async fn membership<F: TransportFactory>(factory: &mut F) {
     for id in [1, 2, 4] {
         c.drain_checked(id);
     }
+
+    // 4. Node 5 leads a configuration the others have not seen: its requests reach 1,
+    //    which then lists it with no address and answers it.
+    let (stranger, _) = match factory.join(5).await {
+        Ok(t) => t,
+        Err(e) => c.fail(format!("factory.join(5) failed: {e}")),
+    };
+    let (inbox, rx) = Inbox::channel();
+    if let Err(e) = stranger.start(inbox) {
+        c.fail(format!("starting the joining node 5 failed: {e}"));
+    }
+    stranger.set_members(&listing(&[1, 2, 4], 5));
+    c.members.insert(
+        5,
+        Member {
+            transport: stranger,
+            rx,
+        },
+    );
+    c.until_through_with(5, 1, 50_000, request).await;
+    let mut with_leader = listing(&[1, 2, 4], 1);
+    with_leader.push(ConfigMember {
+        id: 5,
+        address: String::new(),
+    });
+    c.transport(1).set_members(&with_leader);
+    c.until_through(1, 5, 60_000).await;
+    c.until_through(5, 1, 70_000).await;
     c.stop_all();
 }
 
@@ -438,10 +471,14 @@ impl<T: Transport> Cluster<T> {
         }
     }
 
-    /// Fails if `envelope` comes from the banned node (see [`membership`]).
+    /// Fails if `envelope` is a reply or read from the banned node (see
+    /// [`membership`]): a transport may refuse no request of a non-member.
     fn check_not_banned(&self, id: NodeId, envelope: &Envelope) {
         if let Some((from, term)) = self.banned {
-            if envelope.from == from && envelope.message.term() >= term {
+            if envelope.from == from
+                && envelope.message.term() >= term
+                && !envelope.message.accepted_from_non_members()
+            {
                 self.fail(format!(
                     "node {id} took a message from node {from}, which is not a member: {}",
                     describe(envelope)
@@ -499,10 +536,22 @@ impl<T: Transport> Cluster<T> {
     /// Sends from `from` to `to` every [`RETRY_INTERVAL`] (terms `tag`, `tag + 1`, ...)
     /// until one of those messages arrives. Older messages arriving late are accepted.
     async fn until_through(&mut self, from: NodeId, to: NodeId, tag: u64) {
+        self.until_through_with(from, to, tag, sample).await;
+    }
+
+    /// [`until_through`](Self::until_through) with the messages `make` gives for each
+    /// term.
+    async fn until_through_with(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        tag: u64,
+        make: fn(u64) -> Message,
+    ) {
         let deadline = Instant::now() + WAIT;
         let mut attempt = 0;
         while Instant::now() < deadline {
-            let sent = envelope(from, to, sample(tag + attempt));
+            let sent = envelope(from, to, make(tag + attempt));
             match self.transport(from).send(sent) {
                 Ok(()) | Err(TransportError::UnknownPeer(_)) => {}
                 Err(e) => self.fail(format!("send {from} -> {to} after restart: {e:?}")),
@@ -512,7 +561,7 @@ impl<T: Transport> Cluster<T> {
             while let Some(got) = self.recv_until(to, round_end).await {
                 let term = got.message.term();
                 if got.from == from && (tag..tag + attempt).contains(&term) {
-                    if got != envelope(from, to, sample(term)) {
+                    if got != envelope(from, to, make(term)) {
                         self.fail(format!("message altered in transit: {}", describe(&got)));
                     }
                     return;
@@ -580,6 +629,33 @@ pub fn sample(seq: u64) -> Message {
         _ => Message::PreVoteReply(VoteReply {
             term: seq,
             granted: true,
+        }),
+    }
+}
+
+/// A request a node takes from a node outside its configuration (see
+/// [`Message::accepted_from_non_members`]), of term `seq`: a RequestVote, a PreVote or
+/// an AppendEntries by `seq`.
+pub fn request(seq: u64) -> Message {
+    let last_log = LogId::new(seq / 2, seq * 3);
+    let vote = VoteRequest {
+        term: seq,
+        last_log,
+        leader_transfer: false,
+    };
+    match seq % 3 {
+        0 => Message::RequestVote(vote),
+        1 => Message::PreVote(vote),
+        _ => Message::AppendEntries(AppendRequest {
+            term: seq,
+            prev_log: last_log,
+            entries: vec![Entry {
+                term: seq,
+                index: seq * 3 + 1,
+                payload: Payload::Command(pattern(64, seq)),
+            }],
+            leader_commit: seq,
+            read_round: 0,
         }),
     }
 }

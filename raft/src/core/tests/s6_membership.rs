@@ -366,3 +366,48 @@ fn s6_silent_removed_node_is_let_go_on_a_heartbeat() {
     assert!(c.node(1).links().is_empty(), "node 3 let go");
     assert_eq!(c.status(1).role, Role::Leader);
 }
+
+/// §6: servers process incoming requests without consulting their configuration. A
+/// follower cut off while the cluster added a node that then became leader still holds
+/// the old configuration: it takes the new leader's AppendEntries and names that leader
+/// among its links, with no address (its log has none yet), so that its transport lets
+/// it answer; it then catches up, configuration included.
+#[test]
+fn s6_lagging_follower_links_to_a_leader_its_configuration_lacks() {
+    let mut c = led_by_1_with_joining(&[4]);
+    let set = |ids: &[NodeId]| {
+        ids.iter()
+            .copied()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    c.isolate(3);
+    change(&mut c, m(&[1, 2, 3], &[4]));
+    change(&mut c, m(&[1, 2, 3, 4], &[]));
+    assert_eq!(stable(&c, 1), m(&[1, 2, 3, 4], &[]));
+    assert_eq!(c.node_mut(1).transfer_leadership(Some(4)), Ok(4));
+    c.run();
+    assert_eq!(c.status(4).role, Role::Leader);
+    assert_eq!(
+        stable(&c, 3),
+        m(&[1, 2, 3], &[]),
+        "node 3 missed the change"
+    );
+    assert_eq!(c.node(3).links(), set(&[1, 2]));
+
+    // Node 4's next heartbeat reaches node 3, which follows it at once.
+    c.heal();
+    c.fire(4);
+    c.run_only(|e| e.from == 4 && e.to == 3);
+    assert_eq!(c.status(3).leader, Some(4));
+    assert_eq!(stable(&c, 3), m(&[1, 2, 3], &[]));
+    assert_eq!(c.node(3).links(), set(&[1, 2, 4]));
+    let leader = c.node(3).link_members().into_iter().find(|l| l.id == 4);
+    assert_eq!(leader.map(|l| l.address), Some(String::new()));
+
+    // Its answers reach node 4, which brings it up to date.
+    c.run_for(config().election_timeout_max);
+    assert_eq!(stable(&c, 3), m(&[1, 2, 3, 4], &[]));
+    assert_eq!(c.log(3), c.log(4));
+    assert_eq!(c.status(3).commit_index, c.status(4).commit_index);
+    assert_eq!(c.node(3).links(), set(&[1, 2, 4]));
+}

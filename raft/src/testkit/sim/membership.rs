@@ -84,12 +84,15 @@ impl Simulation {
         }
     }
 
-    /// Checks that a leader's messages go to nodes its transport still reaches: every
-    /// AppendEntries, InstallSnapshot and TimeoutNow node `i` hands over in one run is
-    /// addressed to a node of its links before the run or after it (a transport that
-    /// follows [`crate::Transport::set_members`] would drop it otherwise; the heartbeat
-    /// that tells a removed node its removal is final must not be dropped). Then
-    /// records the new links.
+    /// Checks that a leader's messages, and the answers to it, go to nodes the sender's
+    /// transport still reaches: every AppendEntries, InstallSnapshot and TimeoutNow node
+    /// `i` hands over in one run, and every reply to AppendEntries or InstallSnapshot it
+    /// sends the leader it follows after the run (a leader its configuration may not
+    /// name yet), is addressed to a node of its links before the run or after it (a
+    /// transport that follows [`crate::Transport::set_members`] would drop it
+    /// otherwise; the heartbeat that tells a removed node its removal is final must not
+    /// be dropped, and a follower that cannot answer its leader never catches up).
+    /// Then records the new links.
     pub(super) fn check_links(
         &mut self,
         i: usize,
@@ -97,6 +100,11 @@ impl Simulation {
         links: Option<Vec<crate::Member>>,
     ) -> Result<(), String> {
         let node = &mut self.nodes[i];
+        let leader = node
+            .core()
+            .map(|core| core.status())
+            .filter(|status| status.role != crate::core::Role::Leader)
+            .and_then(|status| status.leader);
         let before = node.links.clone();
         if let Some(links) = links {
             node.links = (!links.is_empty()).then(|| links.iter().map(|m| m.id).collect());
@@ -111,7 +119,15 @@ impl Simulation {
                     | crate::core::Message::InstallSnapshot(_)
                     | crate::core::Message::TimeoutNow(_)
             );
-            if leader_message && !before.contains(&env.to) && !after.contains(&env.to) {
+            let reply_to_leader = matches!(
+                env.message,
+                crate::core::Message::AppendEntriesReply(_)
+                    | crate::core::Message::InstallSnapshotReply(_)
+            ) && Some(env.to) == leader;
+            if (leader_message || reply_to_leader)
+                && !before.contains(&env.to)
+                && !after.contains(&env.to)
+            {
                 return Err(format!(
                     "Links: node {} sent {} to node {}, which its transport no longer reaches (links {before:?} then {after:?})",
                     env.from,

@@ -196,6 +196,7 @@ impl RaftCore {
             term: req.term,
             pre_vote,
         });
+        self.vote_link = Some((self.term(), from));
         if pre_vote {
             let reply = VoteReply {
                 term: req.term,

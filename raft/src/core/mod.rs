@@ -163,6 +163,9 @@ pub struct RaftCore {
 
     role: Role,
     leader: Option<NodeId>,
+    /// The candidate this node last granted a vote or pre-vote, in the term it was then
+    /// in: one of its links in that term (see [`links`](Self::links)).
+    vote_link: Option<(Term, NodeId)>,
     commit: LogIndex,
     persisted: LogIndex,
     applied: LogIndex,
@@ -308,6 +311,7 @@ impl RaftCore {
             hard,
             role: Role::Follower,
             leader: None,
+            vote_link: None,
             commit: applied,
             persisted: last,
             applied,

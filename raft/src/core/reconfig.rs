@@ -110,14 +110,24 @@ impl RaftCore {
     /// one being removed that leads until its removal commits: this node takes its
     /// AppendEntries (see `accepts_from`) and must be able to answer them, or it would
     /// never catch up. It stays until this node follows another leader or a later term.
+    /// Likewise the candidate this node granted a vote or pre-vote in its current term:
+    /// a voter that missed the change adding that candidate may be the vote it needs to
+    /// win (say the new configuration's leader is lost before this node caught up).
     /// What the node tells its transport
     /// ([`Transport::set_members`](crate::Transport::set_members)).
     pub fn links(&self) -> BTreeSet<NodeId> {
         let mut ids = self.configs.current().members();
         if self.role == Role::Leader {
             ids.extend(self.progress.keys().copied());
-        } else if let Some(leader) = self.leader {
-            ids.insert(leader);
+        } else {
+            ids.extend(self.leader);
+            // A candidate granted a vote in this term hears the grant, member or not: a
+            // voter that missed the change adding it may be the vote it needs.
+            if let Some((term, candidate)) = self.vote_link {
+                if term == self.term() {
+                    ids.insert(candidate);
+                }
+            }
         }
         ids.remove(&self.id);
         ids

@@ -411,3 +411,46 @@ fn s6_lagging_follower_links_to_a_leader_its_configuration_lacks() {
     assert_eq!(c.status(3).commit_index, c.status(4).commit_index);
     assert_eq!(c.node(3).links(), set(&[1, 2, 4]));
 }
+
+/// §6 again, for votes: a voter that missed the change adding a node still answers that
+/// node's campaign, so that a new configuration whose leader is lost can elect the
+/// added node with the lagging voter's vote. Nodes 1 and 2 are lost after the cluster
+/// moved from {1, 2, 3} to {2, 3, 4} without node 3; node 4 needs node 3's vote, and
+/// node 3 must name it among its links to send the grant.
+#[test]
+fn s6_lagging_voter_answers_a_candidate_its_configuration_lacks() {
+    let mut c = led_by_1_with_joining(&[4]);
+    c.isolate(3);
+    change(&mut c, m(&[1, 2, 3], &[4]));
+    change(&mut c, m(&[2, 3, 4], &[]));
+    c.run_for(config().election_timeout_max * 2);
+    let leader = [2, 4]
+        .into_iter()
+        .find(|&id| c.status(id).role == Role::Leader)
+        .expect("the new configuration elected a leader");
+    if leader != 2 {
+        assert_eq!(c.node_mut(leader).transfer_leadership(Some(2)), Ok(2));
+        c.run();
+    }
+    assert_eq!(c.status(2).role, Role::Leader);
+    assert_eq!(
+        stable(&c, 3),
+        m(&[1, 2, 3], &[]),
+        "node 3 missed the change"
+    );
+
+    // Nodes 1 and 2 are lost; node 3 is back. Node 4 campaigns.
+    c.heal();
+    c.set_filter(|e| ![1, 2].contains(&e.from) && ![1, 2].contains(&e.to));
+    c.fire(4);
+    c.run_only(|e| e.from == 4 && e.to == 3);
+    assert!(
+        c.node(3).links().contains(&4),
+        "node 3 granted node 4 and names it: {:?}",
+        c.node(3).links()
+    );
+    c.run_for(config().election_timeout_max * 4);
+    assert_eq!(c.status(4).role, Role::Leader);
+    assert_eq!(c.status(3).leader, Some(4));
+    assert_eq!(stable(&c, 3), m(&[2, 3, 4], &[]));
+}

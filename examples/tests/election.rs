@@ -1,9 +1,11 @@
 //! Cluster tests of leader election over the in-memory transport (§5.2, Pre-Vote,
 //! CheckQuorum). Each also checks that no two nodes applied different entries.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use actraft::core::{Config, Event, Role};
+use actraft::core::{Config, Event, Message, Role};
 use actraft::testkit::SplitMix64;
 use actraft_examples::cluster::{fast_config, Cluster, ClusterOptions};
 use bytes::Bytes;
@@ -12,7 +14,14 @@ const WAIT: Duration = Duration::from_secs(10);
 
 #[actix_rt::test]
 async fn initial_election_is_stable() {
-    let cluster = Cluster::start(ClusterOptions::new(3).config(Config::default()))
+    // Elections of 1-2 s, heartbeats every 50 ms: a stall of the whole process shorter
+    // than a second (a busy machine) leaves every follower's timer well short of firing,
+    // so any campaign seen here is the protocol's doing, not the scheduler's.
+    let config = Config {
+        heartbeat_interval: Duration::from_millis(50),
+        ..Config::with_election_range(Duration::from_secs(1), Duration::from_secs(2))
+    };
+    let cluster = Cluster::start(ClusterOptions::new(3).config(config))
         .await
         .unwrap();
     let (leader, term) = cluster.wait_for_leader(WAIT).await.unwrap();
@@ -27,9 +36,28 @@ async fn initial_election_is_stable() {
         1,
         "exactly one leader: {statuses:?}"
     );
-    // An observation window: without faults, nobody starts another election.
+    // An observation window measured in the leader's own heartbeats (a clock that a
+    // busy machine slows down with the nodes): 100 heartbeats to each follower are two
+    // and a half of the longest election timeouts. Without faults, nobody campaigns.
+    let (beats, mut heartbeats) = tokio::sync::watch::channel(0u64);
+    let campaigns = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&campaigns);
+    cluster
+        .router()
+        .set_observer(move |env| match &env.message {
+            Message::AppendEntries(_) if env.from == leader => beats.send_modify(|n| *n += 1),
+            Message::PreVote(_) | Message::RequestVote(_) => {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        });
     let mut events = cluster.handle(leader).unwrap().subscribe();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::timeout(Duration::from_secs(60), heartbeats.wait_for(|&n| n >= 200))
+        .await
+        .expect("the leader keeps sending heartbeats")
+        .unwrap();
+    cluster.router().clear_observer();
+    assert_eq!(campaigns.load(Ordering::Relaxed), 0, "a node campaigned");
     for s in cluster.statuses() {
         assert_eq!(
             (s.term, s.leader),

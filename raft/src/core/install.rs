@@ -266,10 +266,7 @@ impl RaftCore {
             return;
         }
         let id = req.meta.last_included;
-        if id.index <= self.snapshot.index || id.index <= self.commit.min(self.persisted) {
-            // Everything the snapshot covers is here already: committed entries are the
-            // same on every log, and this one holds them durably (or its own snapshot
-            // does).
+        if self.holds_snapshot(id) {
             self.incoming = None;
             self.reply_install(from, id, SnapshotResult::Installed, false);
             return;
@@ -338,11 +335,26 @@ impl RaftCore {
     }
 
     /// Reports that storing the incoming snapshot `snapshot` failed. The transfer starts
-    /// over when the leader sends its next chunk.
+    /// over when the leader sends its next chunk, unless this node holds everything the
+    /// snapshot covers by now: the leader is then told so at once, as a new chunk of it
+    /// would be. (A store refuses a snapshot older than its own, and a follower moves past
+    /// a snapshot in transfer when entries its leader had in flight before the transfer
+    /// began arrive and commit.)
     pub fn snapshot_install_failed(&mut self, snapshot: LogId) {
-        if self.incoming.is_some_and(|i| i.snapshot == snapshot) {
-            self.incoming = None;
+        let Some(inc) = self.incoming.filter(|i| i.snapshot == snapshot) else {
+            return;
+        };
+        self.incoming = None;
+        if inc.term == self.term() && self.holds_snapshot(snapshot) {
+            self.reply_install(inc.leader, snapshot, SnapshotResult::Installed, false);
         }
+    }
+
+    /// True when everything a snapshot through `last` covers is here already: committed
+    /// entries are the same on every log, and this one holds them durably (or its own
+    /// snapshot does).
+    fn holds_snapshot(&self, last: LogId) -> bool {
+        last.index <= self.snapshot.index || last.index <= self.commit.min(self.persisted)
     }
 
     /// True when a snapshot through `last` would move this node's state forward: the

@@ -72,6 +72,18 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         let last = meta.last_included;
         match progress {
             InstallProgress::Stored { end } => self.core.snapshot_chunk_stored(last, end),
+            InstallProgress::Failed(error @ SnapshotError::Stale { .. }) => {
+                // The store holds a newer snapshot than this one, and refuses to go back
+                // (its rule 3). Only this node put it there: its own snapshot of entries
+                // it applied (so committed), or an earlier transfer that overtook this
+                // one and whose restore takes the node past it. Either way nothing is
+                // lost by dropping this one. Under load it is common: a follower that
+                // fell behind catches up by the entries its leader had in flight when
+                // the transfer began, and snapshots them, before the transfer ends. The
+                // core tells the leader when the node holds what the snapshot covers.
+                tracing::debug!(node = self.core.id(), %error, snapshot = ?last, "a received snapshot is older than the stored one; dropped");
+                self.core.snapshot_install_failed(last);
+            }
             InstallProgress::Failed(error) => {
                 tracing::warn!(node = self.core.id(), %error, snapshot = ?last, "storing a received snapshot failed");
                 self.core.snapshot_install_failed(last);

@@ -354,3 +354,32 @@ fn s7_restart_from_a_snapshot_point() {
     assert_eq!(core.log_term(40), Some(2));
     assert_eq!(core.log_term(39), None);
 }
+
+/// A follower whose store refused a snapshot in transfer (a store never goes back to an
+/// older snapshot than its own) and that holds everything the snapshot covers by then
+/// (entries its leader had in flight before the transfer began arrived and committed)
+/// tells the leader so at once, rather than leaving the transfer to stall; one that
+/// does not hold it yet says nothing, and the leader sends the snapshot again.
+#[test]
+fn s7_a_refused_snapshot_the_follower_is_past_is_acknowledged() {
+    let mut f = new_core(2, &[1, 2, 3], config(), initial(1, None, &[1]));
+    let last = LogId::new(1, 5);
+    step(&mut f, 1, chunk(1, last, 0, b"ab", false));
+    assert_eq!(ready_persisted(&mut f).install_chunks.len(), 1);
+    f.snapshot_install_failed(last);
+    assert!(replies_of(&ready_persisted(&mut f)).is_empty());
+    assert_eq!(f.incoming_snapshot(), None);
+
+    step(&mut f, 1, chunk(1, last, 0, b"ab", false));
+    assert_eq!(ready_persisted(&mut f).install_chunks.len(), 1);
+    let entries = (2..=7).map(|i| entry(1, i)).collect();
+    step(&mut f, 1, append(1, LogId::new(1, 1), entries, 7));
+    let _ = ready_persisted(&mut f);
+    assert_eq!(f.status().commit_index, 7);
+    f.snapshot_install_failed(last);
+    assert_eq!(
+        replies_of(&ready_persisted(&mut f)),
+        vec![(1, SnapshotResult::Installed)]
+    );
+    assert_eq!(f.incoming_snapshot(), None);
+}

@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actraft_transport_quic::FlowControl;
 use bytes::Bytes;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -19,13 +20,11 @@ fn failed(what: &str, e: impl std::fmt::Display) -> BenchError {
     BenchError::Ceiling(format!("{what}: {e}"))
 }
 
-/// Windows sized for a LAN (loopback here): a bulk stream is not held back by flow
-/// control waiting for a round trip.
+/// The flow-control windows actraft's QUIC transport uses by default (sized for a LAN),
+/// so the raw stream and the transport's are held back by the same windows.
 fn lan_transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.stream_receive_window(quinn::VarInt::from_u32(16 << 20))
-        .receive_window(quinn::VarInt::from_u32(32 << 20))
-        .send_window(32 << 20);
+    FlowControl::default().apply(&mut t);
     Arc::new(t)
 }
 
@@ -34,6 +33,16 @@ fn lan_transport() -> Arc<quinn::TransportConfig> {
 /// (one process, as the nodes of a throughput run are). Returns MB/s (10^6 bytes per
 /// second) as the receiver counts them, from its first byte to the end of the stream.
 pub fn quic_loopback_mb_per_sec(total: u64) -> Result<f64, BenchError> {
+    quic_fan_out_mb_per_sec(total, 1)
+}
+
+/// Like [`quic_loopback_mb_per_sec`], in the shape of a leader replicating to its
+/// followers: one sender thread with one endpoint writes `total` bytes split evenly
+/// over `receivers` connections (one stream each), to that many receivers, each on a
+/// thread of its own. Returns MB/s of all receivers together, from the first byte any
+/// of them saw to the end of the last stream.
+pub fn quic_fan_out_mb_per_sec(total: u64, receivers: usize) -> Result<f64, BenchError> {
+    let receivers = receivers.max(1);
     let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
         .map_err(|e| failed("a certificate", e))?;
     let cert = CertificateDer::from(key.cert.der().to_vec());
@@ -49,76 +58,114 @@ pub fn quic_loopback_mb_per_sec(total: u64) -> Result<f64, BenchError> {
         .map_err(|e| failed("the client configuration", e))?;
     client.transport_config(lan_transport());
 
-    let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
-    let receiver = std::thread::spawn(move || -> Result<(u64, f64), BenchError> {
-        runtime()?.block_on(async move {
-            let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-            let endpoint =
-                quinn::Endpoint::server(server, loopback).map_err(|e| failed("bind", e))?;
-            let addr = endpoint.local_addr().map_err(|e| failed("bind", e))?;
-            let _ = addr_tx.send(addr);
-            let incoming = endpoint
-                .accept()
-                .await
-                .ok_or_else(|| failed("accept", "endpoint closed"))?;
-            let conn = incoming.await.map_err(|e| failed("handshake", e))?;
-            let mut stream = conn.accept_uni().await.map_err(|e| failed("stream", e))?;
-            let mut got = 0u64;
-            let mut first = None;
-            while let Some(chunk) = stream
-                .read_chunk(usize::MAX, true)
-                .await
-                .map_err(|e| failed("read", e))?
-            {
-                first.get_or_insert_with(Instant::now);
-                got += chunk.bytes.len() as u64;
-            }
-            let secs = first.map_or(0.0, |t| t.elapsed().as_secs_f64());
-            conn.close(0u32.into(), b"done");
-            endpoint.wait_idle().await;
-            Ok((got, secs))
-        })
-    });
-    let addr = addr_rx
-        .recv()
-        .map_err(|_| failed("the receiver", "did not start"))?;
+    let mut addrs = Vec::new();
+    let mut receiving = Vec::new();
+    for _ in 0..receivers {
+        let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
+        let server = server.clone();
+        receiving.push(std::thread::spawn(move || receive(server, addr_tx)));
+        addrs.push(
+            addr_rx
+                .recv()
+                .map_err(|_| failed("a receiver", "did not start"))?,
+        );
+    }
+    let share = total / receivers as u64;
     let sender = std::thread::spawn(move || -> Result<(), BenchError> {
         runtime()?.block_on(async move {
             let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
             let mut endpoint = quinn::Endpoint::client(loopback).map_err(|e| failed("bind", e))?;
             endpoint.set_default_client_config(client);
-            let conn = endpoint
-                .connect(addr, "localhost")
-                .map_err(|e| failed("connect", e))?
-                .await
-                .map_err(|e| failed("handshake", e))?;
-            let mut stream = conn.open_uni().await.map_err(|e| failed("stream", e))?;
-            let block = Bytes::from(vec![0x5Au8; QUIC_WRITE_BYTES]);
-            let mut sent = 0u64;
-            while sent < total {
-                let n = (total - sent).min(QUIC_WRITE_BYTES as u64) as usize;
-                stream
-                    .write_chunk(block.slice(..n))
+            let mut streams = Vec::new();
+            for addr in addrs {
+                let conn = endpoint
+                    .connect(addr, "localhost")
+                    .map_err(|e| failed("connect", e))?
                     .await
-                    .map_err(|e| failed("write", e))?;
-                sent += n as u64;
+                    .map_err(|e| failed("handshake", e))?;
+                let stream = conn.open_uni().await.map_err(|e| failed("stream", e))?;
+                streams.push((conn, stream));
             }
-            stream.finish().map_err(|e| failed("finish", e))?;
-            conn.closed().await;
+            let block = Bytes::from(vec![0x5Au8; QUIC_WRITE_BYTES]);
+            let sends = streams.into_iter().map(|(conn, mut stream)| {
+                let block = block.clone();
+                async move {
+                    let mut sent = 0u64;
+                    while sent < share {
+                        let n = (share - sent).min(QUIC_WRITE_BYTES as u64) as usize;
+                        stream
+                            .write_chunk(block.slice(..n))
+                            .await
+                            .map_err(|e| failed("write", e))?;
+                        sent += n as u64;
+                    }
+                    stream.finish().map_err(|e| failed("finish", e))?;
+                    conn.closed().await;
+                    Ok::<_, BenchError>(())
+                }
+            });
+            for result in futures_util::future::join_all(sends).await {
+                result?;
+            }
             endpoint.wait_idle().await;
             Ok(())
         })
     });
     let joined = |what: &str| failed(what, "the thread panicked");
     sender.join().map_err(|_| joined("the sender"))??;
-    let (got, secs) = receiver.join().map_err(|_| joined("the receiver"))??;
-    if got != total || secs <= 0.0 {
+    let (mut got, mut first, mut last) = (0u64, None::<Instant>, None::<Instant>);
+    for receiver in receiving {
+        let (bytes, start, end) = receiver.join().map_err(|_| joined("a receiver"))??;
+        got += bytes;
+        first = Some(first.map_or(start, |f| f.min(start)));
+        last = Some(last.map_or(end, |l| l.max(end)));
+    }
+    let secs = match (first, last) {
+        (Some(first), Some(last)) => (last - first).as_secs_f64(),
+        _ => 0.0,
+    };
+    let expected = share * receivers as u64;
+    if got != expected || secs <= 0.0 {
         return Err(failed(
             "the transfer",
-            format!("received {got} of {total} bytes"),
+            format!("received {got} of {expected} bytes"),
         ));
     }
     Ok(got as f64 / secs / 1e6)
+}
+
+/// One receiver: accepts one connection and reads its one stream to the end. Returns
+/// the bytes and when the first and the last arrived.
+fn receive(
+    server: quinn::ServerConfig,
+    addr_tx: mpsc::Sender<SocketAddr>,
+) -> Result<(u64, Instant, Instant), BenchError> {
+    runtime()?.block_on(async move {
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let endpoint = quinn::Endpoint::server(server, loopback).map_err(|e| failed("bind", e))?;
+        let addr = endpoint.local_addr().map_err(|e| failed("bind", e))?;
+        let _ = addr_tx.send(addr);
+        let incoming = endpoint
+            .accept()
+            .await
+            .ok_or_else(|| failed("accept", "endpoint closed"))?;
+        let conn = incoming.await.map_err(|e| failed("handshake", e))?;
+        let mut stream = conn.accept_uni().await.map_err(|e| failed("stream", e))?;
+        let mut got = 0u64;
+        let mut first = None;
+        while let Some(chunk) = stream
+            .read_chunk(usize::MAX, true)
+            .await
+            .map_err(|e| failed("read", e))?
+        {
+            first.get_or_insert_with(Instant::now);
+            got += chunk.bytes.len() as u64;
+        }
+        let end = Instant::now();
+        conn.close(0u32.into(), b"done");
+        endpoint.wait_idle().await;
+        Ok((got, first.unwrap_or(end), end))
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
@@ -135,6 +182,12 @@ mod tests {
     #[test]
     fn quic_loopback_moves_every_byte() {
         let mb_per_sec = quic_loopback_mb_per_sec(4 << 20).unwrap();
+        assert!(mb_per_sec > 0.0);
+    }
+
+    #[test]
+    fn quic_fan_out_moves_every_byte_to_every_receiver() {
+        let mb_per_sec = quic_fan_out_mb_per_sec(4 << 20, 2).unwrap();
         assert!(mb_per_sec > 0.0);
     }
 }

@@ -349,7 +349,7 @@ pub fn markdown(report: &Report) -> String {
     md.push_str(
         "\n## Append throughput (entries committed and applied on the leader per second)\n\n",
     );
-    md.push_str("On RocksDB, two columns give the entries per synced batch on the leader and the raw RocksDB ceiling: the same entries written straight to RocksDB in synced batches of that size, on the same machine. On QUIC, the last column gives the replication payload moved to all followers against the raw QUIC ceiling: the same bytes pushed through one QUIC stream on loopback in 64 KiB writes, measured in the same run.\n\n");
+    md.push_str("On RocksDB, two columns give the entries per synced batch on the leader and the raw RocksDB ceiling: the same entries written straight to RocksDB in synced batches of that size, on the same machine. On QUIC, the last column gives the replication payload moved to all followers against the raw QUIC ceiling: the same bytes pushed through one QUIC stream on loopback in 64 KiB writes, measured in the same run; the fan-out ceiling pushes them from one sender thread through one stream to each of as many receivers as there are followers, as a leader does.\n\n");
     md.push_str("| members | clients | payload (B) | transport | storage | node threads | ops | ops/s | p50 (µs) | p99 (µs) | entries/sync | vs raw RocksDB | vs raw QUIC |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &report.append {
@@ -362,7 +362,11 @@ pub fn markdown(report: &Report) -> String {
         };
         let vs_quic = match (r.mb_per_sec, r.ceiling_mb_per_sec) {
             (Some(mb), Some(c)) if c > 0.0 => {
-                format!("{mb:.0} of {c:.0} MB/s ({:.0}%)", 100.0 * mb / c)
+                let mut cell = format!("{mb:.0} of {c:.0} MB/s ({:.0}%)", 100.0 * mb / c);
+                if let Some(f) = r.fan_out_ceiling_mb_per_sec.filter(|&f| f > 0.0) {
+                    let _ = write!(cell, "; fan-out {f:.0} MB/s ({:.0}%)", 100.0 * mb / f);
+                }
+                cell
             }
             _ => "—".into(),
         };

@@ -129,6 +129,10 @@ pub struct ThroughputResult {
     /// On QUIC: the same payload bytes pushed through one raw QUIC stream on loopback,
     /// measured after the run, in MB/s (see [`crate::ceiling`]).
     pub ceiling_mb_per_sec: Option<f64>,
+    /// On QUIC: the same bytes from one sender to as many raw QUIC receivers as there
+    /// are followers, one connection each, in MB/s: the leader's shape without Raft
+    /// (`fan_out_ceiling_mb_per_sec` on the line).
+    pub fan_out_ceiling_mb_per_sec: Option<f64>,
 }
 
 impl ThroughputResult {
@@ -166,6 +170,9 @@ impl ThroughputResult {
         }
         if let (Some(mb), Some(c)) = (self.mb_per_sec, self.ceiling_mb_per_sec) {
             out += &format!(" mb_per_sec={mb:.1} ceiling_mb_per_sec={c:.1}");
+        }
+        if let Some(c) = self.fan_out_ceiling_mb_per_sec {
+            out += &format!(" fan_out_ceiling_mb_per_sec={c:.1}");
         }
         out
     }
@@ -303,14 +310,21 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     };
     #[cfg(not(feature = "rocks"))]
     let raw_rocksdb_entries_per_sec = None;
-    let (mb_per_sec, ceiling_mb_per_sec) = if cfg.transport == TransportKind::Quic {
-        let replicated = ops * cfg.payload as u64 * cfg.members.saturating_sub(1) as u64;
-        let (least, most) = QUIC_CEILING_BYTES;
-        let ceiling = crate::ceiling::quic_loopback_mb_per_sec(replicated.clamp(least, most))?;
-        (Some(replicated as f64 / secs / 1e6), Some(ceiling))
-    } else {
-        (None, None)
-    };
+    let (mb_per_sec, ceiling_mb_per_sec, fan_out_ceiling_mb_per_sec) =
+        if cfg.transport == TransportKind::Quic {
+            let followers = cfg.members.saturating_sub(1);
+            let replicated = ops * cfg.payload as u64 * followers as u64;
+            let (least, most) = QUIC_CEILING_BYTES;
+            let bytes = replicated.clamp(least, most);
+            let ceiling = crate::ceiling::quic_loopback_mb_per_sec(bytes)?;
+            let fan_out = match followers {
+                0 | 1 => None,
+                n => Some(crate::ceiling::quic_fan_out_mb_per_sec(bytes, n)?),
+            };
+            (Some(replicated as f64 / secs / 1e6), Some(ceiling), fan_out)
+        } else {
+            (None, None, None)
+        };
     Ok(ThroughputResult {
         members: cfg.members,
         clients: cfg.clients,
@@ -331,6 +345,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         mean_us: latencies.mean_us(),
         mb_per_sec,
         ceiling_mb_per_sec,
+        fan_out_ceiling_mb_per_sec,
     })
 }
 
@@ -429,6 +444,7 @@ mod tests {
             mean_us: 12.0,
             mb_per_sec: Some(8.192),
             ceiling_mb_per_sec: Some(1400.04),
+            fan_out_ceiling_mb_per_sec: None,
         };
         assert!(
             r.line()
@@ -436,10 +452,19 @@ mod tests {
             "{}",
             r.line()
         );
+        r.fan_out_ceiling_mb_per_sec = Some(1100.06);
+        assert!(
+            r.line().ends_with(
+                "mb_per_sec=8.2 ceiling_mb_per_sec=1400.0 fan_out_ceiling_mb_per_sec=1100.1"
+            ),
+            "{}",
+            r.line()
+        );
         r.transport = "mem".into();
         r.storage = "rocks".into();
         r.mb_per_sec = None;
         r.ceiling_mb_per_sec = None;
+        r.fan_out_ceiling_mb_per_sec = None;
         r.raw_rocksdb_entries_per_sec = Some(7000.4);
         r.leader_sync_us = Some(180.2);
         r.follower_sync_us = Some(175.6);

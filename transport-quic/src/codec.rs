@@ -1,14 +1,20 @@
 //! The wire codec: how a [`Frame`] becomes bytes and back.
 //!
 //! Everything that knows about bincode lives here, behind one function pair
-//! ([`encode`] / [`decode`]) and the version peek of a hello ([`hello_version`]), so
-//! the codec can be swapped without touching the rest of the transport. What the bytes
+//! ([`encode`] / [`decode`]), their two forms for the transport's hot path (an encoder
+//! that refers to large payloads instead of copying them, and a decoder that reads
+//! AppendEntries without an allocation per command: the same bytes either way), and the
+//! version peek of a hello ([`hello_version`]), so the codec can be swapped without
+//! touching the rest of the transport. What the bytes
 //! mean is the [`wire`](crate::wire) module's business; framing (the length prefix) is
 //! [`crate::frame`]'s.
 
+mod append;
+
+use bytes::{Bytes, BytesMut};
 use thiserror::Error;
 
-use crate::wire::Frame;
+use crate::wire::{Frame, Message, Payload};
 
 /// Why bytes could not be encoded or decoded.
 #[derive(Debug, Error)]
@@ -52,6 +58,93 @@ fn config() -> bincode::config::Configuration {
 /// Serializes `frame` (without any length prefix).
 pub fn encode(frame: &Frame) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(frame, config()).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Payloads of at least this many bytes are not copied by [`encode_spliced`]: the frame
+/// refers to them where they are.
+pub const SPLICE_MIN: usize = 1024;
+
+/// Serializes `frame` (without any length prefix) after what `buf` holds, byte for byte
+/// what [`encode`] makes, but without copying its large payloads: every command payload
+/// and snapshot chunk of at least [`SPLICE_MIN`] bytes is left out of `buf` and recorded
+/// in `splices` as (its offset in `buf`, the payload itself), so that the bytes on the
+/// wire are `buf` with each payload inserted at its offset. Returns the frame's length.
+///
+/// On an error `buf` and `splices` may hold part of the frame: the caller truncates them.
+pub(crate) fn encode_spliced(
+    frame: &Frame,
+    buf: &mut BytesMut,
+    splices: &mut Vec<(usize, Bytes)>,
+) -> Result<usize, CodecError> {
+    let mut large = Vec::new();
+    large_payloads(frame, &mut large);
+    let mut sink = SplicingWriter {
+        buf,
+        splices,
+        large: large.into_iter().peekable(),
+        len: 0,
+    };
+    bincode::serde::encode_into_writer(frame, &mut sink, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(sink.len)
+}
+
+/// The payloads of `frame` that [`encode_spliced`] refers to, in the order the encoder
+/// writes them.
+fn large_payloads<'f>(frame: &'f Frame, out: &mut Vec<&'f Bytes>) {
+    let Frame::Message(envelope) = frame else {
+        return;
+    };
+    let entries = match &envelope.message {
+        Message::AppendEntries(request) => &request.entries,
+        Message::RoundAppendEntries(round) => &round.request.entries,
+        Message::InstallSnapshot(chunk) => return out.push(&chunk.data),
+        Message::ConfigInstallSnapshot(chunk) => return out.push(&chunk.data),
+        _ => return,
+    };
+    out.extend(entries.iter().filter_map(|entry| match &entry.payload {
+        Payload::Command(bytes) if bytes.len() >= SPLICE_MIN => Some(bytes),
+        _ => None,
+    }));
+}
+
+/// A bincode writer that copies small writes into a buffer and records a write that is
+/// exactly the next expected large payload (same memory, same length) as a splice.
+/// bincode writes a byte string's contents in one call, right after its length, so a
+/// payload is recognised by its address; anything else is copied, which is always right.
+struct SplicingWriter<'a, 'f, I: Iterator<Item = &'f Bytes>> {
+    buf: &'a mut BytesMut,
+    splices: &'a mut Vec<(usize, Bytes)>,
+    large: std::iter::Peekable<I>,
+    len: usize,
+}
+
+impl<'f, I: Iterator<Item = &'f Bytes>> bincode::enc::write::Writer for SplicingWriter<'_, 'f, I> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.len += bytes.len();
+        if bytes.len() >= SPLICE_MIN {
+            if let Some(next) = self
+                .large
+                .next_if(|p| p.as_ptr() == bytes.as_ptr() && p.len() == bytes.len())
+            {
+                self.splices.push((self.buf.len(), next.clone()));
+                return Ok(());
+            }
+        }
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// [`decode`], for a frame the transport received: an AppendEntries of commands (the
+/// bulk of the traffic) is read without copying its commands, which become slices of
+/// `bytes` (so they keep all of `bytes` alive: pass a frame in an allocation of its own);
+/// any other frame is decoded by [`decode`].
+pub(crate) fn decode_received(bytes: &Bytes) -> Result<Frame, CodecError> {
+    match append::decode(bytes) {
+        Some(frame) => Ok(frame),
+        None => decode(bytes),
+    }
 }
 
 /// Deserializes exactly one frame from `bytes`, which must hold nothing else.

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::codec;
 use crate::error::{CloseCode, PeerFault, QuicError};
-use crate::frame::{read_frame, ReadFrameError};
+use crate::frame::{FrameReader, ReadFrameError};
 use crate::transport::Shared;
 use crate::wire::{Frame, SUPPORTED_VERSIONS};
 
@@ -111,7 +111,8 @@ async fn check_stream(
 ) -> Result<(), ReadFrameError> {
     let max = shared.config.max_frame_size;
     let bad = ReadFrameError::Bad;
-    let Some(first) = read_frame(stream, max).await? else {
+    let mut frames = FrameReader::new(max);
+    let Some(first) = frames.next(stream).await? else {
         return Ok(());
     };
     // The version first: a peer of another version may lay out the rest of its hello
@@ -142,11 +143,11 @@ async fn check_stream(
     }
     shared.saw_instance(peer, hello.instance);
     let traffic = shared.metrics.traffic(peer);
-    while let Some(bytes) = read_frame(stream, max).await? {
+    while let Some(bytes) = frames.next(stream).await? {
         if let Some(traffic) = &traffic {
             traffic.received(1, bytes.len() as u64);
         }
-        let envelope = match codec::decode(&bytes).map_err(|e| bad(e.into()))? {
+        let envelope = match codec::decode_received(&bytes).map_err(|e| bad(e.into()))? {
             Frame::Message(envelope) => envelope,
             Frame::Hello(_) => return Err(bad(QuicError::Protocol("a second hello"))),
         };

@@ -6,6 +6,12 @@
 //! - **Two streams per connection.** Votes, replies and heartbeats go on an urgent
 //!   stream, AppendEntries with entries on a bulk stream of lower priority, so a
 //!   heartbeat never waits behind a megabyte of entries. Order is kept within a stream.
+//! - **Large payloads cost little.** A writer takes every message queued for its stream
+//!   and writes them in one vectored write; commands and snapshot chunks of 1 KiB and
+//!   more go out as the very buffers the node holds, not copied into the frame, and a
+//!   follower reads an AppendEntries without an allocation per command. The connection's
+//!   flow-control windows ([`QuicConfig::flow`], [`FlowControl`]) are sized for a LAN,
+//!   so a busy follower's late window update does not hold back a leader.
 //! - **Never blocks.** `send` puts the message in the peer's bounded queue, or drops it
 //!   when the queue is full (the peer is slow or unreachable): Raft retries.
 //! - **Mutual TLS** (rustls with *ring*). A node presents a certificate signed by the
@@ -124,7 +130,7 @@ mod transport;
 pub mod wire;
 
 pub use certs::{client_name, node_name, CertFiles, TlsIdentity};
-pub use config::{ConfigError, QuicConfig};
+pub use config::{ConfigError, FlowControl, QuicConfig};
 #[cfg(feature = "dev-certs")]
 pub use dev_ca::{DevCa, DevCertError};
 pub use error::{CloseCode, PeerFault, QuicError};

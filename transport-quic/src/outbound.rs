@@ -12,12 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actraft::core::{Envelope, NodeId};
-use bytes::Bytes;
 use quinn::{Connection, Endpoint};
 use tokio::sync::mpsc;
 
 use crate::error::{CloseCode, QuicError};
-use crate::frame::{push_frame, write_frame};
+use crate::frame::{write_frame, FrameBatch};
 use crate::transport::Shared;
 use crate::wire::Frame;
 
@@ -209,6 +208,8 @@ pub(crate) async fn run_writer(
     let hello = Frame::Hello(shared.hello());
     let max = shared.config.max_frame_size;
     let traffic = shared.metrics.traffic(link.peer);
+    let mut batch = FrameBatch::default();
+    let mut chunks = Vec::new();
     loop {
         let connection = link.connected(&shared, &endpoint).await;
         let mut stream = match connection.open_uni().await {
@@ -247,26 +248,27 @@ pub(crate) async fn run_writer(
             };
             // Take whatever else is already queued, and write it all at once: one wake-up
             // and one vectored write for a burst instead of one per message.
-            let mut chunks = Vec::new();
-            let (mut count, mut bytes) = (0usize, 0usize);
+            let mut count = 0usize;
             let mut next = Some(envelope);
             while let Some(envelope) = next.take() {
                 let kind = envelope.message.kind();
-                let before = chunks.len();
-                match push_frame(&mut chunks, &Frame::Message(envelope.into()), max) {
-                    Ok(()) => count += 1,
+                match batch.push(&Frame::Message(envelope.into()), max) {
+                    Ok(_) => count += 1,
                     Err(error) => {
                         shared.stats.dropped_oversized.inc();
                         shared.metrics.dropped_oversized.increment(1);
                         tracing::warn!(node = shared.id, peer = link.peer, kind, %error, "message not sent");
                     }
                 }
-                bytes += chunks[before..].iter().map(Bytes::len).sum::<usize>();
-                if count < BATCH_MESSAGES && bytes < BATCH_BYTES {
+                if count < BATCH_MESSAGES && batch.len() < BATCH_BYTES {
                     next = queue.try_recv().ok();
                 }
             }
-            match stream.write_all_chunks(&mut chunks).await {
+            let bytes = batch.len();
+            batch.take(&mut chunks);
+            let written = stream.write_all_chunks(&mut chunks).await;
+            chunks.clear();
+            match written {
                 Ok(()) => {
                     shared.stats.sent.add(count as u64);
                     if let Some(traffic) = &traffic {

@@ -79,6 +79,7 @@ fn transport_config(
                 }
             })?,
         ));
+    config.flow.apply(&mut t);
     Ok(Arc::new(t))
 }
 

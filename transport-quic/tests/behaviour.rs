@@ -216,6 +216,18 @@ fn bad_configurations_are_refused() {
         check(&|c| c.idle_timeout = std::time::Duration::MAX),
         ConfigError::IdleTimeout { .. }
     ));
+    assert!(matches!(
+        check(&|c| c.flow.stream_receive_window = 0),
+        ConfigError::FlowControl { .. }
+    ));
+    assert!(matches!(
+        check(&|c| c.flow.receive_window = c.flow.stream_receive_window - 1),
+        ConfigError::FlowControl { .. }
+    ));
+    assert!(matches!(
+        check(&|c| c.flow.send_window = 0),
+        ConfigError::FlowControl { .. }
+    ));
 
     // A port already taken is a bind error naming the address.
     let taken = layout.addrs[&2];

@@ -266,22 +266,7 @@ mod tests {
     use super::*;
     use crate::wire::{AppendRequest, Entry, Envelope, LogId, Message, Payload, VoteReply};
 
-    /// splitmix64, so a failure replays.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// Frames of every shape the batch treats apart: heartbeats, small and large
     /// commands (a large one twice in one frame: the same memory twice), payloads just

@@ -138,39 +138,24 @@ mod tests {
     use crate::codec::{decode as bincode_decode, encode};
     use crate::wire::{ClusterConfig, Hello, Membership, VoteReply};
 
-    /// splitmix64, so a failure replays.
-    struct Rng(u64);
+    use crate::test_rng::Rng;
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        /// Numbers of every varint width.
-        fn number(&mut self) -> u64 {
-            match self.below(5) {
-                0 => self.below(251),
-                1 => 251 + self.below(1 << 16),
-                2 => 1 << 17 | self.below(1 << 31),
-                3 => self.next(),
-                _ => u64::MAX,
-            }
+    /// Numbers of every varint width.
+    fn number(rng: &mut Rng) -> u64 {
+        match rng.below(5) {
+            0 => rng.below(251),
+            1 => 251 + rng.below(1 << 16),
+            2 => 1 << 17 | rng.below(1 << 31),
+            3 => rng.next(),
+            _ => u64::MAX,
         }
     }
 
     fn append(rng: &mut Rng, round: bool, membership: bool) -> Frame {
         let entries = (0..rng.below(8))
             .map(|_| Entry {
-                term: rng.number(),
-                index: rng.number(),
+                term: number(rng),
+                index: number(rng),
                 payload: match rng.below(4) {
                     0 => Payload::Noop,
                     1 if membership => Payload::Membership(ClusterConfig::Stable(Membership {
@@ -183,25 +168,25 @@ mod tests {
             })
             .collect();
         let request = AppendRequest {
-            term: rng.number(),
+            term: number(rng),
             prev_log: LogId {
-                term: rng.number(),
-                index: rng.number(),
+                term: number(rng),
+                index: number(rng),
             },
             entries,
-            leader_commit: rng.number(),
+            leader_commit: number(rng),
         };
         let message = if round {
             Message::RoundAppendEntries(RoundAppendRequest {
-                read_round: rng.number(),
+                read_round: number(rng),
                 request,
             })
         } else {
             Message::AppendEntries(request)
         };
         Frame::Message(Envelope {
-            from: rng.number(),
-            to: rng.number(),
+            from: number(rng),
+            to: number(rng),
             message,
         })
     }

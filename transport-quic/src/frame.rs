@@ -266,7 +266,7 @@ mod tests {
     use super::*;
     use crate::wire::{AppendRequest, Entry, Envelope, LogId, Message, Payload, VoteReply};
 
-    use crate::test_rng::Rng;
+    use actraft::testkit::SplitMix64 as Rng;
 
     /// Frames of every shape the batch treats apart: heartbeats, small and large
     /// commands (a large one twice in one frame: the same memory twice), payloads just
@@ -276,7 +276,7 @@ mod tests {
             .map(|i| {
                 let message = match rng.below(4) {
                     0 => Message::RequestVoteReply(VoteReply {
-                        term: rng.next(),
+                        term: rng.next_u64(),
                         granted: true,
                     }),
                     _ => {
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_the_frames_wire_bytes_without_copying_large_payloads() {
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7);
         let shared = Bytes::from((0..5000u32).map(|i| i as u8).collect::<Vec<_>>());
         let frames = frames(&mut rng, &shared);
         let mut batch = FrameBatch::default();
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn the_reader_splits_any_chunking_into_the_frames() {
-        let mut rng = Rng(11);
+        let mut rng = Rng::new(11);
         let shared = Bytes::from(vec![9u8; 5000]);
         let frames = frames(&mut rng, &shared);
         let mut wire = Vec::new();
@@ -434,7 +434,7 @@ mod tests {
 
     #[test]
     fn the_reader_refuses_an_announced_frame_over_the_maximum() {
-        let mut rng = Rng(3);
+        let mut rng = Rng::new(3);
         let mut wire = to_wire(&Frame::Message(Envelope {
             from: 1,
             to: 2,

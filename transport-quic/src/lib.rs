@@ -125,8 +125,6 @@ mod metrics;
 mod outbound;
 mod peers;
 mod socket;
-#[cfg(test)]
-mod test_rng;
 mod tls;
 mod transport;
 pub mod wire;

@@ -138,7 +138,7 @@ mod tests {
     use crate::codec::{decode as bincode_decode, encode};
     use crate::wire::{ClusterConfig, Hello, Membership, VoteReply};
 
-    use crate::test_rng::Rng;
+    use actraft::testkit::SplitMix64 as Rng;
 
     /// Numbers of every varint width.
     fn number(rng: &mut Rng) -> u64 {
@@ -146,7 +146,7 @@ mod tests {
             0 => rng.below(251),
             1 => 251 + rng.below(1 << 16),
             2 => 1 << 17 | rng.below(1 << 31),
-            3 => rng.next(),
+            3 => rng.next_u64(),
             _ => u64::MAX,
         }
     }
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn reads_what_bincode_reads() {
-        let mut rng = Rng(5);
+        let mut rng = Rng::new(5);
         for i in 0..2000 {
             let frame = append(&mut rng, i % 2 == 0, false);
             let bytes = encode(&frame).unwrap();
@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn gives_up_on_other_frames() {
-        let mut rng = Rng(6);
+        let mut rng = Rng::new(6);
         let others = [
             Frame::Hello(Hello {
                 version: 4,
@@ -246,14 +246,14 @@ mod tests {
 
     #[test]
     fn never_accepts_what_bincode_refuses_or_reads_otherwise() {
-        let mut rng = Rng(9);
+        let mut rng = Rng::new(9);
         let mut accepted = 0;
         for i in 0..20_000 {
             let mut bytes = encode(&append(&mut rng, i % 3 != 0, false)).unwrap();
             match rng.below(4) {
                 0 => {
                     let at = rng.below(bytes.len() as u64) as usize;
-                    bytes[at] = rng.next() as u8;
+                    bytes[at] = rng.next_u64() as u8;
                 }
                 1 => {
                     let at = rng.below(bytes.len() as u64) as usize;
@@ -263,7 +263,7 @@ mod tests {
                     let len = rng.below(bytes.len() as u64 + 1) as usize;
                     bytes.truncate(len);
                 }
-                _ => bytes.push(rng.next() as u8),
+                _ => bytes.push(rng.next_u64() as u8),
             }
             if agree(&bytes) {
                 accepted += 1;

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use actraft::NodeId;
+use actraft_transport_quic::TlsIdentity;
+
+use crate::kv_client::{KvClient, KvClientOptions};
+use crate::kv_tls;
 
 /// The `kv` example binary beside the running test binary (`target/<profile>/examples/kv`),
 /// which `cargo test -p actraft-examples --features rocks` builds along with the tests.
@@ -63,6 +67,18 @@ pub fn write_certs(bin: &Path, dir: &Path, ids: &[NodeId]) {
         .status()
         .expect("run kv certs");
     assert!(status.success(), "kv certs failed: {status}");
+}
+
+/// A client of the nodes at `nodes` (`host:port`), with the certificate of the client
+/// `client` that [`write_certs`] put in `certs`.
+///
+/// # Panics
+///
+/// When the certificates cannot be read.
+pub fn client(certs: &Path, nodes: Vec<String>, options: KvClientOptions) -> KvClient {
+    let identity = TlsIdentity::client_from_dir(certs, "client").expect("the client's certificate");
+    let tls = kv_tls::client_config(&identity).expect("a TLS configuration");
+    KvClient::new(nodes, tls, options)
 }
 
 /// One node of a cluster of `kv serve` processes on loopback.

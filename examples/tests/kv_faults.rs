@@ -21,34 +21,18 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actraft::testkit::linearizability::History;
+use actraft::testkit::SplitMix64 as Rng;
 use actraft_examples::kv_client::{KvClient, KvClientError, KvClientOptions};
-use actraft_examples::kv_process::{free_port, kv_bin, write_certs, KvProcess, NetnsLan};
-use actraft_examples::kv_tls;
+use actraft_examples::kv_process::{self, free_port, kv_bin, write_certs, KvProcess, NetnsLan};
 use actraft_examples::kv_wire::ReadPath;
-use actraft_transport_quic::TlsIdentity;
 
 const KEYS: usize = 4;
 const CLIENTS: usize = 5;
 const IDS: [u64; 3] = [1, 2, 3];
 
-/// xorshift64*: the nemesis's and the clients' own seeded randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.below(to - from))
-    }
+/// A random span of `from..to` milliseconds.
+fn millis(rng: &mut Rng, from: u64, to: u64) -> Duration {
+    Duration::from_millis(from + rng.below(to - from))
 }
 
 /// One of the nodes other than `id`, at random.
@@ -65,15 +49,12 @@ fn env_u64(name: &str, default: u64) -> u64 {
 }
 
 fn client(certs: &std::path::Path, addrs: &BTreeMap<u64, String>, timeout: Duration) -> KvClient {
-    let identity = TlsIdentity::client_from_dir(certs, "client").unwrap();
-    let tls = kv_tls::client_config(&identity).unwrap();
-    let nodes = addrs.values().cloned().collect();
     let options = KvClientOptions {
         timeout,
         connect_timeout: Duration::from_millis(300),
         reply_timeout: Duration::from_secs(2),
     };
-    KvClient::new(nodes, tls, options)
+    kv_process::client(certs, addrs.values().cloned().collect(), options)
 }
 
 /// What the clients saw, for the summary line.
@@ -93,7 +74,7 @@ async fn run_client(
     tally: Rc<Tally>,
     seed: u64,
 ) {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (n as u64 + 1) | 1);
+    let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (n as u64 + 1));
     let mut written = 0u64;
     while !stop.get() {
         let key = format!("k{}", rng.below(KEYS as u64));
@@ -141,7 +122,7 @@ async fn run_client(
 #[actix_rt::test]
 async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     let secs = env_u64("ACTRAFT_KV_FAULT_SECS", 8);
-    let seed = env_u64("ACTRAFT_KV_FAULT_SEED", 1) | 1;
+    let seed = env_u64("ACTRAFT_KV_FAULT_SEED", 1);
     let bin = kv_bin();
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
@@ -196,7 +177,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
 
     // The nemesis: one fault at a time; every node runs again between faults.
     let observer = client(&certs, &addrs, Duration::from_secs(2));
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let (mut kills, mut pauses, mut partitions) = (0, 0, 0);
     let actions = if lan.is_some() { 11 } else { 8 };
     let started = Instant::now();
@@ -204,7 +185,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     // What the nemesis did, with the time: printed with the test's output on failure.
     let say = |what: String| eprintln!("nemesis {:7.2}s {what}", started.elapsed().as_secs_f64());
     while Instant::now() < end {
-        tokio::time::sleep(rng.millis(200, 700)).await;
+        tokio::time::sleep(millis(&mut rng, 200, 700)).await;
         // The leader as the clients last found it, half of the time; else any node.
         let _ = observer.get("k0").await;
         let leader = observer
@@ -235,7 +216,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
                     }
                 }
                 partitions += 1;
-                tokio::time::sleep(rng.millis(300, 8000)).await;
+                tokio::time::sleep(millis(&mut rng, 300, 8000)).await;
                 lan.heal().unwrap();
                 say("healed".into());
             }
@@ -247,7 +228,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
                     nodes.get_mut(&id).unwrap().kill();
                     kills += 1;
                 }
-                tokio::time::sleep(rng.millis(100, 1500)).await;
+                tokio::time::sleep(millis(&mut rng, 100, 1500)).await;
                 for id in [other, target] {
                     nodes.get_mut(&id).unwrap().start(&bin);
                 }
@@ -258,7 +239,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
                 say(format!("kill -9 node {target}"));
                 node.kill();
                 kills += 1;
-                tokio::time::sleep(rng.millis(100, 1500)).await;
+                tokio::time::sleep(millis(&mut rng, 100, 1500)).await;
                 node.start(&bin);
                 say("restarted".into());
             }
@@ -274,7 +255,7 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
                         (100, 2500)
                     };
                     say(format!("pause node {target}"));
-                    tokio::time::sleep(rng.millis(from, to)).await;
+                    tokio::time::sleep(millis(&mut rng, from, to)).await;
                     node.resume();
                     say("resumed".into());
                 }

@@ -14,10 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use actraft_examples::kv_client::{KvClient, KvClientOptions};
-use actraft_examples::kv_process::{free_port, kv_bin, write_certs};
-use actraft_examples::kv_tls;
+use actraft_examples::kv_process::{self, free_port, kv_bin, write_certs};
 use actraft_examples::metrics_http::{parse_text, Sample};
-use actraft_transport_quic::TlsIdentity;
 
 const WRITES: u64 = 12;
 const WAIT: Duration = Duration::from_secs(30);
@@ -162,8 +160,6 @@ fn settled(scrapes: &[Scrape], ids: &[u64]) -> bool {
 }
 
 fn client(certs: &Path, ports: &BTreeMap<u64, u16>) -> KvClient {
-    let identity = TlsIdentity::client_from_dir(certs, "client").unwrap();
-    let tls = kv_tls::client_config(&identity).unwrap();
     let nodes = ports
         .values()
         .map(|port| format!("127.0.0.1:{port}"))
@@ -172,7 +168,7 @@ fn client(certs: &Path, ports: &BTreeMap<u64, u16>) -> KvClient {
         timeout: WAIT,
         ..KvClientOptions::default()
     };
-    KvClient::new(nodes, tls, options)
+    kv_process::client(certs, nodes, options)
 }
 
 #[actix_rt::test]

@@ -78,6 +78,10 @@ pub struct ReadsConfig {
     pub modes: Vec<Mode>,
     /// Also measure the 90/10 read/write mix.
     pub mix: bool,
+    /// Rounds of the mix: each measures the writers alone, then among the readers, for
+    /// `duration` each; the result has the medians (a noisy machine drifts between two
+    /// back-to-back measurements, alternating them several times evens that out).
+    pub mix_rounds: usize,
     /// Transport.
     pub transport: TransportKind,
     /// Storage.
@@ -95,6 +99,7 @@ impl ReadsConfig {
             duration,
             modes: Mode::ALL.to_vec(),
             mix: true,
+            mix_rounds: 3,
             transport: TransportKind::Mem,
             storage: StorageKind::Mem,
             data_dir: None,
@@ -143,7 +148,9 @@ impl ReadsResult {
 }
 
 /// What the read/write mix measured: `writers` clients writing 64-byte values
-/// back to back while the others read by read index, against the same writers alone.
+/// back to back while the others read by read index, against the same writers alone,
+/// the two measured in turn for `rounds` rounds. Rates are the medians of the rounds;
+/// the share and the latencies are over every round.
 #[derive(Debug, Clone, Serialize)]
 pub struct MixResult {
     /// Cluster size.
@@ -168,6 +175,8 @@ pub struct MixResult {
     pub write_p50_us: f64,
     /// 99th percentile write latency in the mix, µs.
     pub write_p99_us: f64,
+    /// Rounds measured (writers alone, then the mix, in each).
+    pub rounds: usize,
 }
 
 impl MixResult {
@@ -183,7 +192,7 @@ impl MixResult {
     /// The result line.
     pub fn line(&self) -> String {
         format!(
-            "reads_mix: members={} clients={} writers={} transport={} storage={} mode=index read_share={:.2} read_ops_per_sec={:.0} write_ops_per_sec={:.0} write_ops_per_sec_alone={:.0} write_cost_pct={:.1} write_p50_us={:.0} write_p99_us={:.0}",
+            "reads_mix: members={} clients={} writers={} transport={} storage={} mode=index read_share={:.2} read_ops_per_sec={:.0} write_ops_per_sec={:.0} write_ops_per_sec_alone={:.0} write_cost_pct={:.1} write_p50_us={:.0} write_p99_us={:.0} rounds={}",
             self.members,
             self.clients,
             self.writers,
@@ -195,7 +204,8 @@ impl MixResult {
             self.write_ops_per_sec_alone,
             self.write_cost_pct(),
             self.write_p50_us,
-            self.write_p99_us
+            self.write_p99_us,
+            self.rounds
         )
     }
 }
@@ -284,7 +294,7 @@ pub fn markdown(reports: &[ReadsReport]) -> String {
     }
     let mixes: Vec<&MixResult> = reports.iter().filter_map(|r| r.mix.as_ref()).collect();
     if !mixes.is_empty() {
-        md.push_str("\nRead/write mix: a tenth of the clients write 64 B values while the others read by read index, paced to nine reads per completed write (a 90/10 mix of operations), against the same writers alone.\n\n");
+        md.push_str("\nRead/write mix: a tenth of the clients write 64 B values while the others read by read index, paced to nine reads per completed write (a 90/10 mix of operations), against the same writers alone; the two are measured in turn and the rates are medians of the rounds.\n\n");
         md.push_str("| clients | writers | transport | storage | read share | reads/s | writes/s | writes/s alone | write throughput lost |\n");
         md.push_str("|---|---|---|---|---|---|---|---|---|\n");
         for m in mixes {
@@ -447,6 +457,17 @@ async fn measure(
     Ok((out, start.elapsed().as_secs_f64()))
 }
 
+/// The median of `xs` (the mean of the middle two for an even count; 0 for none).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    match n {
+        0 => 0.0,
+        _ if n % 2 == 1 => xs[n / 2],
+        _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
 fn merged<'a>(hs: impl IntoIterator<Item = &'a LatencyHistogram>) -> LatencyHistogram {
     let mut all = LatencyHistogram::new();
     for h in hs {
@@ -455,16 +476,29 @@ fn merged<'a>(hs: impl IntoIterator<Item = &'a LatencyHistogram>) -> LatencyHist
     all
 }
 
-fn leader_and_followers(cluster: &Cluster) -> (RaftHandle, Vec<RaftHandle>) {
-    let live = cluster.live();
-    let leader = live
-        .iter()
-        .filter(|h| h.status().role == Role::Leader)
-        .max_by_key(|h| h.status().term)
-        .cloned()
-        .expect("a leader was waited for");
-    let followers = live.into_iter().filter(|h| h.id() != leader.id()).collect();
-    (leader, followers)
+/// The node that leads now and the others (waiting for an election if none leads: a
+/// loaded machine can cost a leader its lease between two measurements).
+async fn leader_and_followers(
+    cluster: &Cluster,
+) -> Result<(RaftHandle, Vec<RaftHandle>), BenchError> {
+    const WAIT: Duration = Duration::from_secs(20);
+    let until = Instant::now() + WAIT;
+    loop {
+        let live = cluster.live();
+        let leader = live
+            .iter()
+            .filter(|h| h.status().role == Role::Leader)
+            .max_by_key(|h| h.status().term)
+            .cloned();
+        if let Some(leader) = leader {
+            let followers = live.into_iter().filter(|h| h.id() != leader.id()).collect();
+            return Ok((leader, followers));
+        }
+        if Instant::now() >= until {
+            return Err(ClientError::Timeout(WAIT).into());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Runs the configured modes (and the mix) on one cluster.
@@ -479,7 +513,6 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
     let mut cluster =
         start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?;
     cluster.wait_for_leader(Duration::from_secs(20)).await?;
-    let (leader, followers) = leader_and_followers(&cluster);
     let payload = Bytes::from(vec![7u8; VALUE_BYTES]);
     let values: Values = Arc::new(RwLock::new(
         (0..KEYS as u64).map(|k| (k, payload.clone())).collect(),
@@ -491,15 +524,26 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
         nodes: cluster.live(),
         redirected: AtomicU64::new(0),
     });
-    // Warm up: allocations, connections, the lease.
-    for _ in 0..100 {
-        leader.propose(clients.payload.clone()).await?;
-        leader.read_index(ReadMode::Index).await?;
+    // Warm up: allocations, connections, the lease (going on with a new leader if
+    // leadership moves meanwhile).
+    let mut warmed = 0;
+    while warmed < 100 {
+        let (leader, _) = leader_and_followers(&cluster).await?;
+        let step = async {
+            leader.propose(clients.payload.clone()).await?;
+            leader.read_index(ReadMode::Index).await
+        };
+        match step.await {
+            Ok(_) => warmed += 1,
+            Err(e) if crate::follow::leadership_moved(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let warm_up = Duration::from_millis(200).min(cfg.duration);
 
     let mut modes = Vec::new();
     for &mode in &cfg.modes {
+        let (leader, followers) = leader_and_followers(&cluster).await?;
         let jobs: Vec<(RaftHandle, Work)> = (0..cfg.clients)
             .map(|i| {
                 let node = match mode {
@@ -530,29 +574,39 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
     let mix = if cfg.mix {
         let writers = (cfg.clients / 10).max(1);
         let readers = cfg.clients.saturating_sub(writers).max(1);
-        let write_jobs: Vec<(RaftHandle, Work)> = (0..writers)
-            .map(|_| (leader.clone(), Work::Write))
-            .collect();
-        let (alone, alone_secs) = measure(&clients, write_jobs.clone(), cfg.duration).await?;
-        let alone = merged(&alone);
-        let mut jobs = write_jobs;
-        jobs.extend((0..readers).map(|_| (leader.clone(), Work::Read(Mode::Index))));
-        let paced = Arc::new(Clients {
-            values,
-            payload,
-            pace: Some(Pace {
-                slack: readers as u64,
-                ..Pace::default()
-            }),
-            nodes: cluster.live(),
-            redirected: AtomicU64::new(0),
-        });
-        let (latencies, secs) = measure(&paced, jobs, cfg.duration).await?;
-        clients
-            .redirected
-            .fetch_add(paced.redirected.load(Ordering::Relaxed), Ordering::Relaxed);
-        let writes = merged(&latencies[..writers]);
-        let reads = merged(&latencies[writers..]);
+        let (mut alone_rates, mut write_rates, mut read_rates) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let (mut writes, mut reads) = (LatencyHistogram::new(), LatencyHistogram::new());
+        for _ in 0..cfg.mix_rounds.max(1) {
+            let (leader, _) = leader_and_followers(&cluster).await?;
+            let write_jobs: Vec<(RaftHandle, Work)> = (0..writers)
+                .map(|_| (leader.clone(), Work::Write))
+                .collect();
+            let mut jobs = write_jobs.clone();
+            jobs.extend((0..readers).map(|_| (leader.clone(), Work::Read(Mode::Index))));
+            let (alone, alone_secs) = measure(&clients, write_jobs.clone(), cfg.duration).await?;
+            alone_rates.push(merged(&alone).len() as f64 / alone_secs);
+            let paced = Arc::new(Clients {
+                values: Arc::clone(&values),
+                payload: payload.clone(),
+                pace: Some(Pace {
+                    slack: readers as u64,
+                    ..Pace::default()
+                }),
+                nodes: cluster.live(),
+                redirected: AtomicU64::new(0),
+            });
+            let (latencies, secs) = measure(&paced, jobs, cfg.duration).await?;
+            clients
+                .redirected
+                .fetch_add(paced.redirected.load(Ordering::Relaxed), Ordering::Relaxed);
+            let w = merged(&latencies[..writers]);
+            let r = merged(&latencies[writers..]);
+            write_rates.push(w.len() as f64 / secs);
+            read_rates.push(r.len() as f64 / secs);
+            writes.add(&w);
+            reads.add(&r);
+        }
         let total = (writes.len() + reads.len()).max(1) as f64;
         Some(MixResult {
             members: cfg.members,
@@ -561,11 +615,12 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
             transport: cfg.transport.to_string(),
             storage: cfg.storage.to_string(),
             read_share: reads.len() as f64 / total,
-            read_ops_per_sec: reads.len() as f64 / secs,
-            write_ops_per_sec: writes.len() as f64 / secs,
-            write_ops_per_sec_alone: alone.len() as f64 / alone_secs,
+            read_ops_per_sec: median(read_rates),
+            write_ops_per_sec: median(write_rates),
+            write_ops_per_sec_alone: median(alone_rates),
             write_p50_us: writes.quantile_us(0.5),
             write_p99_us: writes.quantile_us(0.99),
+            rounds: cfg.mix_rounds.max(1),
         })
     } else {
         None
@@ -614,7 +669,12 @@ mod tests {
             write_ops_per_sec_alone: 100.0,
             write_p50_us: 1.0,
             write_p99_us: 2.0,
+            rounds: 3,
         };
+        assert!(m.line().ends_with("write_p50_us=1 write_p99_us=2 rounds=3"));
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
         assert!((m.write_cost_pct() - 20.0).abs() < 1e-9);
         assert!(m
             .line()
@@ -645,6 +705,7 @@ mod tests {
     async fn a_short_run_measures_every_mode() {
         let mut cfg = ReadsConfig::new(4, Duration::from_millis(100));
         cfg.mix = true;
+        cfg.mix_rounds = 2;
         let report = run(&cfg).await.unwrap();
         assert_eq!(report.modes.len(), 4);
         for r in &report.modes {

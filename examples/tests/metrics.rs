@@ -286,3 +286,64 @@ async fn membership_gauges_follow_the_configuration() {
         handle.shutdown().await;
     }
 }
+
+/// A handle reads the node's current status and metrics whether or not anyone watches,
+/// and a watch taken at any time is woken by every later change: the node stores each
+/// change for its handles and wakes receivers only while someone subscribed.
+#[actix_rt::test]
+async fn handles_read_current_values_and_every_watch_is_woken() {
+    let options = ClusterOptions::new(3).config(fast_config());
+    let (mut cluster, leader, _) = Cluster::start_with_leader(options, WAIT).await.unwrap();
+    let handle = cluster.handle(leader).unwrap();
+    let command = |i: u64| -> bytes::Bytes { format!("write {i}").into() };
+
+    // Nobody subscribed: the answer comes after the node stored its new status.
+    for i in 0..5 {
+        let (status, metrics) = (handle.status(), handle.metrics());
+        handle.propose(command(i)).await.unwrap();
+        assert!(handle.status().applied_index > status.applied_index);
+        assert!(handle.metrics().applied_index > metrics.applied_index);
+    }
+
+    // Subscribed after those changes, each watch is woken by the next commit: `changed`
+    // resolves only when the node announced a change, not when it merely stored one.
+    let mut status = handle.watch_status();
+    let mut metrics = handle.watch_metrics();
+    for i in 5..10 {
+        let applied = status.borrow_and_update().applied_index;
+        let applied_m = metrics.borrow_and_update().applied_index;
+        handle.propose(command(i)).await.unwrap();
+        tokio::time::timeout(WAIT, status.changed())
+            .await
+            .expect("the status watch to be woken")
+            .expect("node running");
+        tokio::time::timeout(WAIT, metrics.changed())
+            .await
+            .expect("the metrics watch to be woken")
+            .expect("node running");
+        assert!(status.borrow().applied_index > applied);
+        assert!(metrics.borrow().applied_index > applied_m);
+    }
+
+    // A follower's watch is woken as the leader's writes arrive.
+    let follower = cluster
+        .live()
+        .into_iter()
+        .find(|h| h.id() != leader)
+        .unwrap();
+    let mut watch = follower.watch_status();
+    let target = handle.status().commit_index + 1;
+    handle.propose(command(10)).await.unwrap();
+    let woken = async {
+        loop {
+            watch.changed().await.expect("node running");
+            if watch.borrow_and_update().applied_index >= target {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, woken)
+        .await
+        .expect("the follower's watch to be woken");
+    cluster.shutdown_all().await;
+}

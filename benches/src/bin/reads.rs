@@ -9,7 +9,8 @@
 //! Prints one line per mode,
 //! `reads: members=3 clients=.. transport=.. storage=.. mode=log|index|lease|follower ops_per_sec=.. p50_us=.. p99_us=..`,
 //! then the mix:
-//! `reads_mix: .. read_share=.. read_ops_per_sec=.. write_ops_per_sec=.. write_ops_per_sec_alone=.. write_cost_pct=..`.
+//! `reads_mix: .. read_share=.. read_ops_per_sec=.. write_ops_per_sec=.. write_ops_per_sec_alone=.. write_cost_pct=.. rounds=..`
+//! (writers alone and in the mix measured in turn, `--mix-rounds` times; medians).
 
 use std::time::Duration;
 
@@ -39,6 +40,10 @@ struct Args {
     /// Leave out the read/write mix.
     #[arg(long)]
     no_mix: bool,
+    /// Rounds of the mix, each measuring the writers alone and then among the readers
+    /// for `--secs` each; the mix line has the medians.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=100))]
+    mix_rounds: u64,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -54,6 +59,7 @@ impl Args {
         let mut cfg = ReadsConfig::new(self.clients as usize, Duration::from_secs_f64(self.secs));
         cfg.modes = self.modes;
         cfg.mix = !self.no_mix;
+        cfg.mix_rounds = self.mix_rounds as usize;
         cfg.transport = self.backend.transport;
         cfg.storage = self.backend.storage;
         cfg.data_dir = self.backend.data_dir;
@@ -89,6 +95,8 @@ mod tests {
             "--modes",
             "index,lease",
             "--no-mix",
+            "--mix-rounds",
+            "5",
         ])
         .unwrap()
         .config()
@@ -96,10 +104,12 @@ mod tests {
         assert_eq!(cfg.clients, 8);
         assert_eq!(cfg.modes, vec![Mode::Index, Mode::Lease]);
         assert!(!cfg.mix);
+        assert_eq!(cfg.mix_rounds, 5);
         let defaults = Args::try_parse_from(["reads"]).unwrap().config().unwrap();
         assert_eq!(defaults.modes.len(), 4);
         assert_eq!(defaults.clients, 256);
         assert!(defaults.mix);
+        assert_eq!(defaults.mix_rounds, 3);
         assert!(Args::try_parse_from(["reads", "--secs", "0"])
             .unwrap()
             .config()

@@ -339,13 +339,22 @@ pub(crate) struct Configs {
     /// (index of the entry that set it, configuration); never empty. The first has the
     /// index of the log's start (or 0).
     list: Vec<(LogIndex, ClusterConfig)>,
+    /// Counts the changes to `list`: equal versions, equal lists.
+    version: u64,
 }
 
 impl Configs {
     pub(crate) fn new(base_index: LogIndex, base: ClusterConfig) -> Self {
         Self {
             list: vec![(base_index, base)],
+            version: 0,
         }
+    }
+
+    /// Grows with every change of the configurations held, so that whoever derives
+    /// something from them (the links) knows cheaply when to derive it again.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// The configuration in force.
@@ -396,6 +405,7 @@ impl Configs {
     pub(crate) fn push(&mut self, index: LogIndex, config: ClusterConfig) {
         self.truncate_from(index);
         self.list.push((index, config));
+        self.version += 1;
     }
 
     /// Entries from `index` on were removed; returns true if the configuration in force
@@ -405,7 +415,11 @@ impl Configs {
         while self.list.len() > 1 && self.list.last().is_some_and(|(i, _)| *i >= index) {
             self.list.pop();
         }
-        self.list.len() != before
+        let changed = self.list.len() != before;
+        if changed {
+            self.version += 1;
+        }
+        changed
     }
 
     /// The log before `index` (included) is compacted: only the configuration in force
@@ -416,13 +430,17 @@ impl Configs {
             .iter()
             .rposition(|(i, _)| *i <= index)
             .unwrap_or(0);
-        self.list.drain(..keep_from);
+        if keep_from > 0 {
+            self.list.drain(..keep_from);
+            self.version += 1;
+        }
     }
 
     /// The log was replaced by a snapshot through `index` whose configuration is `base`.
     pub(crate) fn reset(&mut self, index: LogIndex, base: ClusterConfig) {
         self.list.retain(|(i, _)| *i > index);
         self.list.insert(0, (index, base));
+        self.version += 1;
     }
 }
 

@@ -39,6 +39,7 @@ pub use message::{
 };
 pub use output::{Event, Ready, Status, VoteRefusal};
 pub use read_index::{ReadError, ReadId, ReadMode, ReadState};
+pub(crate) use reconfig::LinksKey;
 pub use transfer::TransferError;
 pub use types::{Entry, HardState, LogId, LogIndex, NodeId, Payload, Role, Term};
 pub use window::LogRead;
@@ -372,6 +373,12 @@ impl RaftCore {
     /// The configuration in force (the last one in this node's log).
     pub fn membership(&self) -> &ClusterConfig {
         self.configs.current()
+    }
+
+    /// Grows whenever the configurations this node's log holds change (see
+    /// [`membership`](Self::membership)): equal values, the same configurations.
+    pub(crate) fn configs_version(&self) -> u64 {
+        self.configs.version()
     }
 
     /// The index of the entry that set the configuration in force (the log's start for

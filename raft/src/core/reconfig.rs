@@ -133,6 +133,24 @@ impl RaftCore {
         ids
     }
 
+    /// What [`links`](Self::links) and [`link_members`](Self::link_members) derive from,
+    /// in a form cheap to compare (no allocation): while it stays equal, so do they. The
+    /// leader's followers change only with its configurations (they are its members,
+    /// plus removed nodes until `prune_removed` drops them, which shrinks the count).
+    pub(crate) fn links_key(&self) -> LinksKey {
+        let voted = self
+            .vote_link
+            .filter(|&(term, _)| term == self.term())
+            .map(|(_, candidate)| candidate);
+        LinksKey {
+            role: self.role,
+            leader: self.leader,
+            voted,
+            configs: self.configs.version(),
+            followers: self.progress.len(),
+        }
+    }
+
     /// [`links`](Self::links) with the address of each: the one the configuration in
     /// force records for a member, else the one the newest configuration in this
     /// node's log that lists the node records (a node being removed), else empty (a
@@ -300,4 +318,14 @@ impl RaftCore {
             self.membership_changed();
         }
     }
+}
+
+/// See [`RaftCore::links_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LinksKey {
+    role: Role,
+    leader: Option<NodeId>,
+    voted: Option<NodeId>,
+    configs: u64,
+    followers: usize,
 }

@@ -79,6 +79,9 @@ pub(super) struct Memberships {
     /// The links last handed out ([`Driver::take_links`]) and the configuration in
     /// force then (which gave their addresses).
     linked: Option<(BTreeSet<NodeId>, ClusterConfig)>,
+    /// What the links were derived from when last looked at: while it holds, they are
+    /// not derived again (that allocates, and the node looks after every batch).
+    linked_key: Option<crate::core::LinksKey>,
 }
 
 impl<M: StateMachine, R: Responder> Driver<M, R> {
@@ -89,6 +92,11 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
     ///
     /// [`RaftCore::link_members`]: crate::core::RaftCore::link_members
     pub fn take_links(&mut self) -> Option<Vec<Member>> {
+        let key = self.core.links_key();
+        if self.memberships.linked_key == Some(key) {
+            return None;
+        }
+        self.memberships.linked_key = Some(key);
         let ids = self.core.links();
         let config = self.core.membership();
         if let Some((linked, at)) = &self.memberships.linked {

@@ -221,6 +221,9 @@ pub(crate) struct NodeMetrics {
     exported_snapshots: (u64, u64),
     /// The membership gauges were set once (later only when the configuration changes).
     membership_exported: bool,
+    /// The version of the core's configurations last compared with the watched
+    /// membership: only a new version is compared again.
+    membership_version: Option<u64>,
 }
 
 impl std::fmt::Debug for NodeMetrics {
@@ -250,6 +253,7 @@ impl NodeMetrics {
             exported: CounterSnapshot::default(),
             exported_snapshots: (0, 0),
             membership_exported: false,
+            membership_version: None,
         }
     }
 
@@ -277,8 +281,12 @@ impl NodeMetrics {
             self.membership_exported = true;
             self.recorder.set_membership(membership, status.removed);
         }
+        let version = driver.core().configs_version();
+        let membership_moved = self.membership_version != Some(version);
+        self.membership_version = Some(version);
         let recorder = &mut self.recorder;
-        self.watched.send_if_modified(|metrics| {
+        let watched = &self.watched;
+        watched.send_if_modified(|metrics| {
             let mut changed = metrics.set_status(status);
             if changed {
                 recorder.set_status(status);
@@ -313,14 +321,14 @@ impl NodeMetrics {
                 }
                 changed = true;
             }
-            if metrics.membership != *membership {
+            if membership_moved && metrics.membership != *membership {
                 metrics.membership = membership.clone();
                 recorder.set_membership(membership, status.removed);
                 changed = true;
             }
             metrics.counters = counters;
             metrics.snapshots_taken = taken;
-            changed
+            changed && crate::node::announce(watched)
         });
     }
 

@@ -72,8 +72,30 @@ impl actix::Message for Flush {
 
 type WriteFuture = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
 
+/// The receivers that every handle of a node shares, one per watched value. The node
+/// holds them too, so each of its watch channels always has exactly one receiver besides
+/// the subscribers' ([`RaftHandle::watch_status`](crate::RaftHandle::watch_status),
+/// [`watch_metrics`](crate::RaftHandle::watch_metrics), waits). A change is stored for
+/// every reader, and announced (waking receivers, which costs a lock per waker slot)
+/// only while there is a subscriber: see [`announce`].
+// Held, never read: their count is what matters.
+#[allow(dead_code)]
+pub(crate) struct Views {
+    pub(crate) status: Arc<watch::Receiver<Status>>,
+    pub(crate) metrics: Arc<watch::Receiver<crate::metrics::RaftMetrics>>,
+}
+
+/// True when a channel of a node has subscribers to wake: receivers besides the one its
+/// handles share ([`Views`]). Called inside `send_if_modified`, under the channel's
+/// lock: a receiver cloned after the count was read reads the value after the change
+/// is stored, so no subscriber misses a change it could not see.
+pub(crate) fn announce<T>(tx: &watch::Sender<T>) -> bool {
+    tx.receiver_count() > 1
+}
+
 /// The channels a node shares with its handles.
 pub(crate) struct Shared {
+    pub(crate) views: Views,
     pub(crate) status: watch::Sender<Status>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
@@ -96,6 +118,8 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     transport: Arc<T>,
     origin: Instant,
     status: watch::Sender<Status>,
+    /// Held so that the count of receivers [`announce`] reads is exact.
+    _views: Views,
     events: broadcast::Sender<NodeEvent>,
     started: Option<oneshot::Sender<Result<(), crate::transport::TransportError>>>,
     proposals: Arc<WakeQueue<Proposal>>,
@@ -142,6 +166,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             transport,
             origin: Instant::now(),
             status: shared.status,
+            _views: shared.views,
             events: shared.events,
             started: Some(shared.started),
             proposals: shared.proposals,
@@ -427,13 +452,13 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
 
     fn publish_status(&self) {
         let now = self.driver.status();
-        self.status.send_if_modified(|s| {
-            if *s != now {
-                *s = now;
-                true
-            } else {
-                false
+        let tx = &self.status;
+        tx.send_if_modified(|s| {
+            if *s == now {
+                return false;
             }
+            *s = now;
+            announce(tx)
         });
     }
 

@@ -63,12 +63,14 @@ pub struct RaftHandle {
     pub(crate) commands: Recipient<Command>,
     pub(crate) wake: Recipient<Wake>,
     pub(crate) proposals: Arc<WakeQueue<Proposal>>,
-    pub(crate) status: watch::Receiver<Status>,
+    /// Shared by every handle of the node (see `actor::Views`).
+    pub(crate) status: Arc<watch::Receiver<Status>>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) released: watch::Receiver<bool>,
     pub(crate) snapshots: watch::Receiver<Option<crate::SnapshotMeta>>,
-    pub(crate) metrics: watch::Receiver<crate::metrics::RaftMetrics>,
+    /// Shared by every handle of the node (see `actor::Views`).
+    pub(crate) metrics: Arc<watch::Receiver<crate::metrics::RaftMetrics>>,
     pub(crate) arbiter: actix_rt::ArbiterHandle,
 }
 
@@ -292,7 +294,7 @@ impl RaftHandle {
     /// A receiver woken whenever the node's [`metrics`](Self::metrics) change (role,
     /// term, leader, indexes, follower progress; counters alone do not wake it).
     pub fn watch_metrics(&self) -> watch::Receiver<crate::metrics::RaftMetrics> {
-        self.metrics.clone()
+        watch::Receiver::clone(&self.metrics)
     }
 
     /// Like [`propose`](Self::propose), giving up after `timeout` (the outcome is then
@@ -314,7 +316,7 @@ impl RaftHandle {
 
     /// A receiver that sees every status change.
     pub fn watch_status(&self) -> watch::Receiver<Status> {
-        self.status.clone()
+        watch::Receiver::clone(&self.status)
     }
 
     /// Subscribes to the node's events: role, term and leader changes, elections and
@@ -343,7 +345,7 @@ impl RaftHandle {
         timeout: Duration,
         mut pred: impl FnMut(&Status) -> bool,
     ) -> Result<Status, ClientError> {
-        let mut rx = self.status.clone();
+        let mut rx = self.watch_status();
         let wait = async move {
             match rx.wait_for(|s| pred(s)).await {
                 Ok(s) => Ok(*s),

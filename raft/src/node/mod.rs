@@ -22,6 +22,7 @@
 //!   [`ClientError::Busy`], a full inbound queue drops peer messages and counts them.
 
 mod actor;
+pub(crate) use actor::announce;
 mod handle;
 mod install;
 mod membership;
@@ -230,7 +231,13 @@ impl NodeBuilder {
         let counters = Arc::new(Counters::default());
         let (metrics_tx, metrics_rx) = crate::metrics::NodeMetrics::channel(&core.status());
         metrics_tx.send_modify(|m| m.membership = core.membership().clone());
+        let status_rx = Arc::new(status_rx);
+        let metrics_rx = Arc::new(metrics_rx);
         let shared = actor::Shared {
+            views: actor::Views {
+                status: Arc::clone(&status_rx),
+                metrics: Arc::clone(&metrics_rx),
+            },
             status: status_tx,
             events: events.clone(),
             started: started_tx,

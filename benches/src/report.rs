@@ -10,7 +10,7 @@ use crate::election::{self, ElectionConfig, ElectionResult};
 use crate::overload::{self, OverloadConfig, OverloadResult};
 use crate::storage::{self, StorageResult};
 use crate::svg::{bar_chart, cdf, line_chart, Series};
-use crate::throughput::{self, ThroughputConfig, ThroughputResult};
+use crate::throughput::{self, ClientPlacement, ThroughputConfig, ThroughputResult};
 use crate::{BenchError, StorageKind, TransportKind};
 
 /// One row of the Raft paper's Figure 16 (5 servers), in ms, where the paper gives it.
@@ -146,12 +146,17 @@ fn append_plan(budget: Budget) -> Vec<ThroughputConfig> {
         }
     };
     let mut plan = Vec::new();
-    // The consensus layer's own overhead: empty commands, every thread placement.
+    // The consensus layer's own overhead: empty commands, every thread placement; one
+    // client also on the leader's own thread (no hop between client and node).
     for clients in [1, 256] {
         for threads in [1, 2, 3] {
             let mut c = ThroughputConfig::new(3, clients, ops(clients, false) * 2, 0);
             c.threads = Some(threads);
-            plan.push(c);
+            plan.push(c.clone());
+            if clients == 1 && threads != 2 {
+                c.placement = ClientPlacement::Same;
+                plan.push(c);
+            }
         }
     }
     let backends = [
@@ -378,7 +383,10 @@ pub fn markdown(report: &Report) -> String {
             r.payload,
             r.transport,
             r.storage,
-            r.threads,
+            match r.placement {
+                ClientPlacement::Same => format!("{} (clients on the leader's)", r.threads),
+                ClientPlacement::Other => r.threads.to_string(),
+            },
             r.ops,
             r.ops_per_sec,
             r.p50_us,

@@ -301,7 +301,7 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                         payload: if rng.chance(100) {
                             Payload::Noop
                         } else if rng.chance(40) {
-                            Payload::Membership(config(rng))
+                            Payload::Membership(Box::new(config(rng)))
                         } else {
                             Payload::Command(Bytes::from(rng.next().to_le_bytes().to_vec()))
                         },

@@ -195,7 +195,7 @@ pub(crate) fn decode_entry(index: LogIndex, value: &[u8]) -> Result<Entry, Corru
         Some(&TAG_NOOP) if value.len() == 9 => Payload::Noop,
         Some(&TAG_COMMAND) => Payload::Command(Bytes::copy_from_slice(&value[9..])),
         Some(&TAG_MEMBERSHIP) => match decode_config(&value[9..]) {
-            Some(config) => Payload::Membership(config),
+            Some(config) => Payload::Membership(Box::new(config)),
             None => {
                 return Err(Corruption::BadPayloadTag {
                     index,
@@ -291,11 +291,11 @@ mod tests {
             Payload::Noop,
             Payload::Command(Bytes::new()),
             Payload::Command(Bytes::from_static(b"hello")),
-            Payload::Membership(ClusterConfig::bootstrap([1, 2, 3])),
-            Payload::Membership(ClusterConfig::Joint {
+            Payload::Membership(Box::new(ClusterConfig::bootstrap([1, 2, 3]))),
+            Payload::Membership(Box::new(ClusterConfig::Joint {
                 old: Membership::new([1, 2, 3], [4]).with_address(4, "d:7000"),
                 new: Membership::new([2, 3, 4], []).with_address(4, "d:7000"),
-            }),
+            })),
         ] {
             let e = Entry {
                 term: 7,
@@ -312,7 +312,7 @@ mod tests {
         let mut value = encode_entry(&Entry {
             term: 1,
             index: 1,
-            payload: Payload::Membership(ClusterConfig::bootstrap([1])),
+            payload: Payload::Membership(Box::new(ClusterConfig::bootstrap([1]))),
         });
         assert!(decode_entry(1, &value[..value.len() - 1]).is_err());
         value.push(0);
@@ -328,9 +328,9 @@ mod tests {
         let e = Entry {
             term: 2,
             index: 9,
-            payload: Payload::Membership(ClusterConfig::Stable(
+            payload: Payload::Membership(Box::new(ClusterConfig::Stable(
                 Membership::new([1], [2]).with_address(2, "b"),
-            )),
+            ))),
         };
         let hex: String = encode_entry(&e)
             .iter()

@@ -179,9 +179,9 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 entries: vec![Entry {
                     term: 5,
                     index: 13,
-                    payload: Payload::Membership(actraft::ClusterConfig::Stable(
+                    payload: Payload::Membership(Box::new(actraft::ClusterConfig::Stable(
                         actraft::Membership::new([1, 2, 70_000], [9]).with_address(9, "n9:1"),
-                    )),
+                    ))),
                 }],
                 leader_commit: 12,
                 read_round: 1,

@@ -274,7 +274,7 @@ impl RaftCore {
         );
         for e in &state.entries {
             if let Payload::Membership(c) = &e.payload {
-                configs.push(e.index, c.clone());
+                configs.push(e.index, (**c).clone());
             }
         }
         for (i, e) in state.entries.iter().enumerate() {

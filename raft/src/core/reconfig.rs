@@ -78,7 +78,7 @@ impl RaftCore {
             ?config,
             "membership change"
         );
-        Ok(self.append_local(Payload::Membership(config)))
+        Ok(self.append_local(Payload::Membership(Box::new(config))))
     }
 
     /// May `from` send `message` to this node? Members of the configuration in force
@@ -180,7 +180,7 @@ impl RaftCore {
     /// effect as soon as it is appended.
     pub(super) fn note_appended(&mut self, entry: &Entry) {
         if let Payload::Membership(config) = &entry.payload {
-            self.configs.push(entry.index, config.clone());
+            self.configs.push(entry.index, (**config).clone());
             self.membership_changed();
         }
     }
@@ -274,7 +274,7 @@ impl RaftCore {
                     node = self.id,
                     "joint configuration committed, appending the new one"
                 );
-                self.append_local(Payload::Membership(next));
+                self.append_local(Payload::Membership(Box::new(next)));
             }
             ClusterConfig::Stable(m) if !m.voters().contains(&self.id) => {
                 let last = self.log.last_id();

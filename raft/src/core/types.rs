@@ -55,8 +55,10 @@ pub enum Payload {
     /// earlier terms commit without waiting for a client. State machines never see it.
     Noop,
     /// A cluster configuration (§6): it takes effect on each node when appended. State
-    /// machines never see it.
-    Membership(super::ClusterConfig),
+    /// machines never see it. Boxed: configurations are rare and large, and every entry
+    /// is as large as the largest payload, so inline they would triple the size of every
+    /// entry the log moves and clones.
+    Membership(Box<super::ClusterConfig>),
 }
 
 impl Payload {

@@ -329,7 +329,7 @@ impl From<core::Payload> for Payload {
         match p {
             core::Payload::Command(bytes) => Payload::Command(bytes),
             core::Payload::Noop => Payload::Noop,
-            core::Payload::Membership(c) => Payload::Membership(c.into()),
+            core::Payload::Membership(c) => Payload::Membership((*c).into()),
         }
     }
 }
@@ -339,7 +339,7 @@ impl From<Payload> for core::Payload {
         match p {
             Payload::Command(bytes) => core::Payload::Command(bytes),
             Payload::Noop => core::Payload::Noop,
-            Payload::Membership(c) => core::Payload::Membership(c.into()),
+            Payload::Membership(c) => core::Payload::Membership(Box::new(c.into())),
         }
     }
 }

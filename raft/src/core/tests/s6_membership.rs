@@ -206,7 +206,7 @@ fn s6_truncated_configuration_reverts() {
     let e = Entry {
         term: 1,
         index: 2,
-        payload: Payload::Membership(joint.clone()),
+        payload: Payload::Membership(Box::new(joint.clone())),
     };
     step(&mut core, 1, append(1, LogId::new(1, 1), vec![e], 1));
     assert_eq!(core.membership(), &joint);
@@ -236,7 +236,7 @@ fn s6_configuration_recovered_at_restart() {
     state.entries.push(Entry {
         term: 2,
         index: 3,
-        payload: Payload::Membership(later.clone()),
+        payload: Payload::Membership(Box::new(later.clone())),
     });
     let core = new_core(4, &[1, 2, 3], config(), state);
     assert_eq!(core.membership(), &later);

@@ -346,7 +346,7 @@ fn configurations_without_voters_and_non_member_votes_are_refused() {
     let e = Entry {
         term: 2,
         index: 4,
-        payload: Payload::Membership(empty.clone()),
+        payload: Payload::Membership(Box::new(empty.clone())),
     };
     refused(
         &mut core,

@@ -339,36 +339,37 @@ struct Clients {
 /// Reads allowed per completed write in the mix: a 90/10 mix of operations.
 const READS_PER_WRITE: u64 = 9;
 
-/// Paces the mix's readers to the writers: a read may start only while the reads
-/// started stay within `READS_PER_WRITE` times the writes completed (plus one per
-/// reader), so the mix is 90/10 by operations however fast either kind is alone.
-#[derive(Default)]
+/// Paces the mix's readers to the writers: every completed write lets
+/// `READS_PER_WRITE` reads start (plus one per reader at the start), so the mix is 90/10
+/// by operations however fast either kind is alone. A semaphore hands each allowance to
+/// one waiting reader: a write wakes only the readers it lets go, not every reader (a
+/// wake-up for each of hundreds of readers per write would spend the CPU the nodes need
+/// and charge it to the reads).
 struct Pace {
-    writes: AtomicU64,
-    reads: AtomicU64,
-    slack: u64,
-    wrote: tokio::sync::Notify,
+    allowed: tokio::sync::Semaphore,
 }
 
 impl Pace {
+    fn new(slack: usize) -> Self {
+        Self {
+            allowed: tokio::sync::Semaphore::new(slack),
+        }
+    }
+
+    /// Waits until a read may start; false when `until` came first.
     async fn before_read(&self, until: Instant) -> bool {
-        loop {
-            let allowed = self.writes.load(Ordering::Relaxed) * READS_PER_WRITE + self.slack;
-            if self.reads.fetch_add(1, Ordering::Relaxed) < allowed {
-                return true;
+        let left = until.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, self.allowed.acquire()).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                true
             }
-            self.reads.fetch_sub(1, Ordering::Relaxed);
-            if Instant::now() >= until {
-                return false;
-            }
-            // A missed notification costs at most a millisecond.
-            let _ = tokio::time::timeout(Duration::from_millis(1), self.wrote.notified()).await;
+            _ => false,
         }
     }
 
     fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.wrote.notify_waiters();
+        self.allowed.add_permits(READS_PER_WRITE as usize);
     }
 }
 
@@ -589,10 +590,7 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
             let paced = Arc::new(Clients {
                 values: Arc::clone(&values),
                 payload: payload.clone(),
-                pace: Some(Pace {
-                    slack: readers as u64,
-                    ..Pace::default()
-                }),
+                pace: Some(Pace::new(readers)),
                 nodes: cluster.live(),
                 redirected: AtomicU64::new(0),
             });

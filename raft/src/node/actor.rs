@@ -45,10 +45,14 @@ impl Responder for Reply {
 /// A proposal on its way from a handle.
 pub(crate) type Proposal = (Bytes, Reply);
 
+/// A read barrier on its way from a handle ([`RaftHandle::read_index`](crate::RaftHandle::read_index)).
+pub(crate) type ReadRequest = (crate::ReadMode, Reply);
+
 /// Something waits in one of the node's queues.
 pub(crate) enum Wake {
     Proposals,
     Inbound,
+    Reads,
 }
 
 impl actix::Message for Wake {
@@ -100,6 +104,7 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<NodeEvent>,
     pub(crate) started: oneshot::Sender<Result<(), crate::transport::TransportError>>,
     pub(crate) proposals: Arc<WakeQueue<Proposal>>,
+    pub(crate) reads: Arc<WakeQueue<ReadRequest>>,
     pub(crate) inbound: Arc<WakeQueue<Envelope>>,
     pub(crate) snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
     pub(crate) snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
@@ -123,8 +128,11 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     events: broadcast::Sender<NodeEvent>,
     started: Option<oneshot::Sender<Result<(), crate::transport::TransportError>>>,
     proposals: Arc<WakeQueue<Proposal>>,
+    /// Reads from handles: many reads cost one wake-up of the node, not one message each.
+    reads: Arc<WakeQueue<ReadRequest>>,
     inbound: Arc<WakeQueue<Envelope>>,
     spare_proposals: Vec<Proposal>,
+    spare_reads: Vec<ReadRequest>,
     spare_inbound: Vec<Envelope>,
     span: tracing::Span,
     timer: Option<(Duration, TimerId)>,
@@ -170,8 +178,10 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             events: shared.events,
             started: Some(shared.started),
             proposals: shared.proposals,
+            reads: shared.reads,
             inbound: shared.inbound,
             spare_proposals: Vec::new(),
+            spare_reads: Vec::new(),
             spare_inbound: Vec::new(),
             span,
             timer: None,
@@ -239,6 +249,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             return;
         }
         self.proposals.set_held(self.driver.pending_proposals());
+        self.reads.set_held(self.driver.pending_reads());
         if !self.published {
             self.publish_status();
             self.publish_metrics();
@@ -605,6 +616,9 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
         for (_, reply) in self.proposals.close() {
             reply.respond(Err(ClientError::Stopped));
         }
+        for (_, reply) in self.reads.close() {
+            reply.respond(Err(ClientError::Stopped));
+        }
         self.answer_all(ClientError::Stopped);
         for done in self.stopping.drain(..) {
             let _ = done.send(());
@@ -644,6 +658,20 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Wake> for RaftNode<S,
                 }
                 self.spare_proposals = batch;
                 self.proposals.set_held(self.driver.pending_proposals());
+            }
+            Wake::Reads => {
+                let mut batch = std::mem::take(&mut self.spare_reads);
+                self.reads.drain(&mut batch);
+                let now = self.now();
+                for (mode, reply) in batch.drain(..) {
+                    if self.shutting_down {
+                        reply.respond(Err(ClientError::Stopped));
+                    } else {
+                        self.driver.read(now, mode, reply);
+                    }
+                }
+                self.spare_reads = batch;
+                self.reads.set_held(self.driver.pending_reads());
             }
         }
         self.schedule_flush(ctx);
@@ -728,19 +756,6 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Command> for RaftNode
                 let id = self.driver.change_membership(change);
                 self.membership_replies.push((id, done));
                 self.drive(ctx);
-            }
-            Command::Read { mode, done } => {
-                let reply = Reply {
-                    accepted: None,
-                    done,
-                };
-                if self.shutting_down {
-                    reply.respond(Err(ClientError::Stopped));
-                } else {
-                    let now = self.now();
-                    self.driver.read(now, mode, reply);
-                    self.schedule_flush(ctx);
-                }
             }
             Command::Kill => {
                 self.shutting_down = true;

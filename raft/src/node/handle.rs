@@ -42,10 +42,6 @@ pub(crate) enum Command {
         to: Option<NodeId>,
         done: oneshot::Sender<Result<NodeId, TransferError>>,
     },
-    Read {
-        mode: ReadMode,
-        done: oneshot::Sender<Result<Bytes, ClientError>>,
-    },
     ChangeMembership {
         change: crate::driver::MembershipChange,
         done: oneshot::Sender<Result<LogIndex, crate::core::MembershipError>>,
@@ -63,6 +59,7 @@ pub struct RaftHandle {
     pub(crate) commands: Recipient<Command>,
     pub(crate) wake: Recipient<Wake>,
     pub(crate) proposals: Arc<WakeQueue<Proposal>>,
+    pub(crate) reads: Arc<WakeQueue<super::actor::ReadRequest>>,
     /// Shared by every handle of the node (see `actor::Views`).
     pub(crate) status: Arc<watch::Receiver<Status>>,
     pub(crate) events: broadcast::Sender<NodeEvent>,
@@ -256,10 +253,16 @@ impl RaftHandle {
     /// or nothing with a lease.
     pub async fn read_index(&self, mode: ReadMode) -> Result<LogIndex, ClientError> {
         let (done, rx) = oneshot::channel();
-        if !self.commands.connected() {
-            return Err(ClientError::Stopped);
+        let reply = Reply {
+            accepted: None,
+            done,
+        };
+        match self.reads.push((mode, reply)) {
+            Ok(true) => self.wake.do_send(Wake::Reads),
+            Ok(false) => {}
+            Err(Refused::Full(_)) => return Err(ClientError::Busy),
+            Err(Refused::Closed(_)) => return Err(ClientError::Stopped),
         }
-        self.commands.do_send(Command::Read { mode, done });
         let bytes = rx.await.unwrap_or(Err(ClientError::Stopped))?;
         let raw: [u8; 8] = bytes
             .as_ref()

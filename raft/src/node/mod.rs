@@ -228,6 +228,12 @@ impl NodeBuilder {
             self.limits.max_pending_proposals,
         ));
         let inbound = Arc::new(WakeQueue::new(self.limits.max_inbound_messages));
+        // Like proposals: refused at the handle while the queue and the reads the node
+        // holds together reach the node's bound.
+        let reads = Arc::new(WakeQueue::with_held_limit(
+            self.limits.max_pending_reads,
+            self.limits.max_pending_reads,
+        ));
         let counters = Arc::new(Counters::default());
         let (metrics_tx, metrics_rx) = crate::metrics::NodeMetrics::channel(&core.status());
         metrics_tx.send_modify(|m| m.membership = core.membership().clone());
@@ -242,6 +248,7 @@ impl NodeBuilder {
             events: events.clone(),
             started: started_tx,
             proposals: Arc::clone(&proposals),
+            reads: Arc::clone(&reads),
             inbound,
             snapshot_store: self.snapshot_store.clone(),
             snapshots: snapshot_tx,
@@ -273,6 +280,7 @@ impl NodeBuilder {
             commands: addr.clone().recipient(),
             wake: addr.recipient(),
             proposals,
+            reads,
             status: status_rx,
             events,
             counters,

@@ -135,3 +135,25 @@ impl std::fmt::Display for Role {
         f.write_str(s)
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::{Entry, Payload};
+
+    /// The log moves and clones entries by the million: an entry stays as small as a
+    /// command's bytes handle plus its id. A large payload kind belongs behind a box (a
+    /// joint configuration inline made every entry about three times this size).
+    #[test]
+    fn an_entry_is_a_bytes_handle_and_an_id() {
+        assert!(
+            std::mem::size_of::<Payload>() <= std::mem::size_of::<bytes::Bytes>() + 8,
+            "Payload is {} bytes",
+            std::mem::size_of::<Payload>()
+        );
+        assert!(
+            std::mem::size_of::<Entry>() <= 56,
+            "Entry is {} bytes",
+            std::mem::size_of::<Entry>()
+        );
+    }
+}

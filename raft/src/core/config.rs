@@ -55,9 +55,10 @@ pub struct Config {
     /// Entries kept in memory and in storage behind the latest snapshot, so that a
     /// follower lagging by less catches up from the log. Default 1024.
     pub snapshot_keep_entries: u64,
-    /// Serve [`ReadMode::Lease`](super::ReadMode::Lease) reads without a round of
-    /// heartbeats while the leader's lease holds (see the `read_index` module docs for
-    /// the clock assumption). Needs `check_quorum`; without it lease reads take a round.
+    /// Serve [`ReadMode::Lease`](super::ReadMode::Lease) reads, and the read index
+    /// followers ask for ([`ReadMode::Follower`](super::ReadMode::Follower)), without a
+    /// round of heartbeats while the leader's lease holds (see the `read_index` module
+    /// docs for the clock assumption). Needs `check_quorum`; without it lease reads take a round.
     /// With it, a node that just started refuses votes for `election_timeout_min`.
     /// Default off.
     pub lease_reads: bool,

@@ -24,7 +24,8 @@
 //! # Leases
 //!
 //! With [`Config::lease_reads`](super::Config::lease_reads) a leader serves a
-//! [`ReadMode::Lease`] read without a round when a majority acknowledged a heartbeat
+//! [`ReadMode::Lease`] read (and a follower's request for a read index) without a round
+//! when a majority acknowledged a heartbeat
 //! *sent* less than `election_timeout_min − heartbeat_interval / 2 − clock_drift_margin`
 //! ago (by the leader's clock). Every follower that acknowledged it heard from the
 //! leader after that send, and CheckQuorum makes it refuse to vote for anyone else for
@@ -70,7 +71,8 @@ pub enum ReadMode {
     /// [`Config::lease_reads`](super::Config::lease_reads); otherwise as `Index`).
     Lease,
     /// On any node: a follower asks the leader for the read index; on the leader, as
-    /// `Index`.
+    /// `Index`. A leader with [`Config::lease_reads`](super::Config::lease_reads) answers
+    /// the follower from its lease while it holds (no round), else after a round.
     Follower,
 }
 
@@ -465,6 +467,19 @@ impl RaftCore {
                 term: self.term(),
                 ctx: req.ctx,
                 index: None,
+            };
+            self.send(from, Message::ReadIndexReply(reply));
+            return;
+        }
+        // A leader that serves leases (its operator accepted the clock assumption with
+        // `Config::lease_reads`) answers a follower from its lease as it answers a
+        // `Lease` read: the commit index now, taken after the follower's reads began.
+        // Without a lease, a round confirms it, as for `Index`.
+        if self.committed_in_term() && self.lease_valid() {
+            let reply = ReadIndexReply {
+                term: self.term(),
+                ctx: req.ctx,
+                index: Some(self.commit),
             };
             self.send(from, Message::ReadIndexReply(reply));
             return;

@@ -110,6 +110,55 @@ fn s6_4_followers_refuse_index_reads_and_forward_follower_reads() {
     assert_eq!(outcome(&lone, 9), Some(Err(ReadError::NoLeader)));
 }
 
+/// With leases on, the leader answers a follower's request from its lease (no round of
+/// heartbeats), with an index covering every write committed before the read; once the
+/// leader is cut off and its lease has run out, a follower's read is never answered
+/// with an index.
+#[test]
+fn s6_4_a_leader_with_a_lease_answers_followers_without_a_round() {
+    let mut c = led_cluster(lease_config());
+    c.node_mut(1).propose("x".into()).unwrap();
+    c.run_for(Duration::from_millis(60)); // committed, and a heartbeat round acknowledged
+    let before = c.status(1).commit_index;
+    let sent = c.sent.len();
+    c.read(2, 1, ReadMode::Follower);
+    c.run();
+    let index = outcome(&c, 1).expect("answered").expect("a read index");
+    assert!(index >= before, "{index} < {before}");
+    assert_eq!(read_heartbeats(&c, sent), 0, "answered from the lease");
+
+    // Without leases the same request takes a round.
+    let mut plain = led_cluster(config());
+    plain.run_for(Duration::from_millis(60));
+    let sent = plain.sent.len();
+    plain.read(2, 1, ReadMode::Follower);
+    plain.run();
+    assert!(outcome(&plain, 1).expect("answered").is_ok());
+    assert!(read_heartbeats(&plain, sent) > 0, "confirmed by a round");
+
+    // The leader stops hearing acknowledgements (the followers still hear it, so they
+    // stay with it): once its lease has run out, and before CheckQuorum would step it
+    // down, a follower's request must wait for a round that no majority confirms.
+    let config = lease_config();
+    let window =
+        config.election_timeout_min - config.heartbeat_interval / 2 - config.clock_drift_margin;
+    c.set_filter(|e| !matches!(e.message, Message::AppendEntriesReply(_)));
+    c.run_for(window + Duration::from_millis(1));
+    assert_eq!(
+        c.status(1).role,
+        Role::Leader,
+        "still leading: the lease alone decides"
+    );
+    let sent = c.sent.len();
+    c.read(2, 2, ReadMode::Follower);
+    c.run();
+    assert_eq!(outcome(&c, 2), None, "served past the lease");
+    assert!(read_heartbeats(&c, sent) > 0, "a round instead");
+    c.heal();
+    c.run_for(Duration::from_millis(100));
+    assert!(outcome(&c, 2).expect("answered once healed").is_ok());
+}
+
 /// Follower reads that arrive before the same `Ready` share one ReadIndex request to
 /// the leader; its one answer resolves them all, with an index that covers every write
 /// committed before any of them began.

@@ -109,14 +109,25 @@ pub async fn leader_now(
     node: &RaftHandle,
     until: std::time::Instant,
 ) -> RaftHandle {
+    wait_for_leader(nodes, until)
+        .await
+        .unwrap_or_else(|| node.clone())
+}
+
+/// The node that leads now among `nodes`, waiting (until `until`) for one to be known;
+/// `None` when none is by then.
+pub async fn wait_for_leader(
+    nodes: &[RaftHandle],
+    until: std::time::Instant,
+) -> Option<RaftHandle> {
     while std::time::Instant::now() < until {
         if let Some(leader) = leading(nodes) {
-            return leader.clone();
+            return Some(leader.clone());
         }
         // No leader yet: an election takes a few timeouts.
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    node.clone()
+    None
 }
 
 /// Whether a failed request failed only because leadership moved (retry it on the

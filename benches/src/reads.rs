@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use actraft::{ClientError, Config, RaftHandle, ReadMode, Role};
+use actraft::{ClientError, Config, RaftHandle, ReadMode};
 use actraft_examples::backend::start_cluster;
 use actraft_examples::cluster::{Cluster, ClusterOptions};
 use bytes::Bytes;
@@ -483,23 +483,12 @@ async fn leader_and_followers(
     cluster: &Cluster,
 ) -> Result<(RaftHandle, Vec<RaftHandle>), BenchError> {
     const WAIT: Duration = Duration::from_secs(20);
-    let until = Instant::now() + WAIT;
-    loop {
-        let live = cluster.live();
-        let leader = live
-            .iter()
-            .filter(|h| h.status().role == Role::Leader)
-            .max_by_key(|h| h.status().term)
-            .cloned();
-        if let Some(leader) = leader {
-            let followers = live.into_iter().filter(|h| h.id() != leader.id()).collect();
-            return Ok((leader, followers));
-        }
-        if Instant::now() >= until {
-            return Err(ClientError::Timeout(WAIT).into());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let live = cluster.live();
+    let leader = crate::follow::wait_for_leader(&live, Instant::now() + WAIT)
+        .await
+        .ok_or(ClientError::Timeout(WAIT))?;
+    let followers = live.into_iter().filter(|h| h.id() != leader.id()).collect();
+    Ok((leader, followers))
 }
 
 /// Runs the configured modes (and the mix) on one cluster.

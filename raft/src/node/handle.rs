@@ -212,13 +212,20 @@ impl RaftHandle {
     }
 
     fn push(&self, command: Bytes, reply: Reply) -> Result<(), ClientError> {
-        match self.proposals.push((command, reply)) {
-            Ok(true) => self.wake.do_send(Wake::Proposals),
+        let pushed = self.enqueue(&self.proposals, (command, reply), Wake::Proposals);
+        if matches!(pushed, Err(ClientError::Busy)) {
+            Counters::add(&self.counters.proposals_busy, 1);
+        }
+        pushed
+    }
+
+    /// Queues `item` for the node, waking it with `wake` when the queue was idle: `Busy`
+    /// when the queue is full, `Stopped` once the node stopped.
+    fn enqueue<T>(&self, queue: &WakeQueue<T>, item: T, wake: Wake) -> Result<(), ClientError> {
+        match queue.push(item) {
+            Ok(true) => self.wake.do_send(wake),
             Ok(false) => {}
-            Err(Refused::Full(_)) => {
-                Counters::add(&self.counters.proposals_busy, 1);
-                return Err(ClientError::Busy);
-            }
+            Err(Refused::Full(_)) => return Err(ClientError::Busy),
             Err(Refused::Closed(_)) => return Err(ClientError::Stopped),
         }
         Ok(())
@@ -257,12 +264,7 @@ impl RaftHandle {
             accepted: None,
             done,
         };
-        match self.reads.push((mode, reply)) {
-            Ok(true) => self.wake.do_send(Wake::Reads),
-            Ok(false) => {}
-            Err(Refused::Full(_)) => return Err(ClientError::Busy),
-            Err(Refused::Closed(_)) => return Err(ClientError::Stopped),
-        }
+        self.enqueue(&self.reads, (mode, reply), Wake::Reads)?;
         let bytes = rx.await.unwrap_or(Err(ClientError::Stopped))?;
         let raw: [u8; 8] = bytes
             .as_ref()

@@ -354,15 +354,23 @@ pub fn markdown(report: &Report) -> String {
     md.push_str(
         "\n## Append throughput (entries committed and applied on the leader per second)\n\n",
     );
-    md.push_str("On RocksDB, two columns give the entries per synced batch on the leader and the raw RocksDB ceiling: the same entries written straight to RocksDB in synced batches of that size, on the same machine. On QUIC, the last column gives the replication payload moved to all followers against the raw QUIC ceiling: the same bytes pushed through one QUIC stream on loopback in 64 KiB writes, measured in the same run; the fan-out ceiling pushes them from one sender thread through one stream to each of as many receivers as there are followers, as a leader does.\n\n");
+    md.push_str("On RocksDB, two columns give the entries per synced batch on the leader and the raw RocksDB ceiling: the same entries written straight to RocksDB in synced batches of that size, on the same machine; then the shared-disk ceiling, one writer's rate when as many writers as there are members write such batches at once to the same disk, which is what the nodes of a one-machine cluster do (each syncs every batch, and a disk serves one flush at a time). On QUIC, the last column gives the replication payload moved to all followers against the raw QUIC ceiling: the same bytes pushed through one QUIC stream on loopback in 64 KiB writes, measured in the same run; the fan-out ceiling pushes them from one sender thread through one stream to each of as many receivers as there are followers, as a leader does.\n\n");
     md.push_str("| members | clients | payload (B) | transport | storage | node threads | ops | ops/s | p50 (µs) | p99 (µs) | entries/sync | vs raw RocksDB | vs raw QUIC |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &report.append {
         let (per_sync, vs_raw) = match (r.leader_entries_per_sync, r.raw_rocksdb_entries_per_sec) {
-            (Some(b), Some(raw)) => (
-                format!("{b:.1}"),
-                format!("{:.0}% of {:.0}/s", 100.0 * r.ops_per_sec / raw, raw),
-            ),
+            (Some(b), Some(raw)) => {
+                let mut cell = format!("{:.0}% of {:.0}/s", 100.0 * r.ops_per_sec / raw, raw);
+                if let Some(shared) = r.shared_disk_entries_per_sec.filter(|&s| s > 0.0) {
+                    let _ = write!(
+                        cell,
+                        "; shared disk {:.0}% of {:.0}/s",
+                        100.0 * r.ops_per_sec / shared,
+                        shared
+                    );
+                }
+                (format!("{b:.1}"), cell)
+            }
             _ => ("—".into(), "—".into()),
         };
         let vs_quic = match (r.mb_per_sec, r.ceiling_mb_per_sec) {

@@ -161,6 +161,56 @@ pub fn raw_rocksdb(
     })
 }
 
+/// The ceiling of nodes that share one disk (with the `rocks` feature): `writers`
+/// RocksDB databases side by side in one directory, each written by a thread of its
+/// own with `writes` synced batches of `batch` entries at the same time as the others,
+/// as the nodes of a one-machine cluster write their logs. Returns the entries per
+/// second of one writer (the mean of all): what a cluster whose every node syncs every
+/// batch can commit at best when their syncs share the disk.
+#[cfg(feature = "rocks")]
+pub fn raw_rocksdb_shared(
+    writers: usize,
+    batch: usize,
+    payload: usize,
+    writes: usize,
+) -> Result<f64, BenchError> {
+    let writers = writers.max(1);
+    let start = std::sync::Arc::new(std::sync::Barrier::new(writers));
+    let threads: Vec<_> = (0..writers)
+        .map(|_| {
+            let start = start.clone();
+            std::thread::spawn(move || -> Result<f64, BenchError> {
+                let dir = tempfile::tempdir()?;
+                let mut opts = rocksdb::Options::default();
+                opts.create_if_missing(true);
+                let db = rocksdb::DB::open(&opts, dir.path()).map_err(std::io::Error::other)?;
+                let mut sync = rocksdb::WriteOptions::default();
+                sync.set_sync(true);
+                let value = vec![0xA5u8; payload + 16];
+                let mut index = 1u64;
+                start.wait();
+                let started = Instant::now();
+                for _ in 0..writes {
+                    let mut wb = rocksdb::WriteBatch::default();
+                    for _ in 0..batch {
+                        wb.put(index.to_be_bytes(), &value);
+                        index += 1;
+                    }
+                    db.write_opt(wb, &sync).map_err(std::io::Error::other)?;
+                }
+                Ok((writes * batch) as f64 / started.elapsed().as_secs_f64())
+            })
+        })
+        .collect();
+    let mut sum = 0.0;
+    for t in threads {
+        sum += t
+            .join()
+            .map_err(|_| BenchError::Usage("a raw RocksDB writer panicked".into()))??;
+    }
+    Ok(sum / writers as f64)
+}
+
 /// Runs every storage measurement: memory, and with the `rocks` feature RocksDB and the
 /// raw RocksDB ceiling.
 pub async fn run_all(quick: bool) -> Result<Vec<StorageResult>, BenchError> {

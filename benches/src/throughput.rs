@@ -117,6 +117,11 @@ pub struct ThroughputResult {
     /// The raw RocksDB ceiling at that batch size, entries/s, measured after the run
     /// (`ceiling_ops_per_sec` on the line).
     pub raw_rocksdb_entries_per_sec: Option<f64>,
+    /// The same raw writes by as many writers as there are members, all at once, on
+    /// the same disk: one writer's entries/s (`shared_disk_ceiling_ops_per_sec` on the
+    /// line). Every node syncs every batch, so on a machine whose nodes share one disk
+    /// this, not the one-writer ceiling, is what a commit can reach.
+    pub shared_disk_entries_per_sec: Option<f64>,
     /// On RocksDB: the mean time of one synced write on the leader, µs.
     pub leader_sync_us: Option<f64>,
     /// On RocksDB: the mean time of one synced write on a follower, µs.
@@ -155,12 +160,16 @@ impl ThroughputResult {
         ) + &self.ceiling_fields()
     }
 
-    /// The ceiling fields the line ends with: `ceiling_ops_per_sec` on RocksDB,
+    /// The ceiling fields the line ends with: `ceiling_ops_per_sec` and
+    /// `shared_disk_ceiling_ops_per_sec` on RocksDB,
     /// `mb_per_sec` and `ceiling_mb_per_sec` on QUIC.
     fn ceiling_fields(&self) -> String {
         let mut out = String::new();
         if let Some(c) = self.raw_rocksdb_entries_per_sec {
             out += &format!(" ceiling_ops_per_sec={c:.0}");
+        }
+        if let Some(c) = self.shared_disk_entries_per_sec {
+            out += &format!(" shared_disk_ceiling_ops_per_sec={c:.0}");
         }
         if let (Some(l), Some(f)) = (self.leader_sync_us, self.follower_sync_us) {
             out += &format!(
@@ -300,16 +309,19 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let ops = latencies.len();
     // The ceilings, measured once the cluster is down, in the same run.
     #[cfg(feature = "rocks")]
-    let raw_rocksdb_entries_per_sec = match leader_entries_per_sync {
+    let (raw_rocksdb_entries_per_sec, shared_disk_entries_per_sec) = match leader_entries_per_sync {
         Some(batch) => {
             let batch = batch.round().max(1.0) as usize;
             let writes = (ops as usize / batch).clamp(20, 2_000);
-            Some(crate::storage::raw_rocksdb(batch, cfg.payload, writes)?.entries_per_sec)
+            let alone = crate::storage::raw_rocksdb(batch, cfg.payload, writes)?.entries_per_sec;
+            let shared =
+                crate::storage::raw_rocksdb_shared(cfg.members, batch, cfg.payload, writes)?;
+            (Some(alone), Some(shared))
         }
-        None => None,
+        None => (None, None),
     };
     #[cfg(not(feature = "rocks"))]
-    let raw_rocksdb_entries_per_sec = None;
+    let (raw_rocksdb_entries_per_sec, shared_disk_entries_per_sec) = (None, None);
     let (mb_per_sec, ceiling_mb_per_sec, fan_out_ceiling_mb_per_sec) =
         if cfg.transport == TransportKind::Quic {
             let followers = cfg.members.saturating_sub(1);
@@ -340,6 +352,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         p99_us: latencies.quantile_us(0.99),
         leader_entries_per_sync,
         raw_rocksdb_entries_per_sec,
+        shared_disk_entries_per_sec,
         leader_sync_us,
         follower_sync_us,
         mean_us: latencies.mean_us(),
@@ -439,6 +452,7 @@ mod tests {
             p99_us: 20.0,
             leader_entries_per_sync: None,
             raw_rocksdb_entries_per_sec: None,
+            shared_disk_entries_per_sec: None,
             leader_sync_us: None,
             follower_sync_us: None,
             mean_us: 12.0,
@@ -466,11 +480,12 @@ mod tests {
         r.ceiling_mb_per_sec = None;
         r.fan_out_ceiling_mb_per_sec = None;
         r.raw_rocksdb_entries_per_sec = Some(7000.4);
+        r.shared_disk_entries_per_sec = Some(2500.6);
         r.leader_sync_us = Some(180.2);
         r.follower_sync_us = Some(175.6);
         assert!(
             r.line().ends_with(
-                "placement=other ceiling_ops_per_sec=7000 mean_us=12 leader_sync_us=180 follower_sync_us=176"
+                "placement=other ceiling_ops_per_sec=7000 shared_disk_ceiling_ops_per_sec=2501 mean_us=12 leader_sync_us=180 follower_sync_us=176"
             ),
             "{}",
             r.line()

@@ -374,15 +374,20 @@ impl Pace {
 }
 
 impl Clients {
-    /// Runs `work` on `node` back to back until `until`; returns the latencies.
+    /// Runs `work` on `node` back to back until `until`, recording the latencies in
+    /// `samples`.
     async fn client(
         &self,
         node: RaftHandle,
         work: Work,
         until: Instant,
         seed: u64,
-    ) -> Result<LatencyHistogram, BenchError> {
-        let mut latencies = LatencyHistogram::new();
+        samples: Arc<Samples>,
+    ) -> Result<(), BenchError> {
+        let latencies = match work {
+            Work::Write => &samples.writes,
+            Work::Read(_) => &samples.reads,
+        };
         let mut node = node;
         let mut key = seed;
         while Instant::now() < until {
@@ -414,7 +419,10 @@ impl Clients {
             };
             match done {
                 Ok(()) => {
-                    latencies.record(t.elapsed());
+                    latencies
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .record(t.elapsed());
                     if let (Some(pace), Work::Write) = (&self.pace, &work) {
                         pace.wrote();
                     }
@@ -432,7 +440,30 @@ impl Clients {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(latencies)
+        Ok(())
+    }
+}
+
+/// The latencies of one measurement: one histogram for the writers and one for the
+/// readers, shared by all clients (they run on one thread, so the locks are never
+/// contended; a histogram per client would spread hundreds of them, some 200 KB each,
+/// over the clients' cache).
+#[derive(Default)]
+struct Samples {
+    writes: std::sync::Mutex<LatencyHistogram>,
+    reads: std::sync::Mutex<LatencyHistogram>,
+}
+
+impl Samples {
+    /// Takes what was recorded.
+    fn measured(&self) -> Measured {
+        let take = |h: &std::sync::Mutex<LatencyHistogram>| {
+            std::mem::take(&mut *h.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        Measured {
+            writes: take(&self.writes),
+            reads: take(&self.reads),
+        }
     }
 }
 
@@ -440,22 +471,31 @@ async fn measure(
     clients: &Arc<Clients>,
     jobs: Vec<(RaftHandle, Work)>,
     duration: Duration,
-) -> Result<(Vec<LatencyHistogram>, f64), BenchError> {
+) -> Result<(Measured, f64), BenchError> {
+    let samples = Arc::new(Samples::default());
     let start = Instant::now();
     let until = start + duration;
     let tasks: Vec<_> = jobs
         .into_iter()
         .enumerate()
         .map(|(i, (node, work))| {
-            let clients = Arc::clone(clients);
-            actix_rt::spawn(async move { clients.client(node, work, until, i as u64).await })
+            let (clients, samples) = (Arc::clone(clients), Arc::clone(&samples));
+            actix_rt::spawn(
+                async move { clients.client(node, work, until, i as u64, samples).await },
+            )
         })
         .collect();
-    let mut out = Vec::new();
     for r in join_all(tasks).await {
-        out.push(r.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??);
+        r.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??;
     }
-    Ok((out, start.elapsed().as_secs_f64()))
+    let secs = start.elapsed().as_secs_f64();
+    Ok((samples.measured(), secs))
+}
+
+/// The writers' and the readers' latencies of one measurement.
+struct Measured {
+    writes: LatencyHistogram,
+    reads: LatencyHistogram,
 }
 
 /// The median of `xs` (the mean of the middle two for an even count; 0 for none).
@@ -467,14 +507,6 @@ fn median(mut xs: Vec<f64>) -> f64 {
         _ if n % 2 == 1 => xs[n / 2],
         _ => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
     }
-}
-
-fn merged<'a>(hs: impl IntoIterator<Item = &'a LatencyHistogram>) -> LatencyHistogram {
-    let mut all = LatencyHistogram::new();
-    for h in hs {
-        all.add(h);
-    }
-    all
 }
 
 /// The node that leads now and the others (waiting for an election if none leads: a
@@ -546,8 +578,9 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
             })
             .collect();
         measure(&clients, jobs.clone(), warm_up).await?;
-        let (latencies, secs) = measure(&clients, jobs, cfg.duration).await?;
-        let all = merged(&latencies);
+        let (measured, secs) = measure(&clients, jobs, cfg.duration).await?;
+        let mut all = measured.reads;
+        all.add(&measured.writes);
         modes.push(ReadsResult {
             members: cfg.members,
             clients: cfg.clients,
@@ -575,7 +608,7 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
             let mut jobs = write_jobs.clone();
             jobs.extend((0..readers).map(|_| (leader.clone(), Work::Read(Mode::Index))));
             let (alone, alone_secs) = measure(&clients, write_jobs.clone(), cfg.duration).await?;
-            alone_rates.push(merged(&alone).len() as f64 / alone_secs);
+            alone_rates.push(alone.writes.len() as f64 / alone_secs);
             let paced = Arc::new(Clients {
                 values: Arc::clone(&values),
                 payload: payload.clone(),
@@ -583,12 +616,11 @@ pub async fn run(cfg: &ReadsConfig) -> Result<ReadsReport, BenchError> {
                 nodes: cluster.live(),
                 redirected: AtomicU64::new(0),
             });
-            let (latencies, secs) = measure(&paced, jobs, cfg.duration).await?;
+            let (measured, secs) = measure(&paced, jobs, cfg.duration).await?;
             clients
                 .redirected
                 .fetch_add(paced.redirected.load(Ordering::Relaxed), Ordering::Relaxed);
-            let w = merged(&latencies[..writers]);
-            let r = merged(&latencies[writers..]);
+            let (w, r) = (measured.writes, measured.reads);
             write_rates.push(w.len() as f64 / secs);
             read_rates.push(r.len() as f64 / secs);
             writes.add(&w);

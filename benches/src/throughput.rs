@@ -231,19 +231,25 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let nodes = cluster.live();
     let issued = Arc::new(AtomicU64::new(0));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
+    // One histogram for all clients (they share a thread, so its lock is never
+    // contended): one per client would put hundreds of them, some 200 KB each, in the
+    // clients' cache, and a recorded sample would cost a cache miss.
+    let latencies = Arc::new(std::sync::Mutex::new(LatencyHistogram::new()));
     let start = Instant::now();
     // One task per client, on this (the clients') thread or on the leader's arbiter.
     let tasks: Vec<_> = (0..cfg.clients)
         .map(|_| {
             let (mut proposer, issued, payload) = (handle.clone(), issued.clone(), payload.clone());
-            let nodes = nodes.clone();
+            let (nodes, latencies) = (nodes.clone(), latencies.clone());
             let ops = cfg.ops;
             let client = async move {
-                let mut latencies = LatencyHistogram::new();
                 while issued.fetch_add(1, Ordering::Relaxed) < ops {
                     let t = Instant::now();
                     match proposer.propose(payload.clone()).await {
-                        Ok(_) => latencies.record(t.elapsed()),
+                        Ok(_) => latencies
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .record(t.elapsed()),
                         // Leadership moved (a loaded machine can cost the leader its
                         // lease): go on with the new leader; the failed proposal is not
                         // counted.
@@ -254,7 +260,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
                         Err(e) => return Err(e.into()),
                     }
                 }
-                Ok::<_, BenchError>(latencies)
+                Ok::<_, BenchError>(())
             };
             let (done, result) = tokio::sync::oneshot::channel();
             let task = async move {
@@ -300,10 +306,10 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     };
     #[cfg(not(feature = "rocks"))]
     let (leader_entries_per_sync, leader_sync_us, follower_sync_us) = (None, None, None);
-    let mut latencies = LatencyHistogram::new();
     for l in per_client {
-        latencies.add(&l.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??);
+        l.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??;
     }
+    let latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
     let mut cluster = cluster;
     cluster.shutdown_all().await;
     let ops = latencies.len();

@@ -57,7 +57,11 @@ impl LogWrite {
             // Entries already stored at or after `t` must go as well.
             self.truncate_from = Some(self.truncate_from.map_or(t, |mine| mine.min(t)));
         }
-        self.entries.extend(later.entries);
+        if self.entries.is_empty() {
+            self.entries = later.entries;
+        } else {
+            self.entries.extend(later.entries);
+        }
         if later.hard_state.is_some() {
             self.hard_state = later.hard_state;
         }

@@ -355,7 +355,7 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
                 Message::RequestVote(req)
             }
         }
-        9 => Message::InstallSnapshot(InstallSnapshotRequest {
+        9 => Message::InstallSnapshot(Box::new(InstallSnapshotRequest {
             term,
             meta: SnapshotMeta {
                 last_included: LogId::new(
@@ -371,7 +371,7 @@ fn message(rng: &mut Rng, node: &Node, seen: &[Envelope]) -> Envelope {
             offset: [0, 0, 16, rng.below(64)][rng.below(4) as usize],
             data: Bytes::from(vec![7u8; 1 + rng.below(16) as usize]),
             done: rng.chance(300),
-        }),
+        })),
         10 => Message::InstallSnapshotReply(InstallSnapshotReply {
             term,
             last_included: LogId::new(log_term(index).min(term), index),

@@ -225,7 +225,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
         ),
         (
             "install_snapshot",
-            message(Message::InstallSnapshot(InstallSnapshotRequest {
+            message(Message::InstallSnapshot(Box::new(InstallSnapshotRequest {
                 term: 300,
                 meta: actraft::SnapshotMeta {
                     last_included: LogId::new(299, 1_000_000),
@@ -234,11 +234,11 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 offset: 1 << 20,
                 data: Bytes::from_static(b"chunk"),
                 done: false,
-            })),
+            }))),
         ),
         (
             "install_snapshot_last",
-            message(Message::InstallSnapshot(InstallSnapshotRequest {
+            message(Message::InstallSnapshot(Box::new(InstallSnapshotRequest {
                 term: 5,
                 meta: actraft::SnapshotMeta {
                     last_included: LogId::new(4, 9),
@@ -250,7 +250,7 @@ fn samples() -> Vec<(&'static str, Sample)> {
                 offset: 0,
                 data: Bytes::new(),
                 done: true,
-            })),
+            }))),
         ),
         (
             "install_snapshot_reply_stored",

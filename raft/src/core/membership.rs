@@ -136,12 +136,25 @@ impl Membership {
 
     /// The highest index a majority of the voters hold (0 without voters).
     fn majority_index(&self, matched: &impl Fn(NodeId) -> LogIndex) -> LogIndex {
-        let mut m: Vec<LogIndex> = self.voters.iter().map(|&v| matched(v)).collect();
-        if m.is_empty() {
+        // A leader asks on every acknowledgement: up to 9 voters, no allocation.
+        const ON_STACK: usize = 9;
+        let n = self.voters.len();
+        if n == 0 {
             return 0;
         }
+        let mut stack = [0; ON_STACK];
+        let mut heap = Vec::new();
+        let m: &mut [LogIndex] = if n <= ON_STACK {
+            for (slot, &v) in stack.iter_mut().zip(&self.voters) {
+                *slot = matched(v);
+            }
+            &mut stack[..n]
+        } else {
+            heap.extend(self.voters.iter().map(|&v| matched(v)));
+            &mut heap
+        };
         m.sort_unstable_by(|a, b| b.cmp(a));
-        m[m.len() / 2]
+        m[n / 2]
     }
 }
 
@@ -341,14 +354,54 @@ pub(crate) struct Configs {
     list: Vec<(LogIndex, ClusterConfig)>,
     /// Counts the changes to `list`: equal versions, equal lists.
     version: u64,
+    /// The node whose log this is.
+    me: NodeId,
+    /// Its standing in the configuration in force, derived again on every change.
+    standing: Standing,
+}
+
+/// A node's standing in the configuration in force: what every status reports, kept
+/// with the configurations so that a status costs no set lookups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Standing {
+    /// A voter of either half.
+    pub(crate) voter: bool,
+    /// The configuration is joint.
+    pub(crate) joint: bool,
+    /// The configuration has voters and leaves this node out.
+    pub(crate) removed: bool,
+}
+
+impl Standing {
+    fn of(me: NodeId, c: &ClusterConfig) -> Self {
+        Self {
+            voter: c.is_voter(me),
+            joint: c.is_joint(),
+            removed: c.halves().any(|m| !m.voters().is_empty()) && !c.contains(me),
+        }
+    }
 }
 
 impl Configs {
-    pub(crate) fn new(base_index: LogIndex, base: ClusterConfig) -> Self {
+    /// The configurations of node `me`'s log, starting with `base` at `base_index`.
+    pub(crate) fn new(me: NodeId, base_index: LogIndex, base: ClusterConfig) -> Self {
         Self {
+            standing: Standing::of(me, &base),
             list: vec![(base_index, base)],
             version: 0,
+            me,
         }
+    }
+
+    /// This node's standing in the configuration in force.
+    pub(crate) fn standing(&self) -> Standing {
+        self.standing
+    }
+
+    /// Records a change of `list`.
+    fn changed(&mut self) {
+        self.version += 1;
+        self.standing = Standing::of(self.me, self.current());
     }
 
     /// Grows with every change of the configurations held, so that whoever derives
@@ -405,7 +458,7 @@ impl Configs {
     pub(crate) fn push(&mut self, index: LogIndex, config: ClusterConfig) {
         self.truncate_from(index);
         self.list.push((index, config));
-        self.version += 1;
+        self.changed();
     }
 
     /// Entries from `index` on were removed; returns true if the configuration in force
@@ -417,7 +470,7 @@ impl Configs {
         }
         let changed = self.list.len() != before;
         if changed {
-            self.version += 1;
+            self.changed();
         }
         changed
     }
@@ -432,7 +485,7 @@ impl Configs {
             .unwrap_or(0);
         if keep_from > 0 {
             self.list.drain(..keep_from);
-            self.version += 1;
+            self.changed();
         }
     }
 
@@ -440,7 +493,7 @@ impl Configs {
     pub(crate) fn reset(&mut self, index: LogIndex, base: ClusterConfig) {
         self.list.retain(|(i, _)| *i > index);
         self.list.insert(0, (index, base));
-        self.version += 1;
+        self.changed();
     }
 }
 
@@ -452,6 +505,22 @@ mod tests {
         ClusterConfig::Joint {
             old: Membership::new(old.iter().copied(), []),
             new: Membership::new(new.iter().copied(), []),
+        }
+    }
+
+    #[test]
+    fn quorum_index_is_what_a_majority_holds_for_small_and_large_clusters() {
+        for n in 1..=13u64 {
+            let c = ClusterConfig::Stable(Membership::new(1..=n, []));
+            // Voter v holds up to 10 v: the majority's lowest is voter n - n/2.
+            let expected = (n - n / 2) * 10;
+            assert_eq!(c.quorum_index(|id| id * 10), expected, "{n} voters");
+            // Order does not matter.
+            assert_eq!(
+                c.quorum_index(|id| (n + 1 - id) * 10),
+                expected,
+                "{n} voters"
+            );
         }
     }
 
@@ -500,8 +569,40 @@ mod tests {
     }
 
     #[test]
+    fn standing_follows_every_change_of_the_configuration_in_force() {
+        let stable = |voter, removed| Standing {
+            voter,
+            joint: false,
+            removed,
+        };
+        let mut cs = Configs::new(3, 0, ClusterConfig::bootstrap([1, 2, 3]));
+        assert_eq!(cs.standing(), stable(true, false));
+        cs.push(5, joint(&[1, 2, 3], &[1, 2, 4]));
+        assert_eq!(
+            cs.standing(),
+            Standing {
+                voter: true,
+                joint: true,
+                removed: false
+            }
+        );
+        cs.push(8, ClusterConfig::bootstrap([1, 2, 4]));
+        assert_eq!(cs.standing(), stable(false, true));
+        assert!(cs.truncate_from(8));
+        assert!(cs.standing().joint);
+        cs.reset(9, ClusterConfig::Stable(Membership::new([1, 2], [3])));
+        assert_eq!(cs.standing(), stable(false, false), "a learner");
+        cs.push(10, ClusterConfig::bootstrap([1, 2, 3]));
+        cs.compact_to(10);
+        assert_eq!(cs.standing(), stable(true, false));
+        // A node waiting to be added knows no voters: not removed.
+        let waiting = Configs::new(4, 0, ClusterConfig::default());
+        assert_eq!(waiting.standing(), stable(false, false));
+    }
+
+    #[test]
     fn configs_follow_appends_truncations_and_compaction() {
-        let mut cs = Configs::new(0, ClusterConfig::bootstrap([1, 2, 3]));
+        let mut cs = Configs::new(1, 0, ClusterConfig::bootstrap([1, 2, 3]));
         cs.push(5, joint(&[1, 2, 3], &[1, 2, 4]));
         cs.push(8, ClusterConfig::bootstrap([1, 2, 4]));
         assert_eq!(cs.current_index(), 8);

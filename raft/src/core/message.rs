@@ -44,7 +44,7 @@ pub enum Message {
     ReadIndexReply(ReadIndexReply),
     /// The leader streams one chunk of its latest snapshot to a follower whose next
     /// entry it no longer holds (§7).
-    InstallSnapshot(super::InstallSnapshotRequest),
+    InstallSnapshot(Box<super::InstallSnapshotRequest>),
     /// A follower answers a [`Message::InstallSnapshot`].
     InstallSnapshotReply(super::InstallSnapshotReply),
 }

@@ -197,6 +197,9 @@ pub struct RaftCore {
     messages: Vec<Envelope>,
     persisted_messages: Vec<Envelope>,
     events: Vec<Event>,
+    /// An emptied vector of a `Ready` handed back ([`recycle`](Self::recycle)), for the
+    /// next committed batch.
+    spare_committed: Vec<Entry>,
 
     /// The last entry covered by the latest durable snapshot.
     snapshot: LogId,
@@ -266,6 +269,7 @@ impl RaftCore {
             return Err(InitError::NotAMember { id, members });
         }
         let mut configs = Configs::new(
+            id,
             state.log_prefix.index,
             state
                 .membership
@@ -332,6 +336,7 @@ impl RaftCore {
             messages: Vec::new(),
             persisted_messages: Vec::new(),
             events: Vec::new(),
+            spare_committed: Vec::new(),
             snapshot: state.snapshot,
             transfer: None,
             transfer_campaign: false,
@@ -397,9 +402,7 @@ impl RaftCore {
     /// it was removed (or its log is behind the change that adds it). A removed node
     /// never campaigns.
     pub fn is_removed(&self) -> bool {
-        let c = self.configs.current();
-        // Called for every status: no set is built here.
-        c.halves().any(|m| !m.voters().is_empty()) && !c.contains(self.id)
+        self.configs.standing().removed
     }
 
     /// The configuration in force.
@@ -420,9 +423,9 @@ impl RaftCore {
             persisted_index: self.persisted,
             applied_index: self.applied,
             membership_index: self.configs.current_index(),
-            voter: self.configs.current().is_voter(self.id),
-            joint: self.configs.current().is_joint(),
-            removed: self.is_removed(),
+            voter: self.configs.standing().voter,
+            joint: self.configs.standing().joint,
+            removed: self.configs.standing().removed,
         }
     }
 
@@ -541,7 +544,7 @@ impl RaftCore {
             Message::TimeoutNow(req) => self.handle_timeout_now(from, req),
             Message::ReadIndex(req) => self.handle_read_request(from, req),
             Message::ReadIndexReply(rep) => self.handle_read_reply(rep),
-            Message::InstallSnapshot(req) => self.handle_install_snapshot(from, req),
+            Message::InstallSnapshot(req) => self.handle_install_snapshot(from, *req),
             Message::InstallSnapshotReply(rep) => self.handle_install_reply(from, rep),
         }
         Ok(())
@@ -672,7 +675,8 @@ impl RaftCore {
         self.unstable_from = last + 1;
         let apply_to = self.apply_limit();
         let committed = if self.handed < apply_to {
-            let c = self.log.range(self.handed + 1, apply_to).to_vec();
+            let mut c = std::mem::take(&mut self.spare_committed);
+            c.extend_from_slice(self.log.range(self.handed + 1, apply_to));
             self.handed = apply_to;
             c
         } else {
@@ -692,6 +696,22 @@ impl RaftCore {
             snapshot_sends: std::mem::take(&mut self.snapshot_sends),
             log_reads: std::mem::take(&mut self.log_reads),
         }
+    }
+
+    /// Hands back a `Ready` whose work was taken: the core keeps the vectors' memory
+    /// for the next ones (what they still hold is dropped). Optional; a driver that
+    /// drops its `Ready`s instead costs only allocations.
+    pub fn recycle(&mut self, mut ready: Ready) {
+        fn keep<T>(mine: &mut Vec<T>, spare: &mut Vec<T>) {
+            if mine.capacity() == 0 {
+                spare.clear();
+                std::mem::swap(mine, spare);
+            }
+        }
+        keep(&mut self.messages, &mut ready.messages);
+        keep(&mut self.persisted_messages, &mut ready.persisted_messages);
+        keep(&mut self.events, &mut ready.events);
+        keep(&mut self.spare_committed, &mut ready.committed);
     }
 
     // ----- shared helpers -------------------------------------------------------------

@@ -156,4 +156,18 @@ mod size_tests {
             std::mem::size_of::<Entry>()
         );
     }
+
+    /// Every message is moved several times between the core, the driver, the
+    /// transport and the inbox: a message is as small as its commonest kind, an
+    /// AppendEntries. A snapshot chunk (with its configuration) sits behind a box.
+    #[test]
+    fn a_message_is_the_size_of_an_append_request() {
+        use crate::core::{AppendRequest, Message};
+        assert!(
+            std::mem::size_of::<Message>() <= std::mem::size_of::<AppendRequest>() + 8,
+            "Message is {} bytes, AppendRequest {}",
+            std::mem::size_of::<Message>(),
+            std::mem::size_of::<AppendRequest>()
+        );
+    }
 }

@@ -307,13 +307,13 @@ impl ChunkReader {
         Ok(Some(Envelope {
             from,
             to: send.to,
-            message: Message::InstallSnapshot(InstallSnapshotRequest {
+            message: Message::InstallSnapshot(Box::new(InstallSnapshotRequest {
                 term: send.term,
                 meta: open.meta.clone(),
                 offset: send.offset,
                 data,
                 done,
-            }),
+            })),
         }))
     }
 }
@@ -424,7 +424,7 @@ mod tests {
 
     fn chunk_of(env: Option<Envelope>) -> InstallSnapshotRequest {
         match env.expect("a chunk").message {
-            Message::InstallSnapshot(req) => req,
+            Message::InstallSnapshot(req) => *req,
             other => panic!("not a chunk: {other:?}"),
         }
     }

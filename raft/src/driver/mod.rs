@@ -51,7 +51,7 @@ mod snapshots;
 mod transfers;
 mod writes;
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -248,8 +248,9 @@ pub struct Driver<M, R> {
     state_machine: M,
     limits: Limits,
     writes: Writes,
-    /// Accepted proposals by index, with the term of their entry.
-    proposals: BTreeMap<LogIndex, (Term, R)>,
+    /// Accepted proposals in index order (a leader appends them at its log's end),
+    /// with the term of their entry.
+    proposals: VecDeque<(LogIndex, Term, R)>,
     reads: reads::Reads<R>,
     out: Output<R>,
     counters: Arc<Counters>,
@@ -271,7 +272,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             core,
             state_machine,
             limits,
-            proposals: BTreeMap::new(),
+            proposals: VecDeque::new(),
             reads: reads::Reads::default(),
             out: Output::default(),
             snapshots: snapshots::Snapshots::new(None, applied),
@@ -367,7 +368,10 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             Ok(id) => {
                 Counters::add(&self.counters.proposals_accepted, 1);
                 responder.accepted(id);
-                self.proposals.insert(id.index, (id.term, responder));
+                // Indexes only grow while this node leads; should one not, the proposals
+                // from it on lost their entries.
+                self.lose_proposals_from(id.index);
+                self.proposals.push_back((id.index, id.term, responder));
             }
             Err(ProposeError::NotLeader { leader }) => {
                 Counters::add(&self.counters.proposals_not_leader, 1);
@@ -487,12 +491,23 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
 
     /// Answers every waiting proposal with `error` (the node is stopping).
     pub fn fail_all(&mut self, error: ClientError) {
-        for (_, (_, responder)) in std::mem::take(&mut self.proposals) {
+        for (_, _, responder) in self.proposals.drain(..) {
             self.out.replies.push((responder, Err(error.clone())));
         }
         self.fail_transfers(TransferError::Stopped);
         self.fail_memberships(crate::core::MembershipError::Stopped);
         self.reads.fail_all(&error, &mut self.out.read_replies);
+    }
+
+    /// Answers the proposals at `from` and after: their entries were removed.
+    fn lose_proposals_from(&mut self, from: LogIndex) {
+        let at = self.proposals.partition_point(|&(index, ..)| index < from);
+        for (index, term, responder) in self.proposals.drain(at..) {
+            Counters::add(&self.counters.proposals_lost, 1);
+            self.out
+                .replies
+                .push((responder, Err(ClientError::LeadershipLost { index, term })));
+        }
     }
 
     /// Executes one `Ready`; returns how many entries it applied.
@@ -512,12 +527,7 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         self.take_install_io(&mut ready);
         self.out.log_reads.append(&mut ready.log_reads);
         if let Some(from) = ready.truncate_from {
-            for (index, (term, responder)) in self.proposals.split_off(&from) {
-                Counters::add(&self.counters.proposals_lost, 1);
-                self.out
-                    .replies
-                    .push((responder, Err(ClientError::LeadershipLost { index, term })));
-            }
+            self.lose_proposals_from(from);
         }
         self.writes.add(&mut ready);
         self.out.messages.append(&mut ready.messages);
@@ -527,11 +537,13 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
             Counters::add(&self.counters.entries_applied, applied as u64);
             for entry in &ready.committed {
                 let response = self.state_machine.apply_entry(entry);
-                while let Some(first) = self.proposals.first_entry() {
-                    if *first.key() > entry.index {
-                        break;
-                    }
-                    let (index, (term, responder)) = first.remove_entry();
+                while self
+                    .proposals
+                    .front()
+                    .is_some_and(|&(index, ..)| index <= entry.index)
+                {
+                    let (index, term, responder) =
+                        self.proposals.pop_front().expect("checked above");
                     let result = if index == entry.index && term == entry.term {
                         Ok(response.clone())
                     } else {
@@ -555,13 +567,14 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
         if self.core.role() != Role::Leader && !self.proposals.is_empty() {
             // This node no longer leads: whether its entries commit is now up to another
             // leader. Answer at once rather than when the log is repaired.
-            for (index, (term, responder)) in std::mem::take(&mut self.proposals) {
+            for (index, term, responder) in self.proposals.drain(..) {
                 Counters::add(&self.counters.proposals_lost, 1);
                 self.out
                     .replies
                     .push((responder, Err(ClientError::OutcomeUnknown { index, term })));
             }
         }
+        self.core.recycle(ready);
         applied
     }
 }

@@ -75,7 +75,11 @@ impl Writes {
             // A truncation with nothing appended after it acknowledges nothing.
             pending.ack = None;
         }
-        pending.after.append(&mut ready.persisted_messages);
+        if pending.after.is_empty() {
+            std::mem::swap(&mut pending.after, &mut ready.persisted_messages);
+        } else {
+            pending.after.append(&mut ready.persisted_messages);
+        }
     }
 
     /// Hands out the pending write when a slot is free.

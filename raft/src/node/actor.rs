@@ -134,6 +134,8 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     spare_proposals: Vec<Proposal>,
     spare_reads: Vec<ReadRequest>,
     spare_inbound: Vec<Envelope>,
+    /// The driver's write list, swapped out while its writes start.
+    spare_writes: Vec<(WriteId, crate::LogWrite)>,
     span: tracing::Span,
     timer: Option<(Duration, TimerId)>,
     timer_generation: u64,
@@ -183,6 +185,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             spare_proposals: Vec::new(),
             spare_reads: Vec::new(),
             spare_inbound: Vec::new(),
+            spare_writes: Vec::new(),
             span,
             timer: None,
             timer_generation: 0,
@@ -260,11 +263,12 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     /// Executes the driver's output: writes, messages, events, then the status and the
     /// answers.
     fn execute(&mut self, ctx: &mut Context<Self>) {
-        let out = self.driver.output();
-        let writes = std::mem::take(&mut out.writes);
-        for (id, write) in writes {
+        let mut writes = std::mem::take(&mut self.spare_writes);
+        std::mem::swap(&mut writes, &mut self.driver.output().writes);
+        for (id, write) in writes.drain(..) {
             self.start_write(id, write, ctx);
         }
+        self.spare_writes = writes;
         self.execute_snapshots(ctx);
         self.execute_install(ctx);
         self.execute_log_reads(ctx);

@@ -176,7 +176,7 @@ pub async fn large_message<F: TransportFactory>(factory: &mut F) {
 pub async fn large_snapshot_chunk<F: TransportFactory>(factory: &mut F) {
     let mut c = Cluster::start(factory, "large_snapshot_chunk", &[1, 2]).await;
     let last_included = LogId::new(6, 123_456);
-    let chunk = Message::InstallSnapshot(crate::core::InstallSnapshotRequest {
+    let chunk = Message::InstallSnapshot(Box::new(crate::core::InstallSnapshotRequest {
         term: 7,
         meta: crate::snapshot::SnapshotMeta {
             last_included,
@@ -185,7 +185,7 @@ pub async fn large_snapshot_chunk<F: TransportFactory>(factory: &mut F) {
         offset: 1 << 20,
         data: pattern(1 << 20, 9),
         done: false,
-    });
+    }));
     let chunk = c.send(1, 2, chunk);
     let small = c.send(1, 2, sample(1));
     c.expect(2, vec![chunk, small]).await;

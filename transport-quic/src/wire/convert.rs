@@ -135,7 +135,7 @@ impl From<Message> for core::Message {
             }
             // Version 3: a member list, read as a stable configuration of those voters.
             Message::InstallSnapshot(r) => {
-                core::Message::InstallSnapshot(core::InstallSnapshotRequest {
+                core::Message::InstallSnapshot(Box::new(core::InstallSnapshotRequest {
                     term: r.term,
                     meta: actraft::SnapshotMeta {
                         last_included: r.meta.last_included.into(),
@@ -144,10 +144,10 @@ impl From<Message> for core::Message {
                     offset: r.offset,
                     data: r.data,
                     done: r.done,
-                })
+                }))
             }
             Message::ConfigInstallSnapshot(r) => {
-                core::Message::InstallSnapshot(core::InstallSnapshotRequest {
+                core::Message::InstallSnapshot(Box::new(core::InstallSnapshotRequest {
                     term: r.term,
                     meta: actraft::SnapshotMeta {
                         last_included: r.meta.last_included.into(),
@@ -156,7 +156,7 @@ impl From<Message> for core::Message {
                     offset: r.offset,
                     data: r.data,
                     done: r.done,
-                })
+                }))
             }
             Message::InstallSnapshotReply(r) => {
                 core::Message::InstallSnapshotReply(core::InstallSnapshotReply {

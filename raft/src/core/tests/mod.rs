@@ -495,7 +495,7 @@ fn snapshot_chunk(from: NodeId, config: &Config, send: &SnapshotSend) -> Option<
     Some(Envelope {
         from,
         to: send.to,
-        message: Message::InstallSnapshot(InstallSnapshotRequest {
+        message: Message::InstallSnapshot(Box::new(InstallSnapshotRequest {
             term: send.term,
             meta: crate::snapshot::SnapshotMeta {
                 last_included: send.snapshot,
@@ -504,7 +504,7 @@ fn snapshot_chunk(from: NodeId, config: &Config, send: &SnapshotSend) -> Option<
             offset: send.offset,
             data: Bytes::copy_from_slice(&bytes[start..end]),
             done: end == bytes.len(),
-        }),
+        })),
     })
 }
 

@@ -187,7 +187,7 @@ fn s7_a_lost_snapshot_chunk_is_resent() {
 }
 
 fn chunk(term: Term, last: LogId, offset: u64, data: &'static [u8], done: bool) -> Message {
-    Message::InstallSnapshot(InstallSnapshotRequest {
+    Message::InstallSnapshot(Box::new(InstallSnapshotRequest {
         term,
         meta: crate::snapshot::SnapshotMeta {
             last_included: last,
@@ -196,7 +196,7 @@ fn chunk(term: Term, last: LogId, offset: u64, data: &'static [u8], done: bool) 
         offset,
         data: Bytes::from_static(data),
         done,
-    })
+    }))
 }
 
 fn replies_of(ready: &Ready) -> Vec<(Term, SnapshotResult)> {

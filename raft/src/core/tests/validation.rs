@@ -255,7 +255,7 @@ fn committed_entries_are_handed_out_in_bounded_batches() {
 }
 
 fn install(term: Term, last: LogId, offset: u64, data: &'static [u8], done: bool) -> Message {
-    Message::InstallSnapshot(InstallSnapshotRequest {
+    Message::InstallSnapshot(Box::new(InstallSnapshotRequest {
         term,
         meta: crate::snapshot::SnapshotMeta {
             last_included: last,
@@ -264,7 +264,7 @@ fn install(term: Term, last: LogId, offset: u64, data: &'static [u8], done: bool
         offset,
         data: Bytes::from_static(data),
         done,
-    })
+    }))
 }
 
 #[test]

@@ -260,8 +260,11 @@ impl NodeMetrics {
     /// Publishes the node's state after a drive: gauges, per-follower progress, the
     /// counters that grew, and the watched snapshot (woken only when something other
     /// than the counters changed).
-    pub(crate) fn publish<M: StateMachine, R: Responder>(&mut self, driver: &Driver<M, R>) {
-        let status = &driver.status();
+    pub(crate) fn publish<M: StateMachine, R: Responder>(
+        &mut self,
+        driver: &Driver<M, R>,
+        status: &Status,
+    ) {
         let replication = driver.core().replication();
         let counters = driver.counters().snapshot();
         self.recorder.counters.advance(&self.exported, &counters);

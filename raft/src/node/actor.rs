@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::handle::{ClientError, Command, NodeEvent};
-use super::queue::WakeQueue;
+use super::queue::{Raised, Wake, WakeQueue, WakeSignal, Wakes};
 use super::storage::StorageHolder;
 use super::timer::{TimerId, Timers};
 use crate::core::{Envelope, Event, LogId, NodeId, Role, Status, TransferError};
@@ -48,17 +48,6 @@ pub(crate) type Proposal = (Bytes, Reply);
 /// A read barrier on its way from a handle ([`RaftHandle::read_index`](crate::RaftHandle::read_index)).
 pub(crate) type ReadRequest = (crate::ReadMode, Reply);
 
-/// Something waits in one of the node's queues.
-pub(crate) enum Wake {
-    Proposals,
-    Inbound,
-    Reads,
-}
-
-impl actix::Message for Wake {
-    type Result = ();
-}
-
 /// The node's timer fired (the generation tells a current timer from a replaced one).
 struct Tick(u64);
 
@@ -66,8 +55,8 @@ impl actix::Message for Tick {
     type Result = ();
 }
 
-/// Runs the driver once the mailbox is drained, so that everything that arrived
-/// together leaves together (group commit), or after a yield.
+/// Runs the driver again after it yielded, once the messages and wake-ups that came
+/// meanwhile were let in.
 struct Flush;
 
 impl actix::Message for Flush {
@@ -106,6 +95,8 @@ pub(crate) struct Shared {
     pub(crate) proposals: Arc<WakeQueue<Proposal>>,
     pub(crate) reads: Arc<WakeQueue<ReadRequest>>,
     pub(crate) inbound: Arc<WakeQueue<Envelope>>,
+    /// Raised by whoever fills one of the three queues.
+    pub(crate) wake: Arc<WakeSignal>,
     pub(crate) snapshot_store: Option<Arc<dyn crate::SnapshotStore>>,
     pub(crate) snapshots: watch::Sender<Option<crate::SnapshotMeta>>,
     pub(crate) transfer_on_shutdown: Option<Duration>,
@@ -131,6 +122,9 @@ pub(crate) struct RaftNode<S: LogStorage, T: Transport, M: StateMachine> {
     /// Reads from handles: many reads cost one wake-up of the node, not one message each.
     reads: Arc<WakeQueue<ReadRequest>>,
     inbound: Arc<WakeQueue<Envelope>>,
+    wake: Arc<WakeSignal>,
+    /// The end of the snapshot last published on the snapshots watch.
+    published_snapshot: Option<LogId>,
     spare_proposals: Vec<Proposal>,
     spare_reads: Vec<ReadRequest>,
     spare_inbound: Vec<Envelope>,
@@ -170,6 +164,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     ) -> Self {
         let status = driver.status();
         let span = tracing::info_span!("raft", node = status.id, term = status.term);
+        let published_snapshot = shared.snapshots.borrow().as_ref().map(|m| m.last_included);
         Self {
             driver,
             storage,
@@ -182,6 +177,8 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             proposals: shared.proposals,
             reads: shared.reads,
             inbound: shared.inbound,
+            wake: shared.wake,
+            published_snapshot,
             spare_proposals: Vec::new(),
             spare_reads: Vec::new(),
             spare_inbound: Vec::new(),
@@ -254,8 +251,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         self.proposals.set_held(self.driver.pending_proposals());
         self.reads.set_held(self.driver.pending_reads());
         if !self.published {
-            self.publish_status();
-            self.publish_metrics();
+            self.publish();
         }
         self.arm_timer(ctx);
     }
@@ -323,8 +319,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         if !self.driver.output().replies.is_empty() || !self.driver.output().read_replies.is_empty()
         {
             // A client that reads the status after its answer sees its entry applied.
-            self.publish_status();
-            self.publish_metrics();
+            self.publish();
             self.published = true;
             for (reply, result) in self.driver.output().replies.drain(..) {
                 reply.respond(result);
@@ -389,15 +384,13 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
                     }),
             );
         }
-        let latest = self.driver.latest_snapshot().cloned();
-        self.snapshots.send_if_modified(|s| {
-            if *s != latest {
-                *s = latest;
-                true
-            } else {
-                false
-            }
-        });
+        // Compared by the entry it ends at: two snapshots through one entry are alike.
+        let latest = self.driver.latest_snapshot();
+        let id = latest.map(|m| m.last_included);
+        if id != self.published_snapshot {
+            self.published_snapshot = id;
+            self.snapshots.send_replace(latest.cloned());
+        }
     }
 
     /// Reads stored entries for followers behind the core's in-memory window, off the
@@ -465,8 +458,14 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
         }
     }
 
-    fn publish_status(&self) {
-        let now = self.driver.status();
+    /// Publishes the status, then the metrics.
+    fn publish(&mut self) {
+        let status = self.driver.status();
+        self.publish_status(status);
+        self.metrics.publish(&self.driver, &status);
+    }
+
+    fn publish_status(&self, now: Status) {
         let tx = &self.status;
         tx.send_if_modified(|s| {
             if *s == now {
@@ -475,10 +474,6 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             *s = now;
             announce(tx)
         });
-    }
-
-    fn publish_metrics(&mut self) {
-        self.metrics.publish(&self.driver);
     }
 
     fn arm_timer(&mut self, ctx: &mut Context<Self>) {
@@ -520,8 +515,7 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
             return;
         }
         // A caller that reads the membership after its answer sees the change.
-        self.publish_status();
-        self.publish_metrics();
+        self.publish();
         for (id, result) in outcomes {
             if let Some(i) = self.membership_replies.iter().position(|(m, _)| *m == id) {
                 let (_, done) = self.membership_replies.swap_remove(i);
@@ -581,11 +575,12 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
         let _entered = self.span.clone().entered();
         let inbound = Arc::clone(&self.inbound);
         let counters = Arc::clone(self.driver.counters());
-        let wake = ctx.address().recipient::<Wake>();
+        let wake = Arc::clone(&self.wake);
+        ctx.add_stream(Wakes(Arc::clone(&self.wake)));
         let inbox = crate::transport::Inbox::from_fn(move |envelope| {
             match inbound.push(envelope) {
-                // At most one wake is outstanding per queue: the mailbox stays bounded.
-                Ok(true) => wake.do_send(Wake::Inbound),
+                // One wake per burst: the node drains the whole queue when it wakes.
+                Ok(true) => wake.raise(Wake::Inbound),
                 Ok(false) => {}
                 Err(super::queue::Refused::Full(_)) => {
                     crate::driver::Counters::add(&counters.inbound_dropped, 1);
@@ -631,55 +626,56 @@ impl<S: LogStorage, T: Transport, M: StateMachine> Actor for RaftNode<S, T, M> {
     }
 }
 
-impl<S: LogStorage, T: Transport, M: StateMachine> Handler<Wake> for RaftNode<S, T, M> {
-    type Result = ();
-
-    fn handle(&mut self, wake: Wake, ctx: &mut Context<Self>) {
-        match wake {
-            Wake::Inbound => {
-                let mut batch = std::mem::take(&mut self.spare_inbound);
-                self.inbound.drain(&mut batch);
-                if !self.shutting_down {
-                    let now = self.now();
-                    let _entered = self.span.enter();
-                    for envelope in batch.drain(..) {
-                        // A refused message was logged and counted by the driver.
-                        let _ = self.driver.receive(now, envelope);
-                    }
-                }
-                batch.clear();
-                self.spare_inbound = batch;
-            }
-            Wake::Proposals => {
-                let mut batch = std::mem::take(&mut self.spare_proposals);
-                self.proposals.drain(&mut batch);
-                for (command, reply) in batch.drain(..) {
-                    if self.shutting_down {
-                        reply.respond(Err(ClientError::Stopped));
-                    } else {
-                        self.driver.propose(command, reply);
-                    }
-                }
-                self.spare_proposals = batch;
-                self.proposals.set_held(self.driver.pending_proposals());
-            }
-            Wake::Reads => {
-                let mut batch = std::mem::take(&mut self.spare_reads);
-                self.reads.drain(&mut batch);
+impl<S: LogStorage, T: Transport, M: StateMachine> StreamHandler<Raised> for RaftNode<S, T, M> {
+    /// Drains every queue whose bit was raised, then drives once for all of it: what
+    /// arrived together leaves together (group commit).
+    fn handle(&mut self, raised: Raised, ctx: &mut Context<Self>) {
+        if raised.has(Wake::Inbound) {
+            let mut batch = std::mem::take(&mut self.spare_inbound);
+            self.inbound.drain(&mut batch);
+            if !self.shutting_down {
                 let now = self.now();
-                for (mode, reply) in batch.drain(..) {
-                    if self.shutting_down {
-                        reply.respond(Err(ClientError::Stopped));
-                    } else {
-                        self.driver.read(now, mode, reply);
-                    }
+                let _entered = self.span.enter();
+                for envelope in batch.drain(..) {
+                    // A refused message was logged and counted by the driver.
+                    let _ = self.driver.receive(now, envelope);
                 }
-                self.spare_reads = batch;
-                self.reads.set_held(self.driver.pending_reads());
             }
+            batch.clear();
+            self.spare_inbound = batch;
         }
-        self.schedule_flush(ctx);
+        if raised.has(Wake::Proposals) {
+            let mut batch = std::mem::take(&mut self.spare_proposals);
+            self.proposals.drain(&mut batch);
+            for (command, reply) in batch.drain(..) {
+                if self.shutting_down {
+                    reply.respond(Err(ClientError::Stopped));
+                } else {
+                    self.driver.propose(command, reply);
+                }
+            }
+            self.spare_proposals = batch;
+            self.proposals.set_held(self.driver.pending_proposals());
+        }
+        if raised.has(Wake::Reads) {
+            let mut batch = std::mem::take(&mut self.spare_reads);
+            self.reads.drain(&mut batch);
+            let now = self.now();
+            for (mode, reply) in batch.drain(..) {
+                if self.shutting_down {
+                    reply.respond(Err(ClientError::Stopped));
+                } else {
+                    self.driver.read(now, mode, reply);
+                }
+            }
+            self.spare_reads = batch;
+            self.reads.set_held(self.driver.pending_reads());
+        }
+        self.drive(ctx);
     }
+
+    /// The stream never ends; should it, the node goes on (its mailbox still works).
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 impl<S: LogStorage, T: Transport, M: StateMachine> Handler<super::install::InstallReport>

@@ -9,8 +9,9 @@ use actix::Recipient;
 use bytes::Bytes;
 use tokio::sync::{broadcast, oneshot, watch};
 
-use super::actor::{Proposal, Reply, Wake};
+use super::actor::{Proposal, Reply};
 use super::queue::{Refused, WakeQueue};
+use super::queue::{Wake, WakeSignal};
 use crate::core::{Event, LogId, LogIndex, NodeId, ReadMode, Role, Status, Term, TransferError};
 use crate::driver::{CounterSnapshot, Counters};
 pub use crate::error::ClientError;
@@ -57,7 +58,7 @@ impl actix::Message for Command {
 pub struct RaftHandle {
     pub(crate) id: NodeId,
     pub(crate) commands: Recipient<Command>,
-    pub(crate) wake: Recipient<Wake>,
+    pub(crate) wake: Arc<WakeSignal>,
     pub(crate) proposals: Arc<WakeQueue<Proposal>>,
     pub(crate) reads: Arc<WakeQueue<super::actor::ReadRequest>>,
     /// Shared by every handle of the node (see `actor::Views`).
@@ -223,7 +224,7 @@ impl RaftHandle {
     /// when the queue is full, `Stopped` once the node stopped.
     fn enqueue<T>(&self, queue: &WakeQueue<T>, item: T, wake: Wake) -> Result<(), ClientError> {
         match queue.push(item) {
-            Ok(true) => self.wake.do_send(wake),
+            Ok(true) => self.wake.raise(wake),
             Ok(false) => {}
             Err(Refused::Full(_)) => return Err(ClientError::Busy),
             Err(Refused::Closed(_)) => return Err(ClientError::Stopped),

@@ -45,7 +45,7 @@ use crate::driver::{Counters, Driver, Limits};
 use crate::storage::{LogStorage, StorageError};
 use crate::transport::{Transport, TransportError};
 use actor::RaftNode;
-use queue::WakeQueue;
+use queue::{WakeQueue, WakeSignal};
 use storage::StorageHolder;
 
 /// Events a subscriber may fall behind by before it starts missing them (it is then
@@ -235,6 +235,7 @@ impl NodeBuilder {
             self.limits.max_pending_reads,
         ));
         let counters = Arc::new(Counters::default());
+        let wake = Arc::new(WakeSignal::default());
         let (metrics_tx, metrics_rx) = crate::metrics::NodeMetrics::channel(&core.status());
         metrics_tx.send_modify(|m| m.membership = core.membership().clone());
         let status_rx = Arc::new(status_rx);
@@ -250,6 +251,7 @@ impl NodeBuilder {
             proposals: Arc::clone(&proposals),
             reads: Arc::clone(&reads),
             inbound,
+            wake: Arc::clone(&wake),
             snapshot_store: self.snapshot_store.clone(),
             snapshots: snapshot_tx,
             transfer_on_shutdown: self.transfer_on_shutdown,
@@ -278,7 +280,7 @@ impl NodeBuilder {
         Ok(RaftHandle {
             id: self.id,
             commands: addr.clone().recipient(),
-            wake: addr.recipient(),
+            wake,
             proposals,
             reads,
             status: status_rx,

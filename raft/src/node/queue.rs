@@ -2,7 +2,8 @@
 //!
 //! Producers (client handles, transport threads) push onto a shared buffer and wake the
 //! node only when the buffer goes from "drained" to "has items", so a burst costs one
-//! mailbox message; the node drains the whole buffer at once, and everything drained
+//! wake-up ([`WakeSignal`]: a bit per queue and the node's task, no message and no
+//! allocation); the node drains the whole buffer at once, and everything drained
 //! together leaves in one write and one AppendEntries. Each queue has a capacity: a push
 //! into a full queue is refused and handed back, and the caller decides what that means
 //! (`Busy` for a proposal, drop-and-count for a peer message).
@@ -14,8 +15,70 @@
 //! so a node whose table is full does not spend its own thread taking proposals only
 //! to answer each one `Busy`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use futures_util::stream::Stream;
+use futures_util::task::AtomicWaker;
+
+/// Which of a node's queues has something waiting: one bit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    Proposals = 1,
+    Inbound = 2,
+    Reads = 4,
+}
+
+/// How the producers of a node's queues wake it: they raise their queue's bit and wake
+/// the node's task, which reads every raised bit at once ([`Wakes`]).
+#[derive(Debug, Default)]
+pub(crate) struct WakeSignal {
+    raised: AtomicU8,
+    task: AtomicWaker,
+}
+
+impl WakeSignal {
+    /// `wake`'s queue went from drained to holding something.
+    pub(crate) fn raise(&self, wake: Wake) {
+        self.raised.fetch_or(wake as u8, Ordering::AcqRel);
+        self.task.wake();
+    }
+}
+
+/// The bits raised since the last item, as a stream the node's actor reads. It never
+/// ends.
+pub(crate) struct Wakes(pub(crate) Arc<WakeSignal>);
+
+/// The queues a [`Wakes`] item names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Raised(u8);
+
+impl Raised {
+    /// Whether `wake`'s bit is among them.
+    pub(crate) fn has(self, wake: Wake) -> bool {
+        self.0 & wake as u8 != 0
+    }
+}
+
+impl Stream for Wakes {
+    type Item = Raised;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Raised>> {
+        let signal = &self.0;
+        let bits = signal.raised.swap(0, Ordering::AcqRel);
+        if bits != 0 {
+            return Poll::Ready(Some(Raised(bits)));
+        }
+        signal.task.register(cx.waker());
+        // A bit raised before the registration woke no one: look again.
+        match signal.raised.swap(0, Ordering::AcqRel) {
+            0 => Poll::Pending,
+            bits => Poll::Ready(Some(Raised(bits))),
+        }
+    }
+}
 
 /// Why a push was refused; the item comes back.
 #[derive(Debug)]

@@ -152,6 +152,9 @@ pub struct ClusterOptions {
     /// Record every applied command (for agreement checks). Benchmarks turn it off, so
     /// the state machine does no work at all.
     pub record: bool,
+    /// What a leader's graceful shutdown waits at most for its hand-over
+    /// ([`NodeBuilder::transfer_on_shutdown`]; default the node's).
+    pub transfer_on_shutdown: Option<Duration>,
 }
 
 impl ClusterOptions {
@@ -163,7 +166,15 @@ impl ClusterOptions {
             seed: 1,
             placement: Placement::PerNode,
             record: true,
+            transfer_on_shutdown: Some(actraft::node::DEFAULT_SHUTDOWN_TRANSFER),
         }
+    }
+
+    /// Sets how long a leader's graceful shutdown waits at most for its hand-over
+    /// (`None`: no hand-over).
+    pub fn transfer_on_shutdown(mut self, bound: Option<Duration>) -> Self {
+        self.transfer_on_shutdown = bound;
+        self
     }
 
     /// Turns recording of applied commands on or off.
@@ -391,6 +402,7 @@ impl Cluster {
         };
         let builder = builder
             .config(self.options.config.clone())
+            .transfer_on_shutdown(self.options.transfer_on_shutdown)
             .seed(self.options.seed.wrapping_mul(1_000_003) ^ (id << 20) ^ slot.incarnation);
         let mut builder = snapshots.install(builder);
         if let Some(arbiter) = &slot.arbiter {

@@ -136,3 +136,20 @@ async fn leader_shutdown_hands_over_well_within_an_election_timeout() {
         .unwrap();
     cluster.check_agreement().unwrap();
 }
+
+#[actix_rt::test]
+async fn a_leader_left_alone_stops_when_it_steps_down_not_at_the_hand_over_bound() {
+    // A bound far beyond the test's own wait: reaching it fails the test.
+    let options = ClusterOptions::new(3).transfer_on_shutdown(Some(Duration::from_secs(600)));
+    let (mut cluster, leader, _) = Cluster::start_with_leader(options, WAIT).await.unwrap();
+    for id in cluster.members().to_vec() {
+        if id != leader {
+            cluster.shutdown(id).await;
+        }
+    }
+    // No follower answers the hand-over; the leader loses its quorum, steps down, and
+    // has nothing left to hand over.
+    tokio::time::timeout(WAIT, cluster.shutdown(leader))
+        .await
+        .expect("the leader stops once it stepped down");
+}

@@ -534,8 +534,15 @@ impl<S: LogStorage, T: Transport, M: StateMachine> RaftNode<S, T, M> {
     }
 
     /// Delivers the outcomes of leadership transfers; the one a shutdown waits for lets
-    /// the shutdown go on.
+    /// the shutdown go on, and so does this node stepping down: once it no longer leads
+    /// (it lost its quorum, or the target's election deposed it) there is nothing left
+    /// to hand over, and who leads next is not the shutdown's to wait for.
     fn answer_transfers(&mut self) {
+        if self.shutdown_transfer.is_some() && self.driver.core().role() != Role::Leader {
+            tracing::info!("stepped down before shutdown");
+            self.shutdown_transfer = None;
+            self.shutdown_ready = true;
+        }
         let outcomes = std::mem::take(&mut self.driver.output().transfers);
         for (id, result) in outcomes {
             if self.shutdown_transfer == Some(id) {

@@ -164,8 +164,10 @@ impl NodeBuilder {
 
     /// Whether [`RaftHandle::shutdown`] of a leader first hands leadership to its most
     /// up-to-date follower, and how long it waits at most for the new leader before it
-    /// stops anyway. `None` stops at once (the others then elect a leader after an
-    /// election timeout). Default: on, waiting at most one second.
+    /// stops anyway. It stops as soon as it no longer leads: a leader that lost its
+    /// quorum (the others stopped, or a partition) steps down and stops then, not at the
+    /// bound. `None` stops at once (the others then elect a leader after an election
+    /// timeout). Default: on, waiting at most one second.
     pub fn transfer_on_shutdown(mut self, bound: Option<Duration>) -> Self {
         self.transfer_on_shutdown = bound;
         self

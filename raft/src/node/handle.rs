@@ -10,8 +10,7 @@ use bytes::Bytes;
 use tokio::sync::{broadcast, oneshot, watch};
 
 use super::actor::{Proposal, Reply};
-use super::queue::{Refused, WakeQueue};
-use super::queue::{Wake, WakeSignal};
+use super::queue::{Refused, Wake, WakeQueue, WakeSignal};
 use crate::core::{Event, LogId, LogIndex, NodeId, ReadMode, Role, Status, Term, TransferError};
 use crate::driver::{CounterSnapshot, Counters};
 pub use crate::error::ClientError;

@@ -179,6 +179,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn raised_bits_are_read_together_and_a_raise_wakes_the_waiting_task() {
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(Arc::clone(&count));
+        let mut cx = Context::from_waker(&waker);
+        let signal = Arc::new(WakeSignal::default());
+        let mut wakes = Wakes(Arc::clone(&signal));
+        assert!(Pin::new(&mut wakes).poll_next(&mut cx).is_pending());
+        signal.raise(Wake::Inbound);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "the waiting task is woken"
+        );
+        signal.raise(Wake::Reads);
+        match Pin::new(&mut wakes).poll_next(&mut cx) {
+            Poll::Ready(Some(raised)) => {
+                assert!(raised.has(Wake::Inbound) && raised.has(Wake::Reads));
+                assert!(!raised.has(Wake::Proposals));
+            }
+            other => panic!("expected the raised bits, got {other:?}"),
+        }
+        assert!(
+            Pin::new(&mut wakes).poll_next(&mut cx).is_pending(),
+            "each raise is read once"
+        );
+    }
+
+    #[test]
     fn wakes_once_per_burst_refuses_when_full_and_after_close() {
         let q = WakeQueue::new(2);
         assert!(q.push(1).unwrap(), "first push wakes");

@@ -132,24 +132,7 @@ pub fn raw_rocksdb(
     payload: usize,
     writes: usize,
 ) -> Result<StorageResult, BenchError> {
-    let dir = tempfile::tempdir()?;
-    let mut opts = rocksdb::Options::default();
-    opts.create_if_missing(true);
-    let db = rocksdb::DB::open(&opts, dir.path()).map_err(std::io::Error::other)?;
-    let mut sync = rocksdb::WriteOptions::default();
-    sync.set_sync(true);
-    let value = vec![0xA5u8; payload + 16];
-    let started = Instant::now();
-    let mut index = 1u64;
-    for _ in 0..writes {
-        let mut wb = rocksdb::WriteBatch::default();
-        for _ in 0..batch {
-            wb.put(index.to_be_bytes(), &value);
-            index += 1;
-        }
-        db.write_opt(wb, &sync).map_err(std::io::Error::other)?;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = synced_writes(batch, payload, writes, None)?;
     Ok(StorageResult {
         storage: "rocksdb-raw".into(),
         operation: "append".into(),
@@ -162,11 +145,11 @@ pub fn raw_rocksdb(
 }
 
 /// The ceiling of nodes that share one disk (with the `rocks` feature): `writers`
-/// RocksDB databases side by side in one directory, each written by a thread of its
-/// own with `writes` synced batches of `batch` entries at the same time as the others,
-/// as the nodes of a one-machine cluster write their logs. Returns the entries per
-/// second of one writer (the mean of all): what a cluster whose every node syncs every
-/// batch can commit at best when their syncs share the disk.
+/// RocksDB databases, each in a temporary directory of its own (so on one disk) and
+/// written by a thread of its own with `writes` synced batches of `batch` entries, all
+/// at once, as the nodes of a one-machine cluster write their logs. Returns the entries
+/// per second of one writer (the mean of all): what a cluster whose every node syncs
+/// every batch can commit at best when their syncs share the disk.
 #[cfg(feature = "rocks")]
 pub fn raw_rocksdb_shared(
     writers: usize,
@@ -179,36 +162,50 @@ pub fn raw_rocksdb_shared(
     let threads: Vec<_> = (0..writers)
         .map(|_| {
             let start = start.clone();
-            std::thread::spawn(move || -> Result<f64, BenchError> {
-                let dir = tempfile::tempdir()?;
-                let mut opts = rocksdb::Options::default();
-                opts.create_if_missing(true);
-                let db = rocksdb::DB::open(&opts, dir.path()).map_err(std::io::Error::other)?;
-                let mut sync = rocksdb::WriteOptions::default();
-                sync.set_sync(true);
-                let value = vec![0xA5u8; payload + 16];
-                let mut index = 1u64;
-                start.wait();
-                let started = Instant::now();
-                for _ in 0..writes {
-                    let mut wb = rocksdb::WriteBatch::default();
-                    for _ in 0..batch {
-                        wb.put(index.to_be_bytes(), &value);
-                        index += 1;
-                    }
-                    db.write_opt(wb, &sync).map_err(std::io::Error::other)?;
-                }
-                Ok((writes * batch) as f64 / started.elapsed().as_secs_f64())
-            })
+            std::thread::spawn(move || synced_writes(batch, payload, writes, Some(&*start)))
         })
         .collect();
     let mut sum = 0.0;
     for t in threads {
-        sum += t
+        let elapsed = t
             .join()
             .map_err(|_| BenchError::Usage("a raw RocksDB writer panicked".into()))??;
+        sum += (writes * batch) as f64 / elapsed;
     }
     Ok(sum / writers as f64)
+}
+
+/// Opens a RocksDB database in a temporary directory and writes `writes` synced batches
+/// of `batch` entries of `payload` bytes, keyed by big-endian index; the clock starts
+/// once `start` lets every writer go. Returns the seconds the writes took.
+#[cfg(feature = "rocks")]
+fn synced_writes(
+    batch: usize,
+    payload: usize,
+    writes: usize,
+    start: Option<&std::sync::Barrier>,
+) -> Result<f64, BenchError> {
+    let dir = tempfile::tempdir()?;
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    let db = rocksdb::DB::open(&opts, dir.path()).map_err(std::io::Error::other)?;
+    let mut sync = rocksdb::WriteOptions::default();
+    sync.set_sync(true);
+    let value = vec![0xA5u8; payload + 16];
+    let mut index = 1u64;
+    if let Some(start) = start {
+        start.wait();
+    }
+    let started = Instant::now();
+    for _ in 0..writes {
+        let mut wb = rocksdb::WriteBatch::default();
+        for _ in 0..batch {
+            wb.put(index.to_be_bytes(), &value);
+            index += 1;
+        }
+        db.write_opt(wb, &sync).map_err(std::io::Error::other)?;
+    }
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Runs every storage measurement: memory, and with the `rocks` feature RocksDB and the

@@ -11,7 +11,7 @@
 //! | `get <key> [log\|index\|lease\|follower]` | reads `key` ([`ReadPath`], default `index`); `ok <value>` or `notfound` |
 //! | `cmd <client> <seq> put <key> <value>` | a write of session `client`, number `seq` |
 //! | `cmd <client> <seq> delete <key>` | a delete; `ok ok` or `notfound` |
-//! | `admin <request>` | operates the cluster ([`AdminRequest`](crate::kv_admin::AdminRequest)): `add-learner <id> <addr>`, `promote <id>`, `remove <id>`, `transfer [<id>]`, `members` |
+//! | `admin <request>` | operates the cluster ([`AdminRequest`]): `add-learner <id> <addr>`, `promote <id>`, `remove <id>`, `transfer [<id>]`, `members` |
 //!
 //! | reply | meaning |
 //! |---|---|

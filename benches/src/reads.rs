@@ -22,7 +22,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::stats::LatencyHistogram;
+use crate::stats::{LatencyHistogram, SharedHistogram};
 use crate::{BenchError, StorageKind, TransportKind};
 
 /// Bytes per value read (and per write in the mix).
@@ -419,10 +419,7 @@ impl Clients {
             };
             match done {
                 Ok(()) => {
-                    latencies
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .record(t.elapsed());
+                    latencies.record(t.elapsed());
                     if let (Some(pace), Work::Write) = (&self.pace, &work) {
                         pace.wrote();
                     }
@@ -445,26 +442,11 @@ impl Clients {
 }
 
 /// The latencies of one measurement: one histogram for the writers and one for the
-/// readers, shared by all clients (they run on one thread, so the locks are never
-/// contended; a histogram per client would spread hundreds of them, some 200 KB each,
-/// over the clients' cache).
+/// readers, each shared by all clients.
 #[derive(Default)]
 struct Samples {
-    writes: std::sync::Mutex<LatencyHistogram>,
-    reads: std::sync::Mutex<LatencyHistogram>,
-}
-
-impl Samples {
-    /// Takes what was recorded.
-    fn measured(&self) -> Measured {
-        let take = |h: &std::sync::Mutex<LatencyHistogram>| {
-            std::mem::take(&mut *h.lock().unwrap_or_else(|e| e.into_inner()))
-        };
-        Measured {
-            writes: take(&self.writes),
-            reads: take(&self.reads),
-        }
-    }
+    writes: SharedHistogram,
+    reads: SharedHistogram,
 }
 
 async fn measure(
@@ -489,7 +471,11 @@ async fn measure(
         r.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??;
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok((samples.measured(), secs))
+    let measured = Measured {
+        writes: samples.writes.take(),
+        reads: samples.reads.take(),
+    };
+    Ok((measured, secs))
 }
 
 /// The writers' and the readers' latencies of one measurement.

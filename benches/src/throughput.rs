@@ -13,7 +13,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::stats::LatencyHistogram;
+use crate::stats::SharedHistogram;
 use crate::{BenchError, StorageKind, TransportKind};
 
 /// One throughput configuration.
@@ -231,10 +231,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let nodes = cluster.live();
     let issued = Arc::new(AtomicU64::new(0));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
-    // One histogram for all clients (they share a thread, so its lock is never
-    // contended): one per client would put hundreds of them, some 200 KB each, in the
-    // clients' cache, and a recorded sample would cost a cache miss.
-    let latencies = Arc::new(std::sync::Mutex::new(LatencyHistogram::new()));
+    let latencies = Arc::new(SharedHistogram::default());
     let start = Instant::now();
     // One task per client, on this (the clients') thread or on the leader's arbiter.
     let tasks: Vec<_> = (0..cfg.clients)
@@ -246,10 +243,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
                 while issued.fetch_add(1, Ordering::Relaxed) < ops {
                     let t = Instant::now();
                     match proposer.propose(payload.clone()).await {
-                        Ok(_) => latencies
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .record(t.elapsed()),
+                        Ok(_) => latencies.record(t.elapsed()),
                         // Leadership moved (a loaded machine can cost the leader its
                         // lease): go on with the new leader; the failed proposal is not
                         // counted.
@@ -309,7 +303,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     for l in per_client {
         l.map_err(|e| BenchError::Usage(format!("a client task failed: {e}")))??;
     }
-    let latencies = std::mem::take(&mut *latencies.lock().unwrap_or_else(|e| e.into_inner()));
+    let latencies = latencies.take();
     let mut cluster = cluster;
     cluster.shutdown_all().await;
     let ops = latencies.len();

@@ -462,13 +462,9 @@ impl RaftCore {
     }
 
     pub(super) fn handle_read_request(&mut self, from: NodeId, req: ReadIndexRequest) {
+        let origin = Origin::Remote { from, ctx: req.ctx };
         if self.role != Role::Leader {
-            let reply = ReadIndexReply {
-                term: self.term(),
-                ctx: req.ctx,
-                index: None,
-            };
-            self.send(from, Message::ReadIndexReply(reply));
+            self.finish_read(origin, Err(ReadError::NotConfirmed));
             return;
         }
         // A leader that serves leases (its operator accepted the clock assumption with
@@ -476,16 +472,11 @@ impl RaftCore {
         // `Lease` read: the commit index now, taken after the follower's reads began.
         // Without a lease, a round confirms it, as for `Index`.
         if self.committed_in_term() && self.lease_valid() {
-            let reply = ReadIndexReply {
-                term: self.term(),
-                ctx: req.ctx,
-                index: Some(self.commit),
-            };
-            self.send(from, Message::ReadIndexReply(reply));
+            self.finish_read(origin, Ok(self.commit));
             return;
         }
         self.reads.waiting.push(Pending {
-            origin: Origin::Remote { from, ctx: req.ctx },
+            origin,
             index: 0,
             round: 0,
             deadline: self.now + self.config.election_timeout_max,

@@ -370,7 +370,13 @@ impl<M: StateMachine, R: Responder> Driver<M, R> {
                 responder.accepted(id);
                 // Indexes only grow while this node leads; should one not, the proposals
                 // from it on lost their entries.
-                self.lose_proposals_from(id.index);
+                if self
+                    .proposals
+                    .back()
+                    .is_some_and(|&(index, ..)| index >= id.index)
+                {
+                    self.lose_proposals_from(id.index);
+                }
                 self.proposals.push_back((id.index, id.term, responder));
             }
             Err(ProposeError::NotLeader { leader }) => {

@@ -106,22 +106,25 @@ impl RaftLog {
         max_count: usize,
         max_bytes: usize,
     ) -> Vec<Entry> {
-        let mut out = Vec::new();
         if from <= self.prefix.index || from > to {
-            return out;
+            return Vec::new();
         }
-        let mut bytes = 0usize;
         let start = (from - self.prefix.index - 1) as usize;
         let end = ((to - self.prefix.index) as usize).min(self.entries().len());
-        for e in self.entries().get(start..end).unwrap_or(&[]) {
+        let range = self.entries().get(start..end).unwrap_or(&[]);
+        // Count first, then clone into a vector of the right size: an AppendEntries of
+        // a few hundred entries would otherwise grow (and move) its vector eight times.
+        let mut bytes = 0usize;
+        let mut count = 0usize;
+        for e in range {
             let size = e.size_hint();
-            if !out.is_empty() && (out.len() >= max_count || bytes + size > max_bytes) {
+            if count > 0 && (count >= max_count || bytes + size > max_bytes) {
                 break;
             }
             bytes += size;
-            out.push(e.clone());
+            count += 1;
         }
-        out
+        range[..count].to_vec()
     }
 
     /// Entries `from..=to` by reference.

@@ -154,6 +154,11 @@ impl<T> WakeQueue<T> {
             }
             buffer.items.push(item);
         }
+        // While a drain is already on its way (a burst), only read the flag: the swap
+        // would take its cache line from the node's thread on every push.
+        if self.scheduled.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         Ok(!self.scheduled.swap(true, Ordering::AcqRel))
     }
 

@@ -219,24 +219,25 @@ impl RaftCore {
                     leader: self.leader,
                 },
             };
-            self.reads.done.push(ReadState {
-                id,
-                result: Err(result),
-            });
+            self.finish_read(Origin::Local(id), Err(result));
             return;
         }
-        if mode == ReadMode::Lease && self.committed_in_term() && self.lease_valid() {
-            self.reads.done.push(ReadState {
-                id,
-                result: Ok(self.commit),
-            });
+        self.lead_read(Origin::Local(id), mode == ReadMode::Lease);
+    }
+
+    /// Leader: answers the read of `origin` at once from the lease when `lease` allows
+    /// it and the lease holds (the commit index now, once this term's no-op committed),
+    /// or else queues it for the next round of heartbeats to confirm.
+    fn lead_read(&mut self, origin: Origin, lease: bool) {
+        if lease && self.committed_in_term() && self.lease_valid() {
+            self.finish_read(origin, Ok(self.commit));
             return;
         }
         self.reads.waiting.push(Pending {
-            origin: Origin::Local(id),
+            origin,
             index: 0,
             round: 0,
-            deadline,
+            deadline: self.now + self.config.election_timeout_max,
         });
     }
 
@@ -471,16 +472,7 @@ impl RaftCore {
         // `Config::lease_reads`) answers a follower from its lease as it answers a
         // `Lease` read: the commit index now, taken after the follower's reads began.
         // Without a lease, a round confirms it, as for `Index`.
-        if self.committed_in_term() && self.lease_valid() {
-            self.finish_read(origin, Ok(self.commit));
-            return;
-        }
-        self.reads.waiting.push(Pending {
-            origin,
-            index: 0,
-            round: 0,
-            deadline: self.now + self.config.election_timeout_max,
-        });
+        self.lead_read(origin, true);
     }
 
     pub(super) fn handle_read_reply(&mut self, rep: ReadIndexReply) {

@@ -71,13 +71,33 @@ fn value_in(log: &[(u64, Bytes)], key: &str, upto: Option<usize>) -> Option<u64>
         })
 }
 
-/// The nodes that believe they lead (an isolated old leader included).
+/// The running nodes that believe they lead (an isolated old leader included).
 fn leaders(nodes: &Nodes) -> Vec<(RaftHandle, AppliedLog)> {
     nodes
         .iter()
-        .filter(|(h, _)| h.status().role == Role::Leader)
+        .filter(|(h, _)| h.is_running() && h.status().role == Role::Leader)
         .cloned()
         .collect()
+}
+
+/// After a node answered `Stopped`: waits until every published node runs again (the
+/// test publishes after each kill and restart), within a bound. Without it, a client
+/// whose node was just killed would retry on its stopped handle in a loop until the
+/// kill is published, filling the history with writes of unknown outcome.
+async fn wait_stopped_gone(nodes: &watch::Receiver<Nodes>) {
+    let mut nodes = nodes.clone();
+    let gone = async {
+        while !nodes
+            .borrow_and_update()
+            .iter()
+            .all(|(h, _)| h.is_running())
+        {
+            if nodes.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_millis(50), gone).await;
 }
 
 async fn wait_change(nodes: &watch::Receiver<Nodes>) {
@@ -122,6 +142,9 @@ async fn client(
         let anywhere = matches!(reads, Reads::Barrier(ReadMode::Follower) | Reads::Local);
         let candidates = if !write && anywhere {
             current
+                .into_iter()
+                .filter(|(h, _)| h.is_running())
+                .collect()
         } else {
             leaders(&current)
         };
@@ -145,6 +168,11 @@ async fn client(
                     | ClientError::Busy
                     | ClientError::TransferInProgress { .. },
                 ) => pending.failed(),
+                Err(ClientError::Stopped) => {
+                    // It may have been appended before the node stopped.
+                    pending.unknown();
+                    wait_stopped_gone(&nodes).await;
+                }
                 Err(_) => pending.unknown(),
             }
             continue;
@@ -162,7 +190,12 @@ async fn client(
                             .expect("the node that answered applied the read");
                         pending.returned(value_in(&entries, &k, Some(at)));
                     }
-                    Err(_) => pending.failed(),
+                    Err(e) => {
+                        pending.failed();
+                        if e == ClientError::Stopped {
+                            wait_stopped_gone(&nodes).await;
+                        }
+                    }
                 }
             }
             Reads::Barrier(mode) => {
@@ -177,7 +210,12 @@ async fn client(
                         );
                         pending.returned(value_in(&log.entries(), &k, None));
                     }
-                    Err(_) => pending.failed(),
+                    Err(e) => {
+                        pending.failed();
+                        if e == ClientError::Stopped {
+                            wait_stopped_gone(&nodes).await;
+                        }
+                    }
                 }
             }
             Reads::Local => {

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actraft_transport_quic::FlowControl;
+use actraft_transport_quic::{size_socket_buffers, FlowControl, QuicConfig};
 use bytes::Bytes;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -26,6 +26,24 @@ fn lan_transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     FlowControl::default().apply(&mut t);
     Arc::new(t)
+}
+
+/// A quinn endpoint on a loopback socket whose buffers are sized as actraft's QUIC
+/// transport sizes its own ([`QuicConfig::DEFAULT_SOCKET_BUFFER`]), so the raw
+/// stream's datagrams are dropped, or not, as the transport's are. Call within a tokio
+/// runtime.
+fn loopback_endpoint(server: Option<quinn::ServerConfig>) -> Result<quinn::Endpoint, BenchError> {
+    let socket = std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .map_err(|e| failed("bind", e))?;
+    size_socket_buffers(&socket, QuicConfig::DEFAULT_SOCKET_BUFFER)
+        .map_err(|e| failed("the socket buffers", e))?;
+    quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| failed("bind", e))
 }
 
 /// Pushes `total` bytes through one QUIC stream on loopback, in
@@ -73,8 +91,7 @@ pub fn quic_fan_out_mb_per_sec(total: u64, receivers: usize) -> Result<f64, Benc
     let share = total / receivers as u64;
     let sender = std::thread::spawn(move || -> Result<(), BenchError> {
         runtime()?.block_on(async move {
-            let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-            let mut endpoint = quinn::Endpoint::client(loopback).map_err(|e| failed("bind", e))?;
+            let mut endpoint = loopback_endpoint(None)?;
             endpoint.set_default_client_config(client);
             let mut streams = Vec::new();
             for addr in addrs {
@@ -141,8 +158,7 @@ fn receive(
     addr_tx: mpsc::Sender<SocketAddr>,
 ) -> Result<(u64, Instant, Instant), BenchError> {
     runtime()?.block_on(async move {
-        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let endpoint = quinn::Endpoint::server(server, loopback).map_err(|e| failed("bind", e))?;
+        let endpoint = loopback_endpoint(Some(server))?;
         let addr = endpoint.local_addr().map_err(|e| failed("bind", e))?;
         let _ = addr_tx.send(addr);
         let incoming = endpoint

@@ -60,6 +60,15 @@ pub struct QuicConfig {
     /// read, and how much this node keeps unacknowledged. Default
     /// [`FlowControl::default`], sized for a LAN.
     pub flow: FlowControl,
+    /// Bytes asked of the kernel for the UDP socket's receive and send buffers
+    /// ([`size_socket_buffers`](crate::size_socket_buffers)); 0 keeps the system's
+    /// default. A leader sends an AppendEntries of many entries as a burst of datagrams,
+    /// and a follower busy applying reads them a little later: with the usual default
+    /// (about 200 KiB) the burst overflows the buffer, the kernel drops datagrams, and
+    /// QUIC retransmits them and halves its congestion window. The kernel caps the size
+    /// at `net.core.rmem_max` / `net.core.wmem_max`; the transport logs when it was
+    /// capped. Default [`QuicConfig::DEFAULT_SOCKET_BUFFER`].
+    pub socket_buffer: usize,
 }
 
 /// The flow-control windows of the transport's QUIC connections.
@@ -118,6 +127,9 @@ impl FlowControl {
 }
 
 impl QuicConfig {
+    /// The default [`socket_buffer`](Self::socket_buffer): 4 MiB.
+    pub const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
+
     /// A configuration with default limits.
     pub fn new(
         id: NodeId,
@@ -141,6 +153,7 @@ impl QuicConfig {
             idle_timeout: Duration::from_secs(5),
             keep_alive: Duration::from_secs(1),
             flow: FlowControl::default(),
+            socket_buffer: Self::DEFAULT_SOCKET_BUFFER,
         }
     }
 

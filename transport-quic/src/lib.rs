@@ -134,5 +134,6 @@ pub use config::{ConfigError, FlowControl, QuicConfig};
 #[cfg(feature = "dev-certs")]
 pub use dev_ca::{DevCa, DevCertError};
 pub use error::{CloseCode, PeerFault, QuicError};
+pub use socket::size_socket_buffers;
 pub use tls::ALPN;
 pub use transport::{QuicStats, QuicTransport};

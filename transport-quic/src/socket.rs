@@ -24,6 +24,22 @@ struct Open {
     state: UdpSocketState,
 }
 
+/// Asks the kernel for receive and send buffers of `bytes` each on `socket` and
+/// returns the sizes it granted (receive, send). The kernel caps a request at
+/// `net.core.rmem_max` / `net.core.wmem_max` (and Linux reports twice what it keeps
+/// for data, the rest being its bookkeeping). The transport does this with
+/// [`QuicConfig::socket_buffer`](crate::QuicConfig::socket_buffer) when it binds; a
+/// measurement of raw quinn uses it to compare like with like.
+pub fn size_socket_buffers(
+    socket: &std::net::UdpSocket,
+    bytes: usize,
+) -> io::Result<(usize, usize)> {
+    let sock = socket2::SockRef::from(socket);
+    sock.set_recv_buffer_size(bytes)?;
+    sock.set_send_buffer_size(bytes)?;
+    Ok((sock.recv_buffer_size()?, sock.send_buffer_size()?))
+}
+
 /// See the module documentation.
 pub(crate) struct ClosableSocket {
     open: RwLock<Option<Arc<Open>>>,

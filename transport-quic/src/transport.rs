@@ -18,7 +18,7 @@ use crate::inbound::accept_loop;
 use crate::metrics::QuicMetrics;
 use crate::outbound::{Class, Link};
 use crate::peers::{Control, Queues};
-use crate::socket::ClosableSocket;
+use crate::socket::{size_socket_buffers, ClosableSocket};
 use crate::tls::{configs, PeerNames};
 use crate::wire::{Hello, PROTOCOL_VERSION};
 
@@ -219,6 +219,27 @@ impl QuicTransport {
             addr: config.listen,
             source,
         })?;
+        if config.socket_buffer > 0 {
+            match size_socket_buffers(&socket, config.socket_buffer) {
+                // Linux reports twice the data space it granted.
+                Ok((recv, send)) if recv.min(send) < config.socket_buffer => tracing::info!(
+                    node = config.id,
+                    asked = config.socket_buffer,
+                    recv,
+                    send,
+                    "UDP socket buffers capped by the kernel (net.core.rmem_max, \
+                     net.core.wmem_max): bursts of AppendEntries may be dropped and resent"
+                ),
+                Ok((recv, send)) => {
+                    tracing::debug!(node = config.id, recv, send, "UDP socket buffers")
+                }
+                Err(error) => tracing::warn!(
+                    node = config.id,
+                    %error,
+                    "cannot size the UDP socket buffers; the system's defaults stay"
+                ),
+            }
+        }
         let (server_config, client_config) = configs(&config)?;
         let instance = std::collections::hash_map::RandomState::new()
             .build_hasher()

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use actraft::core::{AppendRequest, Entry, Envelope, LogId, Message, Payload, VoteReply};
 use actraft::{Inbox, Transport, TransportError};
-use actraft_transport_quic::{ConfigError, QuicError, QuicTransport};
+use actraft_transport_quic::{ConfigError, QuicConfig, QuicError, QuicTransport};
 use bytes::Bytes;
 use common::{Layout, WAIT};
 use tokio::time::timeout;
@@ -167,6 +167,48 @@ fn start_outside_a_runtime_is_a_start_error() {
         "{error:?}"
     );
     assert!(error.is_fatal());
+}
+
+/// The kernel's cap on a socket's receive buffer.
+#[cfg(target_os = "linux")]
+fn rmem_max() -> usize {
+    std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+        .expect("net.core.rmem_max")
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_socket_buffers_are_sized_as_configured() {
+    let (layout, mut sockets) = Layout::bind(&[1, 2]);
+    let recv = |s: &std::net::UdpSocket| socket2::SockRef::from(s).recv_buffer_size().unwrap();
+
+    // The default asks for DEFAULT_SOCKET_BUFFER; the kernel grants up to its cap.
+    let socket = sockets.remove(&1).unwrap();
+    let probe = socket.try_clone().unwrap();
+    let before = recv(&probe);
+    let config = layout.config(1);
+    assert_eq!(config.socket_buffer, QuicConfig::DEFAULT_SOCKET_BUFFER);
+    let _one = QuicTransport::with_socket(config, socket).unwrap();
+    let granted = recv(&probe);
+    let expected = QuicConfig::DEFAULT_SOCKET_BUFFER.min(rmem_max());
+    assert!(
+        granted >= expected && granted > before,
+        "asked for {} (cap {}), had {before}, got {granted}",
+        QuicConfig::DEFAULT_SOCKET_BUFFER,
+        rmem_max()
+    );
+
+    // 0 leaves the system's default.
+    let socket = sockets.remove(&2).unwrap();
+    let probe = socket.try_clone().unwrap();
+    let before = recv(&probe);
+    let mut config = layout.config(2);
+    config.socket_buffer = 0;
+    let _two = QuicTransport::with_socket(config, socket).unwrap();
+    assert_eq!(recv(&probe), before);
 }
 
 #[test]

@@ -221,7 +221,8 @@ impl QuicTransport {
         })?;
         if config.socket_buffer > 0 {
             match size_socket_buffers(&socket, config.socket_buffer) {
-                // Linux reports twice the data space it granted.
+                // Linux reports twice the size it granted, so a full grant reads as at
+                // least what was asked.
                 Ok((recv, send)) if recv.min(send) < config.socket_buffer => tracing::info!(
                     node = config.id,
                     asked = config.socket_buffer,

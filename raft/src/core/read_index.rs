@@ -203,13 +203,12 @@ impl RaftCore {
     /// current time (a lease is judged against it).
     pub fn read_index(&mut self, now: Duration, id: ReadId, mode: ReadMode) {
         self.advance(now);
-        let deadline = self.now + self.config.election_timeout_max;
         if self.role != Role::Leader {
             let result = match (mode, self.leader) {
                 (ReadMode::Follower, Some(_)) => {
                     // Asked of the leader with every other read of this batch.
                     if self.reads.follower_batch.is_empty() {
-                        self.reads.follower_batch_deadline = deadline;
+                        self.reads.follower_batch_deadline = self.read_deadline();
                     }
                     self.reads.follower_batch.push(id);
                     return;
@@ -237,8 +236,13 @@ impl RaftCore {
             origin,
             index: 0,
             round: 0,
-            deadline: self.now + self.config.election_timeout_max,
+            deadline: self.read_deadline(),
         });
+    }
+
+    /// When a read asked now fails if not confirmed (see the module docs).
+    fn read_deadline(&self) -> Duration {
+        self.now + self.config.election_timeout_max
     }
 
     /// Does this leader hold a lease (see the module docs)?

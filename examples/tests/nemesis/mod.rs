@@ -1,0 +1,374 @@
+//! What the tests of `kv serve` processes under faults share: the clients that write and
+//! read while the faults go on, and the nemesis that kills, pauses and partitions the
+//! nodes.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use actraft::testkit::linearizability::History;
+use actraft::testkit::SplitMix64 as Rng;
+use actraft_examples::kv_client::{KvClient, KvClientError, KvClientOptions};
+use actraft_examples::kv_process::{self, free_port, KvProcess, NetnsLan};
+use actraft_examples::kv_wire::ReadPath;
+
+/// Keys the clients write and read.
+pub const KEYS: usize = 4;
+
+/// Concurrent clients.
+pub const CLIENTS: usize = 5;
+
+/// What every node serves with besides its addresses: lease reads on, and snapshots
+/// every few hundred entries, so that restarts and new members install them.
+pub const SERVE_ARGS: [&str; 5] = [
+    "--lease-reads",
+    "--snapshot-after-entries",
+    "300",
+    "--snapshot-keep-entries",
+    "50",
+];
+
+/// Where nodes `ids` listen: in their namespaces with `lan`, else on free loopback ports.
+pub fn addresses(ids: &[u64], lan: Option<&NetnsLan>) -> BTreeMap<u64, String> {
+    ids.iter()
+        .map(|&id| match lan {
+            Some(lan) => (id, lan.addr(id, 7000)),
+            None => (id, format!("127.0.0.1:{}", free_port())),
+        })
+        .collect()
+}
+
+/// Node `id` of the nodes at `addrs` (its peers are the others), in its namespace with
+/// `lan`, serving with [`SERVE_ARGS`] and `more`. Not started yet.
+pub fn process(
+    id: u64,
+    addrs: &BTreeMap<u64, String>,
+    dir: &Path,
+    lan: Option<&NetnsLan>,
+    more: &[&str],
+) -> KvProcess {
+    let args: Vec<&str> = SERVE_ARGS.iter().chain(more).copied().collect();
+    let node = KvProcess::at(id, addrs, dir, &dir.join("certs"), &args);
+    match lan {
+        Some(lan) => node.prefixed(lan.prefix(id)),
+        None => node,
+    }
+}
+
+/// A random span of `from..to` milliseconds.
+pub fn millis(rng: &mut Rng, from: u64, to: u64) -> Duration {
+    Duration::from_millis(from + rng.below(to - from))
+}
+
+/// One of `ids` other than `id`, at random.
+pub fn other_than(ids: &[u64], id: u64, rng: &mut Rng) -> u64 {
+    let at = ids.iter().position(|&i| i == id).expect("a node");
+    ids[(at + 1 + rng.below(ids.len() as u64 - 1) as usize) % ids.len()]
+}
+
+/// The variable `name` as a number, or `default` when it is not set.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).map_or(default, |v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number"))
+    })
+}
+
+/// A client of the nodes at `addrs`, giving up on a request after `timeout`.
+pub fn client(certs: &Path, addrs: &BTreeMap<u64, String>, timeout: Duration) -> KvClient {
+    let options = KvClientOptions {
+        timeout,
+        connect_timeout: Duration::from_millis(300),
+        reply_timeout: Duration::from_secs(2),
+    };
+    kv_process::client(certs, addrs.values().cloned().collect(), options)
+}
+
+/// What the clients saw, for the summary line.
+#[derive(Default)]
+struct Tally {
+    /// Answered operations.
+    ok: Cell<u64>,
+    /// Writes of unknown outcome.
+    unknown: Cell<u64>,
+    /// Reads that failed.
+    failed: Cell<u64>,
+}
+
+/// The clients and what they record, running until [`finish`](Self::finish).
+pub struct Clients {
+    history: History<String, String>,
+    stop: Rc<Cell<bool>>,
+    tally: Rc<Tally>,
+    tasks: Vec<actix_rt::task::JoinHandle<()>>,
+}
+
+impl Clients {
+    /// Starts [`CLIENTS`] clients of the nodes at `addrs`, with the certificates in
+    /// `dir/certs`, making the choices of `seed`.
+    pub fn start(dir: &Path, addrs: &BTreeMap<u64, String>, seed: u64) -> Self {
+        let history: History<String, String> = History::new();
+        let stop = Rc::new(Cell::new(false));
+        let tally = Rc::new(Tally::default());
+        let tasks = (0..CLIENTS)
+            .map(|n| {
+                actix_rt::spawn(run_client(
+                    n,
+                    client(&dir.join("certs"), addrs, Duration::from_secs(4)),
+                    history.client(),
+                    Rc::clone(&stop),
+                    Rc::clone(&tally),
+                    seed,
+                ))
+            })
+            .collect();
+        Self {
+            history,
+            stop,
+            tally,
+            tasks,
+        }
+    }
+
+    /// Stops the clients; then, with every node running, the cluster must take a write
+    /// and answer a read of every key, and the whole history must be linearizable.
+    /// Returns the counts for the summary line.
+    ///
+    /// # Panics
+    ///
+    /// When the cluster takes no write or read, or the history is not linearizable.
+    pub async fn finish(
+        self,
+        dir: &Path,
+        addrs: &BTreeMap<u64, String>,
+        nodes: &BTreeMap<u64, KvProcess>,
+        seed: u64,
+    ) -> String {
+        self.stop.set(true);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        let kv = client(&dir.join("certs"), addrs, Duration::from_secs(30));
+        let final_put = self.history.write("k0".to_string(), "final".to_string());
+        match kv.put("k0", "final").await {
+            Ok(_) => final_put.ok(),
+            Err(e) => panic!(
+                "the cluster took no write after the faults: {e}\n{}",
+                logs(nodes)
+            ),
+        }
+        for k in 0..KEYS {
+            let key = format!("k{k}");
+            let pending = self.history.read(key.clone());
+            let value = kv
+                .get(&key)
+                .await
+                .unwrap_or_else(|e| panic!("read {key} after the faults: {e}\n{}", logs(nodes)));
+            pending.returned(value);
+        }
+        let report = self
+            .history
+            .check()
+            .unwrap_or_else(|e| panic!("seed {seed}: the history is not linearizable: {e}"));
+        assert!(
+            self.tally.ok.get() >= 20,
+            "the clients made progress between faults: {} operations answered\n{}",
+            self.tally.ok.get(),
+            logs(nodes)
+        );
+        format!(
+            "ok={} unknown={} failed={} checked={} states={}",
+            self.tally.ok.get(),
+            self.tally.unknown.get(),
+            self.tally.failed.get(),
+            report.operations,
+            report.states
+        )
+    }
+}
+
+/// One client: random puts of unique values and reads by a random path, until `stop`.
+async fn run_client(
+    n: usize,
+    kv: KvClient,
+    history: History<String, String>,
+    stop: Rc<Cell<bool>>,
+    tally: Rc<Tally>,
+    seed: u64,
+) {
+    let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (n as u64 + 1));
+    let mut written = 0u64;
+    while !stop.get() {
+        let key = format!("k{}", rng.below(KEYS as u64));
+        if rng.below(2) == 0 {
+            written += 1;
+            let value = format!("c{n}-{written}");
+            let pending = history.write(key.clone(), value.clone());
+            match kv.put(&key, &value).await {
+                Ok(_) => {
+                    pending.ok();
+                    tally.ok.set(tally.ok.get() + 1);
+                }
+                // Refused before anything was sent: it had no effect.
+                Err(KvClientError::Invalid(e)) => panic!("put {key}: {e}"),
+                // Anything else may have been applied (an earlier attempt of it, before a
+                // timeout or a leader change): outcome unknown.
+                Err(_) => {
+                    pending.unknown();
+                    tally.unknown.set(tally.unknown.get() + 1);
+                }
+            }
+        } else {
+            let path = [
+                ReadPath::Index,
+                ReadPath::Lease,
+                ReadPath::Follower,
+                ReadPath::Log,
+            ][rng.below(4) as usize];
+            let pending = history.read(key.clone());
+            match kv.get_with(&key, path).await {
+                Ok(value) => {
+                    pending.returned(value);
+                    tally.ok.set(tally.ok.get() + 1);
+                }
+                // A read that failed changed nothing.
+                Err(_) => {
+                    pending.failed();
+                    tally.failed.set(tally.failed.get() + 1);
+                }
+            }
+        }
+    }
+}
+
+/// The faults: one at a time, and every node runs again when one is over.
+pub struct Nemesis<'a> {
+    /// The nemesis's choices.
+    pub rng: Rng,
+    /// The namespaces, when the nodes run in them (partitions need them).
+    pub lan: Option<&'a NetnsLan>,
+    /// The `kv` binary, to restart a node.
+    pub bin: &'a Path,
+    /// When the faults began, for the lines it prints.
+    pub started: Instant,
+    pub kills: u64,
+    pub pauses: u64,
+    pub partitions: u64,
+}
+
+impl<'a> Nemesis<'a> {
+    /// A nemesis making the choices of `seed`.
+    pub fn new(seed: u64, lan: Option<&'a NetnsLan>, bin: &'a Path) -> Self {
+        Self {
+            rng: Rng::new(seed),
+            lan,
+            bin,
+            started: Instant::now(),
+            kills: 0,
+            pauses: 0,
+            partitions: 0,
+        }
+    }
+
+    /// Prints what the nemesis does, with the time (shown with a failed test's output).
+    pub fn say(&self, what: &str) {
+        eprintln!(
+            "nemesis {:7.2}s {what}",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// How many kinds of fault [`strike`](Self::strike) picks from.
+    pub fn actions(&self) -> u64 {
+        if self.lan.is_some() {
+            11
+        } else {
+            8
+        }
+    }
+
+    /// One fault aimed at `target`, one of `nodes`, picked at random: a kill (sometimes
+    /// of a majority), a pause (sometimes past the QUIC idle timeout) or, in the
+    /// namespaces, a partition for up to 8 s; returns once it is over.
+    pub async fn strike(&mut self, target: u64, nodes: &mut BTreeMap<u64, KvProcess>) {
+        let ids: Vec<u64> = nodes.keys().copied().collect();
+        let action = self.rng.below(self.actions());
+        match action {
+            // Partitions (network namespaces only).
+            8..=10 => {
+                let lan = self.lan.expect("partitions need the namespaces");
+                match self.rng.below(3) {
+                    0 => {
+                        self.say(&format!("cut node {target} off"));
+                        lan.isolate(target).unwrap();
+                    }
+                    1 => {
+                        let other = other_than(&ids, target, &mut self.rng);
+                        self.say(&format!("cut the link {target}-{other}"));
+                        lan.cut(&[target, other]).unwrap();
+                    }
+                    // No node reaches another, while clients reach every node.
+                    _ => {
+                        self.say("cut every link between nodes");
+                        lan.cut(&ids).unwrap();
+                    }
+                }
+                self.partitions += 1;
+                tokio::time::sleep(millis(&mut self.rng, 300, 8000)).await;
+                lan.heal().unwrap();
+                self.say("healed");
+            }
+            // A majority of three down: the cluster stops, then must come back.
+            0 => {
+                let other = other_than(&ids, target, &mut self.rng);
+                self.say(&format!("kill -9 nodes {target} and {other}"));
+                for id in [target, other] {
+                    nodes.get_mut(&id).unwrap().kill();
+                    self.kills += 1;
+                }
+                tokio::time::sleep(millis(&mut self.rng, 100, 1500)).await;
+                for id in [other, target] {
+                    nodes.get_mut(&id).unwrap().start(self.bin);
+                }
+                self.say("restarted");
+            }
+            1..=3 => {
+                let node = nodes.get_mut(&target).unwrap();
+                self.say(&format!("kill -9 node {target}"));
+                node.kill();
+                self.kills += 1;
+                tokio::time::sleep(millis(&mut self.rng, 100, 1500)).await;
+                node.start(self.bin);
+                self.say("restarted");
+            }
+            pause => {
+                let node = nodes.get_mut(&target).unwrap();
+                if node.pause() {
+                    self.pauses += 1;
+                    // Now and then longer than the QUIC idle timeout (5 s): the
+                    // connections to it die and are dialled again.
+                    let (from, to) = if pause == 7 {
+                        (5500, 7000)
+                    } else {
+                        (100, 2500)
+                    };
+                    self.say(&format!("pause node {target}"));
+                    tokio::time::sleep(millis(&mut self.rng, from, to)).await;
+                    node.resume();
+                    self.say("resumed");
+                }
+            }
+        }
+    }
+}
+
+/// The last lines of every node's log, for a failure message.
+pub fn logs(nodes: &BTreeMap<u64, KvProcess>) -> String {
+    nodes
+        .values()
+        .map(|n| format!("--- node {}\n{}", n.id, n.log_tail(20)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

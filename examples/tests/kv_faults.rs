@@ -2,18 +2,20 @@
 //! processes (QUIC between them, RocksDB under each, snapshots every few hundred
 //! entries) on loopback. Concurrent clients put unique values to a few keys and read them
 //! back by every read path (log, index, lease, follower) while a nemesis kills nodes with
-//! SIGKILL and restarts them (now and then two at once), and pauses nodes with SIGSTOP
-//! (now and then past the QUIC idle timeout) and resumes them, the leader more often than
-//! the others. Afterwards the cluster must take a write again, and every
+//! SIGKILL and restarts them (now and then a majority at once), and pauses nodes with
+//! SIGSTOP (now and then past the QUIC idle timeout) and resumes them, the leader more
+//! often than the others. Afterwards the cluster must take a write again, and every
 //! client history (writes whose answer never came count as "outcome unknown") must be
 //! linearizable by testkit's checker.
 //!
 //! `ACTRAFT_KV_FAULT_SECS` sets how long the faults go on (default 8, quick enough for
-//! CI), `ACTRAFT_KV_FAULT_SEED` the nemesis's choices. With `ACTRAFT_KV_NETNS=1` (root,
-//! iproute2) each node runs in a network namespace of its own on one bridge, and the
-//! nemesis also partitions, for up to 8 s: it cuts a node off from everyone, or cuts the
-//! link between two nodes, or every link between nodes while clients still reach them all. It runs the `kv` example binary,
-//! which `cargo test -p actraft-examples --features rocks` builds along with the tests.
+//! CI), `ACTRAFT_KV_FAULT_SEED` the nemesis's choices, `ACTRAFT_KV_NODES` the cluster's
+//! size (default 3). With `ACTRAFT_KV_NETNS=1` (root, iproute2) each node runs in a
+//! network namespace of its own on one bridge, and the nemesis also partitions, for up
+//! to 8 s: it cuts a node off from everyone, or cuts the link between two nodes, or every
+//! link between nodes while clients still reach them all. It runs the `kv` example
+//! binary, which `cargo test -p actraft-examples --features rocks` builds along with the
+//! tests.
 
 mod nemesis;
 
@@ -24,20 +26,19 @@ use actraft_examples::kv_process::{kv_bin, write_certs, KvProcess, NetnsLan};
 
 use nemesis::{addresses, client, env_u64, millis, process, Clients, Nemesis};
 
-const IDS: [u64; 3] = [1, 2, 3];
-
 #[actix_rt::test]
 async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     let secs = env_u64("ACTRAFT_KV_FAULT_SECS", 8);
     let seed = env_u64("ACTRAFT_KV_FAULT_SEED", 1);
+    let ids: Vec<u64> = (1..=env_u64("ACTRAFT_KV_NODES", 3).max(3)).collect();
     let bin = kv_bin();
     let dir = tempfile::tempdir().unwrap();
-    write_certs(&bin, &dir.path().join("certs"), &IDS);
+    write_certs(&bin, &dir.path().join("certs"), &ids);
     let lan = (env_u64("ACTRAFT_KV_NETNS", 0) == 1)
-        .then(|| NetnsLan::new(&IDS).unwrap_or_else(|e| panic!("ACTRAFT_KV_NETNS: {e}")));
-    let addrs = addresses(&IDS, lan.as_ref());
+        .then(|| NetnsLan::new(&ids).unwrap_or_else(|e| panic!("ACTRAFT_KV_NETNS: {e}")));
+    let addrs = addresses(&ids, lan.as_ref());
     let by_addr: BTreeMap<String, u64> = addrs.iter().map(|(&id, a)| (a.clone(), id)).collect();
-    let mut nodes: BTreeMap<u64, KvProcess> = IDS
+    let mut nodes: BTreeMap<u64, KvProcess> = ids
         .iter()
         .map(|&id| (id, process(id, &addrs, dir.path(), lan.as_ref(), &[])))
         .collect();
@@ -59,14 +60,17 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
             .and_then(|addr| by_addr.get(&addr).copied());
         let target = match leader {
             Some(id) if nemesis.rng.below(2) == 0 => id,
-            _ => IDS[nemesis.rng.below(IDS.len() as u64) as usize],
+            _ => ids[nemesis.rng.below(ids.len() as u64) as usize],
         };
         nemesis.strike(target, &mut nodes).await;
     }
 
     let summary = clients.finish(dir.path(), &addrs, &nodes, seed).await;
     eprintln!(
-        "kv faults: secs={secs} seed={seed} kills={} pauses={} partitions={} {summary}",
-        nemesis.kills, nemesis.pauses, nemesis.partitions,
+        "kv faults: nodes={} secs={secs} seed={seed} kills={} pauses={} partitions={} {summary}",
+        ids.len(),
+        nemesis.kills,
+        nemesis.pauses,
+        nemesis.partitions,
     );
 }

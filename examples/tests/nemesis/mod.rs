@@ -290,7 +290,7 @@ impl<'a> Nemesis<'a> {
     }
 
     /// One fault aimed at `target`, one of `nodes`, picked at random: a kill (sometimes
-    /// of a majority), a pause (sometimes past the QUIC idle timeout) or, in the
+    /// of a majority, `target` among them), a pause (sometimes past the QUIC idle timeout) or, in the
     /// namespaces, a partition for up to 8 s; returns once it is over.
     pub async fn strike(&mut self, target: u64, nodes: &mut BTreeMap<u64, KvProcess>) {
         let ids: Vec<u64> = nodes.keys().copied().collect();
@@ -320,17 +320,23 @@ impl<'a> Nemesis<'a> {
                 lan.heal().unwrap();
                 self.say("healed");
             }
-            // A majority of three down: the cluster stops, then must come back.
+            // A majority down: the cluster stops, then must come back.
             0 => {
-                let other = other_than(&ids, target, &mut self.rng);
-                self.say(&format!("kill -9 nodes {target} and {other}"));
-                for id in [target, other] {
-                    nodes.get_mut(&id).unwrap().kill();
+                let mut down = vec![target];
+                while down.len() < ids.len() / 2 + 1 {
+                    let other = other_than(&ids, target, &mut self.rng);
+                    if !down.contains(&other) {
+                        down.push(other);
+                    }
+                }
+                self.say(&format!("kill -9 nodes {down:?}"));
+                for id in &down {
+                    nodes.get_mut(id).unwrap().kill();
                     self.kills += 1;
                 }
                 tokio::time::sleep(millis(&mut self.rng, 100, 1500)).await;
-                for id in [other, target] {
-                    nodes.get_mut(&id).unwrap().start(self.bin);
+                for id in down.iter().rev() {
+                    nodes.get_mut(id).unwrap().start(self.bin);
                 }
                 self.say("restarted");
             }

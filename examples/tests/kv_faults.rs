@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use actraft_examples::kv_process::{kv_bin, write_certs, KvProcess, NetnsLan};
 
-use nemesis::{addresses, client, env_u64, millis, process, Clients, Nemesis};
+use nemesis::{addresses, env_u64, process, Clients, Nemesis};
 
 #[actix_rt::test]
 async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
@@ -37,7 +37,6 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     let lan = (env_u64("ACTRAFT_KV_NETNS", 0) == 1)
         .then(|| NetnsLan::new(&ids).unwrap_or_else(|e| panic!("ACTRAFT_KV_NETNS: {e}")));
     let addrs = addresses(&ids, lan.as_ref());
-    let by_addr: BTreeMap<String, u64> = addrs.iter().map(|(&id, a)| (a.clone(), id)).collect();
     let mut nodes: BTreeMap<u64, KvProcess> = ids
         .iter()
         .map(|&id| (id, process(id, &addrs, dir.path(), lan.as_ref(), &[])))
@@ -48,20 +47,10 @@ async fn kv_histories_stay_linearizable_under_kills_and_pauses() {
     let clients = Clients::start(dir.path(), &addrs, seed);
 
     // The nemesis: one fault at a time; every node runs again between faults.
-    let observer = client(&dir.path().join("certs"), &addrs, Duration::from_secs(2));
-    let mut nemesis = Nemesis::new(seed, lan.as_ref(), &bin);
+    let mut nemesis = Nemesis::new(seed, lan.as_ref(), &bin, dir.path(), &addrs);
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
-        tokio::time::sleep(millis(&mut nemesis.rng, 200, 700)).await;
-        // The leader as the clients last found it, half of the time; else any node.
-        let _ = observer.get("k0").await;
-        let leader = observer
-            .known_leader()
-            .and_then(|addr| by_addr.get(&addr).copied());
-        let target = match leader {
-            Some(id) if nemesis.rng.below(2) == 0 => id,
-            _ => ids[nemesis.rng.below(ids.len() as u64) as usize],
-        };
+        let target = nemesis.aim().await;
         nemesis.strike(target, &mut nodes).await;
     }
 

@@ -27,7 +27,7 @@ use actraft_examples::kv_admin::AdminRequest;
 use actraft_examples::kv_client::KvClient;
 use actraft_examples::kv_process::{kv_bin, write_certs, KvProcess, NetnsLan};
 
-use nemesis::{addresses, client, env_u64, logs, millis, process, Clients, Nemesis};
+use nemesis::{addresses, client, env_u64, logs, process, Clients, Nemesis};
 
 /// Every node the test runs.
 const ALL: [u64; 4] = [1, 2, 3, 4];
@@ -78,7 +78,6 @@ async fn kv_histories_stay_linearizable_through_membership_changes_under_faults(
         .filter(|(id, _)| FIRST.contains(id))
         .map(|(&id, a)| (id, a.clone()))
         .collect();
-    let by_addr: BTreeMap<String, u64> = addrs.iter().map(|(&id, a)| (a.clone(), id)).collect();
     // Nodes 1-3 know only each other: they are the first configuration. Node 4 knows
     // them and joins: it has no configuration until the leader adds it.
     let mut nodes: BTreeMap<u64, KvProcess> = ALL
@@ -97,25 +96,15 @@ async fn kv_histories_stay_linearizable_through_membership_changes_under_faults(
     }
     let clients = Clients::start(dir.path(), &addrs, seed);
 
-    let observer = client(&certs, &addrs, Duration::from_secs(2));
     let admin = client(&certs, &addrs, Duration::from_secs(10));
-    let mut nemesis = Nemesis::new(seed, lan.as_ref(), &bin);
+    let mut nemesis = Nemesis::new(seed, lan.as_ref(), &bin, dir.path(), &addrs);
     let mut current: BTreeSet<u64> = FIRST.into_iter().collect();
     let mut changes = 0u64;
     let end = Instant::now() + Duration::from_secs(secs);
     // Changes and faults take turns, a change first.
     let mut change_turn = false;
     while Instant::now() < end {
-        tokio::time::sleep(millis(&mut nemesis.rng, 200, 700)).await;
-        // The leader as the clients last found it, half of the time; else any node.
-        let _ = observer.get("k0").await;
-        let leader = observer
-            .known_leader()
-            .and_then(|addr| by_addr.get(&addr).copied());
-        let target = match leader {
-            Some(id) if nemesis.rng.below(2) == 0 => id,
-            _ => ALL[nemesis.rng.below(ALL.len() as u64) as usize],
-        };
+        let target = nemesis.aim().await;
         change_turn = !change_turn;
         if !change_turn {
             nemesis.strike(target, &mut nodes).await;

@@ -253,14 +253,28 @@ pub struct Nemesis<'a> {
     pub bin: &'a Path,
     /// When the faults began, for the lines it prints.
     pub started: Instant,
+    /// Processes killed.
     pub kills: u64,
+    /// Processes paused.
     pub pauses: u64,
+    /// Partitions made.
     pub partitions: u64,
+    /// Finds the leader, to aim at it.
+    observer: KvClient,
+    /// Every node by its address.
+    by_addr: BTreeMap<String, u64>,
 }
 
 impl<'a> Nemesis<'a> {
-    /// A nemesis making the choices of `seed`.
-    pub fn new(seed: u64, lan: Option<&'a NetnsLan>, bin: &'a Path) -> Self {
+    /// A nemesis making the choices of `seed` among the nodes at `addrs`, with the
+    /// certificates in `dir/certs`.
+    pub fn new(
+        seed: u64,
+        lan: Option<&'a NetnsLan>,
+        bin: &'a Path,
+        dir: &Path,
+        addrs: &BTreeMap<u64, String>,
+    ) -> Self {
         Self {
             rng: Rng::new(seed),
             lan,
@@ -269,6 +283,26 @@ impl<'a> Nemesis<'a> {
             kills: 0,
             pauses: 0,
             partitions: 0,
+            observer: client(&dir.join("certs"), addrs, Duration::from_secs(2)),
+            by_addr: addrs.iter().map(|(&id, a)| (a.clone(), id)).collect(),
+        }
+    }
+
+    /// Waits a little, then picks the next node to strike: the leader as the clients
+    /// last found it, half of the time; else any node.
+    pub async fn aim(&mut self) -> u64 {
+        tokio::time::sleep(millis(&mut self.rng, 200, 700)).await;
+        let _ = self.observer.get("k0").await;
+        let leader = self
+            .observer
+            .known_leader()
+            .and_then(|addr| self.by_addr.get(&addr).copied());
+        match leader {
+            Some(id) if self.rng.below(2) == 0 => id,
+            _ => {
+                let ids: Vec<u64> = self.by_addr.values().copied().collect();
+                ids[self.rng.below(ids.len() as u64) as usize]
+            }
         }
     }
 

@@ -5,7 +5,8 @@
 //! follower redirects to the leader. Every request says what the cluster should look like
 //! after it, not what to change, so a request retried after an unknown outcome does no
 //! harm: adding a node that is already a learner, promoting a voter or removing a node
-//! that is gone answers `ok` at once.
+//! that is gone answers `ok` without a new change, once the configuration that already
+//! says so is committed.
 //!
 //! Adding a machine is two steps, each a membership change the leader commits: the new
 //! node joins as a learner (it receives the log, or a snapshot, but does not vote), then
@@ -15,10 +16,11 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::time::Duration;
 
 use actraft::core::NodeId;
 use actraft::core::TransferError;
-use actraft::{ClusterConfig, MembershipError, RaftHandle};
+use actraft::{ClusterConfig, MembershipError, RaftHandle, Role};
 
 use crate::kv_wire::Reply;
 
@@ -150,13 +152,13 @@ pub async fn answer(
         }
         AdminRequest::AddLearner { id, address } => {
             if voters.contains(&id) || learners.contains(&id) {
-                return Reply::Ok(format!("node {id} is already a member"));
+                return already(handle, format!("node {id} is already a member")).await;
             }
             handle.add_learner(id, address).await
         }
         AdminRequest::Promote { id } => {
             if voters.contains(&id) && !config.is_joint() {
-                return Reply::Ok(format!("node {id} is already a voter"));
+                return already(handle, format!("node {id} is already a voter")).await;
             }
             if !learners.remove(&id) {
                 return Reply::Error(format!(
@@ -168,7 +170,7 @@ pub async fn answer(
         }
         AdminRequest::Remove { id } => {
             if !voters.contains(&id) && !learners.contains(&id) && !config.is_joint() {
-                return Reply::Ok(format!("node {id} is not a member"));
+                return already(handle, format!("node {id} is not a member")).await;
             }
             voters.remove(&id);
             learners.remove(&id);
@@ -185,6 +187,48 @@ pub async fn answer(
         // A change under way, a learner still catching up, leadership lost mid-change:
         // the client retries; the request is idempotent.
         Err(e) => Reply::Unavailable(format!("not yet: {e}")),
+    }
+}
+
+/// How long a request that finds the cluster already as it asks waits for that
+/// configuration to commit before it answers `unavailable` (the client retries).
+const ALREADY_WAIT: Duration = Duration::from_secs(2);
+
+/// Answers `ok <text>` to a request that finds the configuration in force already as it
+/// asks, once that configuration is committed. It takes effect when appended, so a
+/// retried `remove` may find it in the leader's log before a majority stores it; an
+/// operator who stops or wipes the removed node on that answer must not find the
+/// change undone by the next leader. Waits until the leader's commit index reaches its
+/// last log index as it was on arrival (the configuration entry is at or before it),
+/// or answers `unavailable` when leadership changes or [`ALREADY_WAIT`] passes.
+async fn already(handle: &RaftHandle, text: String) -> Reply {
+    let mut watch = handle.watch_metrics();
+    let (term, upto) = {
+        let now = watch.borrow_and_update();
+        (now.current_term, now.last_log_index)
+    };
+    let committed = async {
+        loop {
+            {
+                let now = watch.borrow_and_update();
+                if now.role != Role::Leader || now.current_term != term {
+                    return false;
+                }
+                if now.commit_index >= upto {
+                    return true;
+                }
+            }
+            if watch.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    match tokio::time::timeout(ALREADY_WAIT, committed).await {
+        Ok(true) => Reply::Ok(text),
+        Ok(false) => Reply::Unavailable("leadership changed; retry".into()),
+        Err(_) => Reply::Unavailable(format!(
+            "{text}, but that configuration is not committed yet; retry"
+        )),
     }
 }
 

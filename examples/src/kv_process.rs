@@ -188,6 +188,31 @@ impl KvProcess {
         self.paused = false;
     }
 
+    /// Deletes the node's data directory, as a disk that was lost. The process must not
+    /// run. Restart such a node only once the cluster removed it, and with
+    /// [`joining`](Self::joining): it comes back as a new node, added again as a learner.
+    ///
+    /// # Panics
+    ///
+    /// When the process runs, or the directory cannot be deleted.
+    pub fn wipe(&mut self) {
+        assert!(self.child.is_none(), "node {} is running", self.id);
+        match std::fs::remove_dir_all(&self.data_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("delete {}: {e}", self.data_dir.display()),
+        }
+    }
+
+    /// From its next start on, the node starts with `--join`: on empty storage it waits
+    /// to be added instead of forming the first configuration (on storage that holds a
+    /// configuration the flag changes nothing).
+    pub fn joining(&mut self) {
+        if !self.args.iter().any(|a| a == "--join") {
+            self.args.push("--join".into());
+        }
+    }
+
     /// True while the process runs (paused or not).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -7,8 +7,9 @@
 //! partitions in the namespaces), and half of the changes run while another fault
 //! strikes. A change adds the node that is out as a learner and
 //! promotes it (three voters become four), or removes one of four voters, the leader
-//! half of the time (it hands over), and the removed node keeps running on its data
-//! until it is added again. Afterwards the cluster must take a write again, and every
+//! half of the time (it hands over). Half of the removed nodes keep running on their
+//! data until they are added again; the others lose their disk once the removal is
+//! committed, and start again empty with `--join`, to be added as new nodes. Afterwards the cluster must take a write again, and every
 //! client history (writes whose answer never came count as "outcome unknown") must be
 //! linearizable by testkit's checker.
 //!
@@ -100,6 +101,7 @@ async fn kv_histories_stay_linearizable_through_membership_changes_under_faults(
     let mut nemesis = Nemesis::new(seed, lan.as_ref(), &bin, dir.path(), &addrs);
     let mut current: BTreeSet<u64> = FIRST.into_iter().collect();
     let mut changes = 0u64;
+    let mut wiped = 0u64;
     let end = Instant::now() + Duration::from_secs(secs);
     // Changes and faults take turns, a change first.
     let mut change_turn = false;
@@ -136,8 +138,22 @@ async fn kv_histories_stay_linearizable_through_membership_changes_under_faults(
             nemesis.say(&what);
             change.await
         };
-        if let Err(e) = outcome {
-            nemesis.say(&format!("outcome unknown: {e}"));
+        match outcome {
+            // Removed, and the removal committed: half of the time the node loses its
+            // disk, and comes back empty, to join as a new node (the next change adds it).
+            Ok(()) if out.is_none() && nemesis.rng.below(2) == 0 => {
+                nemesis.say(&format!(
+                    "node {target} loses its disk and starts again to join"
+                ));
+                let node = nodes.get_mut(&target).expect("a node");
+                node.kill();
+                node.wipe();
+                node.joining();
+                node.start(&bin);
+                wiped += 1;
+            }
+            Ok(()) => {}
+            Err(e) => nemesis.say(&format!("outcome unknown: {e}")),
         }
         if let Some(now) = voters(&admin).await {
             if now != current {
@@ -160,7 +176,7 @@ async fn kv_histories_stay_linearizable_through_membership_changes_under_faults(
         last = voters(&admin).await;
     }
     eprintln!(
-        "kv membership faults: secs={secs} seed={seed} changes={changes} voters={last:?} kills={} pauses={} partitions={} {summary}",
+        "kv membership faults: secs={secs} seed={seed} changes={changes} wiped={wiped} voters={last:?} kills={} pauses={} partitions={} {summary}",
         nemesis.kills, nemesis.pauses, nemesis.partitions,
     );
     assert!(

@@ -2,7 +2,7 @@
 //! in-memory transport: grow 3 -> 5, shrink 5 -> 3, replace a node, remove the leader,
 //! transfer under load, a removed node that stays quiet and is added back, and a
 //! follower that missed the addition of its next leader catching up with it (over
-//! QUIC too).
+//! QUIC too), and the KV admin's answer to a change already made but not committed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +15,8 @@ use actraft::{ClientError, Inbox, Member, RaftHandle, Transport, TransportError}
 use actraft_examples::cluster::{
     fast_config, Cluster, ClusterOptions, MemStorages, TransportProvider,
 };
+use actraft_examples::kv_admin::{answer, AdminRequest};
+use actraft_examples::kv_wire::Reply;
 use actraft_examples::scenarios::assert_all_acked_present;
 use actraft_transport_mem::{MemRouter, MemTransport};
 use bytes::Bytes;
@@ -729,4 +731,46 @@ async fn the_first_messages_to_a_new_member_find_it_known() {
         0,
         "a node sent to a destination its transport did not know"
     );
+}
+
+/// The KV service's admin answers `ok` to a request that finds the cluster already as it
+/// asks only once that configuration is committed: a retried removal must not report a
+/// node gone (for its operator to stop or wipe it) while the next leader may still hold
+/// the configuration that keeps it.
+#[actix_rt::test]
+async fn an_admin_request_already_done_answers_once_its_configuration_commits() {
+    let (mut cluster, first) = started(3).await;
+    let leader = cluster.handle(first).unwrap();
+    grow(&mut cluster, &leader, &[4]).await;
+    // Cut the leader off, then remove the learner: one stable entry, in force on the
+    // leader at once, that no majority stores.
+    cluster.router().isolate(first);
+    let removal = ClusterConfig::Stable(Membership::new(1..=3, []));
+    let removing = {
+        let leader = leader.clone();
+        actix_rt::spawn(async move { leader.change_membership(1..=3, []).await })
+    };
+    wait_config(&leader, &removal).await;
+    let redirect = |_| Reply::Unavailable("not the leader".into());
+    let reply = answer(&leader, AdminRequest::Remove { id: 4 }, redirect).await;
+    assert!(
+        matches!(reply, Reply::Unavailable(_)),
+        "an uncommitted removal was reported done: {reply:?}"
+    );
+    // Once the leader is back, the removal goes through (its entry, or a new change made
+    // by whichever node leads), and only then does the request answer `ok`.
+    cluster.router().reconnect(first);
+    let _ = removing.await;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let leader = leader_among(&cluster, &[1, 2, 3]).await;
+        match answer(&leader, AdminRequest::Remove { id: 4 }, redirect).await {
+            Reply::Ok(_) => break,
+            other => assert!(Instant::now() < deadline, "never removed: {other:?}"),
+        }
+    }
+    write(&cluster, "after").await;
+    for id in 1..=3 {
+        wait_config(&cluster.handle(id).unwrap(), &removal).await;
+    }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use actraft::core::NodeId;
 use actraft::core::TransferError;
-use actraft::{ClusterConfig, MembershipError, RaftHandle, Role};
+use actraft::{ClientError, ClusterConfig, MembershipError, RaftHandle, RaftMetrics, Role};
 
 use crate::kv_wire::Reply;
 
@@ -134,12 +134,15 @@ pub async fn answer(
     request: AdminRequest,
     redirect: impl Fn(Option<NodeId>) -> Reply,
 ) -> Reply {
-    let config = handle.membership();
+    // One snapshot: the configuration in force, with the term and the last log index it
+    // came with (what a request already satisfied waits on).
+    let now = handle.metrics();
+    let config = &now.membership;
     let target = config.target();
     let mut voters = target.voters().clone();
     let mut learners = target.learners().clone();
     let change = match request {
-        AdminRequest::Members => return Reply::Ok(MembersLine(&config).to_string()),
+        AdminRequest::Members => return Reply::Ok(MembersLine(config).to_string()),
         AdminRequest::Transfer { to } => {
             return match handle.transfer_leadership(to).await {
                 Ok(leader) => Reply::Ok(format!("node {leader} leads")),
@@ -152,13 +155,13 @@ pub async fn answer(
         }
         AdminRequest::AddLearner { id, address } => {
             if voters.contains(&id) || learners.contains(&id) {
-                return already(handle, format!("node {id} is already a member")).await;
+                return already(handle, &now, format!("node {id} is already a member")).await;
             }
             handle.add_learner(id, address).await
         }
         AdminRequest::Promote { id } => {
             if voters.contains(&id) && !config.is_joint() {
-                return already(handle, format!("node {id} is already a voter")).await;
+                return already(handle, &now, format!("node {id} is already a voter")).await;
             }
             if !learners.remove(&id) {
                 return Reply::Error(format!(
@@ -170,7 +173,7 @@ pub async fn answer(
         }
         AdminRequest::Remove { id } => {
             if !voters.contains(&id) && !learners.contains(&id) && !config.is_joint() {
-                return already(handle, format!("node {id} is not a member")).await;
+                return already(handle, &now, format!("node {id} is not a member")).await;
             }
             voters.remove(&id);
             learners.remove(&id);
@@ -198,34 +201,21 @@ const ALREADY_WAIT: Duration = Duration::from_secs(2);
 /// asks, once that configuration is committed. It takes effect when appended, so a
 /// retried `remove` may find it in the leader's log before a majority stores it; an
 /// operator who stops or wipes the removed node on that answer must not find the
-/// change undone by the next leader. Waits until the leader's commit index reaches its
-/// last log index as it was on arrival (the configuration entry is at or before it),
-/// or answers `unavailable` when leadership changes or [`ALREADY_WAIT`] passes.
-async fn already(handle: &RaftHandle, text: String) -> Reply {
-    let mut watch = handle.watch_metrics();
-    let (term, upto) = {
-        let now = watch.borrow_and_update();
-        (now.current_term, now.last_log_index)
-    };
-    let committed = async {
-        loop {
-            {
-                let now = watch.borrow_and_update();
-                if now.role != Role::Leader || now.current_term != term {
-                    return false;
-                }
-                if now.commit_index >= upto {
-                    return true;
-                }
-            }
-            if watch.changed().await.is_err() {
-                return false;
-            }
-        }
-    };
-    match tokio::time::timeout(ALREADY_WAIT, committed).await {
-        Ok(true) => Reply::Ok(text),
-        Ok(false) => Reply::Unavailable("leadership changed; retry".into()),
+/// change undone by the next leader. Waits until the commit index reaches the last log
+/// index of `at` (the snapshot the configuration was read from; its entry is at or
+/// before that index) while the node leads in the same term, so that no truncation can
+/// have removed it; answers `unavailable` when leadership changes or [`ALREADY_WAIT`]
+/// passes.
+async fn already(handle: &RaftHandle, at: &RaftMetrics, text: String) -> Reply {
+    let (term, upto) = (at.current_term, at.last_log_index);
+    let settled = handle
+        .wait_until(ALREADY_WAIT, |s| {
+            s.role != Role::Leader || s.term != term || s.commit_index >= upto
+        })
+        .await;
+    match settled {
+        Ok(s) if s.role == Role::Leader && s.term == term => Reply::Ok(text),
+        Ok(_) | Err(ClientError::Stopped) => Reply::Unavailable("leadership changed; retry".into()),
         Err(_) => Reply::Unavailable(format!(
             "{text}, but that configuration is not committed yet; retry"
         )),

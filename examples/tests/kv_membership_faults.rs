@@ -3,15 +3,15 @@
 //! hundred entries) on loopback, three of them the first configuration and the fourth
 //! started to join. While concurrent clients put unique values to a few keys and read
 //! them back by every read path, the test alternates a membership change with a fault
-//! of the kind `kv_faults` makes (kills, a majority of three killed at once, pauses,
-//! partitions in the namespaces), and half of the changes run while another fault
-//! strikes. A change adds the node that is out as a learner and
-//! promotes it (three voters become four), or removes one of four voters, the leader
-//! half of the time (it hands over). Half of the removed nodes keep running on their
-//! data until they are added again; the others lose their disk once the removal is
-//! committed, and start again empty with `--join`, to be added as new nodes. Afterwards the cluster must take a write again, and every
-//! client history (writes whose answer never came count as "outcome unknown") must be
-//! linearizable by testkit's checker.
+//! of the kind `kv_faults` makes (kills, a majority of the processes killed at once,
+//! pauses, partitions in the namespaces), and half of the changes run while another
+//! fault strikes. A change adds the node that is out as a learner and promotes it (three
+//! voters become four), or removes one of four voters, the leader half of the time (it
+//! hands over). Half of the removed nodes keep running on their data until they are
+//! added again; the others lose their disk once the removal is committed, and start
+//! again empty with `--join`, to be added as new nodes. Afterwards the cluster must take
+//! a write again, and every client history (writes whose answer never came count as
+//! "outcome unknown") must be linearizable by testkit's checker.
 //!
 //! `ACTRAFT_KV_FAULT_SECS` sets how long it goes on (default 8, quick enough for CI),
 //! `ACTRAFT_KV_FAULT_SEED` the nemesis's choices, `ACTRAFT_KV_NETNS=1` (root, iproute2)

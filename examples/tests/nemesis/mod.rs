@@ -324,8 +324,8 @@ impl<'a> Nemesis<'a> {
     }
 
     /// One fault aimed at `target`, one of `nodes`, picked at random: a kill (sometimes
-    /// of a majority, `target` among them), a pause (sometimes past the QUIC idle timeout) or, in the
-    /// namespaces, a partition for up to 8 s; returns once it is over.
+    /// of a majority, `target` among them), a pause (sometimes past the QUIC idle
+    /// timeout) or, in the namespaces, a partition for up to 8 s; returns once it is over.
     pub async fn strike(&mut self, target: u64, nodes: &mut BTreeMap<u64, KvProcess>) {
         let ids: Vec<u64> = nodes.keys().copied().collect();
         let action = self.rng.below(self.actions());

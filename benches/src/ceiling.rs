@@ -54,6 +54,26 @@ fn loopback_endpoint(server: Option<quinn::ServerConfig>) -> Result<quinn::Endpo
     .map_err(|e| failed("bind", e))
 }
 
+/// A server and a client configuration that trust each other (a fresh self-signed
+/// certificate for `localhost`), both with [`lan_transport`].
+fn loopback_configs() -> Result<(quinn::ServerConfig, quinn::ClientConfig), BenchError> {
+    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .map_err(|e| failed("a certificate", e))?;
+    let cert = CertificateDer::from(key.cert.der().to_vec());
+    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
+    let mut server = quinn::ServerConfig::with_single_cert(vec![cert.clone()], private)
+        .map_err(|e| failed("the server configuration", e))?;
+    server.transport_config(lan_transport());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(cert)
+        .map_err(|e| failed("the client's roots", e))?;
+    let mut client = quinn::ClientConfig::with_root_certificates(Arc::new(roots))
+        .map_err(|e| failed("the client configuration", e))?;
+    client.transport_config(lan_transport());
+    Ok((server, client))
+}
+
 /// Pushes `total` bytes through one QUIC stream on loopback, in
 /// [`QUIC_WRITE_BYTES`] writes, the sender and the receiver each on a thread of its own
 /// (one process, as the nodes of a throughput run are). Returns MB/s (10^6 bytes per
@@ -69,21 +89,7 @@ pub fn quic_loopback_mb_per_sec(total: u64) -> Result<f64, BenchError> {
 /// of them saw to the end of the last stream.
 pub fn quic_fan_out_mb_per_sec(total: u64, receivers: usize) -> Result<f64, BenchError> {
     let receivers = receivers.max(1);
-    let key = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-        .map_err(|e| failed("a certificate", e))?;
-    let cert = CertificateDer::from(key.cert.der().to_vec());
-    let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
-    let mut server = quinn::ServerConfig::with_single_cert(vec![cert.clone()], private)
-        .map_err(|e| failed("the server configuration", e))?;
-    server.transport_config(lan_transport());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(cert)
-        .map_err(|e| failed("the client's roots", e))?;
-    let mut client = quinn::ClientConfig::with_root_certificates(Arc::new(roots))
-        .map_err(|e| failed("the client configuration", e))?;
-    client.transport_config(lan_transport());
-
+    let (server, client) = loopback_configs()?;
     let mut addrs = Vec::new();
     let mut receiving = Vec::new();
     for _ in 0..receivers {
@@ -192,6 +198,90 @@ fn receive(
     })
 }
 
+/// Bytes each way in one raw round trip: a small message, as an acknowledgement is.
+pub const QUIC_ROUND_TRIP_BYTES: usize = 64;
+
+/// Round trips made before the measured ones (connection and congestion state settle).
+const QUIC_ROUND_TRIP_WARM_UP: usize = 200;
+
+/// The median round trip of a small message over raw QUIC on loopback, in µs: one side
+/// writes [`QUIC_ROUND_TRIP_BYTES`] on a stream, the other reads them and writes them
+/// back, `rounds` times one after the other. Each side runs on a thread of its own, not
+/// the caller's (one process, as the nodes of a throughput run are). A commit over QUIC
+/// holds one such round trip (the leader's AppendEntries and the follower's answer), so
+/// with one client this is the floor under its latency; with many it is what each round
+/// of replication waits.
+pub fn quic_round_trip_us(rounds: usize) -> Result<f64, BenchError> {
+    let rounds = rounds.max(1);
+    let (server, client) = loopback_configs()?;
+    let (addr_tx, addr_rx) = mpsc::channel::<SocketAddr>();
+    let echo = std::thread::spawn(move || echo(server, addr_tx));
+    let addr = addr_rx
+        .recv()
+        .map_err(|_| failed("the echo side", "did not start"))?;
+    let measure = std::thread::spawn(move || {
+        runtime()?.block_on(async move {
+            let mut endpoint = loopback_endpoint(None)?;
+            endpoint.set_default_client_config(client);
+            let conn = endpoint
+                .connect(addr, "localhost")
+                .map_err(|e| failed("connect", e))?
+                .await
+                .map_err(|e| failed("handshake", e))?;
+            let (mut send, mut recv) = conn.open_bi().await.map_err(|e| failed("stream", e))?;
+            let mut buf = [0x5Au8; QUIC_ROUND_TRIP_BYTES];
+            let mut times = Vec::with_capacity(rounds);
+            for round in 0..QUIC_ROUND_TRIP_WARM_UP + rounds {
+                let start = Instant::now();
+                send.write_all(&buf).await.map_err(|e| failed("write", e))?;
+                recv.read_exact(&mut buf)
+                    .await
+                    .map_err(|e| failed("read", e))?;
+                if round >= QUIC_ROUND_TRIP_WARM_UP {
+                    times.push(start.elapsed());
+                }
+            }
+            send.finish().map_err(|e| failed("finish", e))?;
+            conn.closed().await;
+            endpoint.wait_idle().await;
+            Ok::<_, BenchError>(times)
+        })
+    });
+    let joined = |what: &str| failed(what, "the thread panicked");
+    let times = measure.join().map_err(|_| joined("the measuring side"));
+    echo.join().map_err(|_| joined("the echo side"))??;
+    let mut times = times??;
+    times.sort_unstable();
+    Ok(times[times.len() / 2].as_secs_f64() * 1e6)
+}
+
+/// The echo side of [`quic_round_trip_us`]: accepts one connection and writes back
+/// every message of its one stream, until the stream ends.
+fn echo(server: quinn::ServerConfig, addr_tx: mpsc::Sender<SocketAddr>) -> Result<(), BenchError> {
+    runtime()?.block_on(async move {
+        let endpoint = loopback_endpoint(Some(server))?;
+        let addr = endpoint.local_addr().map_err(|e| failed("bind", e))?;
+        let _ = addr_tx.send(addr);
+        let incoming = endpoint
+            .accept()
+            .await
+            .ok_or_else(|| failed("accept", "endpoint closed"))?;
+        let conn = incoming.await.map_err(|e| failed("handshake", e))?;
+        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| failed("stream", e))?;
+        let mut buf = [0u8; QUIC_ROUND_TRIP_BYTES];
+        loop {
+            match recv.read_exact(&mut buf).await {
+                Ok(()) => send.write_all(&buf).await.map_err(|e| failed("write", e))?,
+                Err(quinn::ReadExactError::FinishedEarly(0)) => break,
+                Err(e) => return Err(failed("read", e)),
+            }
+        }
+        conn.close(0u32.into(), b"done");
+        endpoint.wait_idle().await;
+        Ok(())
+    })
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -213,5 +303,11 @@ mod tests {
     fn quic_fan_out_moves_every_byte_to_every_receiver() {
         let mb_per_sec = quic_fan_out_mb_per_sec(4 << 20, 2).unwrap();
         assert!(mb_per_sec > 0.0);
+    }
+
+    #[test]
+    fn quic_round_trip_gets_every_message_back() {
+        let us = quic_round_trip_us(50).unwrap();
+        assert!(us > 0.0 && us.is_finite(), "{us}");
     }
 }

@@ -354,7 +354,7 @@ pub fn markdown(report: &Report) -> String {
     md.push_str(
         "\n## Append throughput (entries committed and applied on the leader per second)\n\n",
     );
-    md.push_str("On RocksDB, two columns give the entries per synced batch on the leader and the raw RocksDB ceiling: the same entries written straight to RocksDB in synced batches of that size, on the same machine; then the shared-disk ceiling, one writer's rate when as many writers as there are members write such batches at once to the same disk, which is what the nodes of a one-machine cluster do (each syncs every batch, and a disk serves one flush at a time). On QUIC, the last column gives the replication payload moved to all followers against the raw QUIC ceiling: the same bytes pushed through one QUIC stream on loopback in 64 KiB writes, measured in the same run; the fan-out ceiling pushes them from one sender thread through one stream to each of as many receivers as there are followers, as a leader does.\n\n");
+    md.push_str("On RocksDB, two columns give the entries per synced batch on the leader and the raw RocksDB ceiling: the same entries written straight to RocksDB in synced batches of that size, on the same machine; then the shared-disk ceiling, one writer's rate when as many writers as there are members write such batches at once to the same disk, which is what the nodes of a one-machine cluster do (each syncs every batch, and a disk serves one flush at a time). On QUIC, the last column gives the replication payload moved to all followers against the raw QUIC ceiling: the same bytes pushed through one QUIC stream on loopback in 64 KiB writes, measured in the same run; the fan-out ceiling pushes them from one sender thread through one stream to each of as many receivers as there are followers, as a leader does. The round trip is the median time for a 64-byte message to go over raw QUIC on loopback and come back, one side on each thread: a commit over QUIC waits at least one, so with one client it is the floor under p50, and with 16 it is most of what one round of replication takes.\n\n");
     md.push_str("| members | clients | payload (B) | transport | storage | node threads | ops | ops/s | p50 (µs) | p99 (µs) | entries/sync | vs raw RocksDB | vs raw QUIC |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in &report.append {
@@ -378,6 +378,9 @@ pub fn markdown(report: &Report) -> String {
                 let mut cell = format!("{mb:.0} of {c:.0} MB/s ({:.0}%)", 100.0 * mb / c);
                 if let Some(f) = r.fan_out_ceiling_mb_per_sec.filter(|&f| f > 0.0) {
                     let _ = write!(cell, "; fan-out {f:.0} MB/s ({:.0}%)", 100.0 * mb / f);
+                }
+                if let Some(rtt) = r.ceiling_rtt_us {
+                    let _ = write!(cell, "; round trip {rtt:.0} µs");
                 }
                 cell
             }

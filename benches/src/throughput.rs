@@ -138,6 +138,10 @@ pub struct ThroughputResult {
     /// are followers, one connection each, in MB/s: the leader's shape without Raft
     /// (`fan_out_ceiling_mb_per_sec` on the line).
     pub fan_out_ceiling_mb_per_sec: Option<f64>,
+    /// On QUIC: the median round trip of a small message over raw QUIC on loopback, µs,
+    /// measured after the run (`ceiling_rtt_us` on the line): what one round of
+    /// replication waits at least (see [`crate::ceiling::quic_round_trip_us`]).
+    pub ceiling_rtt_us: Option<f64>,
 }
 
 impl ThroughputResult {
@@ -162,7 +166,8 @@ impl ThroughputResult {
 
     /// The ceiling fields the line ends with: `ceiling_ops_per_sec` and
     /// `shared_disk_ceiling_ops_per_sec` on RocksDB,
-    /// `mb_per_sec` and `ceiling_mb_per_sec` on QUIC.
+    /// `mb_per_sec`, `ceiling_mb_per_sec`, `fan_out_ceiling_mb_per_sec` and
+    /// `ceiling_rtt_us` on QUIC.
     fn ceiling_fields(&self) -> String {
         let mut out = String::new();
         if let Some(c) = self.raw_rocksdb_entries_per_sec {
@@ -183,6 +188,9 @@ impl ThroughputResult {
         if let Some(c) = self.fan_out_ceiling_mb_per_sec {
             out += &format!(" fan_out_ceiling_mb_per_sec={c:.1}");
         }
+        if let Some(c) = self.ceiling_rtt_us {
+            out += &format!(" ceiling_rtt_us={c:.0}");
+        }
         out
     }
 }
@@ -193,6 +201,9 @@ const LEADER_WAIT: Duration = Duration::from_secs(10);
 /// Bytes a raw QUIC ceiling pushes at least (less is mostly the handshake) and at most
 /// (about a second on loopback).
 const QUIC_CEILING_BYTES: (u64, u64) = (64 << 20, 1 << 30);
+
+/// Round trips the raw QUIC round-trip ceiling times (well under a second on loopback).
+const QUIC_CEILING_ROUND_TRIPS: usize = 5_000;
 
 /// Runs one throughput measurement.
 pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError> {
@@ -322,7 +333,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     };
     #[cfg(not(feature = "rocks"))]
     let (raw_rocksdb_entries_per_sec, shared_disk_entries_per_sec) = (None, None);
-    let (mb_per_sec, ceiling_mb_per_sec, fan_out_ceiling_mb_per_sec) =
+    let (mb_per_sec, ceiling_mb_per_sec, fan_out_ceiling_mb_per_sec, ceiling_rtt_us) =
         if cfg.transport == TransportKind::Quic {
             let followers = cfg.members.saturating_sub(1);
             let replicated = ops * cfg.payload as u64 * followers as u64;
@@ -333,9 +344,15 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
                 0 | 1 => None,
                 n => Some(crate::ceiling::quic_fan_out_mb_per_sec(bytes, n)?),
             };
-            (Some(replicated as f64 / secs / 1e6), Some(ceiling), fan_out)
+            let rtt = crate::ceiling::quic_round_trip_us(QUIC_CEILING_ROUND_TRIPS)?;
+            (
+                Some(replicated as f64 / secs / 1e6),
+                Some(ceiling),
+                fan_out,
+                Some(rtt),
+            )
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
     Ok(ThroughputResult {
         members: cfg.members,
@@ -359,6 +376,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         mb_per_sec,
         ceiling_mb_per_sec,
         fan_out_ceiling_mb_per_sec,
+        ceiling_rtt_us,
     })
 }
 
@@ -459,6 +477,7 @@ mod tests {
             mb_per_sec: Some(8.192),
             ceiling_mb_per_sec: Some(1400.04),
             fan_out_ceiling_mb_per_sec: None,
+            ceiling_rtt_us: None,
         };
         assert!(
             r.line()
@@ -474,11 +493,19 @@ mod tests {
             "{}",
             r.line()
         );
+        r.ceiling_rtt_us = Some(80.4);
+        assert!(
+            r.line()
+                .ends_with("fan_out_ceiling_mb_per_sec=1100.1 ceiling_rtt_us=80"),
+            "{}",
+            r.line()
+        );
         r.transport = "mem".into();
         r.storage = "rocks".into();
         r.mb_per_sec = None;
         r.ceiling_mb_per_sec = None;
         r.fan_out_ceiling_mb_per_sec = None;
+        r.ceiling_rtt_us = None;
         r.raw_rocksdb_entries_per_sec = Some(7000.4);
         r.shared_disk_entries_per_sec = Some(2500.6);
         r.leader_sync_us = Some(180.2);

@@ -12,10 +12,12 @@
 //! ops_per_sec=.. p50_us=.. p99_us=.. threads=.. placement=..`, followed on RocksDB by
 //! `ceiling_ops_per_sec=..` (the same entries written straight to RocksDB in synced
 //! batches of the leader's batch size, measured after the run) and on QUIC by
-//! `mb_per_sec=.. ceiling_mb_per_sec=.. fan_out_ceiling_mb_per_sec=..` (replication
-//! payload to all followers; the same bytes pushed through one raw QUIC stream on
-//! loopback after the run; and through one raw stream to each of as many receivers as
-//! there are followers, from one sender thread, as a leader sends).
+//! `mb_per_sec=.. ceiling_mb_per_sec=.. fan_out_ceiling_mb_per_sec=.. ceiling_rtt_us=..`
+//! (replication payload to all followers; the same bytes pushed through one raw QUIC
+//! stream on loopback after the run; through one raw stream to each of as many
+//! receivers as there are followers, from one sender thread, as a leader sends; and the
+//! median round trip of a 64-byte message over raw QUIC on loopback, the floor under a
+//! commit's latency over QUIC).
 
 use actraft_benches::cli::{self, BackendArgs};
 use actraft_benches::throughput::{run, ClientPlacement, ThroughputConfig};

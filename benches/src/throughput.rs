@@ -215,17 +215,20 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         .placement(placement)
         .record(false);
     #[cfg(feature = "rocks")]
-    let rocks = rocks_stats::RocksWithStats::default();
+    let rocks = rocks_stats::RocksWithStats::new(cfg.data_dir.clone());
     #[cfg(feature = "rocks")]
-    let cluster = if cfg.storage == StorageKind::Rocks && cfg.transport == TransportKind::Mem {
-        let router = actraft_transport_mem::MemRouter::with_seed(options.seed);
-        actraft_examples::cluster::Cluster::start_on(
-            options,
-            rocks.clone(),
-            router.clone(),
-            Some(router),
-        )
-        .await?
+    let cluster = if cfg.storage == StorageKind::Rocks {
+        use actraft_examples::cluster::Cluster;
+        match cfg.transport {
+            TransportKind::Mem => {
+                let router = actraft_transport_mem::MemRouter::with_seed(options.seed);
+                Cluster::start_on(options, rocks.clone(), router.clone(), Some(router)).await?
+            }
+            TransportKind::Quic => {
+                let transports = actraft_examples::quic::provider(options.nodes)?;
+                Cluster::start_on(options, rocks.clone(), transports, None).await?
+            }
+        }
     } else {
         start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?
     };
@@ -383,6 +386,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
 /// RocksDB storages whose write counters the benchmark reads.
 #[cfg(feature = "rocks")]
 mod rocks_stats {
+    use std::path::PathBuf;
     use std::sync::Arc;
 
     use actraft::{LogStorage, NodeId};
@@ -390,20 +394,47 @@ mod rocks_stats {
     use actraft_storage_rocks::{FileSnapshotStore, RocksOptions, RocksStorage, StorageStats};
     use async_trait::async_trait;
 
-    /// RocksDB storages in a temporary directory whose write counters the benchmark reads.
-    #[derive(Clone, Default)]
+    /// RocksDB storages whose write counters the benchmark reads, each node's in
+    /// `<dir>/node-<id>`: under the data directory given, or a temporary one.
+    #[derive(Clone)]
     pub(super) struct RocksWithStats {
         inner: Arc<std::sync::Mutex<RocksInner>>,
     }
 
-    #[derive(Default)]
     struct RocksInner {
         // Fields drop in order: the stores close before their directory is removed.
         stores: std::collections::BTreeMap<NodeId, RocksStorage>,
-        dir: Option<tempfile::TempDir>,
+        /// The data directory given, kept after the run.
+        given: Option<PathBuf>,
+        /// The temporary directory made when none was given, removed after the run.
+        temp: Option<tempfile::TempDir>,
+    }
+
+    impl RocksInner {
+        /// The data directory, made on first use when it is a temporary one.
+        fn dir(&mut self) -> Result<PathBuf, String> {
+            if let Some(given) = &self.given {
+                return Ok(given.clone());
+            }
+            if self.temp.is_none() {
+                self.temp = Some(tempfile::tempdir().map_err(|e| e.to_string())?);
+            }
+            Ok(self.temp.as_ref().expect("set above").path().to_owned())
+        }
     }
 
     impl RocksWithStats {
+        /// Stores under `data_dir`, or under a temporary directory when it is `None`.
+        pub(super) fn new(data_dir: Option<PathBuf>) -> Self {
+            Self {
+                inner: Arc::new(std::sync::Mutex::new(RocksInner {
+                    stores: Default::default(),
+                    given: data_dir,
+                    temp: None,
+                })),
+            }
+        }
+
         /// The counters of every store opened so far.
         pub(super) fn all_stats(&self) -> std::collections::BTreeMap<NodeId, StorageStats> {
             let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -420,15 +451,7 @@ mod rocks_stats {
         async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String> {
             let path = {
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                if inner.dir.is_none() {
-                    inner.dir = Some(tempfile::tempdir().map_err(|e| e.to_string())?);
-                }
-                inner
-                    .dir
-                    .as_ref()
-                    .expect("set above")
-                    .path()
-                    .join(format!("node-{id}"))
+                inner.dir()?.join(format!("node-{id}"))
             };
             let store = RocksStorage::open(path, RocksOptions::default())
                 .await
@@ -439,9 +462,8 @@ mod rocks_stats {
         }
 
         fn snapshots(&mut self, id: NodeId) -> Result<SnapshotStores, String> {
-            let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let dir = inner.dir.as_ref().ok_or("opened before its storage")?;
-            let dir = FileSnapshotStore::beside(dir.path().join(format!("node-{id}")));
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let dir = FileSnapshotStore::beside(inner.dir()?.join(format!("node-{id}")));
             FileSnapshotStore::open(dir)
                 .map(SnapshotStores::File)
                 .map_err(|e| e.to_string())
@@ -452,6 +474,40 @@ mod rocks_stats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A RocksDB line carries the raw RocksDB ceilings and the durable breakdown on
+    /// either transport, and the stores go where `--data-dir` says.
+    #[cfg(feature = "rocks")]
+    #[actix_rt::test]
+    async fn rocks_lines_carry_their_ceilings_on_either_transport() {
+        for transport in [TransportKind::Mem, TransportKind::Quic] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cfg = ThroughputConfig::new(3, 4, 200, 64);
+            cfg.storage = StorageKind::Rocks;
+            cfg.transport = transport;
+            cfg.data_dir = Some(dir.path().join("logs"));
+            let r = run(&cfg).await.unwrap();
+            let line = r.line();
+            assert_eq!(r.ops, 200, "{line}");
+            for field in [
+                " ceiling_ops_per_sec=",
+                " shared_disk_ceiling_ops_per_sec=",
+                " leader_sync_us=",
+                " follower_sync_us=",
+            ] {
+                assert!(line.contains(field), "{transport}: no{field} in {line}");
+            }
+            assert_eq!(
+                line.contains(" ceiling_rtt_us="),
+                transport == TransportKind::Quic,
+                "{line}"
+            );
+            for id in 1..=3 {
+                let node = dir.path().join("logs").join(format!("node-{id}"));
+                assert!(node.is_dir(), "{transport}: no {}", node.display());
+            }
+        }
+    }
 
     #[test]
     fn ceilings_end_the_line_where_they_were_measured() {

@@ -57,7 +57,7 @@ pub const PAPER_FIGURE_16: [PaperRow; 4] = [
 /// How much to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget {
-    /// A reduced set that finishes in under a minute (what CI runs).
+    /// A reduced set that finishes in about a minute (what CI runs).
     Quick,
     /// Every configuration, with enough trials for stable numbers (several minutes).
     Full,

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p actraft-benches --bin report            # several minutes
-//! cargo run --release -p actraft-benches --bin report -- --quick # under a minute
+//! cargo run --release -p actraft-benches --bin report -- --quick # about a minute
 //! ```
 //!
 //! Writes `target/actraft-report/{report.json, report.md, election-cdf.svg, append.svg}`
@@ -20,7 +20,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "report", version)]
 struct Args {
-    /// A reduced set that finishes in under a minute, instead of every configuration.
+    /// A reduced set that finishes in about a minute, instead of every configuration.
     #[arg(long)]
     quick: bool,
     /// Where to write the report (default: `target/actraft-report` in the workspace).

@@ -165,6 +165,23 @@ pub fn quic_fan_out_mb_per_sec(total: u64, receivers: usize) -> Result<f64, Benc
     Ok(got as f64 / secs / 1e6)
 }
 
+/// A loopback endpoint that tells `addr_tx` its address and accepts one connection.
+/// Call within a tokio runtime.
+async fn accept_one(
+    server: quinn::ServerConfig,
+    addr_tx: mpsc::Sender<SocketAddr>,
+) -> Result<(quinn::Endpoint, quinn::Connection), BenchError> {
+    let endpoint = loopback_endpoint(Some(server))?;
+    let addr = endpoint.local_addr().map_err(|e| failed("bind", e))?;
+    let _ = addr_tx.send(addr);
+    let incoming = endpoint
+        .accept()
+        .await
+        .ok_or_else(|| failed("accept", "endpoint closed"))?;
+    let conn = incoming.await.map_err(|e| failed("handshake", e))?;
+    Ok((endpoint, conn))
+}
+
 /// One receiver: accepts one connection and reads its one stream to the end. Returns
 /// the bytes and when the first and the last arrived.
 fn receive(
@@ -172,14 +189,7 @@ fn receive(
     addr_tx: mpsc::Sender<SocketAddr>,
 ) -> Result<(u64, Instant, Instant), BenchError> {
     runtime()?.block_on(async move {
-        let endpoint = loopback_endpoint(Some(server))?;
-        let addr = endpoint.local_addr().map_err(|e| failed("bind", e))?;
-        let _ = addr_tx.send(addr);
-        let incoming = endpoint
-            .accept()
-            .await
-            .ok_or_else(|| failed("accept", "endpoint closed"))?;
-        let conn = incoming.await.map_err(|e| failed("handshake", e))?;
+        let (endpoint, conn) = accept_one(server, addr_tx).await?;
         let mut stream = conn.accept_uni().await.map_err(|e| failed("stream", e))?;
         let mut got = 0u64;
         let mut first = None;
@@ -259,14 +269,7 @@ pub fn quic_round_trip_us(rounds: usize) -> Result<f64, BenchError> {
 /// every message of its one stream, until the stream ends.
 fn echo(server: quinn::ServerConfig, addr_tx: mpsc::Sender<SocketAddr>) -> Result<(), BenchError> {
     runtime()?.block_on(async move {
-        let endpoint = loopback_endpoint(Some(server))?;
-        let addr = endpoint.local_addr().map_err(|e| failed("bind", e))?;
-        let _ = addr_tx.send(addr);
-        let incoming = endpoint
-            .accept()
-            .await
-            .ok_or_else(|| failed("accept", "endpoint closed"))?;
-        let conn = incoming.await.map_err(|e| failed("handshake", e))?;
+        let (endpoint, conn) = accept_one(server, addr_tx).await?;
         let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| failed("stream", e))?;
         let mut buf = [0u8; QUIC_ROUND_TRIP_BYTES];
         loop {

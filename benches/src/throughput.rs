@@ -38,6 +38,10 @@ pub struct ThroughputConfig {
     pub data_dir: Option<PathBuf>,
     /// Where the clients run: on a thread of their own, or on the leader's arbiter.
     pub placement: ClientPlacement,
+    /// Measure the raw ceilings after the run (RocksDB's on RocksDB, QUIC's on QUIC), as
+    /// the result line reports them. Default `true`; a caller that reads only the run's
+    /// time (the criterion bench) turns it off and saves their seconds.
+    pub ceilings: bool,
 }
 
 /// Where a throughput run's clients run.
@@ -75,6 +79,7 @@ impl ThroughputConfig {
             threads: None,
             data_dir: None,
             placement: ClientPlacement::Other,
+            ceilings: true,
         }
     }
 
@@ -323,7 +328,9 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let ops = latencies.len();
     // The ceilings, measured once the cluster is down, in the same run.
     #[cfg(feature = "rocks")]
-    let (raw_rocksdb_entries_per_sec, shared_disk_entries_per_sec) = match leader_entries_per_sync {
+    let (raw_rocksdb_entries_per_sec, shared_disk_entries_per_sec) = match leader_entries_per_sync
+        .filter(|_| cfg.ceilings)
+    {
         Some(batch) => {
             let batch = batch.round().max(1.0) as usize;
             let writes = (ops as usize / batch).clamp(20, 2_000);
@@ -340,20 +347,20 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         if cfg.transport == TransportKind::Quic {
             let followers = cfg.members.saturating_sub(1);
             let replicated = ops * cfg.payload as u64 * followers as u64;
-            let (least, most) = QUIC_CEILING_BYTES;
-            let bytes = replicated.clamp(least, most);
-            let ceiling = crate::ceiling::quic_loopback_mb_per_sec(bytes)?;
-            let fan_out = match followers {
-                0 | 1 => None,
-                n => Some(crate::ceiling::quic_fan_out_mb_per_sec(bytes, n)?),
+            let (ceiling, fan_out, rtt) = if cfg.ceilings {
+                let (least, most) = QUIC_CEILING_BYTES;
+                let bytes = replicated.clamp(least, most);
+                let ceiling = crate::ceiling::quic_loopback_mb_per_sec(bytes)?;
+                let fan_out = match followers {
+                    0 | 1 => None,
+                    n => Some(crate::ceiling::quic_fan_out_mb_per_sec(bytes, n)?),
+                };
+                let rtt = crate::ceiling::quic_round_trip_us(QUIC_CEILING_ROUND_TRIPS)?;
+                (Some(ceiling), fan_out, Some(rtt))
+            } else {
+                (None, None, None)
             };
-            let rtt = crate::ceiling::quic_round_trip_us(QUIC_CEILING_ROUND_TRIPS)?;
-            (
-                Some(replicated as f64 / secs / 1e6),
-                Some(ceiling),
-                fan_out,
-                Some(rtt),
-            )
+            (Some(replicated as f64 / secs / 1e6), ceiling, fan_out, rtt)
         } else {
             (None, None, None, None)
         };
@@ -507,6 +514,25 @@ mod tests {
                 assert!(node.is_dir(), "{transport}: no {}", node.display());
             }
         }
+    }
+
+    #[actix_rt::test]
+    async fn a_run_without_ceilings_measures_none() {
+        let mut cfg = ThroughputConfig::new(3, 4, 200, 64);
+        cfg.transport = TransportKind::Quic;
+        cfg.ceilings = false;
+        let r = run(&cfg).await.unwrap();
+        assert_eq!(r.ops, 200);
+        assert!(r.mb_per_sec.is_some());
+        assert_eq!(
+            (
+                r.ceiling_mb_per_sec,
+                r.fan_out_ceiling_mb_per_sec,
+                r.ceiling_rtt_us
+            ),
+            (None, None, None)
+        );
+        assert!(!r.line().contains("ceiling"), "{}", r.line());
     }
 
     #[test]

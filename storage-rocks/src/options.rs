@@ -17,7 +17,7 @@ pub enum Compression {
 ///
 /// The defaults suit a Raft log: a write-ahead log synced on every write (always on; it
 /// is what makes a write durable), LZ4 compression of flushed files, and memtables
-/// bounded at 2 × 32 MiB so memory stays predictable whatever the write rate.
+/// bounded at 4 × 16 MiB so memory stays predictable whatever the write rate.
 ///
 /// ```
 /// use actraft_storage_rocks::{Compression, RocksOptions};
@@ -26,18 +26,21 @@ pub enum Compression {
 ///     compression: Compression::None,
 ///     ..RocksOptions::default()
 /// };
-/// assert_eq!(options.write_buffer_size, 32 << 20);
+/// assert_eq!(options.write_buffer_size, 16 << 20);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RocksOptions {
     /// Compression of flushed files. Default: [`Compression::Lz4`].
     pub compression: Compression,
     /// Size of one memtable, the in-memory buffer of recent writes, in bytes. Larger
-    /// memtables flush less often. Default: 32 MiB.
+    /// memtables flush less often; smaller ones flush sooner, so a write waits less for a
+    /// free one. Default: 16 MiB.
     pub write_buffer_size: usize,
     /// How many memtables (one being written, the others being flushed) may exist per
     /// column family: with `write_buffer_size` it bounds the memory used by writes.
-    /// Writes stall when all are full, rather than using more memory. Default: 2.
+    /// Writes stall when all are full, rather than using more memory; from four on,
+    /// RocksDB first slows writes down when all but one are full, which spreads a
+    /// disk's backlog over many writes instead of stopping them all. Default: 4.
     pub max_write_buffer_number: i32,
     /// Size of the write-ahead log, in bytes, at which RocksDB flushes memtables so old
     /// log files can be deleted: it bounds both disk use and recovery time after a
@@ -57,8 +60,8 @@ impl Default for RocksOptions {
     fn default() -> Self {
         Self {
             compression: Compression::default(),
-            write_buffer_size: 32 << 20,
-            max_write_buffer_number: 2,
+            write_buffer_size: 16 << 20,
+            max_write_buffer_number: 4,
             max_total_wal_size: 256 << 20,
             create_if_missing: true,
             background_jobs: 2,

@@ -258,9 +258,10 @@ pub fn quic_round_trip_us(rounds: usize) -> Result<f64, BenchError> {
         })
     });
     let joined = |what: &str| failed(what, "the thread panicked");
-    let times = measure.join().map_err(|_| joined("the measuring side"));
+    // A measuring side that failed may never have connected: the echo side would wait
+    // for it forever, so it is joined only after a success.
+    let mut times = measure.join().map_err(|_| joined("the measuring side"))??;
     echo.join().map_err(|_| joined("the echo side"))??;
-    let mut times = times??;
     times.sort_unstable();
     Ok(times[times.len() / 2].as_secs_f64() * 1e6)
 }

@@ -223,17 +223,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let rocks = rocks_stats::RocksWithStats::new(cfg.data_dir.clone());
     #[cfg(feature = "rocks")]
     let cluster = if cfg.storage == StorageKind::Rocks {
-        use actraft_examples::cluster::Cluster;
-        match cfg.transport {
-            TransportKind::Mem => {
-                let router = actraft_transport_mem::MemRouter::with_seed(options.seed);
-                Cluster::start_on(options, rocks.clone(), router.clone(), Some(router)).await?
-            }
-            TransportKind::Quic => {
-                let transports = actraft_examples::quic::provider(options.nodes)?;
-                Cluster::start_on(options, rocks.clone(), transports, None).await?
-            }
-        }
+        actraft_examples::backend::on_transport(options, rocks.clone(), cfg.transport).await?
     } else {
         start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?
     };
@@ -398,35 +388,35 @@ mod rocks_stats {
 
     use actraft::{LogStorage, NodeId};
     use actraft_examples::cluster::{SnapshotStores, StorageProvider};
-    use actraft_storage_rocks::{FileSnapshotStore, RocksOptions, RocksStorage, StorageStats};
+    use actraft_examples::rocks::RocksStorages;
+    use actraft_storage_rocks::{RocksOptions, RocksStorage, StorageStats};
     use async_trait::async_trait;
 
-    /// RocksDB storages whose write counters the benchmark reads, each node's in
-    /// `<dir>/node-<id>`: under the data directory given, or a temporary one.
+    /// RocksDB storages whose write counters the benchmark reads: each node's store and
+    /// snapshots where [`RocksStorages`] keeps them (under the data directory given, or a
+    /// temporary one), the stores opened here so that the benchmark holds them.
     #[derive(Clone)]
     pub(super) struct RocksWithStats {
         inner: Arc<std::sync::Mutex<RocksInner>>,
     }
 
     struct RocksInner {
-        // Fields drop in order: the stores close before their directory is removed.
+        // Fields drop in order: the stores close before a temporary directory is removed.
         stores: std::collections::BTreeMap<NodeId, RocksStorage>,
-        /// The data directory given, kept after the run.
-        given: Option<PathBuf>,
-        /// The temporary directory made when none was given, removed after the run.
-        temp: Option<tempfile::TempDir>,
+        /// The directories, made when the first store opens.
+        dirs: Option<RocksStorages>,
+        /// The data directory given, until the directories are made.
+        data_dir: Option<PathBuf>,
     }
 
     impl RocksInner {
-        /// The data directory, made on first use when it is a temporary one.
-        fn dir(&mut self) -> Result<PathBuf, String> {
-            if let Some(given) = &self.given {
-                return Ok(given.clone());
+        fn dirs(&mut self) -> Result<&mut RocksStorages, String> {
+            if self.dirs.is_none() {
+                let dirs = actraft_examples::rocks::provider(self.data_dir.take())
+                    .map_err(|e| e.to_string())?;
+                self.dirs = Some(dirs);
             }
-            if self.temp.is_none() {
-                self.temp = Some(tempfile::tempdir().map_err(|e| e.to_string())?);
-            }
-            Ok(self.temp.as_ref().expect("set above").path().to_owned())
+            Ok(self.dirs.as_mut().expect("set above"))
         }
     }
 
@@ -436,8 +426,8 @@ mod rocks_stats {
             Self {
                 inner: Arc::new(std::sync::Mutex::new(RocksInner {
                     stores: Default::default(),
-                    given: data_dir,
-                    temp: None,
+                    dirs: None,
+                    data_dir,
                 })),
             }
         }
@@ -458,7 +448,7 @@ mod rocks_stats {
         async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String> {
             let path = {
                 let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                inner.dir()?.join(format!("node-{id}"))
+                inner.dirs()?.node_dir(id)
             };
             let store = RocksStorage::open(path, RocksOptions::default())
                 .await
@@ -470,10 +460,7 @@ mod rocks_stats {
 
         fn snapshots(&mut self, id: NodeId) -> Result<SnapshotStores, String> {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            let dir = FileSnapshotStore::beside(inner.dir()?.join(format!("node-{id}")));
-            FileSnapshotStore::open(dir)
-                .map(SnapshotStores::File)
-                .map_err(|e| e.to_string())
+            inner.dirs()?.snapshots(id)
         }
     }
 }

@@ -140,8 +140,9 @@ pub async fn start_cluster(
     }
 }
 
-/// Starts a cluster on `storages` and the chosen transport.
-async fn on_transport(
+/// Starts a cluster on `storages` and the chosen transport (with its in-memory router
+/// for fault injection on `mem`).
+pub async fn on_transport(
     options: ClusterOptions,
     storages: impl StorageProvider + 'static,
     transport: TransportKind,

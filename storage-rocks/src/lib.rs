@@ -185,8 +185,10 @@ type Opening = oneshot::Receiver<Result<(), OpenError>>;
 
 impl RocksStorage {
     /// Opens the store in directory `path`, creating it if the directory does not exist
-    /// or is empty (unless [`RocksOptions::create_if_missing`] is off). The database is
-    /// opened on the store's own thread, so this never blocks the caller's.
+    /// or is empty (unless [`RocksOptions::create_if_missing`] is off). A creation a
+    /// crash or power cut interrupted (RocksDB's files without our column families, or
+    /// with them but without a key) is finished. The database is opened on the store's
+    /// own thread, so this never blocks the caller's.
     pub async fn open(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self, OpenError> {
         let (storage, opening) = Self::spawn(path.as_ref(), options)?;
         match opening.await {

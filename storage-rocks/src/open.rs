@@ -116,14 +116,6 @@ pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenEr
         // Look before opening: opening with missing column families would add them to
         // somebody else's database.
         let cfs = DB::list_cf(&Options::default(), path).map_err(rocks)?;
-        for cf in [ENTRIES_CF, META_CF] {
-            if !cfs.iter().any(|c| c == cf) {
-                return Err(OpenError::NotActraft {
-                    path: path.to_owned(),
-                    reason: format!("a RocksDB database without the {cf:?} column family"),
-                });
-            }
-        }
         if let Some(other) = cfs
             .iter()
             .find(|c| ![ENTRIES_CF, META_CF, "default"].contains(&c.as_str()))
@@ -133,6 +125,28 @@ pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenEr
                 reason: format!("a RocksDB database with a foreign column family {other:?}"),
             });
         }
+        if let Some(cf) = [ENTRIES_CF, META_CF]
+            .into_iter()
+            .find(|cf| !cfs.iter().any(|c| c == cf))
+        {
+            // RocksDB creates the database with its default column family first and
+            // adds ours after: a crash or power cut in between leaves a database
+            // without them. Empty, it is that interrupted creation, and is finished.
+            if !all_empty(path, &cfs)? {
+                return Err(OpenError::NotActraft {
+                    path: path.to_owned(),
+                    reason: format!("a RocksDB database without the {cf:?} column family"),
+                });
+            }
+            if !options.create_if_missing {
+                return Err(OpenError::Missing(path.to_owned()));
+            }
+            tracing::info!(
+                path = %path.display(),
+                missing = cf,
+                "finishing the creation of a RocksDB log storage that was interrupted"
+            );
+        }
     }
     let descriptors =
         [ENTRIES_CF, META_CF].map(|name| ColumnFamilyDescriptor::new(name, options.cf_options()));
@@ -140,6 +154,25 @@ pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenEr
     let state = check_identity(&db, path).and_then(|()| recover(&db, path))?;
     tracing::debug!(path = %path.display(), ?state, "opened RocksDB log storage");
     Ok(Opened { db, state })
+}
+
+/// True when no column family `cfs` of the database at `path` holds a key, the
+/// write-ahead log included. Opens it read-only: nothing is written to a database that
+/// may not be ours.
+fn all_empty(path: &Path, cfs: &[String]) -> Result<bool, OpenError> {
+    let rocks = |e| OpenError::from_rocks(path.to_owned(), e);
+    let db = DB::open_cf_for_read_only(&Options::default(), path, cfs, false).map_err(rocks)?;
+    for name in cfs {
+        let cf = db.cf_handle(name).expect("opened with this column family");
+        let mut it = db.raw_iterator_cf(&cf);
+        it.seek_to_first();
+        let any = it.valid();
+        it.status().map_err(rocks)?;
+        if any {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn corrupt(path: &Path, reason: Corruption) -> OpenError {

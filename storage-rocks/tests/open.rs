@@ -161,6 +161,59 @@ async fn an_interrupted_creation_is_created_again() {
     assert_eq!(s.state().await.unwrap().last, LogId::default());
 }
 
+/// A RocksDB database as a creation interrupted after `CURRENT` leaves it: with the
+/// column families `cfs` (besides the default one), and no key.
+fn interrupted_creation(path: &std::path::Path, cfs: &[&str]) {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    drop(rocksdb::DB::open_cf(&opts, path, cfs).unwrap());
+}
+
+#[tokio::test]
+async fn a_creation_interrupted_before_our_column_families_is_finished() {
+    for cfs in [&[][..], &[ENTRIES_CF][..], &[META_CF][..]] {
+        let dir = tempfile::tempdir().unwrap();
+        interrupted_creation(dir.path(), cfs);
+        let s = open(dir.path())
+            .await
+            .unwrap_or_else(|e| panic!("with {cfs:?}: {e}"));
+        assert_eq!(s.state().await.unwrap().last, LogId::default());
+        s.append(entries(1, 3, 1, 8)).await.unwrap();
+        drop(s);
+        let s = open(dir.path()).await.expect("reopened");
+        assert_eq!(s.state().await.unwrap().last, LogId::new(1, 3), "{cfs:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_creation_without_create_if_missing_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    interrupted_creation(dir.path(), &[]);
+    let options = RocksOptions {
+        create_if_missing: false,
+        ..RocksOptions::default()
+    };
+    let err = RocksStorage::open(dir.path(), options).await.unwrap_err();
+    assert!(matches!(err, OpenError::Missing(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_foreign_database_without_our_column_families_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let db = rocksdb::DB::open_cf(&opts, dir.path(), [ENTRIES_CF]).unwrap();
+        db.put(b"k", b"v").unwrap();
+    }
+    let err = open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, OpenError::NotActraft { .. }), "{err:?}");
+    let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
+    assert_eq!(cfs, ["default", ENTRIES_CF], "no column family added");
+}
+
 #[tokio::test]
 async fn a_nested_path_is_created_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();

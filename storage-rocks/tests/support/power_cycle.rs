@@ -41,7 +41,14 @@ pub fn cut_during_writer(mount: Mount, child_env: &str, spec: String, rng: &mut 
             let _ = lines_tx.send(line);
         }
     });
-    std::thread::sleep(Duration::from_micros(rng.below(200_000)));
+    // One cut in four falls in the writer's first 30 ms: its start-up, the store's
+    // creation in the first cycle, recovery in the others.
+    let wait = if rng.below(4) == 0 {
+        rng.below(30_000)
+    } else {
+        rng.below(200_000)
+    };
+    std::thread::sleep(Duration::from_micros(wait));
     if let Some(status) = writer.try_wait().unwrap() {
         panic!("the writer died before the power cut ({status})");
     }

@@ -95,26 +95,29 @@
 //! # Cost compared with the in-memory transport
 //!
 //! On a 2-core machine, 3 nodes on 3 arbiters in one process over loopback (so the
-//! numbers show the transport's overhead, not a network's), 64-byte commands:
+//! numbers show the transport's overhead, not a network's), 64-byte commands, medians of
+//! five runs of each, the two transports in turn:
 //!
 //! | | in-memory | QUIC |
 //! |---|---|---|
-//! | append throughput, 32 clients | 340-400 k/s (p50 70-90 µs) | 110-115 k/s (p50 260-270 µs) |
-//! | append throughput, 256 clients | 0.75-1.3 M/s | 0.35-0.43 M/s |
-//! | election after a leader crash, p50 / p90 / p99 | 183 / 240 / 290 ms | 184 / 241 / 292 ms |
+//! | append throughput, 32 clients | 336 k/s (p50 86 µs) | 218 k/s (p50 138 µs) |
+//! | append throughput, 256 clients | 1.24 M/s (p50 183 µs) | 0.68 M/s (p50 353 µs) |
+//! | election after a leader crash, p50 / p90 / p99 | 182 / 241 / 290 ms | 177 / 234 / 277 ms |
 //! | elections needing a second round | 0.5 % | 1 % |
 //!
-//! Machines of the same class differ: on another one, QUIC moved about twice these
-//! figures at 32 clients, the in-memory transport a little more. Compare the two
-//! transports within one run, not figures across machines.
+//! Machines of the same class differ, and one machine from run to run: compare the two
+//! transports within one run, not figures across machines. With small commands a commit
+//! over QUIC costs about one QUIC round trip more than in memory (the benchmarks' report
+//! prints the raw round trip beside it); with large ones, the transport moves about two
+//! thirds of what raw quinn moves on the same loopback.
 //!
 //! Election latency is set by the election timeout (150-300 ms, floor 181 ms); QUIC's
 //! longer round trip (a few tenths of a millisecond for a vote) widens the window
 //! in which two candidates start together and split the vote. Measured with the
 //! `actraft-benches` binaries (`election -- --nodes 3 --trials 200 --transport mem|quic`,
-//! `throughput -- --members 3 --clients 32 --ops 200000 --payload 64 --transport
-//! mem|quic`) and the demo (`cargo run --release --example demo -- --nodes 3 --writes
-//! 20000 --transport quic`).
+//! `throughput -- --members 3 --clients 32|256 --ops 200000|1000000 --payload 64
+//! --transport mem|quic`) and the demo (`cargo run --release --example demo -- --nodes 3
+//! --writes 20000 --transport quic`).
 #![warn(missing_docs)]
 
 mod certs;

@@ -132,7 +132,7 @@ pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenEr
             // RocksDB creates the database with its default column family first and
             // adds ours after: a crash or power cut in between leaves a database
             // without them. Empty, it is that interrupted creation, and is finished.
-            if !all_empty(path, &cfs)? {
+            if !all_empty(path, &cfs, options)? {
                 return Err(OpenError::NotActraft {
                     path: path.to_owned(),
                     reason: format!("a RocksDB database without the {cf:?} column family"),
@@ -159,9 +159,10 @@ pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenEr
 /// True when no column family `cfs` of the database at `path` holds a key, the
 /// write-ahead log included. Opens it read-only: nothing is written to a database that
 /// may not be ours.
-fn all_empty(path: &Path, cfs: &[String]) -> Result<bool, OpenError> {
+fn all_empty(path: &Path, cfs: &[String], options: &RocksOptions) -> Result<bool, OpenError> {
     let rocks = |e| OpenError::from_rocks(path.to_owned(), e);
-    let db = DB::open_cf_for_read_only(&Options::default(), path, cfs, false).map_err(rocks)?;
+    // The store's own options: its write-ahead log is read as opening it would.
+    let db = DB::open_cf_for_read_only(&options.db_options(), path, cfs, false).map_err(rocks)?;
     for name in cfs {
         let cf = db.cf_handle(name).expect("opened with this column family");
         let mut it = db.raw_iterator_cf(&cf);

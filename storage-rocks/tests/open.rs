@@ -208,10 +208,28 @@ async fn a_foreign_database_without_our_column_families_is_left_as_it_was() {
         let db = rocksdb::DB::open_cf(&opts, dir.path(), [ENTRIES_CF]).unwrap();
         db.put(b"k", b"v").unwrap();
     }
+    let before = files(dir.path());
     let err = open(dir.path()).await.unwrap_err();
     assert!(matches!(err, OpenError::NotActraft { .. }), "{err:?}");
+    assert_eq!(
+        files(dir.path()),
+        before,
+        "no file written, added or removed"
+    );
     let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), dir.path()).unwrap();
     assert_eq!(cfs, ["default", ENTRIES_CF], "no column family added");
+}
+
+/// Every file of `dir` with its contents.
+fn files(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect()
 }
 
 #[tokio::test]

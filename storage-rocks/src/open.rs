@@ -21,7 +21,8 @@ pub(crate) struct Opened {
 enum Found {
     /// Nothing (or only what an interrupted creation left): create a store.
     Nothing,
-    /// A RocksDB database (ours or not: the column families and marker tell).
+    /// A RocksDB database with our column families (the identity marker tells whether
+    /// it is ours).
     Database,
 }
 
@@ -37,7 +38,9 @@ fn is_rocksdb_file(name: &str) -> bool {
         || name.ends_with(".dbtmp")
 }
 
-fn inspect(path: &Path, options: &RocksOptions) -> Result<Found, OpenError> {
+/// Refuses what `path` holds unless it is a store, or nothing (then, with
+/// `create_if_missing`, readies the directory for a new one).
+fn inspect(path: &Path, options: &RocksOptions) -> Result<(), OpenError> {
     let io = |e: std::io::Error| OpenError::Io {
         path: path.to_owned(),
         message: e.to_string(),
@@ -62,7 +65,7 @@ fn inspect(path: &Path, options: &RocksOptions) -> Result<Found, OpenError> {
                 );
             }
             if names.iter().any(|n| n == "CURRENT") {
-                Found::Database
+                judge_database(path, options)?
             } else if names.iter().all(|n| is_rocksdb_file(n)) {
                 Found::Nothing
             } else {
@@ -76,7 +79,7 @@ fn inspect(path: &Path, options: &RocksOptions) -> Result<Found, OpenError> {
         }
         create_dir_durably(path).map_err(io)?;
     }
-    Ok(found)
+    Ok(())
 }
 
 /// Creates directory `path` and its missing parents, and syncs the directory holding
@@ -110,44 +113,8 @@ pub(crate) fn create_dir_durably(path: &Path) -> std::io::Result<()> {
 
 /// Opens (or creates) the store at `path`.
 pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenError> {
-    let found = inspect(path, options)?;
+    inspect(path, options)?;
     let rocks = |e| OpenError::from_rocks(path.to_owned(), e);
-    if matches!(found, Found::Database) {
-        // Look before opening: opening with missing column families would add them to
-        // somebody else's database.
-        let cfs = DB::list_cf(&Options::default(), path).map_err(rocks)?;
-        if let Some(other) = cfs
-            .iter()
-            .find(|c| ![ENTRIES_CF, META_CF, "default"].contains(&c.as_str()))
-        {
-            return Err(OpenError::NotActraft {
-                path: path.to_owned(),
-                reason: format!("a RocksDB database with a foreign column family {other:?}"),
-            });
-        }
-        if let Some(cf) = [ENTRIES_CF, META_CF]
-            .into_iter()
-            .find(|cf| !cfs.iter().any(|c| c == cf))
-        {
-            // RocksDB creates the database with its default column family first and
-            // adds ours after: a crash or power cut in between leaves a database
-            // without them. Empty, it is that interrupted creation, and is finished.
-            if !all_empty(path, &cfs, options)? {
-                return Err(OpenError::NotActraft {
-                    path: path.to_owned(),
-                    reason: format!("a RocksDB database without the {cf:?} column family"),
-                });
-            }
-            if !options.create_if_missing {
-                return Err(OpenError::Missing(path.to_owned()));
-            }
-            tracing::info!(
-                path = %path.display(),
-                missing = cf,
-                "finishing the creation of a RocksDB log storage that was interrupted"
-            );
-        }
-    }
     let descriptors =
         [ENTRIES_CF, META_CF].map(|name| ColumnFamilyDescriptor::new(name, options.cf_options()));
     let db = DB::open_cf_descriptors(&options.db_options(), path, descriptors).map_err(rocks)?;
@@ -156,19 +123,58 @@ pub(crate) fn open(path: &Path, options: &RocksOptions) -> Result<Opened, OpenEr
     Ok(Opened { db, state })
 }
 
-/// True when no column family `cfs` of the database at `path` holds a key, the
-/// write-ahead log included. Opens it read-only: nothing is written to a database that
-/// may not be ours.
-fn all_empty(path: &Path, cfs: &[String], options: &RocksOptions) -> Result<bool, OpenError> {
+/// Judges the RocksDB database at `path` by its column families, before opening it
+/// (opening with missing column families would add them to somebody else's database):
+/// ours, or a creation that a crash or power cut interrupted after RocksDB made the
+/// database with its default column family and before it added ours (nothing to keep:
+/// the creation is finished), or not actraft's.
+fn judge_database(path: &Path, options: &RocksOptions) -> Result<Found, OpenError> {
     let rocks = |e| OpenError::from_rocks(path.to_owned(), e);
-    // The store's own options: its write-ahead log is read as opening it would.
-    let db = DB::open_cf_for_read_only(&options.db_options(), path, cfs, false).map_err(rocks)?;
-    for name in cfs {
-        let cf = db.cf_handle(name).expect("opened with this column family");
+    let not_actraft = |reason: String| OpenError::NotActraft {
+        path: path.to_owned(),
+        reason,
+    };
+    let cfs = DB::list_cf(&Options::default(), path).map_err(rocks)?;
+    if let Some(other) = cfs
+        .iter()
+        .find(|c| ![ENTRIES_CF, META_CF, "default"].contains(&c.as_str()))
+    {
+        return Err(not_actraft(format!(
+            "a RocksDB database with a foreign column family {other:?}"
+        )));
+    }
+    let Some(missing) = [ENTRIES_CF, META_CF]
+        .into_iter()
+        .find(|cf| !cfs.iter().any(|c| c == cf))
+    else {
+        return Ok(Found::Database);
+    };
+    // Read-only, with the store's own options (its write-ahead log is read as opening
+    // it would): nothing is written to a database that may not be ours.
+    let db = DB::open_cf_for_read_only(&options.db_options(), path, &cfs, false).map_err(rocks)?;
+    if !holds_no_key(&db, &cfs).map_err(rocks)? {
+        return Err(not_actraft(format!(
+            "a RocksDB database without the {missing:?} column family"
+        )));
+    }
+    tracing::info!(
+        path = %path.display(),
+        missing,
+        "finishing the creation of a RocksDB log storage that was interrupted"
+    );
+    Ok(Found::Nothing)
+}
+
+/// True when none of the column families `names` of `db` holds a key.
+fn holds_no_key(db: &DB, names: &[impl AsRef<str>]) -> Result<bool, rocksdb::Error> {
+    for name in names {
+        let cf = db
+            .cf_handle(name.as_ref())
+            .expect("opened with this column family");
         let mut it = db.raw_iterator_cf(&cf);
         it.seek_to_first();
         let any = it.valid();
-        it.status().map_err(rocks)?;
+        it.status()?;
         if any {
             return Ok(false);
         }
@@ -181,16 +187,6 @@ fn corrupt(path: &Path, reason: Corruption) -> OpenError {
         path: path.to_owned(),
         reason,
     }
-}
-
-/// True when neither column family holds a key.
-fn is_empty(db: &DB) -> bool {
-    [ENTRIES_CF, META_CF].iter().all(|name| {
-        let cf = db.cf_handle(name).expect("opened with this column family");
-        let mut it = db.raw_iterator_cf(&cf);
-        it.seek_to_first();
-        !it.valid()
-    })
 }
 
 /// Checks the identity marker and the format version; marks a new store as ours.
@@ -208,7 +204,7 @@ fn check_identity(db: &DB, path: &Path) -> Result<(), OpenError> {
             })
         }
         // Empty: new, or created by a process that died before marking it.
-        None if is_empty(db) => {
+        None if holds_no_key(db, &[ENTRIES_CF, META_CF]).map_err(rocks)? => {
             let mut batch = WriteBatch::default();
             batch.put_cf(&meta, layout::MAGIC_KEY, layout::MAGIC);
             let version = layout::encode_version(layout::FORMAT_VERSION);

@@ -109,11 +109,7 @@ pub fn quic_fan_out_mb_per_sec(total: u64, receivers: usize) -> Result<f64, Benc
             endpoint.set_default_client_config(client);
             let mut streams = Vec::new();
             for addr in addrs {
-                let conn = endpoint
-                    .connect(addr, "localhost")
-                    .map_err(|e| failed("connect", e))?
-                    .await
-                    .map_err(|e| failed("handshake", e))?;
+                let conn = dial(&endpoint, addr).await?;
                 let stream = conn.open_uni().await.map_err(|e| failed("stream", e))?;
                 streams.push((conn, stream));
             }
@@ -182,6 +178,19 @@ async fn accept_one(
     Ok((endpoint, conn))
 }
 
+/// Connects `endpoint` (with its default client configuration) to the loopback
+/// endpoint at `addr`: the other side of [`accept_one`].
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+) -> Result<quinn::Connection, BenchError> {
+    endpoint
+        .connect(addr, "localhost")
+        .map_err(|e| failed("connect", e))?
+        .await
+        .map_err(|e| failed("handshake", e))
+}
+
 /// One receiver: accepts one connection and reads its one stream to the end. Returns
 /// the bytes and when the first and the last arrived.
 fn receive(
@@ -233,11 +242,7 @@ pub fn quic_round_trip_us(rounds: usize) -> Result<f64, BenchError> {
         runtime()?.block_on(async move {
             let mut endpoint = loopback_endpoint(None)?;
             endpoint.set_default_client_config(client);
-            let conn = endpoint
-                .connect(addr, "localhost")
-                .map_err(|e| failed("connect", e))?
-                .await
-                .map_err(|e| failed("handshake", e))?;
+            let conn = dial(&endpoint, addr).await?;
             let (mut send, mut recv) = conn.open_bi().await.map_err(|e| failed("stream", e))?;
             let mut buf = [0x5Au8; QUIC_ROUND_TRIP_BYTES];
             let mut times = Vec::with_capacity(rounds);

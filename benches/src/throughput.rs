@@ -219,13 +219,20 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let options = ClusterOptions::new(cfg.members)
         .placement(placement)
         .record(false);
+    // On RocksDB, the stores are opened here, so that their write counters can be read.
     #[cfg(feature = "rocks")]
-    let rocks = rocks_stats::RocksWithStats::new(cfg.data_dir.clone());
+    let rocks = match cfg.storage {
+        StorageKind::Rocks => Some(rocks_stats::RocksWithStats::new(
+            actraft_examples::rocks::provider(cfg.data_dir.clone())?,
+        )),
+        _ => None,
+    };
     #[cfg(feature = "rocks")]
-    let cluster = if cfg.storage == StorageKind::Rocks {
-        actraft_examples::backend::on_transport(options, rocks.clone(), cfg.transport).await?
-    } else {
-        start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?
+    let cluster = match &rocks {
+        Some(rocks) => {
+            actraft_examples::backend::on_transport(options, rocks.clone(), cfg.transport).await?
+        }
+        None => start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?,
     };
     #[cfg(not(feature = "rocks"))]
     let cluster = start_cluster(options, cfg.storage, cfg.transport, cfg.data_dir.clone()).await?;
@@ -236,7 +243,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
         handle.propose(Bytes::from(vec![0u8; cfg.payload])).await?;
     }
     #[cfg(feature = "rocks")]
-    let stats_before = rocks.all_stats();
+    let stats_before = rocks.as_ref().map(|r| r.all_stats()).unwrap_or_default();
     let nodes = cluster.live();
     let issued = Arc::new(AtomicU64::new(0));
     let payload = Bytes::from(vec![7u8; cfg.payload]);
@@ -282,7 +289,7 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
     let secs = start.elapsed().as_secs_f64();
     #[cfg(feature = "rocks")]
     let (leader_entries_per_sync, leader_sync_us, follower_sync_us) = {
-        let after = rocks.all_stats();
+        let after = rocks.as_ref().map(|r| r.all_stats()).unwrap_or_default();
         let during = |id: actraft::NodeId| match (stats_before.get(&id), after.get(&id)) {
             (Some(a), Some(b)) if b.syncs > a.syncs => Some((
                 b.syncs - a.syncs,
@@ -383,7 +390,6 @@ pub async fn run(cfg: &ThroughputConfig) -> Result<ThroughputResult, BenchError>
 /// RocksDB storages whose write counters the benchmark reads.
 #[cfg(feature = "rocks")]
 mod rocks_stats {
-    use std::path::PathBuf;
     use std::sync::Arc;
 
     use actraft::{LogStorage, NodeId};
@@ -393,8 +399,8 @@ mod rocks_stats {
     use async_trait::async_trait;
 
     /// RocksDB storages whose write counters the benchmark reads: each node's store and
-    /// snapshots where [`RocksStorages`] keeps them (under the data directory given, or a
-    /// temporary one), the stores opened here so that the benchmark holds them.
+    /// snapshots where [`RocksStorages`] keeps them, the stores opened here so that the
+    /// benchmark holds them.
     #[derive(Clone)]
     pub(super) struct RocksWithStats {
         inner: Arc<std::sync::Mutex<RocksInner>>,
@@ -403,31 +409,16 @@ mod rocks_stats {
     struct RocksInner {
         // Fields drop in order: the stores close before a temporary directory is removed.
         stores: std::collections::BTreeMap<NodeId, RocksStorage>,
-        /// The directories, made when the first store opens.
-        dirs: Option<RocksStorages>,
-        /// The data directory given, until the directories are made.
-        data_dir: Option<PathBuf>,
-    }
-
-    impl RocksInner {
-        fn dirs(&mut self) -> Result<&mut RocksStorages, String> {
-            if self.dirs.is_none() {
-                let dirs = actraft_examples::rocks::provider(self.data_dir.take())
-                    .map_err(|e| e.to_string())?;
-                self.dirs = Some(dirs);
-            }
-            Ok(self.dirs.as_mut().expect("set above"))
-        }
+        dirs: RocksStorages,
     }
 
     impl RocksWithStats {
-        /// Stores under `data_dir`, or under a temporary directory when it is `None`.
-        pub(super) fn new(data_dir: Option<PathBuf>) -> Self {
+        /// Stores where `dirs` puts them.
+        pub(super) fn new(dirs: RocksStorages) -> Self {
             Self {
                 inner: Arc::new(std::sync::Mutex::new(RocksInner {
                     stores: Default::default(),
-                    dirs: None,
-                    data_dir,
+                    dirs,
                 })),
             }
         }
@@ -446,10 +437,12 @@ mod rocks_stats {
     #[async_trait(?Send)]
     impl StorageProvider for RocksWithStats {
         async fn open(&mut self, id: NodeId) -> Result<Box<dyn LogStorage>, String> {
-            let path = {
-                let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                inner.dirs()?.node_dir(id)
-            };
+            let path = self
+                .inner
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .dirs
+                .node_dir(id);
             let store = RocksStorage::open(path, RocksOptions::default())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -460,7 +453,7 @@ mod rocks_stats {
 
         fn snapshots(&mut self, id: NodeId) -> Result<SnapshotStores, String> {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            inner.dirs()?.snapshots(id)
+            inner.dirs.snapshots(id)
         }
     }
 }

@@ -395,13 +395,46 @@ impl NetnsLan {
         Ok(())
     }
 
-    /// Undoes every isolation and cut.
+    /// Cuts the link from node `from` to node `to` one way: what `from` sends to `to` is
+    /// dropped (its route there is a blackhole, so its sends fail), while `to` still
+    /// reaches `from`.
+    ///
+    /// # Errors
+    ///
+    /// When `ip` fails.
+    pub fn block(&self, from: NodeId, to: NodeId) -> Result<(), String> {
+        let dest = format!("10.213.{}.{to}/32", self.net);
+        run(
+            "ip",
+            &[
+                "-n",
+                &self.namespace(from),
+                "route",
+                "add",
+                "blackhole",
+                &dest,
+            ],
+        )
+    }
+
+    /// Undoes every isolation, cut and one-way block.
     ///
     /// # Errors
     ///
     /// When `ip` or `bridge` fails.
     pub fn heal(&self) -> Result<(), String> {
         for &id in &self.ids {
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &self.namespace(id),
+                    "route",
+                    "flush",
+                    "type",
+                    "blackhole",
+                ],
+            )?;
             run(
                 "bridge",
                 &["link", "set", "dev", &self.port(id), "isolated", "off"],

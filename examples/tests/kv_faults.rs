@@ -13,7 +13,8 @@
 //! size (default 3). With `ACTRAFT_KV_NETNS=1` (root, iproute2) each node runs in a
 //! network namespace of its own on one bridge, and the nemesis also partitions, for up
 //! to 8 s: it cuts a node off from everyone, or cuts the link between two nodes, or every
-//! link between nodes while clients still reach them all. It runs the `kv` example
+//! link between nodes while clients still reach them all, or cuts one way only (one link,
+//! or everything a node sends to the other nodes, or everything they send to it). It runs the `kv` example
 //! binary, which `cargo test -p actraft-examples --features rocks` builds along with the
 //! tests.
 

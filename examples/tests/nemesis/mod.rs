@@ -333,7 +333,7 @@ impl<'a> Nemesis<'a> {
             // Partitions (network namespaces only).
             8..=10 => {
                 let lan = self.lan.expect("partitions need the namespaces");
-                match self.rng.below(3) {
+                match self.rng.below(6) {
                     0 => {
                         self.say(&format!("cut node {target} off"));
                         lan.isolate(target).unwrap();
@@ -342,6 +342,25 @@ impl<'a> Nemesis<'a> {
                         let other = other_than(&ids, target, &mut self.rng);
                         self.say(&format!("cut the link {target}-{other}"));
                         lan.cut(&[target, other]).unwrap();
+                    }
+                    3 => {
+                        let other = other_than(&ids, target, &mut self.rng);
+                        self.say(&format!("cut the link {target}->{other} one way"));
+                        lan.block(target, other).unwrap();
+                    }
+                    // Heard by nobody, while it hears every node.
+                    4 => {
+                        self.say(&format!("node {target} reaches no node, one way"));
+                        for &other in ids.iter().filter(|&&id| id != target) {
+                            lan.block(target, other).unwrap();
+                        }
+                    }
+                    // Hears nobody, while every node hears it.
+                    5 => {
+                        self.say(&format!("no node reaches node {target}, one way"));
+                        for &other in ids.iter().filter(|&&id| id != target) {
+                            lan.block(other, target).unwrap();
+                        }
                     }
                     // No node reaches another, while clients reach every node.
                     _ => {

@@ -30,6 +30,7 @@ fn simulation() {
     let totals = Mutex::new((0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64));
     let snapshots = Mutex::new((0u64, 0u64));
     let log_reads = AtomicU64::new(0);
+    let one_way = Mutex::new((0u64, 0u64, 0u64));
     let memberships = Mutex::new((0u64, 0u64));
     let failures: Mutex<Vec<SimReport>> = Mutex::new(Vec::new());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -53,6 +54,10 @@ fn simulation() {
                     s.0 += report.snapshots.0;
                     s.1 += report.snapshots.1;
                     log_reads.fetch_add(report.log_reads, Ordering::Relaxed);
+                    let mut o = one_way.lock().unwrap();
+                    o.0 += report.one_way_cuts;
+                    o.1 += report.liveness_cut.0;
+                    o.2 += report.liveness_cut.1;
                     let mut m = memberships.lock().unwrap();
                     m.0 += report.memberships.0;
                     m.1 += report.memberships.1;
@@ -97,6 +102,10 @@ fn simulation() {
     println!(
         "simulation: {} reads of stored entries behind a leader's in-memory window",
         log_reads.load(Ordering::Relaxed)
+    );
+    let (cuts, live_cut, live_healed) = *one_way.lock().unwrap();
+    println!(
+        "simulation: {cuts} one-way cuts; {live_cut} liveness phases with a node cut one way ({live_healed} healed when a configuration change left the others no majority)"
     );
     let (asked, completed) = *memberships.lock().unwrap();
     println!("simulation: {asked} membership changes asked, {completed} completed");

@@ -32,7 +32,8 @@ impl Simulation {
                 }
                 self.trace.push(self.now, TraceEvent::Partition { groups });
             }
-            65..=79 => {
+            72..=79 => self.cut_one_way(),
+            65..=71 => {
                 let i = self.rng.below(n) as usize;
                 for (j, node) in self.nodes.iter_mut().enumerate() {
                     node.group = u32::from(j == i);
@@ -48,8 +49,94 @@ impl Simulation {
                 for node in &mut self.nodes {
                     node.group = 0;
                 }
+                self.one_way.clear();
                 self.trace.push(self.now, TraceEvent::Heal);
             }
+        }
+    }
+
+    /// Cuts links one way only: one link, everything a node sends to the others (it hears
+    /// them, none hears it), or everything the others send to it (the reverse). The cuts
+    /// add to those already made, until the next heal.
+    fn cut_one_way(&mut self) {
+        let n = self.nodes.len();
+        let i = self.rng.below(n as u64) as usize;
+        let others = (0..n).filter(|&j| j != i);
+        let cut: Vec<(usize, usize)> = match self.rng.below(3) {
+            0 => {
+                let j = (i + 1 + self.rng.below(n as u64 - 1) as usize) % n;
+                vec![(i, j)]
+            }
+            1 => others.map(|j| (i, j)).collect(),
+            _ => others.map(|j| (j, i)).collect(),
+        };
+        let links = cut
+            .iter()
+            .map(|&(from, to)| (self.nodes[from].id, self.nodes[to].id))
+            .collect();
+        self.one_way.extend(cut);
+        self.one_way_cuts += 1;
+        self.trace.push(self.now, TraceEvent::OneWay { links });
+    }
+
+    /// Leaves one node cut one way through the liveness phase (on a quarter of the
+    /// seeds): the leader if there is one, heard by no node (it hears them) on half of
+    /// those seeds, hearing no node (they hear it) on the other half. The others still
+    /// form a majority, so they must elect a leader among them and commit: a leader that
+    /// is not heard steps down (CheckQuorum), and a node that hears no one must not
+    /// disrupt them (Pre-Vote). See [`keep_liveness_cut`](Self::keep_liveness_cut) for
+    /// when it is healed instead.
+    pub(super) fn cut_through_liveness(&mut self) {
+        let n = self.nodes.len();
+        let i = self.nodes.iter().position(SimNode::is_leader).unwrap_or(0);
+        if !self.majority_without(i) {
+            return;
+        }
+        let others = (0..n).filter(|&j| j != i);
+        let cut: Vec<(usize, usize)> = if (self.cfg.seed / 4).is_multiple_of(2) {
+            others.map(|j| (i, j)).collect()
+        } else {
+            others.map(|j| (j, i)).collect()
+        };
+        let links = cut
+            .iter()
+            .map(|&(from, to)| (self.nodes[from].id, self.nodes[to].id))
+            .collect();
+        self.one_way.extend(cut);
+        self.liveness_cut = Some(i);
+        self.liveness_cut_stats.0 = 1;
+        self.trace.push(self.now, TraceEvent::OneWay { links });
+    }
+
+    /// Whether the nodes other than `i` hold a majority of every voter set in every
+    /// node's view (each one's latest configuration, joint ones by both halves).
+    fn majority_without(&self, i: usize) -> bool {
+        let id = self.nodes[i].id;
+        self.nodes.iter().filter_map(SimNode::core).all(|c| {
+            c.membership().halves().all(|h| {
+                let voters = h.voters();
+                let left = voters.len() - usize::from(voters.contains(&id));
+                left > voters.len() / 2
+            })
+        })
+    }
+
+    /// The cut node of the liveness phase stays cut while the others hold a majority of
+    /// every configuration. A change already under way when the phase began can still
+    /// make one in which they do not (say, a joint configuration whose new half is the
+    /// cut node and one other): no cluster can commit then, so the cut is healed and the
+    /// liveness bound counts again from there.
+    pub(super) fn keep_liveness_cut(&mut self) {
+        let Some(i) = self.liveness_cut else { return };
+        if self.majority_without(i) {
+            return;
+        }
+        self.liveness_cut = None;
+        self.liveness_cut_stats.1 = 1;
+        self.one_way.clear();
+        self.trace.push(self.now, TraceEvent::Heal);
+        if let Some(live) = self.liveness.as_mut() {
+            live.deadline = self.now + self.cfg.liveness_bound;
         }
     }
 
@@ -84,7 +171,10 @@ impl Simulation {
 
     pub(super) fn send(&mut self, env: Envelope) {
         let (from, to) = (self.index_of(env.from), self.index_of(env.to));
-        if self.nodes[from].group != self.nodes[to].group || self.chance(self.cfg.drop_per_mille) {
+        if self.nodes[from].group != self.nodes[to].group
+            || self.one_way.contains(&(from, to))
+            || self.chance(self.cfg.drop_per_mille)
+        {
             return;
         }
         let (lo, hi) = self.cfg.delay;

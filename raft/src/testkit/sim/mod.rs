@@ -6,9 +6,9 @@
 //! writes in flight, reply matching, bounded applies, `Busy` answers. Every answer a
 //! simulated client gets is checked against what committed.
 //!
-//! Everything — message delays, drops, duplicates, partitions, crashes, disk latency,
-//! client proposals, election timeouts, the driver's bounds — comes from one seed, so a
-//! failing seed replays exactly. A crashed node loses everything but what its simulated
+//! Everything — message delays, drops, duplicates, partitions, links cut one way,
+//! crashes, disk latency, client proposals, election timeouts, the driver's bounds —
+//! comes from one seed, so a failing seed replays exactly. A crashed node loses everything but what its simulated
 //! disk made durable.
 
 mod checker;
@@ -152,6 +152,12 @@ pub struct SimReport {
     /// Reads of stored entries behind a leader's in-memory window, answered from the
     /// simulated disk.
     pub log_reads: u64,
+    /// One-way cuts made during the fault phase.
+    pub one_way_cuts: u64,
+    /// Whether the liveness phase ran with a node cut one way (1 or 0), and whether that
+    /// cut was healed early because a configuration change left the other nodes no
+    /// majority (1 or 0).
+    pub liveness_cut: (u64, u64),
     /// The first property broken, if any, with the tail of the trace.
     pub failure: Option<SimFailure>,
 }
@@ -235,6 +241,12 @@ pub struct Simulation {
     actions: Vec<Option<Action>>,
     free: Vec<usize>,
     nodes: Vec<SimNode>,
+    /// Links cut one way, as `(sender, recipient)` node positions.
+    one_way: BTreeSet<(usize, usize)>,
+    /// The node left cut one way through the liveness phase, if any.
+    liveness_cut: Option<usize>,
+    one_way_cuts: u64,
+    liveness_cut_stats: (u64, u64),
     members: Vec<NodeId>,
     checker: Checker,
     trace: trace::Trace,
@@ -294,6 +306,10 @@ impl Simulation {
             actions: Vec::new(),
             free: Vec::new(),
             nodes: Vec::new(),
+            one_way: BTreeSet::new(),
+            liveness_cut: None,
+            one_way_cuts: 0,
+            liveness_cut_stats: (0, 0),
             members: members.clone(),
             checker: Checker::new(),
             trace: trace::Trace::new(64),
@@ -357,6 +373,8 @@ impl Simulation {
             reads_failed: self.reads_failed,
             snapshots: (self.snapshots_taken, self.snapshots_installed),
             log_reads: self.log_reads,
+            one_way_cuts: self.one_way_cuts,
+            liveness_cut: self.liveness_cut_stats,
             failure: result.err().map(|property| SimFailure {
                 property,
                 trace: self.trace.render(),
@@ -422,6 +440,10 @@ impl Simulation {
     }
 
     fn check_liveness(&mut self) -> Result<Option<Result<(), String>>, String> {
+        if self.liveness.is_none() {
+            return Ok(None);
+        }
+        self.keep_liveness_cut();
         let Some(live) = self.liveness.as_mut() else {
             return Ok(None);
         };
@@ -732,10 +754,14 @@ impl Simulation {
                 for n in &mut self.nodes {
                     n.group = 0;
                 }
+                self.one_way.clear();
                 for i in 0..self.nodes.len() {
                     if self.nodes[i].driver.is_none() {
                         self.restart(i)?;
                     }
+                }
+                if self.cfg.seed % 4 == 1 {
+                    self.cut_through_liveness();
                 }
                 self.cfg.drop_per_mille = 0;
                 self.cfg.duplicate_per_mille = 0;

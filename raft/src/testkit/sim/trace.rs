@@ -65,6 +65,12 @@ pub enum TraceEvent {
         /// The node.
         node: NodeId,
     },
+    /// Links cut one way: what each `(from, to)` pair's sender sends is lost, while the
+    /// other direction still works.
+    OneWay {
+        /// The cut directions, sender first.
+        links: Vec<(NodeId, NodeId)>,
+    },
     /// Every partition healed.
     Heal,
     /// A leader was asked to hand over leadership.

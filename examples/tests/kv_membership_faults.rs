@@ -176,9 +176,11 @@ async fn kv_histories_stay_linearizable_through_membership_changes_under_faults(
         last = voters(&admin).await;
     }
     eprintln!(
-        "kv membership faults: secs={secs} seed={seed} changes={changes} wiped={wiped} voters={last:?} kills={} pauses={} partitions={} {summary}",
-        nemesis.kills, nemesis.pauses, nemesis.partitions,
+        "kv membership faults: secs={secs} seed={seed} changes={changes} wiped={wiped} voters={last:?} kills={} pauses={} partitions={} {} {summary}",
+        nemesis.kills, nemesis.pauses, nemesis.partitions, nemesis.served_line(),
     );
+    let unserved = nemesis.unserved();
+    assert!(unserved.is_empty(), "{unserved}\n{}", logs(&nodes));
     assert!(
         changes >= 1,
         "no membership change went through\n{}",

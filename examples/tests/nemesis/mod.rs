@@ -17,6 +17,12 @@ use actraft_examples::kv_wire::ReadPath;
 /// Keys the clients write and read.
 pub const KEYS: usize = 4;
 
+/// How long a partition that leaves the other nodes connected and a majority may go
+/// without a read index answered: an election timeout or two for CheckQuorum to depose a
+/// leader nobody hears and for the others to elect, a QUIC reconnection, the client's
+/// retries.
+pub const SERVE_BOUND: Duration = Duration::from_secs(10);
+
 /// Concurrent clients.
 pub const CLIENTS: usize = 5;
 
@@ -259,6 +265,10 @@ pub struct Nemesis<'a> {
     pub pauses: u64,
     /// Partitions made.
     pub partitions: u64,
+    /// Partitions that left the other nodes a connected majority, and how long each
+    /// took until the cluster answered a read index (`None`: not within
+    /// [`SERVE_BOUND`]).
+    pub served: Vec<Option<Duration>>,
     /// Finds the leader, to aim at it.
     observer: KvClient,
     /// Every node by its address.
@@ -283,6 +293,7 @@ impl<'a> Nemesis<'a> {
             kills: 0,
             pauses: 0,
             partitions: 0,
+            served: Vec::new(),
             observer: client(&dir.join("certs"), addrs, Duration::from_secs(2)),
             by_addr: addrs.iter().map(|(&id, a)| (a.clone(), id)).collect(),
         }
@@ -304,6 +315,44 @@ impl<'a> Nemesis<'a> {
                 ids[self.rng.below(ids.len() as u64) as usize]
             }
         }
+    }
+
+    /// How long until a read index is answered (by any node the observer finds), or
+    /// `None` when none is within `bound`.
+    async fn serve_within(&mut self, bound: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        while started.elapsed() < bound {
+            if self.observer.get_with("k0", ReadPath::Index).await.is_ok() {
+                return Some(started.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// `served=<served>/<partitions that left a connected majority> slowest=<time>`, for
+    /// the test's summary line.
+    pub fn served_line(&self) -> String {
+        let served: Vec<Duration> = self.served.iter().flatten().copied().collect();
+        let slowest = served.iter().max().copied().unwrap_or_default();
+        format!(
+            "served={}/{} slowest={slowest:.1?}",
+            served.len(),
+            self.served.len()
+        )
+    }
+
+    /// The partitions that left a connected majority but were not served within
+    /// [`SERVE_BOUND`], as a line for an assertion (empty when there were none).
+    pub fn unserved(&self) -> String {
+        let stalled = self.served.iter().filter(|s| s.is_none()).count();
+        if stalled == 0 {
+            return String::new();
+        }
+        format!(
+            "{stalled} of {} partitions that left the other nodes a connected majority were not served within {SERVE_BOUND:?}",
+            self.served.len()
+        )
     }
 
     /// Prints what the nemesis does, with the time (shown with a failed test's output).
@@ -333,7 +382,8 @@ impl<'a> Nemesis<'a> {
             // Partitions (network namespaces only).
             8..=10 => {
                 let lan = self.lan.expect("partitions need the namespaces");
-                match self.rng.below(6) {
+                let kind = self.rng.below(6);
+                match kind {
                     0 => {
                         self.say(&format!("cut node {target} off"));
                         lan.isolate(target).unwrap();
@@ -369,7 +419,19 @@ impl<'a> Nemesis<'a> {
                     }
                 }
                 self.partitions += 1;
-                tokio::time::sleep(millis(&mut self.rng, 300, 8000)).await;
+                let hold = millis(&mut self.rng, 300, 8000);
+                let cut_at = Instant::now();
+                // Every cut but the one of all links leaves the other nodes connected
+                // and a majority: the cluster must answer while it lasts.
+                if kind != 2 {
+                    let served = self.serve_within(SERVE_BOUND).await;
+                    match served {
+                        Some(after) => self.say(&format!("served after {after:.1?}")),
+                        None => self.say(&format!("not served within {SERVE_BOUND:?}")),
+                    }
+                    self.served.push(served);
+                }
+                tokio::time::sleep(hold.saturating_sub(cut_at.elapsed())).await;
                 lan.heal().unwrap();
                 self.say("healed");
             }

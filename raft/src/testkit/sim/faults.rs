@@ -61,21 +61,33 @@ impl Simulation {
     fn cut_one_way(&mut self) {
         let n = self.nodes.len();
         let i = self.rng.below(n as u64) as usize;
-        let others = (0..n).filter(|&j| j != i);
-        let cut: Vec<(usize, usize)> = match self.rng.below(3) {
+        let cut = match self.rng.below(3) {
             0 => {
                 let j = (i + 1 + self.rng.below(n as u64 - 1) as usize) % n;
                 vec![(i, j)]
             }
-            1 => others.map(|j| (i, j)).collect(),
-            _ => others.map(|j| (j, i)).collect(),
+            kind => self.links_of(i, kind == 1),
         };
+        self.cut_links(cut);
+        self.one_way_cuts += 1;
+    }
+
+    /// Every link between node `i` and the others, sender first: those out of it when
+    /// `out`, else those into it.
+    fn links_of(&self, i: usize, out: bool) -> Vec<(usize, usize)> {
+        (0..self.nodes.len())
+            .filter(|&j| j != i)
+            .map(|j| if out { (i, j) } else { (j, i) })
+            .collect()
+    }
+
+    /// Cuts the directions `cut` (sender, recipient) until the next heal.
+    fn cut_links(&mut self, cut: Vec<(usize, usize)>) {
         let links = cut
             .iter()
             .map(|&(from, to)| (self.nodes[from].id, self.nodes[to].id))
             .collect();
         self.one_way.extend(cut);
-        self.one_way_cuts += 1;
         self.trace.push(self.now, TraceEvent::OneWay { links });
     }
 
@@ -87,25 +99,14 @@ impl Simulation {
     /// disrupt them (Pre-Vote). See [`keep_liveness_cut`](Self::keep_liveness_cut) for
     /// when it is healed instead.
     pub(super) fn cut_through_liveness(&mut self) {
-        let n = self.nodes.len();
         let i = self.nodes.iter().position(SimNode::is_leader).unwrap_or(0);
         if !self.majority_without(i) {
             return;
         }
-        let others = (0..n).filter(|&j| j != i);
-        let cut: Vec<(usize, usize)> = if (self.cfg.seed / 4).is_multiple_of(2) {
-            others.map(|j| (i, j)).collect()
-        } else {
-            others.map(|j| (j, i)).collect()
-        };
-        let links = cut
-            .iter()
-            .map(|&(from, to)| (self.nodes[from].id, self.nodes[to].id))
-            .collect();
-        self.one_way.extend(cut);
+        let cut = self.links_of(i, (self.cfg.seed / 4).is_multiple_of(2));
+        self.cut_links(cut);
         self.liveness_cut = Some(i);
         self.liveness_cut_stats.0 = 1;
-        self.trace.push(self.now, TraceEvent::OneWay { links });
     }
 
     /// Whether the nodes other than `i` hold a majority of every voter set in every

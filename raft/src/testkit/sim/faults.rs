@@ -96,11 +96,23 @@ impl Simulation {
     /// those seeds, hearing no node (they hear it) on the other half. The others still
     /// form a majority, so they must elect a leader among them and commit: a leader that
     /// is not heard steps down (CheckQuorum), and a node that hears no one must not
-    /// disrupt them (Pre-Vote). See [`keep_liveness_cut`](Self::keep_liveness_cut) for
-    /// when it is healed instead.
+    /// disrupt them (Pre-Vote). Only when every node holds the same stable configuration
+    /// as its latest: a node whose log still ends in a configuration of an older,
+    /// uncommitted branch counts votes by it, and may need the vote of a node that is no
+    /// voter of the configuration in force and refuses it for a longer log (only the cut
+    /// node could then win). See [`keep_liveness_cut`](Self::keep_liveness_cut) for when
+    /// it is healed instead.
     pub(super) fn cut_through_liveness(&mut self) {
         let i = self.nodes.iter().position(SimNode::is_leader).unwrap_or(0);
-        if !self.majority_without(i) {
+        let mut views = self
+            .nodes
+            .iter()
+            .filter_map(SimNode::core)
+            .map(|c| (c.membership_index(), c.membership().is_joint()));
+        let first = views.next();
+        let one_stable_view =
+            first.is_some_and(|(_, joint)| !joint) && views.all(|view| Some(view) == first);
+        if !one_stable_view || !self.majority_without(i) {
             return;
         }
         let cut = self.links_of(i, (self.cfg.seed / 4).is_multiple_of(2));

@@ -242,13 +242,12 @@ impl RaftCore {
         }
     }
 
-    /// Tracks every node this leader replicates to (see `peers`); nodes removed by a
-    /// committed configuration are dropped by `prune_removed`.
+    /// Tracks every node this leader replicates to (see `peers`). Nodes only ever leave
+    /// through `prune_removed`, once the configuration in force is committed: a node
+    /// that an earlier, committed configuration removed may still be owed the heartbeat
+    /// that tells it so when the next change is appended.
     fn sync_progress(&mut self) {
         let peers: std::collections::BTreeSet<NodeId> = self.peers().collect();
-        if self.configs.current_index() > self.commit {
-            self.progress.retain(|id, _| peers.contains(id));
-        }
         let next = self.log.last_index() + 1;
         let now = self.now;
         for id in peers {

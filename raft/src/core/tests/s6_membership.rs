@@ -367,6 +367,36 @@ fn s6_silent_removed_node_is_let_go_on_a_heartbeat() {
     assert_eq!(c.status(1).role, Role::Leader);
 }
 
+/// A removed node the leader has not reached yet stays among the nodes it replicates to
+/// when the next change is appended before the removal's last heartbeat went out: it
+/// still learns that its removal is committed once it can be reached.
+#[test]
+fn s6_removed_node_keeps_its_last_heartbeat_through_the_next_change() {
+    let mut c = led_by_1_with_joining(&[4]);
+    c.isolate(3);
+    change(&mut c, m(&[1, 2], &[]));
+    assert_eq!(stable(&c, 1), m(&[1, 2], &[]));
+    assert!(c.node(1).links().contains(&3), "node 3 not heard from yet");
+    c.node_mut(1)
+        .propose_membership(m(&[1, 2], &[4]), true)
+        .expect("change accepted");
+    assert!(
+        c.node(1).links().contains(&3),
+        "node 3 is still owed the heartbeat that tells it its removal"
+    );
+    c.heal();
+    c.run();
+    assert_eq!(stable(&c, 1), m(&[1, 2], &[4]));
+    let s3 = c.status(3);
+    assert!(s3.removed && !s3.voter, "{s3:?}");
+    assert!(
+        s3.commit_index >= s3.membership_index,
+        "node 3 knows its removal is committed: {s3:?}"
+    );
+    assert!(!c.node(3).can_campaign());
+    assert!(!c.node(1).links().contains(&3), "node 3 let go");
+}
+
 /// §6: servers process incoming requests without consulting their configuration. A
 /// follower cut off while the cluster added a node that then became leader still holds
 /// the old configuration: it takes the new leader's AppendEntries and names that leader

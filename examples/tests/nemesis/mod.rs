@@ -382,21 +382,25 @@ impl<'a> Nemesis<'a> {
             // Partitions (network namespaces only).
             8..=10 => {
                 let lan = self.lan.expect("partitions need the namespaces");
-                let kind = self.rng.below(6);
-                match kind {
+                // Whether the nodes other than those cut off stay connected and a
+                // majority: then the cluster must answer while the cut lasts.
+                let majority_left = match self.rng.below(6) {
                     0 => {
                         self.say(&format!("cut node {target} off"));
                         lan.isolate(target).unwrap();
+                        true
                     }
                     1 => {
                         let other = other_than(&ids, target, &mut self.rng);
                         self.say(&format!("cut the link {target}-{other}"));
                         lan.cut(&[target, other]).unwrap();
+                        true
                     }
                     3 => {
                         let other = other_than(&ids, target, &mut self.rng);
                         self.say(&format!("cut the link {target}->{other} one way"));
                         lan.block(target, other).unwrap();
+                        true
                     }
                     // Heard by nobody, while it hears every node.
                     4 => {
@@ -404,6 +408,7 @@ impl<'a> Nemesis<'a> {
                         for &other in ids.iter().filter(|&&id| id != target) {
                             lan.block(target, other).unwrap();
                         }
+                        true
                     }
                     // Hears nobody, while every node hears it.
                     5 => {
@@ -411,19 +416,19 @@ impl<'a> Nemesis<'a> {
                         for &other in ids.iter().filter(|&&id| id != target) {
                             lan.block(other, target).unwrap();
                         }
+                        true
                     }
                     // No node reaches another, while clients reach every node.
                     _ => {
                         self.say("cut every link between nodes");
                         lan.cut(&ids).unwrap();
+                        false
                     }
-                }
+                };
                 self.partitions += 1;
                 let hold = millis(&mut self.rng, 300, 8000);
                 let cut_at = Instant::now();
-                // Every cut but the one of all links leaves the other nodes connected
-                // and a majority: the cluster must answer while it lasts.
-                if kind != 2 {
+                if majority_left {
                     let served = self.serve_within(SERVE_BOUND).await;
                     match served {
                         Some(after) => self.say(&format!("served after {after:.1?}")),

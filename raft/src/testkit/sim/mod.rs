@@ -8,8 +8,8 @@
 //!
 //! Everything — message delays, drops, duplicates, partitions, links cut one way,
 //! crashes, disk latency, client proposals, election timeouts, the driver's bounds —
-//! comes from one seed, so a failing seed replays exactly. A crashed node loses everything but what its simulated
-//! disk made durable.
+//! comes from one seed, so a failing seed replays exactly. A crashed node loses
+//! everything but what its simulated disk made durable.
 
 mod checker;
 mod faults;
@@ -440,9 +440,7 @@ impl Simulation {
     }
 
     fn check_liveness(&mut self) -> Result<Option<Result<(), String>>, String> {
-        if self.liveness.is_none() {
-            return Ok(None);
-        }
+        // A no-op outside the liveness phase, which alone has a cut of its own.
         self.keep_liveness_cut();
         let Some(live) = self.liveness.as_mut() else {
             return Ok(None);
